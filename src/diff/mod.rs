@@ -1,0 +1,155 @@
+//! Diff (pure): two inventories to the list of semantic changes between them.
+//!
+//! In: the old and the new [`Inventory`] (the old one may be empty, for a first apply). Out:
+//! [`Change`]s at entity level with field-level detail: user `pg-meta/dbuser_app` changed
+//! `connlimit`; member `10.0.0.13` joined `pg-test`; `pg_hba` of two hosts of `pg-test` changed
+//! because `all.vars.admin_ip` did. Comparison is on parsed values, never text, so layout, key
+//! order, comments, anchors and flow vs block style are no-ops. Values are kept raw here; every
+//! renderer redacts them.
+
+mod hosts;
+mod named;
+mod pgsql;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_yaml_ng::Value;
+
+use crate::inventory::model::Module;
+use crate::inventory::Inventory;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Entity {
+    Cluster,
+    Member,
+    User,
+    Database,
+    Hba,
+    Service,
+    Parameter,
+    RedisInstance,
+    Host,
+    Var,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Cluster => "cluster",
+            Entity::Member => "member",
+            Entity::User => "user",
+            Entity::Database => "database",
+            Entity::Hba => "hba",
+            Entity::Service => "service",
+            Entity::Parameter => "parameter",
+            Entity::RedisInstance => "redis-instance",
+            Entity::Host => "host",
+            Entity::Var => "var",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    /// Gone from the YAML without `state: absent`: left in place, reported.
+    Unmanaged,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Unmanaged => "unmanaged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    #[serde(skip)]
+    pub module: Module,
+    #[serde(skip)]
+    pub cluster: String,
+    pub entity: Entity,
+    pub name: String,
+    pub op: Op,
+    /// Changed fields (for users: `connlimit`; for HBA: the inputs that changed it).
+    pub fields: Vec<String>,
+    /// Hosts the change touches (all members for a cluster-wide change).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Values before and after, for rendering (redacted by the renderer).
+    #[serde(skip)]
+    pub old: Option<Value>,
+    #[serde(skip)]
+    pub new: Option<Value>,
+}
+
+impl Change {
+    pub fn new(module: Module, cluster: &str, entity: Entity, name: &str, op: Op) -> Self {
+        Change {
+            module,
+            cluster: cluster.to_string(),
+            entity,
+            name: name.to_string(),
+            op,
+            fields: vec![],
+            hosts: vec![],
+            old: None,
+            new: None,
+        }
+    }
+
+    pub fn values(mut self, old: Option<&Value>, new: Option<&Value>) -> Self {
+        self.old = old.cloned();
+        self.new = new.cloned();
+        self
+    }
+
+    pub fn fields(mut self, fields: Vec<String>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    pub fn hosts(mut self, hosts: Vec<String>) -> Self {
+        self.hosts = hosts;
+        self
+    }
+}
+
+/// All changes, grouped by (module, cluster) in a deterministic order.
+#[derive(Debug, Default, Clone)]
+pub struct Diff {
+    pub changes: Vec<Change>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Changes grouped by cluster: `(module, cluster) -> changes`.
+    pub fn by_cluster(&self) -> BTreeMap<(Module, &str), Vec<&Change>> {
+        let mut out: BTreeMap<(Module, &str), Vec<&Change>> = BTreeMap::new();
+        for c in &self.changes {
+            out.entry((c.module, c.cluster.as_str())).or_default().push(c);
+        }
+        out
+    }
+}
+
+pub fn diff(old: &Inventory, new: &Inventory) -> Diff {
+    let mut changes = Vec::new();
+    pgsql::diff(old, new, &mut changes);
+    hosts::diff(old, new, &mut changes);
+    changes.sort_by(|a, b| (a.module, &a.cluster).cmp(&(b.module, &b.cluster)));
+    Diff { changes }
+}

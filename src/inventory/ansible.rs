@@ -1,0 +1,333 @@
+//! The Ansible layer: groups, hosts and effective variables.
+//!
+//! In: parsed YAML of the inventory (one file, or `hosts.yml` plus `group_vars/` and `host_vars/`
+//! files). Out: [`Tree`], with every group (own vars, hosts, children, depth) and every host with
+//! its *effective* variables under Ansible precedence: `all.vars`, then the host's groups (direct
+//! and ancestor) sorted by depth, `ansible_group_priority` and name, then host vars; later wins,
+//! dicts and lists replace. Problems become diagnostics; nothing here does IO.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::diag::{Diagnostic, Severity};
+use super::positions::Seg;
+use super::yaml::scalar_text;
+use super::{Origin, Var, Vars};
+
+#[derive(Debug, Default, Clone)]
+pub struct Group {
+    pub name: String,
+    pub vars: Vars,
+    pub hosts: Vec<String>,
+    pub children: Vec<String>,
+    pub parents: BTreeSet<String>,
+    pub depth: usize,
+    /// Where the group is first defined.
+    pub origin: Option<Arc<Origin>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Host {
+    pub name: String,
+    /// Groups that list the host directly, in document order.
+    pub groups: Vec<String>,
+    /// Host-level variables (all occurrences merged, then `host_vars/` files).
+    pub own: Vars,
+    /// Effective variables.
+    pub vars: Vars,
+    pub origin: Option<Arc<Origin>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub all_vars: Vars,
+    pub groups: BTreeMap<String, Group>,
+    /// Hosts in first-seen order is not needed; sorted by key for determinism.
+    pub hosts: BTreeMap<String, Host>,
+    pub diags: Vec<Diagnostic>,
+}
+
+fn key(s: &str) -> Seg {
+    Seg::Key(s.to_string())
+}
+
+/// Builds a [`Vars`] layer from a mapping found at `path` in `file`.
+pub fn vars_layer(file: &str, path: &[Seg], map: &Mapping, diags: &mut Vec<Diagnostic>) -> Vars {
+    let mut out = Vars::new();
+    for (k, v) in map {
+        let Some(name) = scalar_text(k) else {
+            diags.push(Diagnostic::new(Severity::Error, file, path.to_vec(), "variable names must be strings"));
+            continue;
+        };
+        let mut p = path.to_vec();
+        p.push(Seg::Key(name.clone()));
+        out.insert(name, Var { value: Arc::new(v.clone()), origin: Arc::new(Origin { file: file.to_string(), path: p }) });
+    }
+    out
+}
+
+impl Tree {
+    fn err(&mut self, file: &str, path: Vec<Seg>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::new(Severity::Error, file, path, msg));
+    }
+
+    /// Reads the inventory document (`all:` plus, rarely, other top-level groups).
+    pub fn from_document(file: &str, root: &Value) -> Tree {
+        let mut tree = Tree::default();
+        match root {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    let name = scalar_text(k).unwrap_or_default();
+                    if name == "all" {
+                        tree.read_group(file, vec![key("all")], "all", v, None);
+                    } else {
+                        tree.read_group(file, vec![Seg::Key(name.clone())], &name, v, Some("all"));
+                    }
+                }
+                if !m.contains_key("all") {
+                    tree.err(file, vec![], "expected a mapping with the root key `all`");
+                }
+            }
+            Value::Null => tree.err(file, vec![], "the inventory is empty; expected a mapping with the root key `all`"),
+            _ => tree.err(file, vec![], "expected a mapping with the root key `all`"),
+        }
+        tree
+    }
+
+    fn read_group(&mut self, file: &str, path: Vec<Seg>, name: &str, v: &Value, parent: Option<&str>) {
+        let origin = Arc::new(Origin { file: file.to_string(), path: path.clone() });
+        let group = self.groups.entry(name.to_string()).or_insert_with(|| Group {
+            name: name.to_string(),
+            origin: Some(origin.clone()),
+            ..Group::default()
+        });
+        if let Some(p) = parent {
+            group.parents.insert(p.to_string());
+        }
+        if let Some(p) = parent {
+            let pg = self.groups.get_mut(p).expect("parent group is created before its children");
+            if !pg.children.iter().any(|c| c == name) {
+                pg.children.push(name.to_string());
+            }
+        }
+        let map = match v {
+            Value::Null => return,
+            Value::Mapping(m) => m,
+            _ => return self.err(file, path, format!("group `{name}` must be a mapping with hosts, vars or children")),
+        };
+        for (k, sub) in map {
+            let field = scalar_text(k).unwrap_or_default();
+            let mut p = path.clone();
+            p.push(Seg::Key(field.clone()));
+            match (field.as_str(), sub) {
+                (_, Value::Null) => {}
+                ("vars", Value::Mapping(vars)) => {
+                    let layer = vars_layer(file, &p, vars, &mut self.diags);
+                    let g = self.groups.get_mut(name).expect("created above");
+                    if name == "all" {
+                        self.all_vars.extend(layer);
+                    } else {
+                        g.vars.extend(layer);
+                    }
+                }
+                ("hosts", Value::Mapping(hosts)) => self.read_hosts(file, &p, name, hosts),
+                ("children", Value::Mapping(children)) => {
+                    for (ck, cv) in children {
+                        let Some(child) = scalar_text(ck) else {
+                            self.err(file, p.clone(), "group names must be strings");
+                            continue;
+                        };
+                        if child == "all" || child == name {
+                            self.err(file, p.clone(), format!("group `{child}` cannot be a child of `{name}`"));
+                            continue;
+                        }
+                        let mut cp = p.clone();
+                        cp.push(Seg::Key(child.clone()));
+                        self.read_group(file, cp, &child, cv, Some(name));
+                    }
+                }
+                ("vars" | "hosts" | "children", _) => self.err(file, p, format!("`{field}` of group `{name}` must be a mapping")),
+                _ => self.err(file, p, format!("unexpected key `{field}` in group `{name}`; expected hosts, vars or children")),
+            }
+        }
+    }
+
+    fn read_hosts(&mut self, file: &str, path: &[Seg], group: &str, hosts: &Mapping) {
+        for (hk, hv) in hosts {
+            let Some(host) = scalar_text(hk) else {
+                self.err(file, path.to_vec(), "host names must be strings");
+                continue;
+            };
+            let mut hp = path.to_vec();
+            hp.push(Seg::Key(host.clone()));
+            let layer = match hv {
+                Value::Null => Vars::new(),
+                Value::Mapping(m) => vars_layer(file, &hp, m, &mut self.diags),
+                _ => {
+                    self.err(file, hp, format!("host `{host}` must map to its variables (a mapping) or nothing"));
+                    continue;
+                }
+            };
+            let g = self.groups.get_mut(group).expect("group exists");
+            if !g.hosts.contains(&host) {
+                g.hosts.push(host.clone());
+            }
+            let entry = self.hosts.entry(host.clone()).or_insert_with(|| Host {
+                name: host.clone(),
+                origin: Some(Arc::new(Origin { file: file.to_string(), path: hp.clone() })),
+                ..Host::default()
+            });
+            if !entry.groups.iter().any(|g| g == group) {
+                entry.groups.push(group.to_string());
+            }
+            for (name, var) in layer {
+                if let Some(prev) = entry.own.get(&name) {
+                    if prev.value != var.value {
+                        let first = super::positions::display_path(&prev.origin.path);
+                        self.diags.push(Diagnostic::new(
+                            Severity::Warning,
+                            file,
+                            var.origin.path.clone(),
+                            format!("host `{host}` sets `{name}` differently in two groups (first at {first}); the later one wins, as in Ansible's parse order"),
+                        ));
+                    }
+                }
+                entry.own.insert(name, var);
+            }
+        }
+    }
+
+    /// Overlays a `group_vars/<group>` file (it takes precedence over vars written inline).
+    pub fn overlay_group_vars(&mut self, group: &str, layer: Vars) {
+        if group == "all" {
+            self.all_vars.extend(layer);
+        } else if let Some(g) = self.groups.get_mut(group) {
+            g.vars.extend(layer);
+        }
+    }
+
+    /// Overlays a `host_vars/<host>` file.
+    pub fn overlay_host_vars(&mut self, host: &str, layer: Vars) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.own.extend(layer);
+        }
+    }
+
+    /// Computes group depths and every host's effective variables.
+    pub fn resolve(&mut self) {
+        self.compute_depths();
+        let names: Vec<String> = self.hosts.keys().cloned().collect();
+        for name in names {
+            let mut groups: BTreeSet<String> = BTreeSet::new();
+            let mut stack: Vec<String> = self.hosts[&name].groups.clone();
+            while let Some(g) = stack.pop() {
+                if g != "all" && groups.insert(g.clone()) {
+                    stack.extend(self.groups[&g].parents.iter().cloned());
+                }
+            }
+            let mut ordered: Vec<&Group> = groups.iter().map(|g| &self.groups[g]).collect();
+            ordered.sort_by_key(|g| (g.depth, priority(g), g.name.clone()));
+            let mut vars = self.all_vars.clone();
+            for g in ordered {
+                vars.extend(g.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            let host = self.hosts.get_mut(&name).expect("listed above");
+            vars.extend(host.own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            host.vars = vars;
+        }
+    }
+
+    fn compute_depths(&mut self) {
+        // Longest path from `all`; a cycle is reported and cut.
+        let mut depth: BTreeMap<String, usize> = BTreeMap::new();
+        let mut frontier = vec![("all".to_string(), 0usize)];
+        let limit = self.groups.len() + 1;
+        while let Some((g, d)) = frontier.pop() {
+            if d > limit {
+                let origin = self.groups[&g].origin.clone();
+                let (file, path) = origin.map(|o| (o.file.clone(), o.path.clone())).unwrap_or_default();
+                self.err(&file, path, format!("group `{g}` is its own ancestor (a cycle in children)"));
+                return;
+            }
+            if depth.get(&g).is_some_and(|&old| old >= d) && d > 0 {
+                continue;
+            }
+            depth.insert(g.clone(), d);
+            if let Some(group) = self.groups.get(&g) {
+                frontier.extend(group.children.iter().map(|c| (c.clone(), d + 1)));
+            }
+        }
+        for (g, d) in depth {
+            if let Some(group) = self.groups.get_mut(&g) {
+                group.depth = d;
+            }
+        }
+    }
+}
+
+fn priority(g: &Group) -> i64 {
+    g.vars.get("ansible_group_priority").and_then(|v| v.value.as_i64()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::yaml::parse;
+
+    fn tree(text: &str) -> Tree {
+        let v = parse("pigsty.yml", text).unwrap();
+        let mut t = Tree::from_document("pigsty.yml", &v);
+        t.resolve();
+        t
+    }
+
+    fn get<'a>(t: &'a Tree, host: &str, var: &str) -> &'a Value {
+        &t.hosts[host].vars[var].value
+    }
+
+    #[test]
+    fn same_depth_groups_merge_alphabetically_and_host_wins() {
+        let t = tree(
+            "all:\n  vars: { pg_conf: all.yml, a: 0 }\n  children:\n    pg-meta:\n      hosts: { 10.0.0.1: { pg_seq: 1 } }\n      vars: { pg_conf: meta.yml, b: meta }\n    infra:\n      hosts: { 10.0.0.1: { infra_seq: 1, b: host } }\n      vars: { pg_conf: infra.yml, node_tune: oltp }\n",
+        );
+        assert_eq!(get(&t, "10.0.0.1", "pg_conf"), &Value::from("meta.yml"), "p > i alphabetically");
+        assert_eq!(get(&t, "10.0.0.1", "node_tune"), &Value::from("oltp"), "infra vars reach pg hosts");
+        assert_eq!(get(&t, "10.0.0.1", "b"), &Value::from("host"), "host beats group");
+        assert_eq!(get(&t, "10.0.0.1", "a"), &Value::from(0));
+        assert_eq!(t.hosts["10.0.0.1"].groups, vec!["pg-meta", "infra"]);
+    }
+
+    #[test]
+    fn child_group_beats_parent_and_lists_replace() {
+        let t = tree(
+            "all:\n  vars: { pg_hba_rules: [1, 2] }\n  children:\n    zz:\n      vars: { x: parent, pg_hba_rules: [3] }\n      children:\n        aa:\n          hosts: { 10.0.0.2: }\n          vars: { x: child }\n",
+        );
+        assert_eq!(get(&t, "10.0.0.2", "x"), &Value::from("child"));
+        assert_eq!(t.groups["aa"].depth, 2);
+        let rules = get(&t, "10.0.0.2", "pg_hba_rules").as_sequence().unwrap();
+        assert_eq!(rules.len(), 1, "a group list replaces, never merges");
+    }
+
+    #[test]
+    fn group_priority_overrides_name_order() {
+        let t = tree(
+            "all:\n  children:\n    a:\n      hosts: { h: }\n      vars: { v: a, ansible_group_priority: 10 }\n    b:\n      hosts: { h: }\n      vars: { v: b }\n",
+        );
+        assert_eq!(get(&t, "h", "v"), &Value::from("a"));
+    }
+
+    #[test]
+    fn conflicting_host_vars_are_flagged() {
+        let t = tree("all:\n  children:\n    a: { hosts: { h: { x: 1 } } }\n    b: { hosts: { h: { x: 2 } } }\n");
+        assert_eq!(get(&t, "h", "x"), &Value::from(2));
+        assert!(t.diags.iter().any(|d| d.severity == Severity::Warning && d.message.contains("`x`")));
+    }
+
+    #[test]
+    fn structure_errors_are_reported() {
+        let t = tree("all:\n  children:\n    a: { hosts: [1, 2] }\n    b: { hostz: {} }\n");
+        assert_eq!(t.diags.iter().filter(|d| d.severity == Severity::Error).count(), 2, "{:?}", t.diags);
+    }
+}

@@ -1,0 +1,151 @@
+//! Inventory: Pigsty/Ansible YAML to a typed model of the fleet.
+//!
+//! In: [`InventoryFiles`] (the text of one `pigsty.yml`, or of a split layout's `hosts.yml`,
+//! `group_vars/*` and `host_vars/*`), read from a commit by `source`. Out: an [`Inventory`] with
+//! the effective variables of every host ([`ansible`]), the typed per-module model ([`model`]) and
+//! the diagnostics of [`validate`], each located at file, line and column. Pure: no IO.
+
+pub mod ansible;
+pub mod diag;
+pub mod model;
+pub mod positions;
+pub mod secrets;
+pub mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_yaml_ng::Value;
+
+pub use diag::{Diagnostic, Severity};
+pub use model::Model;
+pub use positions::Seg;
+
+/// Where a variable's value is written: a file and the YAML path inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub path: Vec<Seg>,
+}
+
+/// A variable's value and where it came from. Values are shared, never deep-copied per host.
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub value: Arc<Value>,
+    pub origin: Arc<Origin>,
+}
+
+pub type Vars = BTreeMap<String, Var>;
+
+/// A file of the inventory as read from a revision.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// All files that make one inventory.
+#[derive(Debug, Clone)]
+pub struct InventoryFiles {
+    /// `pigsty.yml`, or the split layout's `hosts.yml` / `inventory.yml`.
+    pub main: SourceFile,
+    /// `group_vars/<group>.yml` (or files of `group_vars/<group>/`, in name order).
+    pub group_vars: Vec<(String, SourceFile)>,
+    /// `host_vars/<host>.yml` (or files of `host_vars/<host>/`, in name order).
+    pub host_vars: Vec<(String, SourceFile)>,
+}
+
+impl InventoryFiles {
+    pub fn single(path: &str, text: &str) -> Self {
+        InventoryFiles {
+            main: SourceFile { path: path.to_string(), text: text.to_string() },
+            group_vars: vec![],
+            host_vars: vec![],
+        }
+    }
+
+    pub fn all(&self) -> Vec<&SourceFile> {
+        let mut out = vec![&self.main];
+        out.extend(self.group_vars.iter().map(|(_, f)| f));
+        out.extend(self.host_vars.iter().map(|(_, f)| f));
+        out
+    }
+}
+
+/// One revision of the inventory, loaded and validated.
+#[derive(Debug)]
+pub struct Inventory {
+    pub revision: String,
+    pub tree: ansible::Tree,
+    pub model: Model,
+    /// Errors and warnings, located and sorted (errors first).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Inventory {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning)
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.errors().next().is_none()
+    }
+
+    pub fn global(&self, name: &str) -> Option<&Value> {
+        self.tree.all_vars.get(name).map(|v| v.value.as_ref())
+    }
+}
+
+/// Loads one revision. A file that does not parse is an `Err` with its location; everything
+/// else (including validation errors) comes back inside the [`Inventory`] as diagnostics.
+pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Diagnostic>> {
+    let mut parse_errors = Vec::new();
+    let mut parse = |f: &SourceFile| match yaml::parse(&f.path, &f.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let mut d = Diagnostic::new(Severity::Error, &e.file, vec![], e.message.clone());
+            d.line = e.line;
+            d.column = e.column;
+            d.revision = revision.to_string();
+            parse_errors.push(d);
+            None
+        }
+    };
+    let main = parse(&files.main);
+    let groups: Vec<_> = files.group_vars.iter().map(|(g, f)| (g, f, parse(f))).collect();
+    let hosts: Vec<_> = files.host_vars.iter().map(|(h, f)| (h, f, parse(f))).collect();
+    if !parse_errors.is_empty() {
+        return Err(parse_errors);
+    }
+    let mut tree = ansible::Tree::from_document(&files.main.path, main.as_ref().expect("parsed"));
+    for (group, file, value) in groups {
+        let layer = overlay_layer(file, value.as_ref().expect("parsed"), &mut tree.diags);
+        tree.overlay_group_vars(group, layer);
+    }
+    for (host, file, value) in hosts {
+        let layer = overlay_layer(file, value.as_ref().expect("parsed"), &mut tree.diags);
+        tree.overlay_host_vars(host, layer);
+    }
+    tree.resolve();
+    let (model, mut diagnostics) = model::Model::build(&tree);
+    diagnostics.append(&mut tree.diags);
+    diagnostics.extend(validate::validate(&tree, &model));
+    diag::locate(&mut diagnostics, &files.all(), revision);
+    Ok(Inventory { revision: revision.to_string(), tree, model, diagnostics })
+}
+
+fn overlay_layer(file: &SourceFile, value: &Value, diags: &mut Vec<Diagnostic>) -> Vars {
+    match value {
+        Value::Mapping(m) => ansible::vars_layer(&file.path, &[], m, diags),
+        Value::Null => Vars::new(),
+        _ => {
+            diags.push(Diagnostic::new(Severity::Error, &file.path, vec![], "a vars file must be a mapping of variables"));
+            Vars::new()
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The typed module model built from effective variables.
+//!
+//! In: a resolved [`Tree`]. Out: [`Model`] — PGSQL clusters keyed by the *resolved* `pg_cluster`
+//! (not the group name) with members, users, databases and services; REDIS clusters with
+//! instances keyed by port; ETCD and MINIO clusters; the INFRA group. Cluster-level definitions
+//! (users, databases, services) are read from the declared primary's effective variables, as
+//! Pigsty's playbooks do. Every other variable stays a raw value in the host's effective vars so
+//! that it still diffs. Shape problems become diagnostics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_yaml_ng::Value;
+
+use super::ansible::Tree;
+use super::diag::{Diagnostic, Severity};
+use super::positions::Seg;
+use super::yaml::scalar_text;
+use super::{Origin, Var, Vars};
+
+/// A named entry of a list such as `pg_users`; `def` is the entry as written (a string entry
+/// becomes `{name: <string>}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub def: Value,
+    pub origin: Arc<Origin>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgMember {
+    pub host: String,
+    pub seq: Option<i64>,
+    /// The *declared* role; the live one is asked at apply time.
+    pub role: String,
+    pub offline_query: bool,
+}
+
+impl PgMember {
+    pub fn instance(&self, cluster: &str) -> String {
+        match self.seq {
+            Some(s) => format!("{cluster}-{s}"),
+            None => format!("{cluster}-?"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgCluster {
+    pub name: String,
+    /// Ansible groups that hold the members (usually one, named like the cluster).
+    pub groups: BTreeSet<String>,
+    pub members: BTreeMap<String, PgMember>,
+    /// The host whose variables define the cluster: the declared primary, else the lowest seq.
+    pub primary: Option<String>,
+    pub users: Vec<Named>,
+    pub databases: Vec<Named>,
+    pub services: Vec<Named>,
+}
+
+impl PgCluster {
+    pub fn declared_primary(&self) -> Option<&PgMember> {
+        self.members.values().find(|m| m.role == "primary")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Member {
+    pub host: String,
+    pub seq: Option<i64>,
+}
+
+/// ETCD, MINIO and INFRA: a name and numbered members.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    pub name: String,
+    pub groups: BTreeSet<String>,
+    pub members: BTreeMap<String, Member>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisNode {
+    pub host: String,
+    pub node: Option<i64>,
+    /// Instances keyed by port, with their options (e.g. `replica_of`).
+    pub instances: BTreeMap<u16, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisCluster {
+    pub name: String,
+    pub groups: BTreeSet<String>,
+    pub nodes: BTreeMap<String, RedisNode>,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub pgsql: BTreeMap<String, PgCluster>,
+    pub redis: BTreeMap<String, RedisCluster>,
+    pub etcd: BTreeMap<String, Cluster>,
+    pub minio: BTreeMap<String, Cluster>,
+    pub infra: Option<Cluster>,
+}
+
+/// The module a group belongs to, decided by the `*_cluster` variable its own vars define.
+pub fn group_module(name: &str, vars: &Vars) -> Option<&'static str> {
+    if vars.contains_key("pg_cluster") {
+        Some("pgsql")
+    } else if vars.contains_key("redis_cluster") {
+        Some("redis")
+    } else if vars.contains_key("minio_cluster") {
+        Some("minio")
+    } else if vars.contains_key("etcd_cluster") || name == "etcd" {
+        Some("etcd")
+    } else if name == "infra" {
+        Some("infra")
+    } else {
+        None
+    }
+}
+
+pub fn str_var<'a>(vars: &'a Vars, name: &str) -> Option<&'a str> {
+    vars.get(name).and_then(|v| v.value.as_str())
+}
+
+pub fn int_var(vars: &Vars, name: &str) -> Option<i64> {
+    vars.get(name).and_then(|v| v.value.as_i64())
+}
+
+pub fn bool_var(vars: &Vars, name: &str) -> bool {
+    vars.get(name).and_then(|v| v.value.as_bool()).unwrap_or(false)
+}
+
+fn err_at(diags: &mut Vec<Diagnostic>, var: &Var, msg: String) {
+    diags.push(Diagnostic::new(Severity::Error, &var.origin.file, var.origin.path.clone(), msg));
+}
+
+impl Model {
+    pub fn build(tree: &Tree) -> (Model, Vec<Diagnostic>) {
+        let mut model = Model::default();
+        let mut diags = Vec::new();
+        for (host, h) in &tree.hosts {
+            model.add_pg_member(host, &h.vars, &mut diags);
+            model.add_redis_node(host, &h.vars, &mut diags);
+            if let Some(var) = h.vars.get("minio_cluster") {
+                match var.value.as_str() {
+                    Some(name) => add_member(&mut model.minio, name, host, int_var(&h.vars, "minio_seq")),
+                    None => err_at(&mut diags, var, "`minio_cluster` must be a string".into()),
+                }
+            }
+        }
+        for (gname, g) in &tree.groups {
+            if group_module(gname, &g.vars) == Some("etcd") {
+                let name = str_var(&g.vars, "etcd_cluster").unwrap_or("etcd").to_string();
+                for host in &g.hosts {
+                    let seq = int_var(&tree.hosts[host].vars, "etcd_seq");
+                    add_member(&mut model.etcd, &name, host, seq);
+                }
+            }
+        }
+        if let Some(g) = tree.groups.get("infra") {
+            let mut infra = Cluster { name: "infra".into(), ..Cluster::default() };
+            infra.groups.insert("infra".into());
+            for host in &g.hosts {
+                let seq = int_var(&tree.hosts[host].vars, "infra_seq");
+                infra.members.insert(host.clone(), Member { host: host.clone(), seq });
+            }
+            model.infra = Some(infra);
+        }
+        for cluster in model.pgsql.values_mut() {
+            let primary = cluster
+                .declared_primary()
+                .or_else(|| cluster.members.values().min_by_key(|m| (m.seq.unwrap_or(i64::MAX), m.host.clone())))
+                .map(|m| m.host.clone());
+            if let Some(p) = &primary {
+                let vars = &tree.hosts[p].vars;
+                cluster.users = named_list(vars, &["pg_users"], &mut diags);
+                cluster.databases = named_list(vars, &["pg_databases"], &mut diags);
+                cluster.services = named_list(vars, &["pg_default_services", "pg_services"], &mut diags);
+            }
+            cluster.primary = primary;
+            cluster.groups = exact_groups(tree, cluster.members.keys());
+        }
+        for c in model.redis.values_mut() {
+            c.groups = exact_groups(tree, c.nodes.keys());
+        }
+        for c in model.etcd.values_mut().chain(model.minio.values_mut()) {
+            c.groups = exact_groups(tree, c.members.keys());
+        }
+        (model, diags)
+    }
+
+    fn add_pg_member(&mut self, host: &str, vars: &Vars, diags: &mut Vec<Diagnostic>) {
+        let Some(var) = vars.get("pg_cluster") else { return };
+        let Some(name) = var.value.as_str() else {
+            return err_at(diags, var, "`pg_cluster` must be a string".into());
+        };
+        let cluster = self.pgsql.entry(name.to_string()).or_insert_with(|| PgCluster {
+            name: name.to_string(),
+            groups: BTreeSet::new(),
+            members: BTreeMap::new(),
+            primary: None,
+            users: vec![],
+            databases: vec![],
+            services: vec![],
+        });
+        cluster.members.insert(
+            host.to_string(),
+            PgMember {
+                host: host.to_string(),
+                seq: int_var(vars, "pg_seq"),
+                role: str_var(vars, "pg_role").unwrap_or("").to_string(),
+                offline_query: bool_var(vars, "pg_offline_query"),
+            },
+        );
+    }
+
+    fn add_redis_node(&mut self, host: &str, vars: &Vars, diags: &mut Vec<Diagnostic>) {
+        let Some(var) = vars.get("redis_cluster") else { return };
+        let Some(name) = var.value.as_str() else {
+            return err_at(diags, var, "`redis_cluster` must be a string".into());
+        };
+        let mut instances = BTreeMap::new();
+        if let Some(iv) = vars.get("redis_instances") {
+            match iv.value.as_ref() {
+                Value::Mapping(m) => {
+                    for (k, v) in m {
+                        match scalar_text(k).and_then(|p| p.parse::<u16>().ok()) {
+                            Some(port) if port > 0 => {
+                                instances.insert(port, v.clone());
+                            }
+                            _ => err_at(diags, iv, "`redis_instances` keys must be port numbers (1-65535)".into()),
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => err_at(diags, iv, "`redis_instances` must be a mapping of port to options".into()),
+            }
+        }
+        let cluster = self.redis.entry(name.to_string()).or_insert_with(|| RedisCluster { name: name.to_string(), ..Default::default() });
+        cluster.nodes.insert(host.to_string(), RedisNode { host: host.to_string(), node: int_var(vars, "redis_node"), instances });
+    }
+}
+
+/// Groups whose hosts are exactly `members`: what an Ansible `-l` limit can name.
+fn exact_groups<'a>(tree: &Tree, members: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    let want: BTreeSet<&String> = members.collect();
+    tree.groups
+        .values()
+        .filter(|g| g.name != "all" && g.hosts.len() == want.len() && g.hosts.iter().all(|h| want.contains(h)))
+        .map(|g| g.name.clone())
+        .collect()
+}
+
+fn add_member(map: &mut BTreeMap<String, Cluster>, name: &str, host: &str, seq: Option<i64>) {
+    let c = map.entry(name.to_string()).or_insert_with(|| Cluster { name: name.to_string(), ..Cluster::default() });
+    c.members.insert(host.to_string(), Member { host: host.to_string(), seq });
+}
+
+/// Reads list variables of named entries (`pg_users`, ...), concatenated; the first entry of a
+/// name wins, as in Pigsty's lookups. A plain string entry is shorthand for `{name: ...}`.
+pub fn named_list(vars: &Vars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
+    for key in keys {
+        let Some(var) = vars.get(*key) else { continue };
+        let items = match var.value.as_ref() {
+            Value::Sequence(s) => s,
+            Value::Null => continue,
+            _ => {
+                err_at(diags, var, format!("`{key}` must be a list"));
+                continue;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let mut path = var.origin.path.clone();
+            path.push(Seg::Index(i));
+            let origin = Arc::new(Origin { file: var.origin.file.clone(), path });
+            let here = |msg: String| Diagnostic::new(Severity::Error, &origin.file, origin.path.clone(), msg);
+            let (name, def) = match item {
+                Value::String(s) => (s.clone(), Value::Mapping([(Value::from("name"), Value::from(s.as_str()))].into_iter().collect())),
+                Value::Mapping(m) => match m.get("name").and_then(scalar_text) {
+                    Some(n) => (n, item.clone()),
+                    None => {
+                        diags.push(here(format!("each `{key}` entry needs a `name`")));
+                        continue;
+                    }
+                },
+                _ => {
+                    diags.push(here(format!("each `{key}` entry must be a mapping with a `name`")));
+                    continue;
+                }
+            };
+            if out.iter().any(|n| n.name == name) {
+                diags.push(Diagnostic::new(
+                    Severity::Warning,
+                    &origin.file,
+                    origin.path.clone(),
+                    format!("`{key}` lists {name:?} more than once; the first entry is used, as Pigsty does"),
+                ));
+                continue;
+            }
+            out.push(Named { name, def, origin });
+        }
+    }
+    out
+}
+
+/// The module that a variable configures, by its name (Pigsty's prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Module {
+    Infra,
+    Node,
+    Etcd,
+    Minio,
+    Pgsql,
+    Redis,
+    /// Variables that no module claims (`version`, `region`, docker, apps, ...).
+    Other,
+}
+
+impl Module {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Module::Infra => "infra",
+            Module::Node => "node",
+            Module::Etcd => "etcd",
+            Module::Minio => "minio",
+            Module::Pgsql => "pgsql",
+            Module::Redis => "redis",
+            Module::Other => "other",
+        }
+    }
+}
+
+/// `None` for connection settings (`ansible_*`), which describe how to reach a host, not its state.
+pub fn var_module(key: &str) -> Option<Module> {
+    const TABLE: &[(&str, Module)] = &[
+        ("ansible_", Module::Other),
+        ("pg", Module::Pgsql),
+        ("patroni_", Module::Pgsql),
+        ("redis_", Module::Redis),
+        ("etcd_", Module::Etcd),
+        ("minio_", Module::Minio),
+        ("infra_", Module::Infra),
+        ("grafana_", Module::Infra),
+        ("nginx_", Module::Infra),
+        ("repo_", Module::Infra),
+        ("dns_", Module::Infra),
+        ("vmetrics_", Module::Infra),
+        ("vlogs_", Module::Infra),
+        ("vtraces_", Module::Infra),
+        ("vmalert_", Module::Infra),
+        ("alertmanager_", Module::Infra),
+        ("blackbox_", Module::Infra),
+        ("certbot_", Module::Infra),
+        ("node_", Module::Node),
+        ("nodename", Module::Node),
+        ("haproxy_", Module::Node),
+        ("vip_", Module::Node),
+        ("keepalived_", Module::Node),
+        ("vector_", Module::Node),
+        ("admin_ip", Module::Node),
+    ];
+    if key.starts_with("ansible_") {
+        return None;
+    }
+    Some(TABLE.iter().find(|(p, _)| key.starts_with(p)).map(|(_, m)| *m).unwrap_or(Module::Other))
+}

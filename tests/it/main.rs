@@ -1,0 +1,3 @@
+//! The one integration test binary: real Git repositories, the real `pgitops` binary.
+
+mod corpus;
