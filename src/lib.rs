@@ -11,6 +11,7 @@
 //!    and the equivalent Pigsty command line; [`render`] holds the renderers both share.
 //! 5. [`ops`] runs a verb (`plan`, `validate`) over those stages for the CLI.
 
+pub mod cli;
 pub mod diff;
 pub mod inventory;
 pub mod ops;

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `pgitops` binary: see [`pgitops::cli`] for commands and exit codes.
+
+fn main() -> std::process::ExitCode {
+    pgitops::cli::main()
+}

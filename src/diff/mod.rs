@@ -8,7 +8,7 @@
 //! renderer redacts them.
 
 mod hosts;
-mod named;
+pub mod named;
 mod pgsql;
 
 use std::collections::BTreeMap;

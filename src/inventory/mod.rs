@@ -96,6 +96,11 @@ impl Inventory {
         self.errors().next().is_none()
     }
 
+    /// The inventory before the first commit: no hosts, nothing to diff against.
+    pub fn empty(revision: &str) -> Inventory {
+        Inventory { revision: revision.to_string(), tree: ansible::Tree::default(), model: Model::default(), diagnostics: vec![] }
+    }
+
     pub fn global(&self, name: &str) -> Option<&Value> {
         self.tree.all_vars.get(name).map(|v| v.value.as_ref())
     }

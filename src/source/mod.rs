@@ -125,3 +125,28 @@ impl Repo {
         Ok(out)
     }
 }
+
+impl Repo {
+    /// Commits reachable from `to` but not from `from` (all ancestors of `to` when `from` is None).
+    pub fn commits_between(&self, from: Option<&str>, to: &str) -> Result<Vec<CommitInfo>, SourceError> {
+        let err = |source| SourceError::Revision { rev: to.to_string(), source };
+        let mut walk = self.repo.revwalk().map_err(err)?;
+        walk.push(Oid::from_str(to).map_err(err)?).map_err(err)?;
+        if let Some(f) = from {
+            walk.hide(Oid::from_str(f).map_err(err)?).map_err(err)?;
+        }
+        let mut out = Vec::new();
+        for oid in walk {
+            out.push(self.commit(&oid.map_err(err)?.to_string())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Action ids approved by `Pgitops-Approve: <id>` trailers in a commit message.
+pub fn approvals(message: &str) -> impl Iterator<Item = String> + '_ {
+    message.lines().filter_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim().eq_ignore_ascii_case("pgitops-approve") && !v.trim().is_empty()).then(|| v.trim().to_string())
+    })
+}

@@ -1,0 +1,124 @@
+//! The command line: parse arguments, call one op, render, map the outcome to an exit code.
+//!
+//! Exit codes: 0 ok / no changes; 1 changes found (`plan --exit-code`); 2 usage, configuration,
+//! repository or inventory error (the inventory does not parse or fails validation).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::ops::{self, RepoOptions};
+use crate::plan::output;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_CHANGES: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "pgitops", version, about = "GitOps for Pigsty PostgreSQL inventories: plan and apply only what a commit changed")]
+struct Cli {
+    /// The Git repository holding the inventory.
+    #[arg(long, global = true, default_value = ".")]
+    repo: PathBuf,
+    /// Inventory inside the repository: a file, or a directory in Ansible split layout
+    /// (hosts.yml + group_vars/ + host_vars/).
+    #[arg(long, global = true, default_value = "pigsty.yml")]
+    inventory: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what a commit range changes and the actions it needs.
+    Plan {
+        /// `FROM..TO` or `TO` (default HEAD; FROM defaults to TO's first parent).
+        range: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Exit 1 when there are changes, 0 when there are none.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Check the inventory of a revision (default HEAD).
+    Validate {
+        rev: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG")).init();
+    let opts = RepoOptions { repo: cli.repo, inventory: cli.inventory };
+    let result = match cli.command {
+        Command::Plan { range, output, exit_code } => plan(&opts, range.as_deref(), output, exit_code),
+        Command::Validate { rev, output } => validate(&opts, rev.as_deref().unwrap_or("HEAD"), output),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("pgitops: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn plan(opts: &RepoOptions, range: Option<&str>, out: Output, exit_code: bool) -> anyhow::Result<u8> {
+    let run = ops::plan::plan(opts, range)?;
+    let report = run.report();
+    match out {
+        Output::Json => print!("{}", output::json(&report)),
+        Output::Text => {
+            let text = output::text(&report, std::io::stdout().is_terminal());
+            if run.errors.is_empty() {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+        }
+    }
+    Ok(if !run.errors.is_empty() {
+        EXIT_ERROR
+    } else if exit_code && run.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+fn validate(opts: &RepoOptions, rev: &str, out: Output) -> anyhow::Result<u8> {
+    let v = ops::validate::validate(opts, rev)?;
+    let valid = v.errors.is_empty();
+    match out {
+        Output::Json => {
+            let doc = serde_json::json!({ "commit": v.commit, "valid": valid, "errors": v.errors, "warnings": v.warnings });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Text => {
+            for d in v.errors.iter().chain(&v.warnings) {
+                eprintln!("{d}");
+            }
+            let verdict = if valid { "valid" } else { "INVALID" };
+            println!(
+                "{} at {}: {verdict} ({} hosts, {} PGSQL clusters, {} errors, {} warnings)",
+                opts.inventory,
+                &v.commit[..12],
+                v.hosts,
+                v.clusters,
+                v.errors.len(),
+                v.warnings.len()
+            );
+        }
+    }
+    Ok(if valid { EXIT_OK } else { EXIT_ERROR })
+}

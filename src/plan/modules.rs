@@ -1,0 +1,128 @@
+//! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog::{module_var, VarRule};
+use super::{phase, steps, Builder, Class, Spec};
+use crate::diff::{Change, Entity, Op};
+use crate::inventory::model::Module;
+
+struct Act {
+    path: String,
+    kind: &'static str,
+    hosts: Vec<String>,
+    class: Class,
+    removal: bool,
+    phase: u8,
+    pigsty: String,
+    reason: Option<String>,
+}
+
+fn act(path: String, kind: &'static str, hosts: Vec<String>, class: Class, pigsty: String) -> Act {
+    let removal = class == Class::Destructive;
+    Act { path, kind, hosts, class, removal, phase: if removal { phase::REMOVE_MEMBER } else { phase::MEMBER }, pigsty, reason: None }
+}
+
+fn playbook(module: Module) -> &'static str {
+    match module {
+        Module::Infra => "infra",
+        Module::Node => "node",
+        Module::Etcd => "etcd",
+        Module::Minio => "minio",
+        Module::Redis => "redis",
+        Module::Pgsql | Module::Other => "pgsql",
+    }
+}
+
+pub fn plan(b: &mut Builder, module: Module, cluster: &str, changes: &[&Change]) {
+    let mut acts: Vec<Act> = Vec::new();
+    let pb = playbook(module);
+    for c in changes {
+        let one = vec![c.name.clone()];
+        let a = match (module, c.entity, c.op) {
+            (Module::Node, Entity::Host, Op::Create) => act(format!("host/{}/add", c.name), "node-add", one, Class::Online, format!("./node.yml -l {}", c.name)),
+            (Module::Node, Entity::Host, _) => act(format!("host/{}/remove", c.name), "node-remove", one, Class::Destructive, format!("./node-rm.yml -l {}", c.name)),
+            (_, Entity::Cluster, Op::Create) => act(format!("cluster/{cluster}/create"), "cluster-create", c.hosts.clone(), Class::Online, format!("./{pb}.yml -l {cluster}")),
+            (_, Entity::Cluster, _) => act(format!("cluster/{cluster}/remove"), "cluster-remove", c.hosts.clone(), Class::Destructive, format!("./{pb}-rm.yml -l {cluster}")),
+            (Module::Minio, Entity::Member, _) => Act {
+                reason: Some("MinIO topology changes (adding or removing nodes or pools) are manual, coordinated operations".into()),
+                ..act(format!("member/{}/{}", c.name, c.op.as_str()), "member-manual", one, Class::Manual, String::new())
+            },
+            (Module::Etcd, Entity::Member, Op::Create) => {
+                acts.push(etcd_refresh(&c.name));
+                act(format!("member/{}/add", c.name), "member-add", one, Class::Online, format!("./etcd.yml -l {} -e etcd_init=existing", c.name))
+            }
+            (Module::Etcd, Entity::Member, Op::Delete) => {
+                acts.push(etcd_refresh(&c.name));
+                act(format!("member/{}/remove", c.name), "member-remove", one, Class::Destructive, format!("./etcd-rm.yml -l {}", c.name))
+            }
+            (Module::Infra, Entity::Member, Op::Create) => act(format!("member/{}/add", c.name), "member-add", one, Class::Online, format!("./infra.yml -l {}", c.name)),
+            (Module::Infra, Entity::Member, Op::Delete) => act(format!("member/{}/remove", c.name), "member-remove", one, Class::Destructive, format!("./infra-rm.yml -l {}", c.name)),
+            (Module::Redis, Entity::RedisInstance, op) => {
+                let (ip, port) = c.name.rsplit_once(':').expect("redis instance ids are ip:port");
+                match op {
+                    Op::Delete => act(format!("instance/{}/remove", c.name), "redis-instance-remove", one_host(ip), Class::Destructive, format!("./redis-rm.yml -l {ip} -e redis_port={port}")),
+                    Op::Create => act(format!("instance/{}/add", c.name), "redis-instance-add", one_host(ip), Class::Online, format!("./redis.yml -l {ip} -e redis_port={port}")),
+                    _ => Act {
+                        reason: Some("reconfiguring an instance restarts it".into()),
+                        ..act(format!("instance/{}/update", c.name), "redis-instance-update", one_host(ip), Class::Restart, format!("./redis.yml -l {ip} -e redis_port={port}"))
+                    },
+                }
+            }
+            (_, Entity::Member, _) => Act {
+                reason: Some(format!("`{}` of {} changed: member identity cannot change in place", c.fields.join(", "), c.name)),
+                ..act(format!("member/{}/identity", c.name), "member-identity", one, Class::Manual, String::new())
+            },
+            _ => continue,
+        };
+        acts.push(a);
+    }
+    vars(module, cluster, changes, &mut acts);
+    for a in acts {
+        let spec = Spec { module, cluster, path: a.path, kind: a.kind, hosts: a.hosts, class: a.class, removal: a.removal, reads_old: a.removal, phase: a.phase, pigsty: a.pigsty };
+        let steps = if spec.class == Class::Manual { vec![] } else { steps::not_native(spec.kind) };
+        b.push(spec, steps, a.reason);
+    }
+}
+
+fn one_host(ip: &str) -> Vec<String> {
+    vec![ip.to_string()]
+}
+
+fn etcd_refresh(ip: &str) -> Act {
+    Act {
+        reason: Some(format!("after the membership change of {ip}: refresh the other members, then Patroni's etcd endpoints with `./pgsql.yml -t pg_conf,patroni_reload`")),
+        phase: phase::AFTER_REMOVAL,
+        ..act("members/refresh".into(), "etcd-refresh", vec![], Class::Restart, format!("./etcd.yml -l 'etcd,!{ip}' -t etcd_config,etcd_launch -f 1"))
+    }
+}
+
+fn vars(module: Module, cluster: &str, changes: &[&Change], acts: &mut Vec<Act>) {
+    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> = BTreeMap::new();
+    let pb = playbook(module);
+    for c in changes.iter().filter(|c| c.entity == Entity::Var) {
+        match module_var(module, &c.name) {
+            VarRule::Covered => {}
+            VarRule::Tag { class, tags } => {
+                let e = by_tags.entry(tags).or_insert_with(|| (class, vec![], BTreeSet::new()));
+                e.1.push(c.name.clone());
+                e.2.extend(c.hosts.iter().cloned());
+            }
+            VarRule::Manual(why) => acts.push(Act {
+                reason: Some(format!("`{}` changed: {why}", c.name)),
+                phase: phase::VAR,
+                ..act(format!("var/{}/manual", c.name), "var-manual", c.hosts.clone(), Class::Manual, String::new())
+            }),
+        }
+    }
+    for (tags, (class, keys, hosts)) in by_tags {
+        let hosts: Vec<String> = hosts.into_iter().collect();
+        let limit = if module == Module::Node { hosts.join(",") } else { cluster.to_string() };
+        let first = tags.split(',').next().unwrap_or(tags);
+        acts.push(Act {
+            reason: Some(format!("changed: {}", keys.join(", "))),
+            phase: phase::VAR,
+            ..act(format!("config/{first}/apply"), "config-apply", hosts, class, format!("./{pb}.yml -l {limit} -t {tags}"))
+        });
+    }
+}
