@@ -25,7 +25,9 @@ const HBA_RULES: usize = 5;
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number"))),
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number"))),
         Err(_) => default,
     }
 }
@@ -44,7 +46,12 @@ fn member_ip(i: usize, m: usize) -> String {
     format!("127.{}.{}.{}", 1 + i / 200, i % 200, m)
 }
 
-const ROLES: [&str; 4] = ["dbrole_readwrite", "dbrole_readonly", "dbrole_admin", "dbrole_offline"];
+const ROLES: [&str; 4] = [
+    "dbrole_readwrite",
+    "dbrole_readonly",
+    "dbrole_admin",
+    "dbrole_offline",
+];
 
 /// The whole inventory. `changed` names the cluster whose user `dbuser_app3` gets a new connlimit.
 fn generate(clusters: usize, changed: Option<usize>) -> String {
@@ -60,14 +67,25 @@ fn generate(clusters: usize, changed: Option<usize>) -> String {
     for i in 0..clusters {
         let cls = cluster_name(i);
         let _ = writeln!(s, "    {cls}:\n      hosts:");
-        let _ = writeln!(s, "        {}: {{ pg_seq: 1, pg_role: primary }}", member_ip(i, 1));
-        let _ = writeln!(s, "        {}: {{ pg_seq: 2, pg_role: replica }}", member_ip(i, 2));
+        let _ = writeln!(
+            s,
+            "        {}: {{ pg_seq: 1, pg_role: primary }}",
+            member_ip(i, 1)
+        );
+        let _ = writeln!(
+            s,
+            "        {}: {{ pg_seq: 2, pg_role: replica }}",
+            member_ip(i, 2)
+        );
         let _ = writeln!(
             s,
             "        {}: {{ pg_seq: 3, pg_role: replica, pg_offline_query: true }}",
             member_ip(i, 3)
         );
-        let _ = writeln!(s, "      vars:\n        pg_cluster: {cls}\n        pg_users:");
+        let _ = writeln!(
+            s,
+            "      vars:\n        pg_cluster: {cls}\n        pg_users:"
+        );
         for k in 0..USERS {
             let mut connlimit = 16 + 8 * k;
             if changed == Some(i) && k == 3 {
@@ -176,7 +194,12 @@ const GLOBAL_VARS: &str = r#"  vars:
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
-        .args(["-c", "user.name=pgitops-bench", "-c", "user.email=bench@localhost"])
+        .args([
+            "-c",
+            "user.name=pgitops-bench",
+            "-c",
+            "user.email=bench@localhost",
+        ])
         .args(["-c", "commit.gpgsign=false"])
         .args(args)
         .current_dir(dir)
@@ -223,14 +246,22 @@ fn measure(mut cmd: Command, stdout: &Path, stderr: &Path) -> Option<Run> {
     } else {
         128 + libc::WTERMSIG(status)
     };
-    Some(Run { wall_ms, rss_mb: usage.ru_maxrss as f64 / 1024.0, exit_code })
+    Some(Run {
+        wall_ms,
+        rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        exit_code,
+    })
 }
 
 /// (median, min, max); the median of an even count is the mean of the two middle values.
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
     (median, v[0], v[n - 1])
 }
 
@@ -261,9 +292,13 @@ fn main() {
         .join(std::env::var("PGITOPS_BIN").unwrap_or_else(|_| "target/release/pgitops".into()));
 
     // Two commits: the full inventory, then the same with one user's connlimit changed.
+    // PGITOPS_BENCH_KEEP=DIR keeps the generated repository in DIR (for profiling).
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (repo, scratch) = (tmp.path().join("repo"), tmp.path());
-    std::fs::create_dir(&repo).expect("repo dir");
+    let scratch = tmp.path();
+    let repo = std::env::var_os("PGITOPS_BENCH_KEEP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scratch.join("repo"));
+    std::fs::create_dir(&repo).expect("repo dir (PGITOPS_BENCH_KEEP must not exist yet)");
     let inventory = repo.join("pigsty.yml");
     let t = Instant::now();
     let v1 = generate(clusters, None);
@@ -274,7 +309,16 @@ fn main() {
     git(&repo, &["add", "pigsty.yml"]);
     git(&repo, &["commit", "-q", "-m", "bench: initial inventory"]);
     std::fs::write(&inventory, &v2).expect("write v2");
-    git(&repo, &["commit", "-q", "-a", "-m", "bench: change connlimit of one user"]);
+    git(
+        &repo,
+        &[
+            "commit",
+            "-q",
+            "-a",
+            "-m",
+            "bench: change connlimit of one user",
+        ],
+    );
 
     println!(
         "inventory: {clusters} clusters x 3 hosts ({} hosts), {USERS} users, {DATABASES} databases, \
@@ -294,24 +338,46 @@ fn main() {
     let mut plan_runs = Vec::new();
     for _ in 0..runs {
         let mut cmd = Command::new(&bin);
-        cmd.args(["plan", "--repo"]).arg(&repo).args(["--output", "json", "HEAD~1..HEAD"]);
-        let run = measure(cmd, &out, &err)
-            .unwrap_or_else(|| fail(&format!("cannot start {} (cargo build --release?)", bin.display())));
+        cmd.args(["plan", "--repo"])
+            .arg(&repo)
+            .args(["--output", "json", "HEAD~1..HEAD"]);
+        let run = measure(cmd, &out, &err).unwrap_or_else(|| {
+            fail(&format!(
+                "cannot start {} (cargo build --release?)",
+                bin.display()
+            ))
+        });
         if run.exit_code != 0 {
-            eprintln!("pgitops plan exited with {}:\n{}", run.exit_code, tail(&err));
+            eprintln!(
+                "pgitops plan exited with {}:\n{}",
+                run.exit_code,
+                tail(&err)
+            );
             exit(1);
         }
         plan_runs.push(run);
     }
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap_or_default())
-        .unwrap_or_else(|e| {
-            eprintln!("pgitops plan output is not JSON: {e}\n{}", tail(&out));
-            exit(1)
-        });
-    let actions = plan.get("actions").and_then(|a| a.as_array()).map(Vec::as_slice).unwrap_or(&[]);
-    let ids: Vec<&str> = actions.iter().filter_map(|a| a.get("id")?.as_str()).collect();
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&out).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("pgitops plan output is not JSON: {e}\n{}", tail(&out));
+        exit(1)
+    });
+    let actions = plan
+        .get("actions")
+        .and_then(|a| a.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let ids: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| a.get("id")?.as_str())
+        .collect();
     if actions.len() != 1 {
-        eprintln!("expected exactly one action, the plan has {}: {ids:?}", actions.len());
+        eprintln!(
+            "expected exactly one action, the plan has {}: {ids:?}",
+            actions.len()
+        );
         exit(1);
     }
     println!("plan: 1 action {ids:?}");
@@ -321,14 +387,21 @@ fn main() {
     let (aout, aerr) = (PathBuf::from("/dev/null"), scratch.join("ansible.err"));
     for _ in 0..ansible_runs {
         let mut cmd = Command::new("ansible-inventory");
-        cmd.arg("-i").arg(&inventory).arg("--list").env("ANSIBLE_LOCAL_TEMP", scratch);
+        cmd.arg("-i")
+            .arg(&inventory)
+            .arg("--list")
+            .env("ANSIBLE_LOCAL_TEMP", scratch);
         match measure(cmd, &aout, &aerr) {
             None => {
                 println!("ansible-inventory: not found, skipped");
                 break;
             }
             Some(run) if run.exit_code != 0 => {
-                println!("ansible-inventory exited with {}, skipped:\n{}", run.exit_code, tail(&aerr));
+                println!(
+                    "ansible-inventory exited with {}, skipped:\n{}",
+                    run.exit_code,
+                    tail(&aerr)
+                );
                 ansible.clear();
                 break;
             }
@@ -344,6 +417,9 @@ fn main() {
     let plan_ms = row("pgitops plan", &plan_runs);
     if !ansible.is_empty() {
         let ansible_ms = row("ansible-inventory --list", &ansible);
-        println!("\nspeed ratio ansible/pgitops (median wall): {:.1}x", ansible_ms / plan_ms);
+        println!(
+            "\nspeed ratio ansible/pgitops (median wall): {:.1}x",
+            ansible_ms / plan_ms
+        );
     }
 }

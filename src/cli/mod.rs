@@ -17,7 +17,11 @@ pub const EXIT_CHANGES: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "pgitops", version, about = "GitOps for Pigsty PostgreSQL inventories: plan and apply only what a commit changed")]
+#[command(
+    name = "pgitops",
+    version,
+    about = "GitOps for Pigsty PostgreSQL inventories: plan and apply only what a commit changed"
+)]
 struct Cli {
     /// The Git repository holding the inventory.
     #[arg(long, global = true, default_value = ".")]
@@ -58,11 +62,23 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG")).init();
-    let opts = RepoOptions { repo: cli.repo, inventory: cli.inventory };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG"))
+        .init();
+    let opts = RepoOptions {
+        repo: cli.repo,
+        inventory: cli.inventory,
+    };
     let result = match cli.command {
-        Command::Plan { range, output, exit_code } => plan(&opts, range.as_deref(), output, exit_code),
-        Command::Validate { rev, output } => validate(&opts, rev.as_deref().unwrap_or("HEAD"), output),
+        Command::Plan {
+            range,
+            output,
+            exit_code,
+        } => plan(&opts, range.as_deref(), output, exit_code),
+        Command::Validate { rev, output } => {
+            validate(&opts, rev.as_deref().unwrap_or("HEAD"), output)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -73,7 +89,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn plan(opts: &RepoOptions, range: Option<&str>, out: Output, exit_code: bool) -> anyhow::Result<u8> {
+fn plan(
+    opts: &RepoOptions,
+    range: Option<&str>,
+    out: Output,
+    exit_code: bool,
+) -> anyhow::Result<u8> {
     let run = ops::plan::plan(opts, range)?;
     let report = run.report();
     match out {

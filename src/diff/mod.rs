@@ -11,13 +11,13 @@ mod hosts;
 pub mod named;
 mod pgsql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
 use crate::inventory::model::Module;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Vars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,6 +125,43 @@ impl Change {
     }
 }
 
+/// One variable (or parameter) that differs on some hosts: the hosts, and the values on the first.
+#[derive(Debug, Default)]
+pub(crate) struct Spread {
+    hosts: Vec<String>,
+    old: Option<Value>,
+    new: Option<Value>,
+}
+
+impl Spread {
+    /// Records that `host` changed `key` from `a` to `b`.
+    pub fn add<K: Ord>(
+        map: &mut BTreeMap<K, Spread>,
+        key: K,
+        host: &str,
+        a: Option<&Value>,
+        b: Option<&Value>,
+    ) {
+        let e = map.entry(key).or_insert_with(|| Spread {
+            hosts: vec![],
+            old: a.cloned(),
+            new: b.cloned(),
+        });
+        e.hosts.push(host.to_string());
+    }
+
+    pub fn into_change(self, module: Module, cluster: &str, entity: Entity, name: &str) -> Change {
+        let op = match (&self.old, &self.new) {
+            (None, _) => Op::Create,
+            (_, None) => Op::Delete,
+            _ => Op::Update,
+        };
+        Change::new(module, cluster, entity, name, op)
+            .values(self.old.as_ref(), self.new.as_ref())
+            .hosts(self.hosts)
+    }
+}
+
 /// All changes, grouped by (module, cluster) in a deterministic order.
 #[derive(Debug, Default, Clone)]
 pub struct Diff {
@@ -140,7 +177,9 @@ impl Diff {
     pub fn by_cluster(&self) -> BTreeMap<(Module, &str), Vec<&Change>> {
         let mut out: BTreeMap<(Module, &str), Vec<&Change>> = BTreeMap::new();
         for c in &self.changes {
-            out.entry((c.module, c.cluster.as_str())).or_default().push(c);
+            out.entry((c.module, c.cluster.as_str()))
+                .or_default()
+                .push(c);
         }
         out
     }
@@ -148,8 +187,72 @@ impl Diff {
 
 pub fn diff(old: &Inventory, new: &Inventory) -> Diff {
     let mut changes = Vec::new();
-    pgsql::diff(old, new, &mut changes);
-    hosts::diff(old, new, &mut changes);
+    let same = Unchanged::new(old, new);
+    pgsql::diff(old, new, &same, &mut changes);
+    hosts::diff(old, new, &same, &mut changes);
     changes.sort_by(|a, b| (a.module, &a.cluster).cmp(&(b.module, &b.cluster)));
     Diff { changes }
+}
+
+/// Hosts whose effective variables cannot differ between the two revisions: the same own
+/// variables, the same groups, and every group on the way to `all` unchanged. Lets the diff skip
+/// them without comparing anything per host; the rest is compared in full.
+pub struct Unchanged {
+    hosts: BTreeSet<String>,
+    /// The `infra` group has the same members (HBA's `infra` alias depends on it).
+    pub infra: bool,
+}
+
+fn same_vars(a: &Vars, b: &Vars) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && va.value == vb.value)
+}
+
+impl Unchanged {
+    fn new(old: &Inventory, new: &Inventory) -> Unchanged {
+        let (o, n) = (&old.tree, &new.tree);
+        let infra =
+            o.groups.get("infra").map(|g| &g.hosts) == n.groups.get("infra").map(|g| &g.hosts);
+        let mut hosts = BTreeSet::new();
+        if !same_vars(&o.all_vars, &n.all_vars) {
+            return Unchanged { hosts, infra };
+        }
+        let same_group = |name: &String| match (o.groups.get(name), n.groups.get(name)) {
+            (Some(a), Some(b)) => {
+                a.parents == b.parents && a.depth == b.depth && same_vars(&a.vars, &b.vars)
+            }
+            _ => false,
+        };
+        let groups: BTreeSet<&String> = o.groups.keys().filter(|g| same_group(g)).collect();
+        for (name, h) in &o.hosts {
+            let Some(nh) = n.hosts.get(name) else {
+                continue;
+            };
+            if h.groups != nh.groups || !same_vars(&h.own, &nh.own) {
+                continue;
+            }
+            let mut stack: Vec<&String> = h.groups.iter().collect();
+            let mut ok = true;
+            while let Some(g) = stack.pop() {
+                if g == "all" {
+                    continue;
+                }
+                if !groups.contains(g) {
+                    ok = false;
+                    break;
+                }
+                stack.extend(o.groups[g].parents.iter());
+            }
+            if ok {
+                hosts.insert(name.to_string());
+            }
+        }
+        Unchanged { hosts, infra }
+    }
+
+    pub fn host(&self, host: &str) -> bool {
+        self.hosts.contains(host)
+    }
 }

@@ -16,8 +16,14 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
     let empty = Mapping::new();
     let o = old.as_mapping().unwrap_or(&empty);
     let n = new.as_mapping().unwrap_or(&empty);
-    let keys: BTreeSet<String> = o.keys().chain(n.keys()).filter_map(crate::inventory::yaml::scalar_text).collect();
-    keys.into_iter().filter(|k| k != "name" && o.get(k.as_str()) != n.get(k.as_str())).collect()
+    let keys: BTreeSet<String> = o
+        .keys()
+        .chain(n.keys())
+        .filter_map(crate::inventory::yaml::scalar_text)
+        .collect();
+    keys.into_iter()
+        .filter(|k| k != "name" && o.get(k.as_str()) != n.get(k.as_str()))
+        .collect()
 }
 
 /// How entries that disappear from the list are treated.
@@ -38,31 +44,34 @@ pub struct Lists<'a> {
 
 impl Lists<'_> {
     pub fn diff(&self, old: &[Named], new: &[Named], out: &mut Vec<Change>) {
-        let change = |name: &str, op: Op| Change::new(self.module, self.cluster, self.entity, name, op);
+        let change =
+            |name: &str, op: Op| Change::new(self.module, self.cluster, self.entity, name, op);
         for n in new {
             let o = old.iter().find(|o| o.name == n.name);
-            let ns = state(&n.def);
-            let os = o.map(|o| state(&o.def));
+            let ns = state(n.def());
+            let os = o.map(|o| state(o.def()));
             let c = match (os, ns) {
-                (Some(os), "absent") if os == "absent" => None,
+                (Some("absent"), "absent") => None,
                 (_, "absent") => Some(change(&n.name, Op::Delete).fields(vec!["state".into()])),
-                (None, _) | (Some("absent"), _) => Some(change(&n.name, Op::Create).fields(changed_fields(&Value::Null, &n.def))),
+                (None, _) | (Some("absent"), _) => {
+                    Some(change(&n.name, Op::Create).fields(changed_fields(&Value::Null, n.def())))
+                }
                 (Some(_), _) => {
-                    let fields = changed_fields(&o.expect("matched Some").def, &n.def);
+                    let fields = changed_fields(o.expect("matched Some").def(), n.def());
                     (!fields.is_empty()).then(|| change(&n.name, Op::Update).fields(fields))
                 }
             };
             if let Some(c) = c {
-                out.push(c.values(o.map(|o| &o.def), Some(&n.def)));
+                out.push(c.values(o.map(|o| o.def()), Some(n.def())));
             }
         }
         for o in old.iter().filter(|o| !new.iter().any(|n| n.name == o.name)) {
-            let op = match (self.removal, state(&o.def)) {
+            let op = match (self.removal, state(o.def())) {
                 (_, "absent") => continue,
                 (Removal::LeftInPlace, _) => Op::Unmanaged,
                 (Removal::Pruned, _) => Op::Delete,
             };
-            out.push(change(&o.name, op).values(Some(&o.def), None));
+            out.push(change(&o.name, op).values(Some(o.def()), None));
         }
     }
 }

@@ -14,12 +14,12 @@ use serde_yaml_ng::{Mapping, Value};
 use super::diag::{Diagnostic, Severity};
 use super::positions::Seg;
 use super::yaml::scalar_text;
-use super::{Origin, Var, Vars};
+use super::{HostVars, Origin, Var, Vars};
 
 #[derive(Debug, Default, Clone)]
 pub struct Group {
     pub name: String,
-    pub vars: Vars,
+    pub vars: Arc<Vars>,
     pub hosts: Vec<String>,
     pub children: Vec<String>,
     pub parents: BTreeSet<String>,
@@ -34,15 +34,15 @@ pub struct Host {
     /// Groups that list the host directly, in document order.
     pub groups: Vec<String>,
     /// Host-level variables (all occurrences merged, then `host_vars/` files).
-    pub own: Vars,
+    pub own: Arc<Vars>,
     /// Effective variables.
-    pub vars: Vars,
+    pub vars: HostVars,
     pub origin: Option<Arc<Origin>>,
 }
 
 #[derive(Debug, Default)]
 pub struct Tree {
-    pub all_vars: Vars,
+    pub all_vars: Arc<Vars>,
     pub groups: BTreeMap<String, Group>,
     /// Hosts in first-seen order is not needed; sorted by key for determinism.
     pub hosts: BTreeMap<String, Host>,
@@ -54,60 +54,96 @@ fn key(s: &str) -> Seg {
 }
 
 /// Builds a [`Vars`] layer from a mapping found at `path` in `file`.
-pub fn vars_layer(file: &str, path: &[Seg], map: &Mapping, diags: &mut Vec<Diagnostic>) -> Vars {
+pub fn vars_layer(file: &str, path: &[Seg], map: Mapping, diags: &mut Vec<Diagnostic>) -> Vars {
     let mut out = Vars::new();
     for (k, v) in map {
-        let Some(name) = scalar_text(k) else {
-            diags.push(Diagnostic::new(Severity::Error, file, path.to_vec(), "variable names must be strings"));
+        let Some(name) = scalar_text(&k) else {
+            diags.push(Diagnostic::new(
+                Severity::Error,
+                file,
+                path.to_vec(),
+                "variable names must be strings",
+            ));
             continue;
         };
         let mut p = path.to_vec();
         p.push(Seg::Key(name.clone()));
-        out.insert(name, Var { value: Arc::new(v.clone()), origin: Arc::new(Origin { file: file.to_string(), path: p }) });
+        out.insert(
+            name,
+            Var {
+                value: Arc::new(v),
+                origin: Arc::new(Origin {
+                    file: file.to_string(),
+                    path: p,
+                }),
+            },
+        );
     }
     out
 }
 
 impl Tree {
     fn err(&mut self, file: &str, path: Vec<Seg>, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::new(Severity::Error, file, path, msg));
+        self.diags
+            .push(Diagnostic::new(Severity::Error, file, path, msg));
     }
 
     /// Reads the inventory document (`all:` plus, rarely, other top-level groups).
-    pub fn from_document(file: &str, root: &Value) -> Tree {
+    pub fn from_document(file: &str, root: Value) -> Tree {
         let mut tree = Tree::default();
         match root {
             Value::Mapping(m) => {
+                let has_all = m.contains_key("all");
                 for (k, v) in m {
-                    let name = scalar_text(k).unwrap_or_default();
+                    let name = scalar_text(&k).unwrap_or_default();
                     if name == "all" {
                         tree.read_group(file, vec![key("all")], "all", v, None);
                     } else {
                         tree.read_group(file, vec![Seg::Key(name.clone())], &name, v, Some("all"));
                     }
                 }
-                if !m.contains_key("all") {
+                if !has_all {
                     tree.err(file, vec![], "expected a mapping with the root key `all`");
                 }
             }
-            Value::Null => tree.err(file, vec![], "the inventory is empty; expected a mapping with the root key `all`"),
+            Value::Null => tree.err(
+                file,
+                vec![],
+                "the inventory is empty; expected a mapping with the root key `all`",
+            ),
             _ => tree.err(file, vec![], "expected a mapping with the root key `all`"),
         }
         tree
     }
 
-    fn read_group(&mut self, file: &str, path: Vec<Seg>, name: &str, v: &Value, parent: Option<&str>) {
-        let origin = Arc::new(Origin { file: file.to_string(), path: path.clone() });
-        let group = self.groups.entry(name.to_string()).or_insert_with(|| Group {
-            name: name.to_string(),
-            origin: Some(origin.clone()),
-            ..Group::default()
+    fn read_group(
+        &mut self,
+        file: &str,
+        path: Vec<Seg>,
+        name: &str,
+        v: Value,
+        parent: Option<&str>,
+    ) {
+        let origin = Arc::new(Origin {
+            file: file.to_string(),
+            path: path.clone(),
         });
+        let group = self
+            .groups
+            .entry(name.to_string())
+            .or_insert_with(|| Group {
+                name: name.to_string(),
+                origin: Some(origin.clone()),
+                ..Group::default()
+            });
         if let Some(p) = parent {
             group.parents.insert(p.to_string());
         }
         if let Some(p) = parent {
-            let pg = self.groups.get_mut(p).expect("parent group is created before its children");
+            let pg = self
+                .groups
+                .get_mut(p)
+                .expect("parent group is created before its children");
             if !pg.children.iter().any(|c| c == name) {
                 pg.children.push(name.to_string());
             }
@@ -115,10 +151,16 @@ impl Tree {
         let map = match v {
             Value::Null => return,
             Value::Mapping(m) => m,
-            _ => return self.err(file, path, format!("group `{name}` must be a mapping with hosts, vars or children")),
+            _ => {
+                return self.err(
+                    file,
+                    path,
+                    format!("group `{name}` must be a mapping with hosts, vars or children"),
+                )
+            }
         };
         for (k, sub) in map {
-            let field = scalar_text(k).unwrap_or_default();
+            let field = scalar_text(&k).unwrap_or_default();
             let mut p = path.clone();
             p.push(Seg::Key(field.clone()));
             match (field.as_str(), sub) {
@@ -127,15 +169,15 @@ impl Tree {
                     let layer = vars_layer(file, &p, vars, &mut self.diags);
                     let g = self.groups.get_mut(name).expect("created above");
                     if name == "all" {
-                        self.all_vars.extend(layer);
+                        Arc::make_mut(&mut self.all_vars).extend(layer);
                     } else {
-                        g.vars.extend(layer);
+                        Arc::make_mut(&mut g.vars).extend(layer);
                     }
                 }
                 ("hosts", Value::Mapping(hosts)) => self.read_hosts(file, &p, name, hosts),
                 ("children", Value::Mapping(children)) => {
                     for (ck, cv) in children {
-                        let Some(child) = scalar_text(ck) else {
+                        let Some(child) = scalar_text(&ck) else {
                             self.err(file, p.clone(), "group names must be strings");
                             continue;
                         };
@@ -154,9 +196,9 @@ impl Tree {
         }
     }
 
-    fn read_hosts(&mut self, file: &str, path: &[Seg], group: &str, hosts: &Mapping) {
+    fn read_hosts(&mut self, file: &str, path: &[Seg], group: &str, hosts: Mapping) {
         for (hk, hv) in hosts {
-            let Some(host) = scalar_text(hk) else {
+            let Some(host) = scalar_text(&hk) else {
                 self.err(file, path.to_vec(), "host names must be strings");
                 continue;
             };
@@ -166,7 +208,11 @@ impl Tree {
                 Value::Null => Vars::new(),
                 Value::Mapping(m) => vars_layer(file, &hp, m, &mut self.diags),
                 _ => {
-                    self.err(file, hp, format!("host `{host}` must map to its variables (a mapping) or nothing"));
+                    self.err(
+                        file,
+                        hp,
+                        format!("host `{host}` must map to its variables (a mapping) or nothing"),
+                    );
                     continue;
                 }
             };
@@ -176,7 +222,10 @@ impl Tree {
             }
             let entry = self.hosts.entry(host.clone()).or_insert_with(|| Host {
                 name: host.clone(),
-                origin: Some(Arc::new(Origin { file: file.to_string(), path: hp.clone() })),
+                origin: Some(Arc::new(Origin {
+                    file: file.to_string(),
+                    path: hp.clone(),
+                })),
                 ..Host::default()
             });
             if !entry.groups.iter().any(|g| g == group) {
@@ -194,7 +243,7 @@ impl Tree {
                         ));
                     }
                 }
-                entry.own.insert(name, var);
+                Arc::make_mut(&mut entry.own).insert(name, var);
             }
         }
     }
@@ -202,16 +251,16 @@ impl Tree {
     /// Overlays a `group_vars/<group>` file (it takes precedence over vars written inline).
     pub fn overlay_group_vars(&mut self, group: &str, layer: Vars) {
         if group == "all" {
-            self.all_vars.extend(layer);
+            Arc::make_mut(&mut self.all_vars).extend(layer);
         } else if let Some(g) = self.groups.get_mut(group) {
-            g.vars.extend(layer);
+            Arc::make_mut(&mut g.vars).extend(layer);
         }
     }
 
     /// Overlays a `host_vars/<host>` file.
     pub fn overlay_host_vars(&mut self, host: &str, layer: Vars) {
         if let Some(h) = self.hosts.get_mut(host) {
-            h.own.extend(layer);
+            Arc::make_mut(&mut h.own).extend(layer);
         }
     }
 
@@ -229,13 +278,16 @@ impl Tree {
             }
             let mut ordered: Vec<&Group> = groups.iter().map(|g| &self.groups[g]).collect();
             ordered.sort_by_key(|g| (g.depth, priority(g), g.name.clone()));
-            let mut vars = self.all_vars.clone();
-            for g in ordered {
-                vars.extend(g.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+            let mut layers = vec![self.all_vars.clone()];
+            layers.extend(
+                ordered
+                    .into_iter()
+                    .filter(|g| !g.vars.is_empty())
+                    .map(|g| g.vars.clone()),
+            );
             let host = self.hosts.get_mut(&name).expect("listed above");
-            vars.extend(host.own.iter().map(|(k, v)| (k.clone(), v.clone())));
-            host.vars = vars;
+            layers.push(host.own.clone());
+            host.vars = HostVars::new(layers);
         }
     }
 
@@ -247,8 +299,14 @@ impl Tree {
         while let Some((g, d)) = frontier.pop() {
             if d > limit {
                 let origin = self.groups[&g].origin.clone();
-                let (file, path) = origin.map(|o| (o.file.clone(), o.path.clone())).unwrap_or_default();
-                self.err(&file, path, format!("group `{g}` is its own ancestor (a cycle in children)"));
+                let (file, path) = origin
+                    .map(|o| (o.file.clone(), o.path.clone()))
+                    .unwrap_or_default();
+                self.err(
+                    &file,
+                    path,
+                    format!("group `{g}` is its own ancestor (a cycle in children)"),
+                );
                 return;
             }
             if depth.get(&g).is_some_and(|&old| old >= d) && d > 0 {
@@ -268,7 +326,10 @@ impl Tree {
 }
 
 fn priority(g: &Group) -> i64 {
-    g.vars.get("ansible_group_priority").and_then(|v| v.value.as_i64()).unwrap_or(1)
+    g.vars
+        .get("ansible_group_priority")
+        .and_then(|v| v.value.as_i64())
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -278,13 +339,13 @@ mod tests {
 
     fn tree(text: &str) -> Tree {
         let v = parse("pigsty.yml", text).unwrap();
-        let mut t = Tree::from_document("pigsty.yml", &v);
+        let mut t = Tree::from_document("pigsty.yml", v);
         t.resolve();
         t
     }
 
     fn get<'a>(t: &'a Tree, host: &str, var: &str) -> &'a Value {
-        &t.hosts[host].vars[var].value
+        &t.hosts[host].vars.get(var).unwrap().value
     }
 
     #[test]
@@ -292,9 +353,21 @@ mod tests {
         let t = tree(
             "all:\n  vars: { pg_conf: all.yml, a: 0 }\n  children:\n    pg-meta:\n      hosts: { 10.0.0.1: { pg_seq: 1 } }\n      vars: { pg_conf: meta.yml, b: meta }\n    infra:\n      hosts: { 10.0.0.1: { infra_seq: 1, b: host } }\n      vars: { pg_conf: infra.yml, node_tune: oltp }\n",
         );
-        assert_eq!(get(&t, "10.0.0.1", "pg_conf"), &Value::from("meta.yml"), "p > i alphabetically");
-        assert_eq!(get(&t, "10.0.0.1", "node_tune"), &Value::from("oltp"), "infra vars reach pg hosts");
-        assert_eq!(get(&t, "10.0.0.1", "b"), &Value::from("host"), "host beats group");
+        assert_eq!(
+            get(&t, "10.0.0.1", "pg_conf"),
+            &Value::from("meta.yml"),
+            "p > i alphabetically"
+        );
+        assert_eq!(
+            get(&t, "10.0.0.1", "node_tune"),
+            &Value::from("oltp"),
+            "infra vars reach pg hosts"
+        );
+        assert_eq!(
+            get(&t, "10.0.0.1", "b"),
+            &Value::from("host"),
+            "host beats group"
+        );
         assert_eq!(get(&t, "10.0.0.1", "a"), &Value::from(0));
         assert_eq!(t.hosts["10.0.0.1"].groups, vec!["pg-meta", "infra"]);
     }
@@ -322,12 +395,23 @@ mod tests {
     fn conflicting_host_vars_are_flagged() {
         let t = tree("all:\n  children:\n    a: { hosts: { h: { x: 1 } } }\n    b: { hosts: { h: { x: 2 } } }\n");
         assert_eq!(get(&t, "h", "x"), &Value::from(2));
-        assert!(t.diags.iter().any(|d| d.severity == Severity::Warning && d.message.contains("`x`")));
+        assert!(t
+            .diags
+            .iter()
+            .any(|d| d.severity == Severity::Warning && d.message.contains("`x`")));
     }
 
     #[test]
     fn structure_errors_are_reported() {
         let t = tree("all:\n  children:\n    a: { hosts: [1, 2] }\n    b: { hostz: {} }\n");
-        assert_eq!(t.diags.iter().filter(|d| d.severity == Severity::Error).count(), 2, "{:?}", t.diags);
+        assert_eq!(
+            t.diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count(),
+            2,
+            "{:?}",
+            t.diags
+        );
     }
 }

@@ -56,7 +56,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {sev}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if !self.path.is_empty() {
             write!(f, " (at {})", self.path)?;
         }
@@ -82,7 +86,9 @@ pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str
     for d in diags.iter_mut() {
         if d.line == 0 {
             if let Some(file) = files.iter().find(|f| f.path == d.file) {
-                let idx = indexes.entry(file.path.as_str()).or_insert_with(|| PositionIndex::build(&file.text));
+                let idx = indexes
+                    .entry(file.path.as_str())
+                    .or_insert_with(|| PositionIndex::build(&file.text));
                 if let Some(p) = idx.locate(&d.yaml_path) {
                     d.line = p.line;
                     d.column = p.column;
@@ -94,7 +100,10 @@ pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str
         d.revision = revision.to_string();
     }
     diags.sort_by(|a, b| {
-        (a.severity, &a.file, a.line, a.column, &a.message).cmp(&(b.severity, &b.file, b.line, b.column, &b.message))
+        (a.severity, &a.file, a.line, a.column, &a.message)
+            .cmp(&(b.severity, &b.file, b.line, b.column, &b.message))
     });
-    diags.dedup_by(|a, b| a.severity == b.severity && a.file == b.file && a.path == b.path && a.message == b.message);
+    diags.dedup_by(|a, b| {
+        a.severity == b.severity && a.file == b.file && a.path == b.path && a.message == b.message
+    });
 }

@@ -38,6 +38,54 @@ pub struct Var {
 
 pub type Vars = BTreeMap<String, Var>;
 
+/// Anything variables can be looked up in: one layer, or a host's effective variables.
+pub trait VarSource {
+    fn var(&self, key: &str) -> Option<&Var>;
+}
+
+impl VarSource for Vars {
+    fn var(&self, key: &str) -> Option<&Var> {
+        self.get(key)
+    }
+}
+
+/// A host's effective variables: the layers that apply to it (`all.vars`, its groups in
+/// precedence order, its own), shared with every other host, looked up from the top. Nothing is
+/// copied per host.
+#[derive(Debug, Clone, Default)]
+pub struct HostVars {
+    /// Lowest precedence first.
+    layers: Vec<Arc<Vars>>,
+}
+
+impl HostVars {
+    pub fn new(layers: Vec<Arc<Vars>>) -> Self {
+        HostVars { layers }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Var> {
+        self.layers.iter().rev().find_map(|l| l.get(key))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Every variable name that is set, sorted.
+    pub fn keys(&self) -> std::collections::BTreeSet<&str> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.keys().map(String::as_str))
+            .collect()
+    }
+}
+
+impl VarSource for HostVars {
+    fn var(&self, key: &str) -> Option<&Var> {
+        self.get(key)
+    }
+}
+
 /// A file of the inventory as read from a revision.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -59,7 +107,10 @@ pub struct InventoryFiles {
 impl InventoryFiles {
     pub fn single(path: &str, text: &str) -> Self {
         InventoryFiles {
-            main: SourceFile { path: path.to_string(), text: text.to_string() },
+            main: SourceFile {
+                path: path.to_string(),
+                text: text.to_string(),
+            },
             group_vars: vec![],
             host_vars: vec![],
         }
@@ -85,11 +136,15 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     pub fn is_valid(&self) -> bool {
@@ -98,7 +153,12 @@ impl Inventory {
 
     /// The inventory before the first commit: no hosts, nothing to diff against.
     pub fn empty(revision: &str) -> Inventory {
-        Inventory { revision: revision.to_string(), tree: ansible::Tree::default(), model: Model::default(), diagnostics: vec![] }
+        Inventory {
+            revision: revision.to_string(),
+            tree: ansible::Tree::default(),
+            model: Model::default(),
+            diagnostics: vec![],
+        }
     }
 
     pub fn global(&self, name: &str) -> Option<&Value> {
@@ -109,6 +169,16 @@ impl Inventory {
 /// Loads one revision. A file that does not parse is an `Err` with its location; everything
 /// else (including validation errors) comes back inside the [`Inventory`] as diagnostics.
 pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Diagnostic>> {
+    let t = std::time::Instant::now();
+    let lap = |stage: &str| {
+        tracing::debug!(
+            revision,
+            stage,
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            rss_mb = rss_mb(),
+            "inventory load"
+        )
+    };
     let mut parse_errors = Vec::new();
     let mut parse = |f: &SourceFile| match yaml::parse(&f.path, &f.text) {
         Ok(v) => Some(v),
@@ -122,35 +192,67 @@ pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Dia
         }
     };
     let main = parse(&files.main);
-    let groups: Vec<_> = files.group_vars.iter().map(|(g, f)| (g, f, parse(f))).collect();
-    let hosts: Vec<_> = files.host_vars.iter().map(|(h, f)| (h, f, parse(f))).collect();
+    let groups: Vec<_> = files
+        .group_vars
+        .iter()
+        .map(|(g, f)| (g, f, parse(f)))
+        .collect();
+    let hosts: Vec<_> = files
+        .host_vars
+        .iter()
+        .map(|(h, f)| (h, f, parse(f)))
+        .collect();
     if !parse_errors.is_empty() {
         return Err(parse_errors);
     }
-    let mut tree = ansible::Tree::from_document(&files.main.path, main.as_ref().expect("parsed"));
+    lap("parsed");
+    let mut tree = ansible::Tree::from_document(&files.main.path, main.expect("parsed"));
     for (group, file, value) in groups {
-        let layer = overlay_layer(file, value.as_ref().expect("parsed"), &mut tree.diags);
+        let layer = overlay_layer(file, value.expect("parsed"), &mut tree.diags);
         tree.overlay_group_vars(group, layer);
     }
     for (host, file, value) in hosts {
-        let layer = overlay_layer(file, value.as_ref().expect("parsed"), &mut tree.diags);
+        let layer = overlay_layer(file, value.expect("parsed"), &mut tree.diags);
         tree.overlay_host_vars(host, layer);
     }
     tree.resolve();
+    lap("resolved");
     let (model, mut diagnostics) = model::Model::build(&tree);
+    lap("modelled");
     diagnostics.append(&mut tree.diags);
     diagnostics.extend(validate::validate(&tree, &model));
+    lap("validated");
     diag::locate(&mut diagnostics, &files.all(), revision);
-    Ok(Inventory { revision: revision.to_string(), tree, model, diagnostics })
+    lap("located");
+    Ok(Inventory {
+        revision: revision.to_string(),
+        tree,
+        model,
+        diagnostics,
+    })
 }
 
-fn overlay_layer(file: &SourceFile, value: &Value, diags: &mut Vec<Diagnostic>) -> Vars {
+fn overlay_layer(file: &SourceFile, value: Value, diags: &mut Vec<Diagnostic>) -> Vars {
     match value {
         Value::Mapping(m) => ansible::vars_layer(&file.path, &[], m, diags),
         Value::Null => Vars::new(),
         _ => {
-            diags.push(Diagnostic::new(Severity::Error, &file.path, vec![], "a vars file must be a mapping of variables"));
+            diags.push(Diagnostic::new(
+                Severity::Error,
+                &file.path,
+                vec![],
+                "a vars file must be a mapping of variables",
+            ));
             Vars::new()
         }
     }
+}
+
+/// Resident memory in MiB, for debug logs (0 where /proc is unavailable).
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| (pages * 4096) >> 20)
+        .unwrap_or(0)
 }

@@ -16,15 +16,43 @@ use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
 use super::positions::Seg;
 use super::yaml::scalar_text;
-use super::{Origin, Var, Vars};
+use super::{HostVars, Origin, Var, VarSource, Vars};
 
 /// A named entry of a list such as `pg_users`; `def` is the entry as written (a string entry
 /// becomes `{name: <string>}`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Named {
     pub name: String,
-    pub def: Value,
-    pub origin: Arc<Origin>,
+    /// The list the entry is in (shared with the variable, not copied), and its index.
+    values: Arc<Value>,
+    index: usize,
+    /// `{name: ...}` for an entry written as a plain string.
+    expanded: Option<Value>,
+    /// Where the list is written.
+    list: Arc<Origin>,
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.def() == other.def()
+    }
+}
+
+impl Named {
+    /// The entry's definition as a mapping value.
+    pub fn def(&self) -> &Value {
+        self.expanded.as_ref().unwrap_or(&self.values[self.index])
+    }
+
+    /// The entry's location (built on demand: only diagnostics need it).
+    pub fn origin(&self) -> Origin {
+        let mut path = self.list.path.clone();
+        path.push(Seg::Index(self.index));
+        Origin {
+            file: self.list.file.clone(),
+            path,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -119,20 +147,27 @@ pub fn group_module(name: &str, vars: &Vars) -> Option<&'static str> {
     }
 }
 
-pub fn str_var<'a>(vars: &'a Vars, name: &str) -> Option<&'a str> {
-    vars.get(name).and_then(|v| v.value.as_str())
+pub fn str_var<'a, V: VarSource + ?Sized>(vars: &'a V, name: &str) -> Option<&'a str> {
+    vars.var(name).and_then(|v| v.value.as_str())
 }
 
-pub fn int_var(vars: &Vars, name: &str) -> Option<i64> {
-    vars.get(name).and_then(|v| v.value.as_i64())
+pub fn int_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> Option<i64> {
+    vars.var(name).and_then(|v| v.value.as_i64())
 }
 
-pub fn bool_var(vars: &Vars, name: &str) -> bool {
-    vars.get(name).and_then(|v| v.value.as_bool()).unwrap_or(false)
+pub fn bool_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> bool {
+    vars.var(name)
+        .and_then(|v| v.value.as_bool())
+        .unwrap_or(false)
 }
 
 fn err_at(diags: &mut Vec<Diagnostic>, var: &Var, msg: String) {
-    diags.push(Diagnostic::new(Severity::Error, &var.origin.file, var.origin.path.clone(), msg));
+    diags.push(Diagnostic::new(
+        Severity::Error,
+        &var.origin.file,
+        var.origin.path.clone(),
+        msg,
+    ));
 }
 
 impl Model {
@@ -144,14 +179,18 @@ impl Model {
             model.add_redis_node(host, &h.vars, &mut diags);
             if let Some(var) = h.vars.get("minio_cluster") {
                 match var.value.as_str() {
-                    Some(name) => add_member(&mut model.minio, name, host, int_var(&h.vars, "minio_seq")),
+                    Some(name) => {
+                        add_member(&mut model.minio, name, host, int_var(&h.vars, "minio_seq"))
+                    }
                     None => err_at(&mut diags, var, "`minio_cluster` must be a string".into()),
                 }
             }
         }
         for (gname, g) in &tree.groups {
             if group_module(gname, &g.vars) == Some("etcd") {
-                let name = str_var(&g.vars, "etcd_cluster").unwrap_or("etcd").to_string();
+                let name = str_var(g.vars.as_ref(), "etcd_cluster")
+                    .unwrap_or("etcd")
+                    .to_string();
                 for host in &g.hosts {
                     let seq = int_var(&tree.hosts[host].vars, "etcd_seq");
                     add_member(&mut model.etcd, &name, host, seq);
@@ -159,24 +198,39 @@ impl Model {
             }
         }
         if let Some(g) = tree.groups.get("infra") {
-            let mut infra = Cluster { name: "infra".into(), ..Cluster::default() };
+            let mut infra = Cluster {
+                name: "infra".into(),
+                ..Cluster::default()
+            };
             infra.groups.insert("infra".into());
             for host in &g.hosts {
                 let seq = int_var(&tree.hosts[host].vars, "infra_seq");
-                infra.members.insert(host.clone(), Member { host: host.clone(), seq });
+                infra.members.insert(
+                    host.clone(),
+                    Member {
+                        host: host.clone(),
+                        seq,
+                    },
+                );
             }
             model.infra = Some(infra);
         }
         for cluster in model.pgsql.values_mut() {
             let primary = cluster
                 .declared_primary()
-                .or_else(|| cluster.members.values().min_by_key(|m| (m.seq.unwrap_or(i64::MAX), m.host.clone())))
+                .or_else(|| {
+                    cluster
+                        .members
+                        .values()
+                        .min_by_key(|m| (m.seq.unwrap_or(i64::MAX), m.host.clone()))
+                })
                 .map(|m| m.host.clone());
             if let Some(p) = &primary {
                 let vars = &tree.hosts[p].vars;
                 cluster.users = named_list(vars, &["pg_users"], &mut diags);
                 cluster.databases = named_list(vars, &["pg_databases"], &mut diags);
-                cluster.services = named_list(vars, &["pg_default_services", "pg_services"], &mut diags);
+                cluster.services =
+                    named_list(vars, &["pg_default_services", "pg_services"], &mut diags);
             }
             cluster.primary = primary;
             cluster.groups = exact_groups(tree, cluster.members.keys());
@@ -190,20 +244,25 @@ impl Model {
         (model, diags)
     }
 
-    fn add_pg_member(&mut self, host: &str, vars: &Vars, diags: &mut Vec<Diagnostic>) {
-        let Some(var) = vars.get("pg_cluster") else { return };
+    fn add_pg_member(&mut self, host: &str, vars: &HostVars, diags: &mut Vec<Diagnostic>) {
+        let Some(var) = vars.get("pg_cluster") else {
+            return;
+        };
         let Some(name) = var.value.as_str() else {
             return err_at(diags, var, "`pg_cluster` must be a string".into());
         };
-        let cluster = self.pgsql.entry(name.to_string()).or_insert_with(|| PgCluster {
-            name: name.to_string(),
-            groups: BTreeSet::new(),
-            members: BTreeMap::new(),
-            primary: None,
-            users: vec![],
-            databases: vec![],
-            services: vec![],
-        });
+        let cluster = self
+            .pgsql
+            .entry(name.to_string())
+            .or_insert_with(|| PgCluster {
+                name: name.to_string(),
+                groups: BTreeSet::new(),
+                members: BTreeMap::new(),
+                primary: None,
+                users: vec![],
+                databases: vec![],
+                services: vec![],
+            });
         cluster.members.insert(
             host.to_string(),
             PgMember {
@@ -215,8 +274,10 @@ impl Model {
         );
     }
 
-    fn add_redis_node(&mut self, host: &str, vars: &Vars, diags: &mut Vec<Diagnostic>) {
-        let Some(var) = vars.get("redis_cluster") else { return };
+    fn add_redis_node(&mut self, host: &str, vars: &HostVars, diags: &mut Vec<Diagnostic>) {
+        let Some(var) = vars.get("redis_cluster") else {
+            return;
+        };
         let Some(name) = var.value.as_str() else {
             return err_at(diags, var, "`redis_cluster` must be a string".into());
         };
@@ -229,40 +290,83 @@ impl Model {
                             Some(port) if port > 0 => {
                                 instances.insert(port, v.clone());
                             }
-                            _ => err_at(diags, iv, "`redis_instances` keys must be port numbers (1-65535)".into()),
+                            _ => err_at(
+                                diags,
+                                iv,
+                                "`redis_instances` keys must be port numbers (1-65535)".into(),
+                            ),
                         }
                     }
                 }
                 Value::Null => {}
-                _ => err_at(diags, iv, "`redis_instances` must be a mapping of port to options".into()),
+                _ => err_at(
+                    diags,
+                    iv,
+                    "`redis_instances` must be a mapping of port to options".into(),
+                ),
             }
         }
-        let cluster = self.redis.entry(name.to_string()).or_insert_with(|| RedisCluster { name: name.to_string(), ..Default::default() });
-        cluster.nodes.insert(host.to_string(), RedisNode { host: host.to_string(), node: int_var(vars, "redis_node"), instances });
+        let cluster = self
+            .redis
+            .entry(name.to_string())
+            .or_insert_with(|| RedisCluster {
+                name: name.to_string(),
+                ..Default::default()
+            });
+        cluster.nodes.insert(
+            host.to_string(),
+            RedisNode {
+                host: host.to_string(),
+                node: int_var(vars, "redis_node"),
+                instances,
+            },
+        );
     }
 }
 
-/// Groups whose hosts are exactly `members`: what an Ansible `-l` limit can name.
-fn exact_groups<'a>(tree: &Tree, members: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
-    let want: BTreeSet<&String> = members.collect();
-    tree.groups
-        .values()
-        .filter(|g| g.name != "all" && g.hosts.len() == want.len() && g.hosts.iter().all(|h| want.contains(h)))
+/// Groups whose hosts are exactly `members`: what an Ansible `-l` limit can name. Candidates are
+/// the direct groups of the first member, so this stays linear in the inventory size.
+fn exact_groups<'a>(
+    tree: &Tree,
+    mut members: impl Iterator<Item = &'a String>,
+) -> BTreeSet<String> {
+    let Some(first) = members.next() else {
+        return BTreeSet::new();
+    };
+    let rest: BTreeSet<&String> = members.collect();
+    tree.hosts[first]
+        .groups
+        .iter()
+        .map(|g| &tree.groups[g])
+        .filter(|g| {
+            g.name != "all"
+                && g.hosts.len() == rest.len() + 1
+                && g.hosts.iter().all(|h| h == first || rest.contains(h))
+        })
         .map(|g| g.name.clone())
         .collect()
 }
 
 fn add_member(map: &mut BTreeMap<String, Cluster>, name: &str, host: &str, seq: Option<i64>) {
-    let c = map.entry(name.to_string()).or_insert_with(|| Cluster { name: name.to_string(), ..Cluster::default() });
-    c.members.insert(host.to_string(), Member { host: host.to_string(), seq });
+    let c = map.entry(name.to_string()).or_insert_with(|| Cluster {
+        name: name.to_string(),
+        ..Cluster::default()
+    });
+    c.members.insert(
+        host.to_string(),
+        Member {
+            host: host.to_string(),
+            seq,
+        },
+    );
 }
 
 /// Reads list variables of named entries (`pg_users`, ...), concatenated; the first entry of a
 /// name wins, as in Pigsty's lookups. A plain string entry is shorthand for `{name: ...}`.
-pub fn named_list(vars: &Vars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<Named> {
+pub fn named_list(vars: &HostVars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
     for key in keys {
-        let Some(var) = vars.get(*key) else { continue };
+        let Some(var) = vars.get(key) else { continue };
         let items = match var.value.as_ref() {
             Value::Sequence(s) => s,
             Value::Null => continue,
@@ -272,34 +376,47 @@ pub fn named_list(vars: &Vars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Ve
             }
         };
         for (i, item) in items.iter().enumerate() {
-            let mut path = var.origin.path.clone();
-            path.push(Seg::Index(i));
-            let origin = Arc::new(Origin { file: var.origin.file.clone(), path });
-            let here = |msg: String| Diagnostic::new(Severity::Error, &origin.file, origin.path.clone(), msg);
-            let (name, def) = match item {
-                Value::String(s) => (s.clone(), Value::Mapping([(Value::from("name"), Value::from(s.as_str()))].into_iter().collect())),
+            let named = |name: String, expanded: Option<Value>| Named {
+                name,
+                values: var.value.clone(),
+                index: i,
+                expanded,
+                list: var.origin.clone(),
+            };
+            let here = |msg: String| {
+                let o = named(String::new(), None).origin();
+                Diagnostic::new(Severity::Error, &o.file, o.path, msg)
+            };
+            let (name, expanded) = match item {
+                Value::String(s) => (
+                    s.clone(),
+                    Some(Value::Mapping(
+                        [(Value::from("name"), Value::from(s.as_str()))]
+                            .into_iter()
+                            .collect(),
+                    )),
+                ),
                 Value::Mapping(m) => match m.get("name").and_then(scalar_text) {
-                    Some(n) => (n, item.clone()),
+                    Some(n) => (n, None),
                     None => {
                         diags.push(here(format!("each `{key}` entry needs a `name`")));
                         continue;
                     }
                 },
                 _ => {
-                    diags.push(here(format!("each `{key}` entry must be a mapping with a `name`")));
+                    diags.push(here(format!(
+                        "each `{key}` entry must be a mapping with a `name`"
+                    )));
                     continue;
                 }
             };
             if out.iter().any(|n| n.name == name) {
-                diags.push(Diagnostic::new(
-                    Severity::Warning,
-                    &origin.file,
-                    origin.path.clone(),
-                    format!("`{key}` lists {name:?} more than once; the first entry is used, as Pigsty does"),
-                ));
+                let mut d = here(format!("`{key}` lists {name:?} more than once; the first entry is used, as Pigsty does"));
+                d.severity = Severity::Warning;
+                diags.push(d);
                 continue;
             }
-            out.push(Named { name, def, origin });
+            out.push(named(name, expanded));
         }
     }
     out
@@ -365,5 +482,11 @@ pub fn var_module(key: &str) -> Option<Module> {
     if key.starts_with("ansible_") {
         return None;
     }
-    Some(TABLE.iter().find(|(p, _)| key.starts_with(p)).map(|(_, m)| *m).unwrap_or(Module::Other))
+    Some(
+        TABLE
+            .iter()
+            .find(|(p, _)| key.starts_with(p))
+            .map(|(_, m)| *m)
+            .unwrap_or(Module::Other),
+    )
 }

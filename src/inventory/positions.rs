@@ -59,15 +59,24 @@ impl PositionIndex {
 
     /// Position of `path`, or of its nearest indexed ancestor.
     pub fn locate(&self, path: &[Seg]) -> Option<Pos> {
-        (0..=path.len()).rev().find_map(|n| self.map.get(&path[..n]).copied())
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.map.get(&path[..n]).copied())
     }
 }
 
 enum Frame {
-    Map { key: Option<Seg> },
-    Seq { next: usize },
+    /// The pending key and where it is written.
+    Map {
+        key: Option<(Seg, Pos)>,
+    },
+    Seq {
+        next: usize,
+    },
     /// Inside a complex (non-scalar) mapping key: nothing below is addressable.
-    Skip { depth: usize },
+    Skip {
+        depth: usize,
+    },
 }
 
 #[derive(Default)]
@@ -78,9 +87,13 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Handles the start of a node (scalar, alias or collection) and returns whether it is a key.
+    /// Handles the start of a node (scalar, alias or collection). A collection under a key is
+    /// located at its key; a scalar at itself.
     fn node(&mut self, mark: Marker, scalar: Option<&str>, opens: bool) {
-        let pos = Pos { line: mark.line(), column: mark.col() + 1 };
+        let mut pos = Pos {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
         match self.frames.last_mut() {
             Some(Frame::Skip { depth }) => {
                 if opens {
@@ -90,17 +103,20 @@ impl Receiver {
             }
             Some(Frame::Map { key }) if key.is_none() => {
                 match scalar {
-                    Some(s) => *key = Some(Seg::Key(s.to_string())),
+                    Some(s) => *key = Some((Seg::Key(s.to_string()), pos)),
                     None if opens => {
-                        *key = Some(Seg::Key("?".into()));
+                        *key = Some((Seg::Key("?".into()), pos));
                         self.frames.push(Frame::Skip { depth: 1 });
                     }
-                    None => *key = Some(Seg::Key("*".into())),
+                    None => *key = Some((Seg::Key("*".into()), pos)),
                 }
                 return;
             }
             Some(Frame::Map { key }) => {
-                let seg = key.take().expect("checked above");
+                let (seg, key_pos) = key.take().expect("checked above");
+                if opens {
+                    pos = key_pos;
+                }
                 self.path.push(seg);
             }
             Some(Frame::Seq { next }) => {
@@ -168,13 +184,41 @@ mod tests {
         let text = "all:\n  children:\n    pg-meta:\n      hosts: { 10.0.0.1: { pg_seq: 1 } }\n      vars:\n        pg_users:\n          - name: a\n          - { name: b }\n";
         let idx = PositionIndex::build(text);
         let p = |v: Vec<Seg>| idx.locate(&v).unwrap();
-        assert_eq!(p(vec![key("all"), key("children"), key("pg-meta")]), Pos { line: 4, column: 7 });
-        let seq = p(vec![key("all"), key("children"), key("pg-meta"), key("hosts"), key("10.0.0.1"), key("pg_seq")]);
-        assert_eq!(seq, Pos { line: 4, column: 38 });
-        let users = vec![key("all"), key("children"), key("pg-meta"), key("vars"), key("pg_users")];
+        assert_eq!(
+            p(vec![key("all"), key("children"), key("pg-meta")]),
+            Pos { line: 3, column: 5 }
+        );
+        let seq = p(vec![
+            key("all"),
+            key("children"),
+            key("pg-meta"),
+            key("hosts"),
+            key("10.0.0.1"),
+            key("pg_seq"),
+        ]);
+        assert_eq!(
+            seq,
+            Pos {
+                line: 4,
+                column: 36
+            }
+        );
+        let users = vec![
+            key("all"),
+            key("children"),
+            key("pg-meta"),
+            key("vars"),
+            key("pg_users"),
+        ];
         let mut b = users.clone();
         b.extend([Seg::Index(1), key("name")]);
-        assert_eq!(p(b), Pos { line: 8, column: 20 });
+        assert_eq!(
+            p(b),
+            Pos {
+                line: 8,
+                column: 21
+            }
+        );
         // unknown child falls back to the nearest ancestor
         let mut missing = users.clone();
         missing.push(Seg::Index(7));
@@ -185,7 +229,10 @@ mod tests {
     fn complex_keys_and_aliases_do_not_derail() {
         let text = "a: &x { k: 1 }\n? [1, 2]\n: v\nb: *x\nc:\n  d: 2\n";
         let idx = PositionIndex::build(text);
-        assert_eq!(idx.locate(&[key("c"), key("d")]), Some(Pos { line: 6, column: 6 }));
+        assert_eq!(
+            idx.locate(&[key("c"), key("d")]),
+            Some(Pos { line: 6, column: 6 })
+        );
         assert_eq!(idx.locate(&[key("b")]), Some(Pos { line: 4, column: 4 }));
         assert_eq!(display_path(&[key("a"), Seg::Index(2), key("b")]), "a[2].b");
     }

@@ -15,9 +15,18 @@ pub fn is_secret_key(key: &str) -> bool {
     if k.ends_with("access_key") || k.ends_with("_username") || k == "pg_pwd_enc" {
         return false;
     }
-    ["password", "passwd", "secret", "token", "cipher_pass", "private_key", "credential", "api_key"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "cipher_pass",
+        "private_key",
+        "credential",
+        "api_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
         || k.ends_with("_pass")
         || k.ends_with("_key")
         || k == "pass"
@@ -35,7 +44,10 @@ pub fn redact(key: Option<&str>, value: &Value) -> Value {
         Value::Mapping(m) => Value::Mapping(
             m.iter()
                 .map(|(k, v)| {
-                    let name = k.as_str().map(str::to_string).or_else(|| super::yaml::scalar_text(k));
+                    let name = k
+                        .as_str()
+                        .map(str::to_string)
+                        .or_else(|| super::yaml::scalar_text(k));
                     (k.clone(), redact(name.as_deref(), v))
                 })
                 .collect(),
@@ -51,7 +63,9 @@ pub fn redact_url_password(s: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match (authority.rfind('@'), authority.find(':')) {
             (Some(at), Some(colon)) if colon < at => {
@@ -73,10 +87,26 @@ mod tests {
 
     #[test]
     fn secret_keys() {
-        for k in ["password", "pg_admin_password", "minio_secret_key", "secret_key", "etcd_root_password", "s3_key_secret", "cipher_pass", "GITHUB_TOKEN"] {
+        for k in [
+            "password",
+            "pg_admin_password",
+            "minio_secret_key",
+            "secret_key",
+            "etcd_root_password",
+            "s3_key_secret",
+            "cipher_pass",
+            "GITHUB_TOKEN",
+        ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["name", "access_key", "pg_admin_username", "pg_pwd_enc", "comment", "minio_access_key"] {
+        for k in [
+            "name",
+            "access_key",
+            "pg_admin_username",
+            "pg_pwd_enc",
+            "comment",
+            "minio_access_key",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }
@@ -91,7 +121,10 @@ mod tests {
         for secret in ["p1;$(x)", "DBUser.X", "s2"] {
             assert!(!text.contains(secret), "{text}");
         }
-        assert!(text.contains("postgres://u:<redacted>@10.0.0.1:5432/db"), "{text}");
+        assert!(
+            text.contains("postgres://u:<redacted>@10.0.0.1:5432/db"),
+            "{text}"
+        );
         assert!(text.contains("http://host/a"));
         assert!(text.contains("access_key: a"));
     }

@@ -1,12 +1,20 @@
-//! YAML text to a plain value tree.
+//! YAML text to a plain value tree, the way Ansible reads inventories.
 //!
-//! In: one file's text. Out: a `serde_yaml_ng::Value` with anchors and aliases resolved, `<<`
-//! merge keys applied and Ansible tags (`!unsafe`, `!vault`) stripped to their inner value, or a
-//! [`ParseError`] that carries the file's 1-based line and column.
+//! In: one file's text. Out: a `serde_yaml_ng::Value`, or a [`ParseError`] with the file's 1-based
+//! line and column. Values are built straight from yaml-rust2's event stream (one pass, no event
+//! buffer), which lets this module follow Ansible's loader (PyYAML, YAML 1.1) where YAML 1.2
+//! parsers differ: plain `yes`/`no`/`on`/`off` are booleans, `0755` is octal, `1e5` is a string.
+//! Anchors and aliases are resolved, `<<` merge keys applied (explicit keys win), Ansible tags
+//! (`!unsafe`, `!vault`) yield their text, and duplicate keys are refused (Ansible would keep the
+//! last one silently, which hides mistakes).
 
-use serde_yaml_ng::Value;
+use std::collections::HashMap;
 
-/// Why a file did not parse. `message` comes from the YAML parser and never quotes values.
+use serde_yaml_ng::{Mapping, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Why a file did not parse. `message` never quotes a value from the file.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ParseError {
@@ -16,41 +24,320 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Nesting deeper than this is refused (no inventory needs it; it protects the stack).
+const MAX_DEPTH: usize = 128;
+
 pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
-    let fail = |line: usize, column: usize, message: String| ParseError {
+    let mut b = Builder::default();
+    let scanned = Parser::new_from_str(text).load(&mut b, true);
+    let fail = |m: &Marker, message: String| ParseError {
         file: file.to_string(),
-        line,
-        column,
+        line: m.line().max(1),
+        column: m.col() + 1,
         message,
     };
-    let mut value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        fail(line, column, parser_message(&e.to_string()))
-    })?;
-    value.apply_merge().map_err(|e| fail(1, 1, format!("invalid merge key (<<): {}", parser_message(&e.to_string()))))?;
-    strip_tags(&mut value);
-    Ok(value)
+    if let Err(e) = scanned {
+        return Err(fail(e.marker(), e.info().to_string()));
+    }
+    if let Some((m, msg)) = b.error {
+        return Err(fail(&m, msg));
+    }
+    Ok(b.root.unwrap_or(Value::Null))
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the location is reported separately.
-fn parser_message(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+    },
+    /// `key` is the pending key; `Some((None, _))` is a `<<` merge key.
+    Map {
+        map: Mapping,
+        key: Option<(Option<Value>, Marker)>,
+        merges: Vec<(Value, Marker)>,
+        anchor: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Value>,
+    root: Option<Value>,
+    documents: usize,
+    error: Option<(Marker, String)>,
+}
+
+impl Builder {
+    fn fail(&mut self, mark: Marker, msg: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some((mark, msg.into()));
+        }
+    }
+
+    /// Adds a finished node to its parent (or makes it the document).
+    fn node(&mut self, v: Value, anchor: usize, mark: Marker, merge_key: bool) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, v.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(v),
+            Some(Frame::Seq { items, .. }) => items.push(v),
+            Some(Frame::Map {
+                map, key, merges, ..
+            }) => match key.take() {
+                None if merge_key => *key = Some((None, mark)),
+                None => *key = Some((Some(v), mark)),
+                Some((None, kmark)) => merges.push((v, kmark)),
+                Some((Some(k), kmark)) => {
+                    if map.contains_key(&k) {
+                        self.fail(
+                            kmark,
+                            "duplicate key in a mapping (each key may appear once)",
+                        );
+                    } else {
+                        map.insert(k, v);
+                    }
+                }
+            },
+        }
+    }
+
+    fn close(&mut self, mark: Marker) {
+        let Some(frame) = self.stack.pop() else {
+            return;
+        };
+        let (v, anchor) = match frame {
+            Frame::Seq { mut items, anchor } => {
+                items.shrink_to_fit();
+                (Value::Sequence(items), anchor)
+            }
+            Frame::Map {
+                mut map,
+                merges,
+                anchor,
+                ..
+            } => {
+                for (src, m) in merges {
+                    let sources = match src {
+                        Value::Mapping(one) => vec![one],
+                        Value::Sequence(list) if list.iter().all(Value::is_mapping) => list
+                            .into_iter()
+                            .filter_map(|v| {
+                                if let Value::Mapping(m) = v {
+                                    Some(m)
+                                } else {
+                                    None
+                                }
+                            })
+                            .collect(),
+                        _ => {
+                            self.fail(
+                                m,
+                                "a merge key (<<) must be given a mapping or a list of mappings",
+                            );
+                            continue;
+                        }
+                    };
+                    for source in sources {
+                        for (k, v) in source {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                // Inventories are read once and kept: trim growth slack (a third of the memory).
+                map.shrink_to_fit();
+                (Value::Mapping(map), anchor)
+            }
+        };
+        self.node(v, anchor, mark, false);
+    }
+
+    fn open(&mut self, frame: Frame, mark: Marker) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(mark, format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        self.stack.push(frame);
     }
 }
 
-fn strip_tags(v: &mut Value) {
-    match v {
-        Value::Tagged(t) => {
-            let mut inner = std::mem::replace(&mut t.value, Value::Null);
-            strip_tags(&mut inner);
-            *v = inner;
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
         }
-        Value::Sequence(s) => s.iter_mut().for_each(strip_tags),
-        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| strip_tags(v)),
+        match ev {
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    self.fail(
+                        mark,
+                        "more than one YAML document in the file; an inventory is one document",
+                    );
+                }
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let plain = style == TScalarStyle::Plain && tag.is_none();
+                let is_merge_key = plain
+                    && text == "<<"
+                    && matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                let v = scalar(text, style, tag.as_ref());
+                self.node(v, anchor, mark, is_merge_key);
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(v) => self.node(v, 0, mark, false),
+                None => self.fail(
+                    mark,
+                    "alias to an anchor that is not defined before it (or refers to itself)",
+                ),
+            },
+            Event::SequenceStart(anchor, _) => self.open(
+                Frame::Seq {
+                    items: Vec::new(),
+                    anchor,
+                },
+                mark,
+            ),
+            Event::MappingStart(anchor, _) => self.open(
+                Frame::Map {
+                    map: Mapping::new(),
+                    key: None,
+                    merges: Vec::new(),
+                    anchor,
+                },
+                mark,
+            ),
+            Event::SequenceEnd | Event::MappingEnd => self.close(mark),
+            _ => {}
+        }
+    }
+}
+
+fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+    match tag {
+        Some(t) if t.handle == "tag:yaml.org,2002:" && t.suffix != "str" => resolve_plain(text),
+        Some(_) => Value::String(text),
+        None if style == TScalarStyle::Plain => resolve_plain(text),
+        None => Value::String(text),
+    }
+}
+
+/// PyYAML's (YAML 1.1) implicit resolution of a plain scalar.
+pub fn resolve_plain(text: String) -> Value {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Value::Bool(true)
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Number(f64::INFINITY.into())
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Number(f64::NEG_INFINITY.into()),
+        ".nan" | ".NaN" | ".NAN" => return Value::Number(f64::NAN.into()),
         _ => {}
     }
+    let first = text.as_bytes()[0];
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return Value::String(text);
+    }
+    match number(&text) {
+        Some(n) => Value::Number(n),
+        None => Value::String(text),
+    }
+}
+
+fn number(text: &str) -> Option<Number> {
+    let (neg, body) = match text.as_bytes()[0] {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits = |s: &str, ok: fn(u8) -> bool| {
+        !s.is_empty() && s.bytes().all(|b| ok(b) || b == b'_') && s.bytes().any(ok)
+    };
+    let int = |s: &str, radix: u32| -> Option<Number> {
+        let clean: String = s.chars().filter(|c| *c != '_').collect();
+        let v = i128::from_str_radix(&clean, radix).ok()?;
+        let v = if neg { -v } else { v };
+        i64::try_from(v)
+            .map(Number::from)
+            .ok()
+            .or_else(|| u64::try_from(v).map(Number::from).ok())
+    };
+    if let Some(b) = body.strip_prefix("0b") {
+        return digits(b, |c| c == b'0' || c == b'1')
+            .then(|| int(b, 2))
+            .flatten();
+    }
+    if let Some(h) = body.strip_prefix("0x") {
+        return digits(h, |c| c.is_ascii_hexdigit())
+            .then(|| int(h, 16))
+            .flatten();
+    }
+    if body.len() > 1 && body.starts_with('0') && digits(body, |c| (b'0'..=b'7').contains(&c)) {
+        return int(&body[1..], 8);
+    }
+    if body == "0" || (digits(body, |c| c.is_ascii_digit()) && !body.starts_with('0')) {
+        return int(body, 10);
+    }
+    if body.contains(':') {
+        return sexagesimal(body, neg);
+    }
+    float(body, neg)
+}
+
+/// `190:20:30` (base 60), as YAML 1.1 reads it.
+fn sexagesimal(body: &str, neg: bool) -> Option<Number> {
+    let mut parts = body.split(':');
+    let head = parts.next()?;
+    if head.is_empty()
+        || head.starts_with('0')
+        || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    let mut v: i64 = head.replace('_', "").parse().ok()?;
+    for p in parts {
+        if p.is_empty()
+            || p.len() > 2
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<i64>().ok()? > 59
+        {
+            return None;
+        }
+        v = v.checked_mul(60)?.checked_add(p.parse().ok()?)?;
+    }
+    Some(Number::from(if neg { -v } else { v }))
+}
+
+/// `[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?` or `\.[0-9_]+([eE][-+][0-9]+)?`
+fn float(body: &str, neg: bool) -> Option<Number> {
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int_part, frac) = mantissa.split_once('.')?;
+    let ok_int = int_part.is_empty() && !frac.is_empty()
+        || int_part.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    let all = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !ok_int
+        || !all(int_part)
+        || !all(frac)
+        || (int_part.is_empty() && !frac.bytes().any(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    if let Some(e) = exp {
+        let digits = e.strip_prefix(['-', '+'])?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let v: f64 = body.replace('_', "").parse().ok()?;
+    Some(Number::from(if neg { -v } else { v }))
 }
 
 /// A scalar rendered as text (keys like `6379` or `10.0.0.1`); `None` for collections and null.
@@ -67,20 +354,48 @@ pub fn scalar_text(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn anchors_aliases_and_merge_keys_resolve() {
-        let text = "base: &b { pg_seq: 1, pg_role: replica }\nh1: { <<: *b, pg_role: primary }\nh2: *b\n";
-        let v = parse("f.yml", text).unwrap();
-        assert_eq!(v["h1"]["pg_seq"], Value::from(1));
-        assert_eq!(v["h1"]["pg_role"], Value::from("primary"));
-        assert_eq!(v["h2"]["pg_role"], Value::from("replica"));
-        assert!(v["h1"].get("<<").is_none());
+    fn p(text: &str) -> Value {
+        parse("f.yml", text).unwrap()
     }
 
     #[test]
-    fn tags_are_stripped() {
-        let v = parse("f.yml", "a: !unsafe '{{ x }}'\n").unwrap();
-        assert_eq!(v["a"], Value::from("{{ x }}"));
+    fn anchors_aliases_and_merge_keys_resolve() {
+        let v = p("base: &b { pg_seq: 1, pg_role: replica }\nh1: { <<: *b, pg_role: primary }\nh2: *b\nh3:\n  <<: [ *b, { x: 1 } ]\n  pg_seq: 3\n");
+        assert_eq!(v["h1"]["pg_seq"], Value::from(1));
+        assert_eq!(
+            v["h1"]["pg_role"],
+            Value::from("primary"),
+            "explicit keys beat merged ones"
+        );
+        assert_eq!(v["h2"]["pg_role"], Value::from("replica"));
+        assert!(v["h1"].get("<<").is_none());
+        assert_eq!(v["h3"]["pg_seq"], Value::from(3));
+        assert_eq!(v["h3"]["x"], Value::from(1));
+        assert_eq!(v["h3"]["pg_role"], Value::from("replica"));
+    }
+
+    #[test]
+    fn yaml_1_1_scalars_like_ansible() {
+        let v = p("a: yes\nb: Off\nc: 'yes'\nd: 0755\ne: 1e5\nf: 1.5\ng: 10.10.10.10\nh: ~\ni: 6379\nj: 0x1F\nk: -3\nl: v4.5.0\nm: 1_000\nn: 1:30\no: .5\np: !unsafe '{{ x }}'\nq: !!str 12\nr: +.inf\ns: 00\n");
+        assert_eq!(v["a"], Value::Bool(true));
+        assert_eq!(v["b"], Value::Bool(false));
+        assert_eq!(v["c"], Value::from("yes"));
+        assert_eq!(v["d"], Value::from(493));
+        assert_eq!(v["e"], Value::from("1e5"));
+        assert_eq!(v["f"], Value::from(1.5));
+        assert_eq!(v["g"], Value::from("10.10.10.10"));
+        assert_eq!(v["h"], Value::Null);
+        assert_eq!(v["i"], Value::from(6379));
+        assert_eq!(v["j"], Value::from(31));
+        assert_eq!(v["k"], Value::from(-3));
+        assert_eq!(v["l"], Value::from("v4.5.0"));
+        assert_eq!(v["m"], Value::from(1000));
+        assert_eq!(v["n"], Value::from(90));
+        assert_eq!(v["o"], Value::from(0.5));
+        assert_eq!(v["p"], Value::from("{{ x }}"));
+        assert_eq!(v["q"], Value::from("12"));
+        assert_eq!(v["r"], Value::from(f64::INFINITY));
+        assert_eq!(v["s"], Value::from(0));
     }
 
     #[test]
@@ -88,7 +403,26 @@ mod tests {
         let e = parse("pigsty.yml", "all:\n  vars:\n    a: [1, 2\n    b: 3\n").unwrap_err();
         assert_eq!(e.file, "pigsty.yml");
         assert!(e.line >= 3, "{e}");
-        let dup = parse("p.yml", "a: 1\na: 2\n").unwrap_err();
-        assert_eq!(dup.line, 2, "{dup}");
+        let dup = parse("p.yml", "a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err();
+        assert_eq!((dup.line, dup.column), (4, 3), "{dup}");
+        let alias = parse("p.yml", "a: *nope\n").unwrap_err();
+        assert_eq!(alias.line, 1);
+        let docs = parse("p.yml", "a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(docs.message.contains("more than one"), "{docs}");
+        let deep = parse("p.yml", &format!("{}{}", "[".repeat(200), "]".repeat(200))).unwrap_err();
+        assert!(deep.message.contains("nesting"), "{deep}");
+        assert_eq!(
+            p("a: { '<<': 1 }\n")["a"]["<<"],
+            Value::from(1),
+            "a quoted << is an ordinary key"
+        );
+        let bad_merge = parse("p.yml", "a:\n  <<: 3\n").unwrap_err();
+        assert!(bad_merge.message.contains("merge"), "{bad_merge}");
+    }
+
+    #[test]
+    fn empty_text_is_null() {
+        assert_eq!(p(""), Value::Null);
+        assert_eq!(p("# only a comment\n"), Value::Null);
     }
 }

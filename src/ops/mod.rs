@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::inventory::{self, Diagnostic, Inventory};
+use crate::inventory::{self, Diagnostic, Inventory, InventoryFiles};
 use crate::source::{Repo, SourceError};
 
 /// Where the inventory lives.
@@ -22,35 +22,54 @@ pub struct RepoOptions {
 
 impl RepoOptions {
     pub fn open(&self) -> Result<Repo> {
-        Repo::open(&self.repo).with_context(|| format!("opening the repository at {}", self.repo.display()))
+        Repo::open(&self.repo)
+            .with_context(|| format!("opening the repository at {}", self.repo.display()))
     }
 }
 
-/// One revision's inventory: loaded (possibly with validation errors) or refused at parse time.
-pub enum Loaded {
-    Inventory(Inventory),
-    Unparsable(Vec<Diagnostic>),
-}
+/// One revision's inventory: loaded (possibly with validation errors), or the parse errors.
+pub type Loaded = Result<Inventory, Vec<Diagnostic>>;
 
-impl Loaded {
-    pub fn errors(&self) -> Vec<Diagnostic> {
-        match self {
-            Loaded::Inventory(inv) => inv.errors().cloned().collect(),
-            Loaded::Unparsable(d) => d.clone(),
-        }
+/// The errors that refuse a revision: parse errors, or validation errors.
+pub fn errors(loaded: &Loaded) -> Vec<Diagnostic> {
+    match loaded {
+        Ok(inv) => inv.errors().cloned().collect(),
+        Err(d) => d.clone(),
     }
 }
 
-/// Reads and loads the inventory of `commit`. `missing_is_empty` treats an absent inventory as
-/// an empty one (the base of the commit that first adds it).
-pub fn load_revision(repo: &Repo, opts: &RepoOptions, commit: &str, missing_is_empty: bool) -> Result<Loaded> {
-    let files = match repo.inventory(commit, &opts.inventory) {
-        Ok(f) => f,
-        Err(SourceError::NotFound { .. }) if missing_is_empty => return Ok(Loaded::Inventory(Inventory::empty(commit))),
-        Err(e) => return Err(e).context("reading the inventory"),
-    };
-    Ok(match inventory::load(&files, commit) {
-        Ok(inv) => Loaded::Inventory(inv),
-        Err(diags) => Loaded::Unparsable(diags),
-    })
+/// Reads the inventory files of `commit`. `missing_is_empty` turns an absent inventory into
+/// `None` (the base of the commit that first adds it) instead of an error.
+pub fn read_revision(
+    repo: &Repo,
+    opts: &RepoOptions,
+    commit: &str,
+    missing_is_empty: bool,
+) -> Result<Option<InventoryFiles>> {
+    match repo.inventory(commit, &opts.inventory) {
+        Ok(f) => Ok(Some(f)),
+        Err(SourceError::NotFound { .. }) if missing_is_empty => Ok(None),
+        Err(e) => Err(e).context("reading the inventory"),
+    }
+}
+
+/// Loads files read by [`read_revision`] (pure; safe to run on another thread).
+pub fn load_files(files: Option<&InventoryFiles>, commit: &str) -> Loaded {
+    match files {
+        Some(files) => inventory::load(files, commit),
+        None => Ok(Inventory::empty(commit)),
+    }
+}
+
+/// Reads and loads one revision.
+pub fn load_revision(
+    repo: &Repo,
+    opts: &RepoOptions,
+    commit: &str,
+    missing_is_empty: bool,
+) -> Result<Loaded> {
+    Ok(load_files(
+        read_revision(repo, opts, commit, missing_is_empty)?.as_ref(),
+        commit,
+    ))
 }

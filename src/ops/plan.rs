@@ -4,17 +4,21 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
 
-use super::{load_revision, Loaded, RepoOptions};
+use super::{errors, load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
-use crate::inventory::{Diagnostic, Inventory};
+use crate::inventory::Diagnostic;
 use crate::plan::{self, output::Report, Plan};
 use crate::source::approvals;
 
 /// A revision range as typed: `FROM..TO` or `TO` (FROM defaults to TO's first parent).
 pub fn parse_range(range: Option<&str>) -> Result<(Option<String>, String)> {
-    let Some(r) = range else { return Ok((None, "HEAD".into())) };
+    let Some(r) = range else {
+        return Ok((None, "HEAD".into()));
+    };
     match r.split_once("..") {
-        Some((_, to)) if to.starts_with('.') => bail!("`{r}`: symmetric ranges (A...B) are not supported; use FROM..TO"),
+        Some((_, to)) if to.starts_with('.') => {
+            bail!("`{r}`: symmetric ranges (A...B) are not supported; use FROM..TO")
+        }
         Some((from, to)) => {
             let from = if from.is_empty() { "HEAD" } else { from };
             let to = if to.is_empty() { "HEAD" } else { to };
@@ -36,7 +40,14 @@ pub struct PlanRun {
 
 impl PlanRun {
     pub fn report(&self) -> Report<'_> {
-        Report { from: &self.from, to: &self.to, diff: &self.diff, plan: &self.plan, errors: &self.errors, warnings: &self.warnings }
+        Report {
+            from: &self.from,
+            to: &self.to,
+            diff: &self.diff,
+            plan: &self.plan,
+            errors: &self.errors,
+            warnings: &self.warnings,
+        }
     }
 
     pub fn has_changes(&self) -> bool {
@@ -45,6 +56,7 @@ impl PlanRun {
 }
 
 pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
+    let started = std::time::Instant::now();
     let repo = opts.open()?;
     let (from_rev, to_rev) = parse_range(range)?;
     let to = repo.commit(&to_rev)?;
@@ -53,21 +65,62 @@ pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
         None => to.first_parent.clone(),
     };
     let from_label = from.clone().unwrap_or_else(|| "0".repeat(40));
-    let mut run = PlanRun { from: from_label, to: to.id.clone(), diff: Diff::default(), plan: Plan::default(), errors: vec![], warnings: vec![] };
-    let new = load_revision(&repo, opts, &to.id, false)?;
-    let old = match &from {
-        Some(f) => load_revision(&repo, opts, f, true)?,
-        None => Loaded::Inventory(Inventory::empty("")),
+    let mut run = PlanRun {
+        from: from_label,
+        to: to.id.clone(),
+        diff: Diff::default(),
+        plan: Plan::default(),
+        errors: vec![],
+        warnings: vec![],
     };
-    run.errors = old.errors();
-    run.errors.extend(new.errors());
-    let (Loaded::Inventory(old), Loaded::Inventory(new)) = (old, new) else { return Ok(run) };
+    let new_files = read_revision(&repo, opts, &to.id, false)?;
+    let old_files = match &from {
+        Some(f) => read_revision(&repo, opts, f, true)?,
+        None => None,
+    };
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "read both revisions"
+    );
+    // The two revisions load independently: one thread each.
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| load_files(old_files.as_ref(), from.as_deref().unwrap_or("")));
+        let new = load_files(new_files.as_ref(), &to.id);
+        (old.join().expect("loading thread panicked"), new)
+    });
+    run.errors = errors(&old);
+    run.errors.extend(errors(&new));
+    let (Ok(old), Ok(new)) = (old, new) else {
+        return Ok(run);
+    };
     run.warnings = new.warnings().cloned().collect();
     if !run.errors.is_empty() {
         return Ok(run);
     }
-    let approved: BTreeSet<String> = repo.commits_between(from.as_deref(), &to.id)?.iter().flat_map(|c| approvals(&c.message).collect::<Vec<_>>()).collect();
+    let approved: BTreeSet<String> = repo
+        .commits_between(from.as_deref(), &to.id)?
+        .iter()
+        .flat_map(|c| approvals(&c.message).collect::<Vec<_>>())
+        .collect();
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "loaded both revisions"
+    );
+    let t = std::time::Instant::now();
     run.diff = diff::diff(&old, &new);
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        changes = run.diff.changes.len(),
+        "diffed"
+    );
     run.plan = plan::build(&run.diff, &old, &new, &approved);
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        actions = run.plan.actions.len(),
+        "planned"
+    );
+    // Freeing two large inventories takes a while; let it happen off the caller's path (a CLI
+    // exits before it is done, which is fine).
+    std::thread::spawn(move || drop((old, new)));
     Ok(run)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{load_revision, Loaded, RepoOptions};
+use super::{errors, load_revision, RepoOptions};
 use crate::inventory::Diagnostic;
 
 pub struct Validation {
@@ -18,10 +18,20 @@ pub fn validate(opts: &RepoOptions, rev: &str) -> Result<Validation> {
     let repo = opts.open()?;
     let commit = repo.commit(rev)?;
     let loaded = load_revision(&repo, opts, &commit.id, false)?;
-    let errors = loaded.errors();
+    let errors = errors(&loaded);
     let (warnings, hosts, clusters) = match &loaded {
-        Loaded::Inventory(inv) => (inv.warnings().cloned().collect(), inv.tree.hosts.len(), inv.model.pgsql.len()),
-        Loaded::Unparsable(_) => (vec![], 0, 0),
+        Ok(inv) => (
+            inv.warnings().cloned().collect(),
+            inv.tree.hosts.len(),
+            inv.model.pgsql.len(),
+        ),
+        Err(_) => (vec![], 0, 0),
     };
-    Ok(Validation { commit: commit.id, errors, warnings, hosts, clusters })
+    Ok(Validation {
+        commit: commit.id,
+        errors,
+        warnings,
+        hosts,
+        clusters,
+    })
 }

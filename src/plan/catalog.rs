@@ -21,13 +21,44 @@ const BOOTSTRAP: &str = "bootstrap-only setting: applied when the cluster is cre
 const UNKNOWN: &str = "no targeted action is known for this variable; review and apply by hand";
 
 /// pgsql variables that only feed HAProxy services.
-pub const SERVICE_VARS: &[&str] = &["pg_weight", "pg_default_service_dest", "pg_service_provider", "pg_rto", "pg_rto_plan", "pg_offline_query", "pg_role"];
+pub const SERVICE_VARS: &[&str] = &[
+    "pg_weight",
+    "pg_default_service_dest",
+    "pg_service_provider",
+    "pg_rto",
+    "pg_rto_plan",
+    "pg_offline_query",
+    "pg_role",
+];
 
 pub fn pgsql_var(key: &str) -> VarRule {
     const BOOT: &[&str] = &[
-        "pg_conf", "pg_libs", "pg_version", "pg_data", "pg_checksum", "pg_encoding", "pg_locale", "pg_lc_collate", "pg_lc_ctype", "pg_port",
-        "pg_mode", "pg_namespace", "pg_init", "pg_default_roles", "pg_default_privileges", "pg_default_schemas", "pg_default_extensions",
-        "pg_max_conn", "pg_rpo", "pg_shared_buffer_ratio", "pg_upstream", "pg_delay", "pg_listen", "pg_packages", "pg_shard", "pg_group",
+        "pg_conf",
+        "pg_libs",
+        "pg_version",
+        "pg_data",
+        "pg_checksum",
+        "pg_encoding",
+        "pg_locale",
+        "pg_lc_collate",
+        "pg_lc_ctype",
+        "pg_port",
+        "pg_mode",
+        "pg_namespace",
+        "pg_init",
+        "pg_default_roles",
+        "pg_default_privileges",
+        "pg_default_schemas",
+        "pg_default_extensions",
+        "pg_max_conn",
+        "pg_rpo",
+        "pg_shared_buffer_ratio",
+        "pg_upstream",
+        "pg_delay",
+        "pg_listen",
+        "pg_packages",
+        "pg_shard",
+        "pg_group",
     ];
     let tag = |class, tags| VarRule::Tag { class, tags };
     match key {
@@ -71,10 +102,16 @@ pub fn node_var(key: &str) -> VarRule {
         ("vector_", "vector"),
     ];
     if key == "haproxy_services" {
-        return VarRule::Tag { class: Class::Reload, tags: "haproxy_config,haproxy_reload" };
+        return VarRule::Tag {
+            class: Class::Reload,
+            tags: "haproxy_config,haproxy_reload",
+        };
     }
     match TAGS.iter().find(|(p, _)| key.starts_with(p)) {
-        Some((_, tags)) => VarRule::Tag { class: Class::Online, tags },
+        Some((_, tags)) => VarRule::Tag {
+            class: Class::Online,
+            tags,
+        },
         None => VarRule::Manual(UNKNOWN),
     }
 }
@@ -84,29 +121,93 @@ pub fn module_var(module: Module, key: &str) -> VarRule {
     match (module, key) {
         (Module::Pgsql, k) => pgsql_var(k),
         (Module::Node, k) => node_var(k),
-        (Module::Minio, "minio_users" | "minio_buckets") => VarRule::Tag { class: Class::Online, tags: "minio_provision" },
-        (Module::Minio, _) => VarRule::Manual("re-running minio.yml may restart MinIO; apply by hand"),
-        (Module::Redis, "redis_sentinel_monitor") => VarRule::Tag { class: Class::Online, tags: "redis-ha" },
-        (Module::Redis, _) => VarRule::Tag { class: Class::Restart, tags: "redis_config,redis_launch" },
-        (Module::Etcd, _) => VarRule::Manual("etcd settings: re-run etcd.yml with the right tags by hand (it restarts members)"),
-        (Module::Infra, _) => VarRule::Manual("infra settings: re-run the matching infra.yml tags by hand"),
+        (Module::Minio, "minio_users" | "minio_buckets") => VarRule::Tag {
+            class: Class::Online,
+            tags: "minio_provision",
+        },
+        (Module::Minio, _) => {
+            VarRule::Manual("re-running minio.yml may restart MinIO; apply by hand")
+        }
+        (Module::Redis, "redis_sentinel_monitor") => VarRule::Tag {
+            class: Class::Online,
+            tags: "redis-ha",
+        },
+        (Module::Redis, _) => VarRule::Tag {
+            class: Class::Restart,
+            tags: "redis_config,redis_launch",
+        },
+        (Module::Etcd, _) => VarRule::Manual(
+            "etcd settings: re-run etcd.yml with the right tags by hand (it restarts members)",
+        ),
+        (Module::Infra, _) => {
+            VarRule::Manual("infra settings: re-run the matching infra.yml tags by hand")
+        }
         (Module::Other, _) => VarRule::Manual(UNKNOWN),
     }
 }
 
 /// PostgreSQL parameters that need a server restart (context `postmaster`, PG 13-17).
 const RESTART_ONLY: &[&str] = &[
-    "archive_mode", "autovacuum_freeze_max_age", "autovacuum_max_workers", "autovacuum_multixact_freeze_max_age", "bonjour", "bonjour_name",
-    "cluster_name", "config_file", "data_directory", "data_sync_retry", "debug_io_direct", "dynamic_shared_memory_type", "event_source",
-    "external_pid_file", "hba_file", "hot_standby", "huge_pages", "huge_page_size", "ident_file", "ignore_invalid_pages", "io_max_combine_limit",
-    "jit_provider", "listen_addresses", "logging_collector", "max_connections", "max_files_per_process", "max_locks_per_transaction",
-    "max_logical_replication_workers", "max_notify_queue_pages", "max_pred_locks_per_transaction", "max_prepared_transactions",
-    "max_replication_slots", "max_wal_senders", "max_worker_processes", "min_dynamic_shared_memory", "old_snapshot_threshold", "port",
-    "recovery_target", "recovery_target_action", "recovery_target_inclusive", "recovery_target_lsn", "recovery_target_name",
-    "recovery_target_time", "recovery_target_timeline", "recovery_target_xid", "reserved_connections", "shared_buffers",
-    "shared_memory_type", "shared_preload_libraries", "superuser_reserved_connections", "summarize_wal", "track_activity_query_size",
-    "track_commit_timestamp", "unix_socket_directories", "unix_socket_group", "unix_socket_permissions", "wal_buffers", "wal_decode_buffer_size",
-    "wal_level", "wal_log_hints",
+    "archive_mode",
+    "autovacuum_freeze_max_age",
+    "autovacuum_max_workers",
+    "autovacuum_multixact_freeze_max_age",
+    "bonjour",
+    "bonjour_name",
+    "cluster_name",
+    "config_file",
+    "data_directory",
+    "data_sync_retry",
+    "debug_io_direct",
+    "dynamic_shared_memory_type",
+    "event_source",
+    "external_pid_file",
+    "hba_file",
+    "hot_standby",
+    "huge_pages",
+    "huge_page_size",
+    "ident_file",
+    "ignore_invalid_pages",
+    "io_max_combine_limit",
+    "jit_provider",
+    "listen_addresses",
+    "logging_collector",
+    "max_connections",
+    "max_files_per_process",
+    "max_locks_per_transaction",
+    "max_logical_replication_workers",
+    "max_notify_queue_pages",
+    "max_pred_locks_per_transaction",
+    "max_prepared_transactions",
+    "max_replication_slots",
+    "max_wal_senders",
+    "max_worker_processes",
+    "min_dynamic_shared_memory",
+    "old_snapshot_threshold",
+    "port",
+    "recovery_target",
+    "recovery_target_action",
+    "recovery_target_inclusive",
+    "recovery_target_lsn",
+    "recovery_target_name",
+    "recovery_target_time",
+    "recovery_target_timeline",
+    "recovery_target_xid",
+    "reserved_connections",
+    "shared_buffers",
+    "shared_memory_type",
+    "shared_preload_libraries",
+    "superuser_reserved_connections",
+    "summarize_wal",
+    "track_activity_query_size",
+    "track_commit_timestamp",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+    "wal_buffers",
+    "wal_decode_buffer_size",
+    "wal_level",
+    "wal_log_hints",
 ];
 
 pub fn parameter_needs_restart(name: &str) -> bool {

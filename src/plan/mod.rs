@@ -163,7 +163,11 @@ impl Builder<'_> {
             Class::Destructive => Approval::Required,
             _ => Approval::NotNeeded,
         };
-        let module_rank = if s.removal { 6 - rank(s.module) } else { rank(s.module) };
+        let module_rank = if s.removal {
+            6 - rank(s.module)
+        } else {
+            rank(s.module)
+        };
         self.plan.actions.push(Action {
             id,
             kind: s.kind.to_string(),
@@ -171,7 +175,11 @@ impl Builder<'_> {
             cluster: s.cluster.to_string(),
             hosts: s.hosts,
             class: s.class,
-            revision: if s.reads_old { Revision::Old } else { Revision::New },
+            revision: if s.reads_old {
+                Revision::Old
+            } else {
+                Revision::New
+            },
             pigsty: s.pigsty,
             steps,
             approval,
@@ -181,13 +189,21 @@ impl Builder<'_> {
     }
 
     pub fn warn(&mut self, cluster: &str, message: String) {
-        self.plan.warnings.push(PlanWarning { cluster: cluster.to_string(), message });
+        self.plan.warnings.push(PlanWarning {
+            cluster: cluster.to_string(),
+            message,
+        });
     }
 }
 
 /// Builds the plan. `approvals` holds action ids approved for this range.
 pub fn build(diff: &Diff, old: &Inventory, new: &Inventory, approvals: &BTreeSet<String>) -> Plan {
-    let mut b = Builder { old, new, approvals, plan: Plan::default() };
+    let mut b = Builder {
+        old,
+        new,
+        approvals,
+        plan: Plan::default(),
+    };
     for ((module, cluster), changes) in diff.by_cluster() {
         match module {
             Module::Pgsql => pgsql::plan(&mut b, cluster, &changes),
@@ -195,7 +211,9 @@ pub fn build(diff: &Diff, old: &Inventory, new: &Inventory, approvals: &BTreeSet
         }
     }
     // Stable: emission order is kept inside (removal, module, phase); clusters stay alphabetical.
-    b.plan.actions.sort_by_key(|a| (a.order.0, a.order.1, a.cluster.clone(), a.order.2));
+    b.plan
+        .actions
+        .sort_by_key(|a| (a.order.0, a.order.1, a.cluster.clone(), a.order.2));
     b.plan
 }
 

@@ -20,7 +20,20 @@ struct Act {
 
 fn act(path: String, kind: &'static str, hosts: Vec<String>, class: Class, pigsty: String) -> Act {
     let removal = class == Class::Destructive;
-    Act { path, kind, hosts, class, removal, phase: if removal { phase::REMOVE_MEMBER } else { phase::MEMBER }, pigsty, reason: None }
+    Act {
+        path,
+        kind,
+        hosts,
+        class,
+        removal,
+        phase: if removal {
+            phase::REMOVE_MEMBER
+        } else {
+            phase::MEMBER
+        },
+        pigsty,
+        reason: None,
+    }
 }
 
 fn playbook(module: Module) -> &'static str {
@@ -79,8 +92,23 @@ pub fn plan(b: &mut Builder, module: Module, cluster: &str, changes: &[&Change])
     }
     vars(module, cluster, changes, &mut acts);
     for a in acts {
-        let spec = Spec { module, cluster, path: a.path, kind: a.kind, hosts: a.hosts, class: a.class, removal: a.removal, reads_old: a.removal, phase: a.phase, pigsty: a.pigsty };
-        let steps = if spec.class == Class::Manual { vec![] } else { steps::not_native(spec.kind) };
+        let spec = Spec {
+            module,
+            cluster,
+            path: a.path,
+            kind: a.kind,
+            hosts: a.hosts,
+            class: a.class,
+            removal: a.removal,
+            reads_old: a.removal,
+            phase: a.phase,
+            pigsty: a.pigsty,
+        };
+        let steps = if spec.class == Class::Manual {
+            vec![]
+        } else {
+            steps::not_native(spec.kind)
+        };
         b.push(spec, steps, a.reason);
     }
 }
@@ -98,31 +126,50 @@ fn etcd_refresh(ip: &str) -> Act {
 }
 
 fn vars(module: Module, cluster: &str, changes: &[&Change], acts: &mut Vec<Act>) {
-    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> =
+        BTreeMap::new();
     let pb = playbook(module);
     for c in changes.iter().filter(|c| c.entity == Entity::Var) {
         match module_var(module, &c.name) {
             VarRule::Covered => {}
             VarRule::Tag { class, tags } => {
-                let e = by_tags.entry(tags).or_insert_with(|| (class, vec![], BTreeSet::new()));
+                let e = by_tags
+                    .entry(tags)
+                    .or_insert_with(|| (class, vec![], BTreeSet::new()));
                 e.1.push(c.name.clone());
                 e.2.extend(c.hosts.iter().cloned());
             }
             VarRule::Manual(why) => acts.push(Act {
                 reason: Some(format!("`{}` changed: {why}", c.name)),
                 phase: phase::VAR,
-                ..act(format!("var/{}/manual", c.name), "var-manual", c.hosts.clone(), Class::Manual, String::new())
+                ..act(
+                    format!("var/{}/manual", c.name),
+                    "var-manual",
+                    c.hosts.clone(),
+                    Class::Manual,
+                    String::new(),
+                )
             }),
         }
     }
     for (tags, (class, keys, hosts)) in by_tags {
         let hosts: Vec<String> = hosts.into_iter().collect();
-        let limit = if module == Module::Node { hosts.join(",") } else { cluster.to_string() };
+        let limit = if module == Module::Node {
+            hosts.join(",")
+        } else {
+            cluster.to_string()
+        };
         let first = tags.split(',').next().unwrap_or(tags);
         acts.push(Act {
             reason: Some(format!("changed: {}", keys.join(", "))),
             phase: phase::VAR,
-            ..act(format!("config/{first}/apply"), "config-apply", hosts, class, format!("./{pb}.yml -l {limit} -t {tags}"))
+            ..act(
+                format!("config/{first}/apply"),
+                "config-apply",
+                hosts,
+                class,
+                format!("./{pb}.yml -l {limit} -t {tags}"),
+            )
         });
     }
 }

@@ -48,9 +48,30 @@ struct Json<'a> {
 }
 
 pub fn json(r: &Report) -> String {
-    let clusters = r.diff.by_cluster().into_iter().map(|((m, name), changes)| JsonCluster { name, module: m.as_str(), changes }).collect();
-    let warnings = r.warnings.iter().map(JsonWarning::Inventory).chain(r.plan.warnings.iter().map(JsonWarning::Plan)).collect();
-    let doc = Json { from: r.from, to: r.to, clusters, actions: &r.plan.actions, errors: r.errors, warnings };
+    let clusters = r
+        .diff
+        .by_cluster()
+        .into_iter()
+        .map(|((m, name), changes)| JsonCluster {
+            name,
+            module: m.as_str(),
+            changes,
+        })
+        .collect();
+    let warnings = r
+        .warnings
+        .iter()
+        .map(JsonWarning::Inventory)
+        .chain(r.plan.warnings.iter().map(JsonWarning::Plan))
+        .collect();
+    let doc = Json {
+        from: r.from,
+        to: r.to,
+        clusters,
+        actions: &r.plan.actions,
+        errors: r.errors,
+        warnings,
+    };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan JSON serializes");
     s.push('\n');
     s
@@ -95,20 +116,55 @@ pub fn text(r: &Report, color: bool) -> String {
         return out;
     }
     let by_cluster = r.diff.by_cluster();
-    out.push_str(&format!("Plan {}..{}: {} change(s) in {} cluster(s), {} action(s)\n", short(r.from), short(r.to), r.diff.changes.len(), by_cluster.len(), r.plan.actions.len()));
+    out.push_str(&format!(
+        "Plan {}..{}: {} change(s) in {} cluster(s), {} action(s)\n",
+        short(r.from),
+        short(r.to),
+        r.diff.changes.len(),
+        by_cluster.len(),
+        r.plan.actions.len()
+    ));
     for ((module, name), changes) in &by_cluster {
         out.push_str(&format!("\n{} ({})\n", p.wrap("1", name), module.as_str()));
         for c in changes {
-            let fields = if c.fields.is_empty() { String::new() } else { format!(" [{}]", c.fields.join(", ")) };
-            let hosts = if c.hosts.is_empty() || c.entity == Entity::Member { String::new() } else { format!(" on {}", c.hosts.join(", ")) };
-            out.push_str(&format!("  {} {} {}{fields}{hosts}\n", c.entity.as_str(), c.name, c.op.as_str()));
+            let fields = if c.fields.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", c.fields.join(", "))
+            };
+            let hosts = if c.hosts.is_empty() || c.entity == Entity::Member {
+                String::new()
+            } else {
+                format!(" on {}", c.hosts.join(", "))
+            };
+            out.push_str(&format!(
+                "  {} {} {}{fields}{hosts}\n",
+                c.entity.as_str(),
+                c.name,
+                c.op.as_str()
+            ));
             out.push_str(&entity_diff(c, &p));
         }
-        for a in r.plan.actions.iter().filter(|a| a.module == *module && a.cluster == *name) {
+        for a in r
+            .plan
+            .actions
+            .iter()
+            .filter(|a| a.module == *module && a.cluster == *name)
+        {
             out.push_str(&action_text(a, &p));
         }
     }
-    let warnings: Vec<String> = r.warnings.iter().map(|w| w.to_string()).chain(r.plan.warnings.iter().map(|w| format!("{}: {}", w.cluster, w.message))).collect();
+    let warnings: Vec<String> = r
+        .warnings
+        .iter()
+        .map(|w| w.to_string())
+        .chain(
+            r.plan
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.cluster, w.message)),
+        )
+        .collect();
     if !warnings.is_empty() {
         out.push_str("\nWarnings:\n");
         for w in warnings {
@@ -131,7 +187,11 @@ fn action_text(a: &Action, p: &Paint) -> String {
     }
     s.push('\n');
     match a.approval {
-        super::Approval::Required => s.push_str(&format!("      {} add the trailer `Pgitops-Approve: {}` or run `pgitops approve`\n", p.wrap("1;31", "held until approved:"), a.id)),
+        super::Approval::Required => s.push_str(&format!(
+            "      {} add the trailer `Pgitops-Approve: {}` or run `pgitops approve`\n",
+            p.wrap("1;31", "held until approved:"),
+            a.id
+        )),
         super::Approval::Approved => s.push_str("      approved by a Pgitops-Approve trailer\n"),
         super::Approval::NotNeeded => {}
     }
@@ -175,7 +235,11 @@ fn entity_diff(c: &Change, p: &Paint) -> String {
                     ChangeTag::Equal => (" ", "0"),
                 };
                 let line = format!("      {sign} {}", change.value().trim_end_matches('\n'));
-                out.push_str(&if sign == " " { line } else { p.wrap(code, &line) });
+                out.push_str(&if sign == " " {
+                    line
+                } else {
+                    p.wrap(code, &line)
+                });
                 out.push('\n');
             }
         }

@@ -10,7 +10,18 @@ use crate::inventory::model::{Module, PgCluster};
 use crate::inventory::Inventory;
 
 /// Fields of a database that only `CREATE DATABASE` sets.
-const DB_CREATE_ONLY: &[&str] = &["template", "strategy", "encoding", "locale", "lc_collate", "lc_ctype", "locale_provider", "icu_locale", "icu_rules", "builtin_locale"];
+const DB_CREATE_ONLY: &[&str] = &[
+    "template",
+    "strategy",
+    "encoding",
+    "locale",
+    "lc_collate",
+    "lc_ctype",
+    "locale_provider",
+    "icu_locale",
+    "icu_rules",
+    "builtin_locale",
+];
 
 /// The `-l` limit naming a cluster: its group when one holds exactly its members, else the IPs.
 pub fn cluster_limit(c: &PgCluster) -> String {
@@ -19,7 +30,10 @@ pub fn cluster_limit(c: &PgCluster) -> String {
     }
     match c.groups.iter().next() {
         Some(g) => g.clone(),
-        None => format!("'{}'", c.members.keys().cloned().collect::<Vec<_>>().join(",")),
+        None => format!(
+            "'{}'",
+            c.members.keys().cloned().collect::<Vec<_>>().join(",")
+        ),
     }
 }
 
@@ -28,43 +42,125 @@ fn cluster<'i>(inv: &'i Inventory, name: &str) -> Option<&'i PgCluster> {
 }
 
 pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
-    let spec = |path: String, kind, hosts: Vec<String>, class, removal, phase, pigsty: String| Spec { module: Module::Pgsql, cluster: name, path, kind, hosts, class, removal, reads_old: removal, phase, pigsty };
+    let spec =
+        |path: String, kind, hosts: Vec<String>, class, removal, phase, pigsty: String| Spec {
+            module: Module::Pgsql,
+            cluster: name,
+            path,
+            kind,
+            hosts,
+            class,
+            removal,
+            reads_old: removal,
+            phase,
+            pigsty,
+        };
     if let Some(c) = changes.iter().find(|c| c.entity == Entity::Cluster) {
-        let (inv, removal) = if c.op == Op::Create { (b.new, false) } else { (b.old, true) };
-        let limit = cluster_limit(cluster(inv, name).expect("a changed cluster exists on its side"));
-        if removal {
-            let s = spec(format!("cluster/{name}/remove"), "cluster-remove", c.hosts.clone(), Class::Destructive, true, phase::REMOVE_CLUSTER, format!("./pgsql-rm.yml -l {limit}"));
-            b.push(s, steps::not_native("removing a whole cluster"), Some("removes data, backups and DCS metadata of every member".into()));
+        let (inv, removal) = if c.op == Op::Create {
+            (b.new, false)
         } else {
-            let s = spec(format!("cluster/{name}/create"), "cluster-create", c.hosts.clone(), Class::Online, false, phase::CLUSTER, format!("./pgsql.yml -l {limit}"));
+            (b.old, true)
+        };
+        let limit =
+            cluster_limit(cluster(inv, name).expect("a changed cluster exists on its side"));
+        if removal {
+            let s = spec(
+                format!("cluster/{name}/remove"),
+                "cluster-remove",
+                c.hosts.clone(),
+                Class::Destructive,
+                true,
+                phase::REMOVE_CLUSTER,
+                format!("./pgsql-rm.yml -l {limit}"),
+            );
+            b.push(
+                s,
+                steps::not_native("removing a whole cluster"),
+                Some("removes data, backups and DCS metadata of every member".into()),
+            );
+        } else {
+            let s = spec(
+                format!("cluster/{name}/create"),
+                "cluster-create",
+                c.hosts.clone(),
+                Class::Online,
+                false,
+                phase::CLUSTER,
+                format!("./pgsql.yml -l {limit}"),
+            );
             b.push(s, steps::not_native("bootstrapping a new cluster"), None);
         }
         return;
     }
-    let (old, new) = (cluster(b.old, name).expect("cluster on both sides"), cluster(b.new, name).expect("cluster on both sides"));
+    let (old, new) = (
+        cluster(b.old, name).expect("cluster on both sides"),
+        cluster(b.new, name).expect("cluster on both sides"),
+    );
     let limit = cluster_limit(new);
     let mut refresh_services = BTreeSet::new();
     let mut removed_members = Vec::new();
 
     // Members: primary first, then by seq.
-    let mut members: Vec<&&Change> = changes.iter().filter(|c| c.entity == Entity::Member).collect();
-    members.sort_by_key(|c| new.members.get(&c.name).map(|m| (m.role != "primary", m.seq)).unwrap_or((true, None)));
+    let mut members: Vec<&&Change> = changes
+        .iter()
+        .filter(|c| c.entity == Entity::Member)
+        .collect();
+    members.sort_by_key(|c| {
+        new.members
+            .get(&c.name)
+            .map(|m| (m.role != "primary", m.seq))
+            .unwrap_or((true, None))
+    });
     for c in members {
         let ip = &c.name;
         match c.op {
             Op::Create => {
-                let s = spec(format!("member/{ip}/add"), "member-add", vec![ip.clone()], Class::Online, false, phase::MEMBER, format!("./pgsql.yml -l {}", limit_hosts(std::slice::from_ref(ip), &limit)));
+                let s = spec(
+                    format!("member/{ip}/add"),
+                    "member-add",
+                    vec![ip.clone()],
+                    Class::Online,
+                    false,
+                    phase::MEMBER,
+                    format!(
+                        "./pgsql.yml -l {}",
+                        limit_hosts(std::slice::from_ref(ip), &limit)
+                    ),
+                );
                 b.push(s, steps::not_native("bootstrapping a new instance"), None);
                 refresh_services.insert("members".to_string());
             }
             Op::Delete if old.members[ip].role == "primary" => {
-                let s = spec(format!("member/{ip}/remove"), "member-remove", vec![ip.clone()], Class::Manual, true, phase::REMOVE_MEMBER, String::new());
+                let s = spec(
+                    format!("member/{ip}/remove"),
+                    "member-remove",
+                    vec![ip.clone()],
+                    Class::Manual,
+                    true,
+                    phase::REMOVE_MEMBER,
+                    String::new(),
+                );
                 b.push(s, vec![], Some("refused: this host is the declared primary; removing it deletes the cluster's DCS metadata and backups. Switch over, commit the new pg_role, then remove it".into()));
             }
             Op::Delete => {
                 let old_limit = cluster_limit(old);
-                let s = spec(format!("member/{ip}/remove"), "member-remove", vec![ip.clone()], Class::Destructive, true, phase::REMOVE_MEMBER, format!("./pgsql-rm.yml -l {}", limit_hosts(std::slice::from_ref(ip), &old_limit)));
-                b.push(s, steps::not_native("removing an instance"), Some("stops the instance and deletes its data".into()));
+                let s = spec(
+                    format!("member/{ip}/remove"),
+                    "member-remove",
+                    vec![ip.clone()],
+                    Class::Destructive,
+                    true,
+                    phase::REMOVE_MEMBER,
+                    format!(
+                        "./pgsql-rm.yml -l {}",
+                        limit_hosts(std::slice::from_ref(ip), &old_limit)
+                    ),
+                );
+                b.push(
+                    s,
+                    steps::not_native("removing an instance"),
+                    Some("stops the instance and deletes its data".into()),
+                );
                 removed_members.push(ip.clone());
             }
             _ => {
@@ -72,7 +168,15 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     if SERVICE_VARS.contains(&f.as_str()) {
                         refresh_services.insert(f.clone());
                     } else {
-                        let s = spec(format!("member/{ip}/{f}"), "member-identity", vec![ip.clone()], Class::Manual, false, phase::MEMBER, String::new());
+                        let s = spec(
+                            format!("member/{ip}/{f}"),
+                            "member-identity",
+                            vec![ip.clone()],
+                            Class::Manual,
+                            false,
+                            phase::MEMBER,
+                            String::new(),
+                        );
                         b.push(s, vec![], Some(format!("`{f}` is an instance identity or bootstrap setting; it cannot change in place")));
                     }
                 }
@@ -95,17 +199,42 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     if !refresh_services.is_empty() || !removed_members.is_empty() {
         let hosts: Vec<String> = new.members.keys().cloned().collect();
         let after_removal = !removed_members.is_empty();
-        let ph = if after_removal { phase::AFTER_REMOVAL } else { phase::SERVICE };
-        let mut s = spec("service/refresh".into(), "service-refresh", hosts, Class::Reload, after_removal, ph, format!("./pgsql.yml -l {limit} -t pg_service"));
+        let ph = if after_removal {
+            phase::AFTER_REMOVAL
+        } else {
+            phase::SERVICE
+        };
+        let mut s = spec(
+            "service/refresh".into(),
+            "service-refresh",
+            hosts,
+            Class::Reload,
+            after_removal,
+            ph,
+            format!("./pgsql.yml -l {limit} -t pg_service"),
+        );
         s.reads_old = false;
-        let why: Vec<String> = refresh_services.into_iter().chain(removed_members.iter().map(|m| format!("member {m} removed"))).collect();
+        let why: Vec<String> = refresh_services
+            .into_iter()
+            .chain(
+                removed_members
+                    .iter()
+                    .map(|m| format!("member {m} removed")),
+            )
+            .collect();
         b.push(s, vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()], Some(format!("because of: {}", why.join(", "))));
     }
     parameters(b, name, &limit, changes);
     vars(b, name, &limit, changes);
 }
 
-fn users_and_databases(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Change]) {
+fn users_and_databases(
+    b: &mut Builder,
+    name: &str,
+    limit: &str,
+    new: &PgCluster,
+    changes: &[&Change],
+) {
     let spec = |path: String, kind, class, removal, phase, pigsty: String| Spec {
         module: Module::Pgsql,
         cluster: name,
@@ -172,7 +301,12 @@ fn users_and_databases(b: &mut Builder, name: &str, limit: &str, new: &PgCluster
 fn absent_items(def: &serde_yaml_ng::Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for list in ["schemas", "extensions"] {
-        for item in def.get(list).and_then(|v| v.as_sequence()).into_iter().flatten() {
+        for item in def
+            .get(list)
+            .and_then(|v| v.as_sequence())
+            .into_iter()
+            .flatten()
+        {
             if item.get("state").and_then(|s| s.as_str()) == Some("absent") {
                 if let Some(n) = item.get("name").and_then(|n| n.as_str()) {
                     out.insert(format!("{list}/{n}"));
@@ -188,22 +322,46 @@ fn drops_schema_or_extension(def: &serde_yaml_ng::Value) -> bool {
 }
 
 /// True when the old definition already dropped exactly the same items (nothing new to drop).
-fn drops_schema_or_extension_same(new: Option<&serde_yaml_ng::Value>) -> impl Fn(&serde_yaml_ng::Value) -> bool + '_ {
+fn drops_schema_or_extension_same(
+    new: Option<&serde_yaml_ng::Value>,
+) -> impl Fn(&serde_yaml_ng::Value) -> bool + '_ {
     move |old| new.is_some_and(|n| absent_items(n).is_subset(&absent_items(old)))
 }
 
 /// User changes in an order where a role granted to a user comes first.
 fn ordered_users<'c>(changes: &[&'c Change], cluster: &PgCluster) -> Vec<&'c Change> {
-    let users: Vec<&Change> = changes.iter().copied().filter(|c| c.entity == Entity::User).collect();
-    let position = |name: &str| cluster.users.iter().position(|u| u.name == name).unwrap_or(usize::MAX);
+    let users: Vec<&Change> = changes
+        .iter()
+        .copied()
+        .filter(|c| c.entity == Entity::User)
+        .collect();
+    let position = |name: &str| {
+        cluster
+            .users
+            .iter()
+            .position(|u| u.name == name)
+            .unwrap_or(usize::MAX)
+    };
     let mut out: Vec<&Change> = Vec::new();
     fn visit<'c>(c: &'c Change, users: &[&'c Change], out: &mut Vec<&'c Change>, depth: usize) {
         if out.iter().any(|o| std::ptr::eq(*o, c)) || depth > users.len() {
             return;
         }
-        for role in c.new.as_ref().and_then(|d| d.get("roles")).and_then(|r| r.as_sequence()).into_iter().flatten() {
-            let rname = role.as_str().or_else(|| role.get("name").and_then(|n| n.as_str()));
-            if let Some(dep) = users.iter().find(|u| Some(u.name.as_str()) == rname && u.op != Op::Delete) {
+        for role in c
+            .new
+            .as_ref()
+            .and_then(|d| d.get("roles"))
+            .and_then(|r| r.as_sequence())
+            .into_iter()
+            .flatten()
+        {
+            let rname = role
+                .as_str()
+                .or_else(|| role.get("name").and_then(|n| n.as_str()));
+            if let Some(dep) = users
+                .iter()
+                .find(|u| Some(u.name.as_str()) == rname && u.op != Op::Delete)
+            {
                 visit(dep, users, out, depth + 1);
             }
         }
@@ -224,7 +382,11 @@ fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Ch
     }
     let hosts: BTreeSet<String> = hba.iter().flat_map(|c| c.hosts.iter().cloned()).collect();
     let hosts: Vec<String> = hosts.into_iter().collect();
-    let target = if hosts.len() == new.members.len() { limit.to_string() } else { limit_hosts(&hosts, limit) };
+    let target = if hosts.len() == new.members.len() {
+        limit.to_string()
+    } else {
+        limit_hosts(&hosts, limit)
+    };
     let causes: BTreeSet<&String> = hba.iter().flat_map(|c| c.fields.iter()).collect();
     let files: Vec<&str> = hba.iter().map(|c| c.name.as_str()).collect();
     let spec = Spec {
@@ -237,20 +399,44 @@ fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Ch
         removal: false,
         reads_old: false,
         phase: phase::HBA,
-        pigsty: format!("./pgsql.yml -l {target} -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"),
+        pigsty: format!(
+            "./pgsql.yml -l {target} -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
+        ),
     };
-    let why = causes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    b.push(spec, steps::hba(&files), (!why.is_empty()).then(|| format!("changed: {why}")));
+    let why = causes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    b.push(
+        spec,
+        steps::hba(&files),
+        (!why.is_empty()).then(|| format!("changed: {why}")),
+    );
 }
 
 fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
-    let params: Vec<&&Change> = changes.iter().filter(|c| c.entity == Entity::Parameter).collect();
+    let params: Vec<&&Change> = changes
+        .iter()
+        .filter(|c| c.entity == Entity::Parameter)
+        .collect();
     if params.is_empty() {
         return;
     }
-    let hosts: BTreeSet<String> = params.iter().flat_map(|c| c.hosts.iter().cloned()).collect();
-    let restart: Vec<&str> = params.iter().filter(|c| parameter_needs_restart(&c.name)).map(|c| c.name.as_str()).collect();
-    let class = if restart.is_empty() { Class::Reload } else { Class::Restart };
+    let hosts: BTreeSet<String> = params
+        .iter()
+        .flat_map(|c| c.hosts.iter().cloned())
+        .collect();
+    let restart: Vec<&str> = params
+        .iter()
+        .filter(|c| parameter_needs_restart(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    let class = if restart.is_empty() {
+        Class::Reload
+    } else {
+        Class::Restart
+    };
     let spec = Spec {
         module: Module::Pgsql,
         cluster: name,
@@ -264,29 +450,59 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
         pigsty: format!("./pgsql.yml -l {limit} -t pg_param,pg_reload"),
     };
     let names: Vec<&str> = params.iter().map(|c| c.name.as_str()).collect();
-    let reason = (!restart.is_empty()).then(|| format!("needs a restart to take effect: {}", restart.join(", ")));
+    let reason = (!restart.is_empty())
+        .then(|| format!("needs a restart to take effect: {}", restart.join(", ")));
     b.push(spec, steps::parameters(&names), reason);
 }
 
 fn vars(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
-    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> =
+        BTreeMap::new();
     for c in changes.iter().filter(|c| c.entity == Entity::Var) {
         match pgsql_var(&c.name) {
             VarRule::Covered => {}
             VarRule::Tag { class, tags } => {
-                let e = by_tags.entry(tags).or_insert_with(|| (class, vec![], BTreeSet::new()));
+                let e = by_tags
+                    .entry(tags)
+                    .or_insert_with(|| (class, vec![], BTreeSet::new()));
                 e.1.push(c.name.clone());
                 e.2.extend(c.hosts.iter().cloned());
             }
             VarRule::Manual(why) => {
-                let spec = Spec { module: Module::Pgsql, cluster: name, path: format!("var/{}/manual", c.name), kind: "var-manual", hosts: c.hosts.clone(), class: Class::Manual, removal: false, reads_old: false, phase: phase::VAR, pigsty: String::new() };
+                let spec = Spec {
+                    module: Module::Pgsql,
+                    cluster: name,
+                    path: format!("var/{}/manual", c.name),
+                    kind: "var-manual",
+                    hosts: c.hosts.clone(),
+                    class: Class::Manual,
+                    removal: false,
+                    reads_old: false,
+                    phase: phase::VAR,
+                    pigsty: String::new(),
+                };
                 b.push(spec, vec![], Some(format!("`{}` changed: {why}", c.name)));
             }
         }
     }
     for (tags, (class, keys, hosts)) in by_tags {
         let first = tags.split(',').next().unwrap_or(tags);
-        let spec = Spec { module: Module::Pgsql, cluster: name, path: format!("config/{first}/apply"), kind: "config-apply", hosts: hosts.into_iter().collect(), class, removal: false, reads_old: false, phase: phase::VAR, pigsty: format!("./pgsql.yml -l {limit} -t {tags}") };
-        b.push(spec, steps::not_native(&format!("applying {}", keys.join(", "))), Some(format!("changed: {}", keys.join(", "))));
+        let spec = Spec {
+            module: Module::Pgsql,
+            cluster: name,
+            path: format!("config/{first}/apply"),
+            kind: "config-apply",
+            hosts: hosts.into_iter().collect(),
+            class,
+            removal: false,
+            reads_old: false,
+            phase: phase::VAR,
+            pigsty: format!("./pgsql.yml -l {limit} -t {tags}"),
+        };
+        b.push(
+            spec,
+            steps::not_native(&format!("applying {}", keys.join(", "))),
+            Some(format!("changed: {}", keys.join(", "))),
+        );
     }
 }

@@ -19,12 +19,24 @@ pub fn not_native(what: &str) -> Vec<String> {
 fn ctx<'a>(inv: &'a Inventory, c: &PgCluster) -> SqlContext<'a> {
     let vars = c.primary.as_ref().map(|p| &inv.tree.hosts[p].vars);
     let get = |k: &str, d: &'static str| vars.and_then(|v| str_var(v, k)).unwrap_or(d);
-    let pg_major = vars.and_then(|v| v.get("pg_version")).and_then(|v| v.value.as_u64()).map(|v| v as u32).unwrap_or(17);
-    SqlContext { pg_major, admin: get("pg_admin_username", "dbuser_dba"), monitor: get("pg_monitor_username", "dbuser_monitor"), replicator: get("pg_replication_username", "replicator"), today: None }
+    let pg_major = vars
+        .and_then(|v| v.get("pg_version"))
+        .and_then(|v| v.value.as_u64())
+        .map(|v| v as u32)
+        .unwrap_or(17);
+    SqlContext {
+        pg_major,
+        admin: get("pg_admin_username", "dbuser_dba"),
+        monitor: get("pg_monitor_username", "dbuser_monitor"),
+        replicator: get("pg_replication_username", "replicator"),
+        today: None,
+    }
 }
 
 fn def<'c>(list: &'c [crate::inventory::model::Named], name: &str) -> Option<&'c Mapping> {
-    list.iter().find(|n| n.name == name).and_then(|n| n.def.as_mapping())
+    list.iter()
+        .find(|n| n.name == name)
+        .and_then(|n| n.def().as_mapping())
 }
 
 fn script(s: Result<Script, sql::SqlError>) -> Vec<String> {
@@ -46,12 +58,28 @@ pub fn user_drop(inv: &Inventory, c: &PgCluster, name: &str) -> Vec<String> {
 }
 
 pub fn database_upsert(inv: &Inventory, c: &PgCluster, name: &str) -> Vec<String> {
-    let Some(d) = def(&c.databases, name) else { return vec![] };
+    let Some(d) = def(&c.databases, name) else {
+        return vec![];
+    };
     match sql::database_upsert(name, d, &ctx(inv, c)) {
-        Ok(s) => vec![
-            format!("-- in database postgres\n{}", s.create.to_psql_input()),
-            format!("-- in database {name:?}\n{}", s.provision.to_psql_input()),
-        ],
+        Ok(s) => {
+            let mut out = vec![
+                format!(
+                    "-- in database {}\n{}",
+                    s.admin_db,
+                    s.create.to_psql_input()
+                ),
+                format!("-- in database {name:?}\n{}", s.provision.to_psql_input()),
+            ];
+            if !s.finish.statements.is_empty() {
+                out.push(format!(
+                    "-- in database {}\n{}",
+                    s.admin_db,
+                    s.finish.to_psql_input()
+                ));
+            }
+            out
+        }
         Err(e) => vec![format!("cannot render SQL: {e}")],
     }
 }

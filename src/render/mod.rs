@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use serde_yaml_ng::Value;
 
 use crate::inventory::model::{str_var, PgCluster};
-use crate::inventory::{Inventory, Vars};
+use crate::inventory::{HostVars, Inventory};
 use hba::{HbaContext, HbaError, Target};
 
 /// Pigsty v4.5's role defaults for the HBA lists, used when the inventory does not set them.
@@ -61,23 +61,52 @@ pub fn hba_inputs(target: Target) -> &'static [&'static str] {
 
 /// Variables besides the rule lists that feed the rendering.
 pub const HBA_CONTEXT_VARS: &[&str] = &[
-    "pg_dbsu", "pg_replication_username", "pg_monitor_username", "pg_admin_username", "admin_ip", "node_firewall_intranet",
-    "pg_role", "pg_offline_query", "pg_pwd_enc",
+    "pg_dbsu",
+    "pg_replication_username",
+    "pg_monitor_username",
+    "pg_admin_username",
+    "admin_ip",
+    "node_firewall_intranet",
+    "pg_role",
+    "pg_offline_query",
+    "pg_pwd_enc",
 ];
 
 /// Renders the HBA file of `host` (a member of `cluster`). `role` overrides the declared
 /// `pg_role` (the executor passes the live role).
-pub fn hba_for(inv: &Inventory, cluster: &PgCluster, host: &str, target: Target, role: Option<&str>) -> Result<String, HbaError> {
-    let vars: &Vars = &inv.tree.hosts[host].vars;
+pub fn hba_for(
+    inv: &Inventory,
+    cluster: &PgCluster,
+    host: &str,
+    target: Target,
+    role: Option<&str>,
+) -> Result<String, HbaError> {
+    let vars: &HostVars = &inv.tree.hosts[host].vars;
     let s = |k: &str, d: &'static str| str_var(vars, k).unwrap_or(d).to_string();
-    let infra_ips: Vec<String> = inv.tree.groups.get("infra").map(|g| g.hosts.clone()).unwrap_or_default();
+    let infra_ips: Vec<String> = inv
+        .tree
+        .groups
+        .get("infra")
+        .map(|g| g.hosts.clone())
+        .unwrap_or_default();
     let cluster_ips: Vec<String> = cluster.members.keys().cloned().collect();
     let intranet: Vec<String> = match vars.get("node_firewall_intranet").map(|v| v.value.as_ref()) {
-        Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-        _ => vec!["10.0.0.0/8".into(), "192.168.0.0/16".into(), "172.16.0.0/12".into()],
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![
+            "10.0.0.0/8".into(),
+            "192.168.0.0/16".into(),
+            "172.16.0.0/12".into(),
+        ],
     };
     let member = &cluster.members[host];
-    let admin_ip = inv.global("admin_ip").and_then(Value::as_str).unwrap_or("127.0.0.1").to_string();
+    let admin_ip = inv
+        .global("admin_ip")
+        .and_then(Value::as_str)
+        .unwrap_or("127.0.0.1")
+        .to_string();
     let (dbsu, repl, monitor, admin, enc) = (
         s("pg_dbsu", "postgres"),
         s("pg_replication_username", "replicator"),
@@ -98,9 +127,14 @@ pub fn hba_for(inv: &Inventory, cluster: &PgCluster, host: &str, target: Target,
         offline_query: member.offline_query,
         pwd_enc: &enc,
     };
-    let [defaults, rules] = hba_inputs(target) else { unreachable!("two inputs per target") };
-    let default_list = vars.get(*defaults).map(|v| v.value.as_ref()).unwrap_or_else(|| builtin(target));
+    let [defaults, rules] = hba_inputs(target) else {
+        unreachable!("two inputs per target")
+    };
+    let default_list = vars
+        .get(defaults)
+        .map(|v| v.value.as_ref())
+        .unwrap_or_else(|| builtin(target));
     let null = Value::Null;
-    let user_list = vars.get(*rules).map(|v| v.value.as_ref()).unwrap_or(&null);
+    let user_list = vars.get(rules).map(|v| v.value.as_ref()).unwrap_or(&null);
     hba::render(&[default_list, user_list], &ctx, target)
 }

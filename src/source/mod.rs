@@ -22,7 +22,11 @@ pub enum SourceError {
     #[error("{path} in commit {commit} is not UTF-8 text")]
     NotUtf8 { path: String, commit: String },
     #[error("reading {path} from commit {commit}")]
-    Read { path: String, commit: String, source: git2::Error },
+    Read {
+        path: String,
+        commit: String,
+        source: git2::Error,
+    },
 }
 
 /// A commit's identity.
@@ -40,14 +44,24 @@ pub struct Repo {
 
 impl Repo {
     pub fn open(path: &Path) -> Result<Repo, SourceError> {
-        let repo = Repository::open(path).map_err(|source| SourceError::Open { path: path.display().to_string(), source })?;
+        let repo = Repository::open(path).map_err(|source| SourceError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Repo { repo })
     }
 
     /// Resolves a revision expression to a commit.
     pub fn commit(&self, rev: &str) -> Result<CommitInfo, SourceError> {
-        let err = |source| SourceError::Revision { rev: rev.to_string(), source };
-        let commit = self.repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(err)?;
+        let err = |source| SourceError::Revision {
+            rev: rev.to_string(),
+            source,
+        };
+        let commit = self
+            .repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(err)?;
         Ok(CommitInfo {
             id: commit.id().to_string(),
             first_parent: commit.parent_ids().next().map(|p| p.to_string()),
@@ -58,65 +72,141 @@ impl Repo {
 
     /// Reads the inventory at `location` (a file, or a directory in split layout) from a commit.
     pub fn inventory(&self, commit: &str, location: &str) -> Result<InventoryFiles, SourceError> {
-        let read_err = |source| SourceError::Read { path: location.to_string(), commit: commit.to_string(), source };
+        let read_err = |source| SourceError::Read {
+            path: location.to_string(),
+            commit: commit.to_string(),
+            source,
+        };
         let oid = Oid::from_str(commit).map_err(read_err)?;
-        let tree = self.repo.find_commit(oid).and_then(|c| c.tree()).map_err(read_err)?;
+        let tree = self
+            .repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(read_err)?;
         let location = location.trim_matches('/');
         let entry = if location.is_empty() || location == "." {
             None
         } else {
-            Some(tree.get_path(Path::new(location)).map_err(|_| SourceError::NotFound { path: location.to_string(), commit: commit.to_string() })?)
+            Some(
+                tree.get_path(Path::new(location))
+                    .map_err(|_| SourceError::NotFound {
+                        path: location.to_string(),
+                        commit: commit.to_string(),
+                    })?,
+            )
         };
         match entry.as_ref().map(|e| e.kind()) {
-            Some(Some(ObjectType::Blob)) => Ok(InventoryFiles { main: self.blob(commit, &tree, location)?, group_vars: vec![], host_vars: vec![] }),
+            Some(Some(ObjectType::Blob)) => Ok(InventoryFiles {
+                main: self.blob(commit, &tree, location)?,
+                group_vars: vec![],
+                host_vars: vec![],
+            }),
             _ => self.split_layout(commit, &tree, location),
         }
     }
 
     fn blob(&self, commit: &str, tree: &Tree, path: &str) -> Result<SourceFile, SourceError> {
-        let not_found = || SourceError::NotFound { path: path.to_string(), commit: commit.to_string() };
+        let not_found = || SourceError::NotFound {
+            path: path.to_string(),
+            commit: commit.to_string(),
+        };
         let entry = tree.get_path(Path::new(path)).map_err(|_| not_found())?;
         let blob = entry
             .to_object(&self.repo)
             .and_then(|o| o.peel_to_blob())
-            .map_err(|source| SourceError::Read { path: path.to_string(), commit: commit.to_string(), source })?;
-        let text = std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotUtf8 { path: path.to_string(), commit: commit.to_string() })?;
-        Ok(SourceFile { path: path.to_string(), text: text.to_string() })
+            .map_err(|source| SourceError::Read {
+                path: path.to_string(),
+                commit: commit.to_string(),
+                source,
+            })?;
+        let text = std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotUtf8 {
+            path: path.to_string(),
+            commit: commit.to_string(),
+        })?;
+        Ok(SourceFile {
+            path: path.to_string(),
+            text: text.to_string(),
+        })
     }
 
-    fn split_layout(&self, commit: &str, tree: &Tree, dir: &str) -> Result<InventoryFiles, SourceError> {
-        let join = |name: &str| if dir.is_empty() || dir == "." { name.to_string() } else { format!("{dir}/{name}") };
+    fn split_layout(
+        &self,
+        commit: &str,
+        tree: &Tree,
+        dir: &str,
+    ) -> Result<InventoryFiles, SourceError> {
+        let join = |name: &str| {
+            if dir.is_empty() || dir == "." {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
         let main_path = ["hosts.yml", "hosts.yaml", "inventory.yml", "inventory.yaml"]
             .into_iter()
             .map(join)
             .find(|p| tree.get_path(Path::new(p)).is_ok())
-            .ok_or_else(|| SourceError::NotFound { path: join("hosts.yml"), commit: commit.to_string() })?;
+            .ok_or_else(|| SourceError::NotFound {
+                path: join("hosts.yml"),
+                commit: commit.to_string(),
+            })?;
         let main = self.blob(commit, tree, &main_path)?;
         let group_vars = self.vars_dir(commit, tree, &join("group_vars"))?;
         let host_vars = self.vars_dir(commit, tree, &join("host_vars"))?;
-        Ok(InventoryFiles { main, group_vars, host_vars })
+        Ok(InventoryFiles {
+            main,
+            group_vars,
+            host_vars,
+        })
     }
 
     /// `group_vars/<name>.yml` files and `group_vars/<name>/*.yml` directories, in name order.
-    fn vars_dir(&self, commit: &str, tree: &Tree, dir: &str) -> Result<Vec<(String, SourceFile)>, SourceError> {
-        let Ok(entry) = tree.get_path(Path::new(dir)) else { return Ok(vec![]) };
-        let read_err = |source| SourceError::Read { path: dir.to_string(), commit: commit.to_string(), source };
-        let sub = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()).map_err(read_err)?;
+    fn vars_dir(
+        &self,
+        commit: &str,
+        tree: &Tree,
+        dir: &str,
+    ) -> Result<Vec<(String, SourceFile)>, SourceError> {
+        let Ok(entry) = tree.get_path(Path::new(dir)) else {
+            return Ok(vec![]);
+        };
+        let read_err = |source| SourceError::Read {
+            path: dir.to_string(),
+            commit: commit.to_string(),
+            source,
+        };
+        let sub = entry
+            .to_object(&self.repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(read_err)?;
         let mut out = Vec::new();
         for e in sub.iter() {
             let Ok(name) = e.name() else { continue };
             let path = format!("{dir}/{name}");
             match e.kind() {
                 Some(ObjectType::Blob) => {
-                    let owner = ["yml", "yaml", "json"].iter().find_map(|ext| name.strip_suffix(&format!(".{ext}"))).unwrap_or(name);
+                    let owner = ["yml", "yaml", "json"]
+                        .iter()
+                        .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
+                        .unwrap_or(name);
                     out.push((owner.to_string(), self.blob(commit, tree, &path)?));
                 }
                 Some(ObjectType::Tree) => {
-                    let inner = e.to_object(&self.repo).and_then(|o| o.peel_to_tree()).map_err(read_err)?;
-                    let mut files: Vec<String> = inner.iter().filter_map(|f| f.name().ok().map(str::to_string)).filter(|f| f.ends_with(".yml") || f.ends_with(".yaml")).collect();
+                    let inner = e
+                        .to_object(&self.repo)
+                        .and_then(|o| o.peel_to_tree())
+                        .map_err(read_err)?;
+                    let mut files: Vec<String> = inner
+                        .iter()
+                        .filter_map(|f| f.name().ok().map(str::to_string))
+                        .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
+                        .collect();
                     files.sort();
                     for f in files {
-                        out.push((name.to_string(), self.blob(commit, tree, &format!("{path}/{f}"))?));
+                        out.push((
+                            name.to_string(),
+                            self.blob(commit, tree, &format!("{path}/{f}"))?,
+                        ));
                     }
                 }
                 _ => {}
@@ -128,8 +218,15 @@ impl Repo {
 
 impl Repo {
     /// Commits reachable from `to` but not from `from` (all ancestors of `to` when `from` is None).
-    pub fn commits_between(&self, from: Option<&str>, to: &str) -> Result<Vec<CommitInfo>, SourceError> {
-        let err = |source| SourceError::Revision { rev: to.to_string(), source };
+    pub fn commits_between(
+        &self,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<Vec<CommitInfo>, SourceError> {
+        let err = |source| SourceError::Revision {
+            rev: to.to_string(),
+            source,
+        };
         let mut walk = self.repo.revwalk().map_err(err)?;
         walk.push(Oid::from_str(to).map_err(err)?).map_err(err)?;
         if let Some(f) = from {
@@ -147,6 +244,7 @@ impl Repo {
 pub fn approvals(message: &str) -> impl Iterator<Item = String> + '_ {
     message.lines().filter_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k.trim().eq_ignore_ascii_case("pgitops-approve") && !v.trim().is_empty()).then(|| v.trim().to_string())
+        (k.trim().eq_ignore_ascii_case("pgitops-approve") && !v.trim().is_empty())
+            .then(|| v.trim().to_string())
     })
 }
