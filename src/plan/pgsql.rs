@@ -37,6 +37,15 @@ pub fn cluster_limit(c: &PgCluster) -> String {
     }
 }
 
+/// `'<limit>,!ip1,!ip2'`: the limit without some hosts.
+fn limit_except(limit: &str, hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        return limit.to_string();
+    }
+    let excluded: Vec<String> = hosts.iter().map(|h| format!("!{h}")).collect();
+    format!("'{},{}'", limit.trim_matches('\''), excluded.join(","))
+}
+
 fn cluster<'i>(inv: &'i Inventory, name: &str) -> Option<&'i PgCluster> {
     inv.model.pgsql.get(name)
 }
@@ -99,6 +108,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     let limit = cluster_limit(new);
     let mut refresh_services = BTreeSet::new();
     let mut removed_members = Vec::new();
+    let mut added_members: Vec<String> = Vec::new();
 
     // Members: primary first, then by seq.
     let mut members: Vec<&&Change> = changes
@@ -128,7 +138,8 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     ),
                 );
                 b.push(s, steps::not_native("bootstrapping a new instance"), None);
-                refresh_services.insert("members".to_string());
+                refresh_services.insert(format!("member {ip} added"));
+                added_members.push(ip.clone());
             }
             Op::Delete if old.members[ip].role == "primary" => {
                 let s = spec(
@@ -197,7 +208,14 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         }
     }
     if !refresh_services.is_empty() || !removed_members.is_empty() {
-        let hosts: Vec<String> = new.members.keys().cloned().collect();
+        // New members get their services when they are bootstrapped; refresh the others.
+        let hosts: Vec<String> = new
+            .members
+            .keys()
+            .filter(|h| !added_members.contains(h))
+            .cloned()
+            .collect();
+        let target = limit_except(&limit, &added_members);
         let after_removal = !removed_members.is_empty();
         let ph = if after_removal {
             phase::AFTER_REMOVAL
@@ -211,7 +229,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             Class::Reload,
             after_removal,
             ph,
-            format!("./pgsql.yml -l {limit} -t pg_service"),
+            format!("./pgsql.yml -l {target} -t pg_service"),
         );
         s.reads_old = false;
         let why: Vec<String> = refresh_services

@@ -1,0 +1,236 @@
+//! `pg_users` scripts (reference §2): create-or-converge a role, check it owns nothing, drop it.
+//!
+//! In: the role name, its inventory mapping, a [`Secret`] and the [`SqlContext`]. Out: a
+//! [`Script`] for the dbsu to run. Protected roles (`postgres`, and for drops the admin, monitor
+//! and replication users) are refused. A password is only ever a redaction marker or a verifier.
+//! `expire_in` with `ctx.today = Some(d)` renders the literal date `d + N`; with `None` the server
+//! computes `CURRENT_DATE + N` at run time through `\gset`, which is still valid SQL.
+
+use serde_yaml_ng::Mapping;
+
+use super::def::Def;
+use super::out::{with, Out};
+use super::params::{set_parameters, LIST_GUCS};
+use super::quote::{ident, literal, names};
+use super::{invalid, protected, Result, Script, Secret, SqlContext, Statement};
+
+const ROLE_FLAGS: [&str; 7] = [
+    "login",
+    "superuser",
+    "createdb",
+    "createrole",
+    "inherit",
+    "replication",
+    "bypassrls",
+];
+
+/// Create the role if missing, then converge everything the definition states (§2.1-§2.3).
+/// Refuses `postgres`, as Pigsty's preflight does.
+pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> Result<Script> {
+    if name == "postgres" {
+        return Err(protected("manage role", name));
+    }
+    let d = Def::new(def, format!("pg_users[{name}]"), name)?;
+    let (role, lit) = names(&d.field("name"), name)?;
+    let mut out = Out::default();
+    let login = if d.bool("login")? == Some(false) {
+        "NOLOGIN"
+    } else {
+        "LOGIN"
+    };
+    let missing = format!("NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
+    out.when("pgitops_missing", &missing, |o| {
+        o.sql(format!("CREATE ROLE {role} {login};"))
+    });
+    let mut attrs = Vec::new();
+    for key in ROLE_FLAGS {
+        if let Some(on) = d.bool(key)? {
+            attrs.push(format!(
+                "{}{}",
+                if on { "" } else { "NO" },
+                key.to_uppercase()
+            ));
+        }
+    }
+    if let Some(n) = d.connlimit()? {
+        attrs.push(format!("CONNECTION LIMIT {n}"));
+    }
+    if !attrs.is_empty() {
+        out.sql(format!("ALTER ROLE {role}{};", with(&attrs, " ")));
+    }
+    if d.get("password").is_some() {
+        let field = d.field("password");
+        let value = match pw {
+            Secret::Redacted => "<redacted>".to_string(),
+            Secret::Verifier(v) if is_verifier(v) => literal(&field, v)?,
+            Secret::Verifier(_) => return Err(invalid(field, "a SCRAM-SHA-256 or md5 verifier")),
+        };
+        out.push(format!("ALTER ROLE {role} PASSWORD {value};"), true);
+    }
+    valid_until(&mut out, &d, &role, ctx)?;
+    set_parameters(&mut out, &d, &format!("ROLE {role}"), &LIST_GUCS[..4])?;
+    d.comment(
+        &mut out,
+        &format!("ROLE {role}"),
+        format!("business user {name}"),
+    )?;
+    grant_roles(&mut out, &d, &role, ctx)?;
+    Ok(out.done())
+}
+
+/// `md5` + 32 hex, or `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` with 32-byte keys.
+/// PostgreSQL would hash anything else as if it were a plaintext password.
+pub(super) fn is_verifier(v: &str) -> bool {
+    let b64 = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    };
+    let scram = || {
+        let (iter_salt, keys) = v.strip_prefix("SCRAM-SHA-256$")?.split_once('$')?;
+        let ((iter, salt), (stored, server)) = (iter_salt.split_once(':')?, keys.split_once(':')?);
+        let ok = iter.parse::<u32>().is_ok_and(|n| n > 0) && b64(salt);
+        Some(ok && [stored, server].iter().all(|k| k.len() == 44 && b64(k)))
+    };
+    let hex = v.len() == 35 && v[3..].bytes().all(|b| b.is_ascii_hexdigit());
+    (v.starts_with("md5") && hex) || scram() == Some(true)
+}
+
+fn valid_until(out: &mut Out, d: &Def, role: &str, ctx: &SqlContext) -> Result<()> {
+    if let Some(days) = d.int("expire_in")? {
+        let field = d.field("expire_in");
+        if days.abs() > 100_000 {
+            return Err(invalid(field, "at most 100000 days"));
+        }
+        if let Some(today) = ctx.today {
+            let date = literal(&field, &add_days(today, days)?)?;
+            out.sql(format!("ALTER ROLE {role} VALID UNTIL {date};"));
+        } else {
+            out.sql(format!(
+                "SELECT (CURRENT_DATE + {days})::text AS pgitops_until \\gset"
+            ));
+            out.sql(format!("ALTER ROLE {role} VALID UNTIL :'pgitops_until';"));
+        }
+    } else if let Some(at) = d.str("expire_at")? {
+        let at = literal(&d.field("expire_at"), at)?;
+        out.sql(format!("ALTER ROLE {role} VALID UNTIL {at};"));
+    }
+    Ok(())
+}
+
+/// `today + days` for a strict `YYYY-MM-DD` date.
+pub(super) fn add_days(today: &str, days: i64) -> Result<String> {
+    let bad = || invalid("ctx.today", "a date YYYY-MM-DD");
+    let b = today.as_bytes();
+    let digits = b
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| today[r].parse::<i64>().map_err(|_| bad());
+    let ymd = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&ymd.1) || civil_from_days(days_from_civil(ymd)) != ymd {
+        return Err(bad());
+    }
+    let (y, m, d) = civil_from_days(days_from_civil(ymd) + days);
+    Ok(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+fn days_from_civil((y, m, d): (i64, i64, i64)) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let (m, d) = (
+        if mp < 10 { mp + 3 } else { mp - 9 },
+        doy - (153 * mp + 2) / 5 + 1,
+    );
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// §2.2: additive grants; `state: revoke|absent` revokes; option `false` revokes that option.
+fn grant_roles(out: &mut Out, d: &Def, role: &str, ctx: &SqlContext) -> Result<()> {
+    let pg16 = ctx.pg_major >= 16;
+    for (i, e) in d
+        .entries("roles", &["grant", "revoke", "absent"])?
+        .iter()
+        .enumerate()
+    {
+        let granted = &e.ident;
+        if e.state != "grant" {
+            out.sql(format!("REVOKE {granted} FROM {role};"));
+            continue;
+        }
+        let (mut opts, mut revoke) = (Vec::new(), Vec::new());
+        for (key, kw) in [("admin", "ADMIN"), ("set", "SET"), ("inherit", "INHERIT")] {
+            match e.opt(|o| o.bool(key))? {
+                None => {}
+                Some(_) if !pg16 && key != "admin" => {
+                    out.sql(format!("-- roles[{i}].{key} skipped: needs PostgreSQL 16+"))
+                }
+                Some(true) if !pg16 => opts.push("ADMIN OPTION".to_string()),
+                Some(true) => opts.push(format!("{kw} TRUE")),
+                Some(false) => revoke.push(kw),
+            }
+        }
+        out.sql(format!("GRANT {granted} TO {role}{};", with(&opts, ", ")));
+        for kw in revoke {
+            out.sql(format!("REVOKE {kw} OPTION FOR {granted} FROM {role};"));
+        }
+    }
+    Ok(())
+}
+
+/// Fails (at run time) when the role owns objects, holds privileges or is named in policies.
+/// Reads `pg_shdepend`, which is cluster-wide and is what DROP ROLE itself checks: objects in the
+/// current database and shared objects (databases, tablespaces) are named one by one, other
+/// databases as counts. For names there, run this script connected to each database it lists.
+pub fn user_ownership_check(name: &str, ctx: &SqlContext) -> Result<Script> {
+    if ["postgres", ctx.replicator, ctx.admin, ctx.monitor].contains(&name) {
+        return Err(protected("drop role", name));
+    }
+    let lit = literal("pg_users.name", name)?;
+    let mine = format!(
+        "s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass\n    \
+         AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = {lit})"
+    );
+    let here = "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())";
+    let from = format!(
+        "\nFROM (SELECT CASE s.deptype WHEN 'o' THEN 'owns ' WHEN 'a' THEN 'has privileges on ' \
+         ELSE 'is referenced by ' END\n    \
+         || pg_catalog.pg_describe_object(s.classid, s.objid, s.objsubid) AS what\n  \
+         FROM pg_catalog.pg_shdepend s WHERE {mine} AND s.dbid IN (0, {here})\n  UNION ALL\n  \
+         SELECT pg_catalog.format('has %s dependent object(s) in database %I', \
+         pg_catalog.count(*), db.datname)\n  \
+         FROM pg_catalog.pg_shdepend s JOIN pg_catalog.pg_database db ON db.oid = s.dbid\n  \
+         WHERE {mine} AND db.oid <> {here}\n  GROUP BY db.datname) AS dep"
+    );
+    let message = format!(
+        "pg_catalog.format('pgitops: refusing to drop role %I: it %s', {lit}, \
+         pg_catalog.string_agg(dep.what, '; ' ORDER BY dep.what))"
+    );
+    let mut out = Out::default();
+    out.fail_if("pg_catalog.count(*) > 0", &message, &from);
+    Ok(out.done())
+}
+
+/// [`user_ownership_check`] then `DROP ROLE IF EXISTS`. No REASSIGN, no DROP OWNED.
+pub fn user_drop(name: &str, ctx: &SqlContext) -> Result<Script> {
+    let mut script = user_ownership_check(name, ctx)?;
+    let sql = format!("DROP ROLE IF EXISTS {};", ident("pg_users.name", name)?);
+    script.statements.push(Statement { sql, secret: false });
+    Ok(script)
+}

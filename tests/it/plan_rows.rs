@@ -1,0 +1,631 @@
+//! One test per row of the reference's diff → action table (§13), each from a real two-commit
+//! repository, checking ids, classes, revisions and the Pigsty command line.
+
+use crate::support::*;
+
+fn a(id: &str, class: &str, rev: &str, pigsty: &str) -> (String, String, String, String) {
+    (id.into(), class.into(), rev.into(), pigsty.into())
+}
+
+#[test]
+fn new_pg_cluster() {
+    let p = plan_edit(|v| {
+        v["all"]["children"]["pg-new"] =
+            yaml("{ hosts: { 127.0.10.21: { pg_seq: 1, pg_role: primary }, 127.0.10.22: { pg_seq: 2, pg_role: replica } }, vars: { pg_cluster: pg-new } }");
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "pg-new/host/127.0.10.21/add",
+                "online",
+                "new",
+                "./node.yml -l 127.0.10.21"
+            ),
+            a(
+                "pg-new/host/127.0.10.22/add",
+                "online",
+                "new",
+                "./node.yml -l 127.0.10.22"
+            ),
+            a(
+                "pg-new/cluster/pg-new/create",
+                "online",
+                "new",
+                "./pgsql.yml -l pg-new"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn new_host_in_existing_cluster() {
+    let p =
+        plan_edit(|v| hosts(v, "pg-test")["127.0.10.14"] = yaml("{ pg_seq: 4, pg_role: replica }"));
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "pg-test/host/127.0.10.14/add",
+                "online",
+                "new",
+                "./node.yml -l 127.0.10.14"
+            ),
+            a(
+                "pg-test/member/127.0.10.14/add",
+                "online",
+                "new",
+                "./pgsql.yml -l '127.0.10.14,&pg-test'"
+            ),
+            // the `cluster` alias in pg-test's HBA now has one more address; the new member
+            // gets its HBA when it is bootstrapped
+            a(
+                "pg-test/hba/reload",
+                "reload",
+                "new",
+                "./pgsql.yml -l '127.0.10.11,127.0.10.12,127.0.10.13,&pg-test' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
+            ),
+            a(
+                "pg-test/service/refresh",
+                "reload",
+                "new",
+                "./pgsql.yml -l 'pg-test,!127.0.10.14' -t pg_service"
+            ),
+        ]
+    );
+    assert_eq!(
+        action(&p, "pg-test/hba/reload")["hosts"],
+        serde_json::json!(["127.0.10.11", "127.0.10.12", "127.0.10.13"])
+    );
+}
+
+#[test]
+fn replica_removed_reads_old_revision_then_refreshes_services() {
+    let p = plan_edit(|v| {
+        hosts(v, "pg-test")
+            .as_mapping_mut()
+            .unwrap()
+            .remove("127.0.10.13");
+    });
+    let got = actions(&p);
+    let pos = |id: &str| {
+        got.iter()
+            .position(|x| x.0 == id)
+            .unwrap_or_else(|| panic!("{id} missing: {got:#?}"))
+    };
+    assert_eq!(
+        got[pos("pg-test/member/127.0.10.13/remove")],
+        a(
+            "pg-test/member/127.0.10.13/remove",
+            "destructive",
+            "old",
+            "./pgsql-rm.yml -l '127.0.10.13,&pg-test'"
+        )
+    );
+    assert_eq!(
+        got[pos("pg-test/service/refresh")],
+        a(
+            "pg-test/service/refresh",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-test -t pg_service"
+        )
+    );
+    assert!(pos("pg-test/member/127.0.10.13/remove") < pos("pg-test/service/refresh"));
+    assert_eq!(
+        action(&p, "pg-test/member/127.0.10.13/remove")["approval"],
+        "required"
+    );
+    // the host leaves the inventory altogether: node removal comes after the module removal
+    assert!(pos("pg-test/host/127.0.10.13/remove") > pos("pg-test/member/127.0.10.13/remove"));
+}
+
+#[test]
+fn removing_the_declared_primary_is_refused() {
+    let p = plan_edit(|v| {
+        let h = hosts(v, "pg-test").as_mapping_mut().unwrap();
+        h.remove("127.0.10.11");
+        h.insert(
+            "127.0.10.12".into(),
+            yaml("{ pg_seq: 2, pg_role: primary }"),
+        );
+    });
+    let remove = action(&p, "pg-test/member/127.0.10.11/remove");
+    assert_eq!(remove["class"], "manual");
+    assert_eq!(remove["pigsty"], "");
+    assert!(remove["reason"]
+        .as_str()
+        .unwrap()
+        .contains("declared primary"));
+}
+
+#[test]
+fn cluster_removed_is_destructive_and_reads_old() {
+    let p = plan_edit(|v| {
+        v["all"]["children"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("pg-test");
+    });
+    let remove = action(&p, "pg-test/cluster/pg-test/remove");
+    assert_eq!(
+        (
+            remove["class"].as_str(),
+            remove["revision"].as_str(),
+            remove["pigsty"].as_str()
+        ),
+        (
+            Some("destructive"),
+            Some("old"),
+            Some("./pgsql-rm.yml -l pg-test")
+        )
+    );
+    assert_eq!(remove["approval"], "required");
+}
+
+#[test]
+fn user_added_and_changed() {
+    let p = plan_edit(|v| {
+        let users = vars(v, "pg-meta")["pg_users"].as_sequence_mut().unwrap();
+        users[1]["connlimit"] = 20.into();
+        users.push(yaml(
+            "{ name: dbuser_app, password: App.New.Secret, roles: [dbrole_readwrite] }",
+        ));
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "pg-meta/user/dbuser_view/update",
+                "online",
+                "new",
+                "./pgsql-user.yml -l pg-meta -e username=dbuser_view"
+            ),
+            a(
+                "pg-meta/user/dbuser_app/create",
+                "online",
+                "new",
+                "./pgsql-user.yml -l pg-meta -e username=dbuser_app"
+            ),
+        ]
+    );
+    let change = &p["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pg-meta")
+        .unwrap()["changes"][0];
+    assert_eq!(
+        (
+            change["entity"].as_str(),
+            change["name"].as_str(),
+            change["op"].as_str()
+        ),
+        (Some("user"), Some("dbuser_view"), Some("update"))
+    );
+    assert_eq!(change["fields"], serde_json::json!(["connlimit"]));
+    let text = p.to_string();
+    assert!(!text.contains("App.New.Secret"));
+    let steps = action(&p, "pg-meta/user/dbuser_app/create")["steps"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        steps.contains("PASSWORD <redacted>")
+            && steps.contains("GRANT \"dbrole_readwrite\" TO \"dbuser_app\""),
+        "{steps}"
+    );
+}
+
+#[test]
+fn user_absent_is_dropped_and_deleted_user_is_left_in_place() {
+    let p = plan_edit(|v| {
+        let users = vars(v, "pg-meta")["pg_users"].as_sequence_mut().unwrap();
+        users[0]["state"] = "absent".into();
+        users.remove(1);
+    });
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-meta/user/dbuser_meta/drop",
+            "online",
+            "new",
+            "./pgsql-user.yml -l pg-meta -e username=dbuser_meta"
+        )]
+    );
+    let changes = &p["clusters"][0]["changes"];
+    assert!(
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "dbuser_view" && c["op"] == "unmanaged"),
+        "{changes}"
+    );
+    assert!(p["warnings"].to_string().contains(
+        "dbuser_view was removed from the inventory without `state: absent`: left in place"
+    ));
+}
+
+#[test]
+fn database_added_changed_and_create_only_flagged() {
+    let p = plan_edit(|v| {
+        let dbs = vars(v, "pg-meta")["pg_databases"]
+            .as_sequence_mut()
+            .unwrap();
+        dbs[0]["comment"] = "the meta database".into();
+        dbs[0]["encoding"] = "LATIN1".into();
+        dbs.push(yaml("{ name: meta2, owner: dbuser_view }"));
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a("pg-meta/database/meta/create-options", "manual", "new", ""),
+            a(
+                "pg-meta/database/meta/update",
+                "online",
+                "new",
+                "./pgsql-db.yml -l pg-meta -e dbname=meta"
+            ),
+            a(
+                "pg-meta/database/meta2/create",
+                "online",
+                "new",
+                "./pgsql-db.yml -l pg-meta -e dbname=meta2"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn database_drop_needs_approval_and_trailer_approves() {
+    let drop = |v: &mut serde_yaml_ng::Value| {
+        vars(v, "pg-meta")["pg_databases"][0]["state"] = "absent".into()
+    };
+    let held = plan_edit(drop);
+    let act = action(&held, "pg-meta/database/meta/drop");
+    assert_eq!(
+        (act["class"].as_str(), act["approval"].as_str()),
+        (Some("destructive"), Some("required"))
+    );
+    let approved = plan_edit_msg(
+        "drop meta\n\nPgitops-Approve: pg-meta/database/meta/drop\n",
+        drop,
+    );
+    assert_eq!(
+        action(&approved, "pg-meta/database/meta/drop")["approval"],
+        "approved"
+    );
+    let recreate =
+        plan_edit(|v| vars(v, "pg-meta")["pg_databases"][0]["state"] = "recreate".into());
+    assert_eq!(
+        action(&recreate, "pg-meta/database/meta/recreate")["class"],
+        "destructive"
+    );
+}
+
+#[test]
+fn hba_rule_change_reloads_every_member() {
+    let p = plan_edit(|v| vars(v, "pg-meta")["pg_hba_rules"][0]["auth"] = "ssl".into());
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-meta/hba/reload",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-meta -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
+        )]
+    );
+    assert_eq!(
+        p["clusters"][0]["changes"][0]["fields"],
+        serde_json::json!(["pg_hba_rules"])
+    );
+}
+
+#[test]
+fn admin_ip_change_reaches_clusters_whose_hba_uses_admin() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_hba_rules"]
+            .as_sequence_mut()
+            .unwrap()
+            .push(yaml(
+                "{ user: all, db: all, addr: admin, auth: pwd, title: 'from the admin node' }",
+            ));
+    });
+    assert!(ids(&p).contains(&"pg-test/hba/reload".to_string()));
+    // Now move the admin node: pg-test's HBA uses `admin`, pg-meta's does not.
+    let repo = Repo::new();
+    let mut v = base();
+    vars(&mut v, "pg-test")["pg_hba_rules"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(yaml(
+            "{ user: all, db: all, addr: admin, auth: pwd, title: 'admin' }",
+        ));
+    repo.commit_inventory(&to_yaml(&v), "base");
+    v["all"]["vars"]["admin_ip"] = "127.0.10.11".into();
+    repo.commit_inventory(&to_yaml(&v), "move admin");
+    let p = pgitops(repo.path(), &["plan", "--output", "json"]).json();
+    let ids = ids(&p);
+    assert!(ids.contains(&"pg-test/hba/reload".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"pg-meta/hba/reload".to_string()), "{ids:?}");
+    let hba = p["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pg-test" && c["module"] == "pgsql")
+        .unwrap();
+    assert_eq!(hba["changes"][0]["fields"], serde_json::json!(["admin_ip"]));
+}
+
+#[test]
+fn infra_membership_refreshes_hba_of_every_cluster() {
+    // the default rules admit the monitor from `infra` hosts
+    let p = plan_edit(|v| hosts(v, "infra")["127.0.10.12"] = yaml("{ infra_seq: 2 }"));
+    let ids = ids(&p);
+    for id in [
+        "infra/member/127.0.10.12/add",
+        "pg-meta/hba/reload",
+        "pg-test/hba/reload",
+    ] {
+        assert!(ids.contains(&id.to_string()), "{id} missing from {ids:?}");
+    }
+}
+
+#[test]
+fn pg_role_swap_only_refreshes_hba_and_services() {
+    let p = plan_edit(|v| {
+        let h = hosts(v, "pg-test");
+        h["127.0.10.11"]["pg_role"] = "replica".into();
+        h["127.0.10.12"]["pg_role"] = "primary".into();
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a("pg-test/hba/reload", "reload", "new", "./pgsql.yml -l '127.0.10.11,127.0.10.12,&pg-test' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"),
+            a("pg-test/service/refresh", "reload", "new", "./pgsql.yml -l pg-test -t pg_service"),
+        ]
+    );
+}
+
+#[test]
+fn services_and_weights_refresh_services() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_services"] =
+            yaml("[ { name: standby, port: 5435, selector: '[]', dest: postgres } ]")
+    });
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-test/service/refresh",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-test -t pg_service"
+        )]
+    );
+    let p = plan_edit(|v| hosts(v, "pg-test")["127.0.10.12"]["pg_weight"] = 50.into());
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-test/service/refresh",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-test -t pg_service"
+        )]
+    );
+}
+
+#[test]
+fn parameters_reload_or_restart() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_parameters"]["log_min_duration_statement"] = 500.into()
+    });
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-test/parameters/apply",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-test -t pg_param,pg_reload"
+        )]
+    );
+    let p = plan_edit(|v| {
+        hosts(v, "pg-test")["127.0.10.13"]["pg_parameters"] = yaml("{ shared_buffers: 256MB }")
+    });
+    let act = action(&p, "pg-test/parameters/apply");
+    assert_eq!(act["class"], "restart");
+    assert_eq!(
+        act["hosts"],
+        serde_json::json!(["127.0.10.13"]),
+        "a host-level dict replaces the cluster one on that host only"
+    );
+    assert!(act["reason"].as_str().unwrap().contains("shared_buffers"));
+}
+
+#[test]
+fn bootstrap_only_settings_are_manual() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_conf"] = "olap.yml".into();
+        vars(v, "pg-test")["pg_libs"] = "pg_stat_statements, auto_explain".into();
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a("pg-test/var/pg_conf/manual", "manual", "new", ""),
+            a("pg-test/var/pg_libs/manual", "manual", "new", "")
+        ]
+    );
+}
+
+#[test]
+fn tagged_cluster_knobs() {
+    let p = plan_edit(|v| {
+        let m = vars(v, "pg-meta");
+        m["pg_crontab"] = yaml("[ '00 01 * * * /pg/bin/pg-backup full' ]");
+        m["pg_vip_enabled"] = true.into();
+        m["pg_vip_address"] = "127.0.10.2/24".into();
+        m["pg_extensions"] = yaml("[ pg_repack ]");
+        m["pgbouncer_poolmode"] = "session".into();
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "pg-meta/config/pg_crontab/apply",
+                "online",
+                "new",
+                "./pgsql.yml -l pg-meta -t pg_crontab"
+            ),
+            a(
+                "pg-meta/config/pg_ext/apply",
+                "online",
+                "new",
+                "./pgsql.yml -l pg-meta -t pg_ext"
+            ),
+            a(
+                "pg-meta/config/pg_vip/apply",
+                "online",
+                "new",
+                "./pgsql.yml -l pg-meta -t pg_vip"
+            ),
+            a(
+                "pg-meta/config/pgbouncer_config/apply",
+                "reload",
+                "new",
+                "./pgsql.yml -l pg-meta -t pgbouncer_config,pgbouncer_reload"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn redis_instances_and_settings() {
+    let p = plan_edit(|v| {
+        let inst = &mut hosts(v, "redis-ms")["127.0.10.10"]["redis_instances"];
+        inst.as_mapping_mut().unwrap().remove(serde_yaml_ng::Value::from(6380));
+        inst[6381] = yaml("{}");
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "redis-ms/instance/127.0.10.10:6381/add",
+                "online",
+                "new",
+                "./redis.yml -l 127.0.10.10 -e redis_port=6381"
+            ),
+            a(
+                "redis-ms/instance/127.0.10.10:6380/remove",
+                "destructive",
+                "old",
+                "./redis-rm.yml -l 127.0.10.10 -e redis_port=6380"
+            ),
+        ]
+    );
+    let p = plan_edit(|v| vars(v, "redis-ms")["redis_max_memory"] = "128MB".into());
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "redis-ms/config/redis_config/apply",
+            "restart",
+            "new",
+            "./redis.yml -l redis-ms -t redis_config,redis_launch"
+        )]
+    );
+    let p = plan_edit(|v| {
+        vars(v, "redis-ms")["redis_sentinel_monitor"] =
+            yaml("[ { name: redis-ms, host: 127.0.10.10, port: 6379, quorum: 1 } ]")
+    });
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "redis-ms/config/redis-ha/apply",
+            "online",
+            "new",
+            "./redis.yml -l redis-ms -t redis-ha"
+        )]
+    );
+}
+
+#[test]
+fn etcd_members_added_and_removed() {
+    let p = plan_edit(|v| hosts(v, "etcd")["127.0.10.13"] = yaml("{ etcd_seq: 4 }"));
+    let got = actions(&p);
+    assert!(
+        got.contains(&a(
+            "etcd/member/127.0.10.13/add",
+            "online",
+            "new",
+            "./etcd.yml -l 127.0.10.13 -e etcd_init=existing"
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&a(
+            "etcd/members/refresh",
+            "restart",
+            "new",
+            "./etcd.yml -l 'etcd,!127.0.10.13' -t etcd_config,etcd_launch -f 1"
+        )),
+        "{got:#?}"
+    );
+    let p = plan_edit(|v| {
+        hosts(v, "etcd")
+            .as_mapping_mut()
+            .unwrap()
+            .remove("127.0.10.12");
+    });
+    assert!(actions(&p).contains(&a(
+        "etcd/member/127.0.10.12/remove",
+        "destructive",
+        "old",
+        "./etcd-rm.yml -l 127.0.10.12"
+    )));
+}
+
+#[test]
+fn minio_users_and_topology() {
+    let p = plan_edit(|v| vars(v, "minio")["minio_buckets"] = yaml("[ { name: pgsql } ]"));
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "minio/config/minio_provision/apply",
+            "online",
+            "new",
+            "./minio.yml -l minio -t minio_provision"
+        )]
+    );
+    let p = plan_edit(|v| hosts(v, "minio")["127.0.10.11"] = yaml("{ minio_seq: 2 }"));
+    assert_eq!(
+        action(&p, "minio/member/127.0.10.11/create")["class"],
+        "manual"
+    );
+}
+
+#[test]
+fn node_knobs_and_haproxy_services() {
+    let p = plan_edit(|v| v["all"]["vars"]["node_timezone"] = "Asia/Shanghai".into());
+    let got = actions(&p);
+    assert!(
+        got.contains(&a(
+            "pg-test/config/node_timezone/apply",
+            "online",
+            "new",
+            "./node.yml -l 127.0.10.11,127.0.10.12,127.0.10.13 -t node_timezone"
+        )),
+        "{got:#?}"
+    );
+    let p = plan_edit(|v| {
+        vars(v, "pg-meta")["haproxy_services"] =
+            yaml("[ { name: minio, port: 9002, servers: [] } ]")
+    });
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-meta/config/haproxy_config/apply",
+            "reload",
+            "new",
+            "./node.yml -l 127.0.10.10 -t haproxy_config,haproxy_reload"
+        )]
+    );
+}
