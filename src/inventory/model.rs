@@ -490,3 +490,71 @@ pub fn var_module(key: &str) -> Option<Module> {
             .unwrap_or(Module::Other),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{load, InventoryFiles};
+
+    fn model(text: &str) -> crate::inventory::Inventory {
+        load(&InventoryFiles::single("pigsty.yml", text), "test").expect("parses")
+    }
+
+    #[test]
+    fn clusters_are_keyed_by_resolved_pg_cluster_not_group() {
+        let inv = model(
+            "all:\n  vars: { admin_ip: 127.0.0.1 }\n  children:\n    pg-citus:\n      hosts:\n        127.0.10.21: { pg_cluster: pg-citus1, pg_seq: 1, pg_role: primary }\n        127.0.10.22: { pg_cluster: pg-citus1, pg_seq: 2, pg_role: replica }\n        127.0.10.31: { pg_cluster: pg-citus2, pg_seq: 1, pg_role: primary }\n      vars: { pg_mode: citus, pg_users: [ { name: u } ] }\n",
+        );
+        let names: Vec<&String> = inv.model.pgsql.keys().collect();
+        assert_eq!(names, ["pg-citus1", "pg-citus2"]);
+        assert_eq!(inv.model.pgsql["pg-citus1"].members.len(), 2);
+        assert_eq!(
+            inv.model.pgsql["pg-citus1"].users[0].name, "u",
+            "cluster definitions come from group vars"
+        );
+        assert!(
+            inv.model.pgsql["pg-citus1"].groups.is_empty(),
+            "no group holds exactly this cluster"
+        );
+        assert!(inv.is_valid(), "{:?}", inv.diagnostics);
+    }
+
+    #[test]
+    fn one_host_in_several_modules() {
+        let inv = model(
+            "all:\n  vars: { admin_ip: 127.0.10.10 }\n  children:\n    infra: { hosts: { 127.0.10.10: { infra_seq: 1 } } }\n    etcd: { hosts: { 127.0.10.10: { etcd_seq: 1 } }, vars: { etcd_cluster: etcd } }\n    minio: { hosts: { 127.0.10.10: { minio_seq: 1 } }, vars: { minio_cluster: minio } }\n    pg-meta: { hosts: { 127.0.10.10: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-meta } }\n    redis-ms: { hosts: { 127.0.10.10: { redis_node: 1, redis_instances: { 6379: {}, 6380: { replica_of: '127.0.10.10 6379' } } } }, vars: { redis_cluster: redis-ms } }\n",
+        );
+        assert!(inv.is_valid(), "{:?}", inv.diagnostics);
+        let m = &inv.model;
+        assert!(m
+            .infra
+            .as_ref()
+            .unwrap()
+            .members
+            .contains_key("127.0.10.10"));
+        assert!(m.etcd["etcd"].members.contains_key("127.0.10.10"));
+        assert!(m.minio["minio"].members.contains_key("127.0.10.10"));
+        assert_eq!(m.pgsql["pg-meta"].primary.as_deref(), Some("127.0.10.10"));
+        let ports: Vec<&u16> = m.redis["redis-ms"].nodes["127.0.10.10"]
+            .instances
+            .keys()
+            .collect();
+        assert_eq!(ports, [&6379, &6380]);
+    }
+
+    #[test]
+    fn a_host_in_two_groups_of_one_module_is_an_error() {
+        let inv = model(
+            "all:\n  vars: { admin_ip: 127.0.10.10 }\n  children:\n    pg-a: { hosts: { 127.0.10.11: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-a } }\n    pg-b: { hosts: { 127.0.10.11: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-b } }\n",
+        );
+        let errors: Vec<String> = inv.errors().map(|d| d.to_string()).collect();
+        assert!(
+            errors.iter().any(|e| e.contains("two pgsql groups")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().all(|e| e.starts_with("pigsty.yml:")),
+            "{errors:?}"
+        );
+    }
+}

@@ -73,21 +73,25 @@ pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
         errors: vec![],
         warnings: vec![],
     };
-    let new_files = read_revision(&repo, opts, &to.id, false)?;
-    let old_files = match &from {
-        Some(f) => read_revision(&repo, opts, f, true)?,
-        None => None,
-    };
-    tracing::debug!(
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "read both revisions"
-    );
-    // The two revisions load independently: one thread each.
+    // The two revisions are read and loaded independently: one thread each (git2 handles are
+    // per thread, so the second thread opens its own).
     let (old, new) = std::thread::scope(|s| {
-        let old = s.spawn(|| load_files(old_files.as_ref(), from.as_deref().unwrap_or("")));
-        let new = load_files(new_files.as_ref(), &to.id);
+        let old = s.spawn(|| -> Result<_> {
+            let Some(f) = &from else {
+                return Ok(load_files(None, ""));
+            };
+            let files = read_revision(&opts.open()?, opts, f, true)?;
+            Ok(load_files(files.as_ref(), f))
+        });
+        let new = read_revision(&repo, opts, &to.id, false)
+            .map(|files| load_files(files.as_ref(), &to.id));
         (old.join().expect("loading thread panicked"), new)
     });
+    let (old, new) = (old?, new?);
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "loaded both revisions"
+    );
     run.errors = errors(&old);
     run.errors.extend(errors(&new));
     let (Ok(old), Ok(new)) = (old, new) else {

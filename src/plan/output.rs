@@ -223,7 +223,11 @@ fn entity_diff(c: &Change, p: &Paint) -> String {
     let (a, b) = (value_text(c, c.old.as_ref()), value_text(c, c.new.as_ref()));
     if a == b {
         // Equal once redacted, different before: only secrets changed.
-        return if c.old != c.new { "      (a secret changed (values redacted))\n".to_string() } else { String::new() };
+        return if c.old != c.new {
+            "      (a secret changed (values redacted))\n".to_string()
+        } else {
+            String::new()
+        };
     }
     let diff = TextDiff::from_lines(&a, &b);
     let mut out = String::new();

@@ -9,8 +9,7 @@ fn reformat_only_commit_plans_nothing() {
     let repo = Repo::new();
     repo.commit_inventory(BASE, "base");
     // Same content: block style instead of flow, keys reordered, comments and anchors added.
-    let mut v = base();
-    let meta = hosts(&mut v, "pg-meta").clone();
+    let v = base();
     let block = format!("# reformatted\n{}", to_yaml(&v))
         .replace("pg_seq: 1\n", "pg_seq: 1 # the primary\n");
     assert_ne!(block, BASE);
@@ -34,7 +33,6 @@ fn reformat_only_commit_plans_nothing() {
         "{}",
         run.stdout
     );
-    let _ = meta;
 }
 
 #[test]
@@ -189,7 +187,7 @@ fn hostile_values_stay_data() {
 #[test]
 fn no_password_appears_in_text_or_json() {
     let repo = Repo::new();
-    repo.commit(&"init");
+    repo.commit("init");
     repo.commit_inventory(BASE, "everything is new");
     let mut v = base();
     for (i, u) in vars(&mut v, "pg-meta")["pg_users"]
@@ -201,7 +199,10 @@ fn no_password_appears_in_text_or_json() {
         u["password"] = format!("Changed.{i}.Secret").into();
     }
     v["all"]["vars"]["pg_admin_password"] = "Changed.Admin.Secret".into();
-    vars(&mut v, "pg-test")["pg_users"].as_sequence_mut().unwrap().push(yaml("{ name: fresh, password: Fresh.User.Secret }"));
+    vars(&mut v, "pg-test")["pg_users"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(yaml("{ name: fresh, password: Fresh.User.Secret }"));
     vars(&mut v, "redis-ms")["redis_password"] = "Changed.Redis.Secret".into();
     repo.commit_inventory(&to_yaml(&v), "rotate");
     let mut secrets: Vec<String> = SECRETS.iter().map(|s| s.to_string()).collect();
@@ -228,7 +229,11 @@ fn no_password_appears_in_text_or_json() {
         }
     }
     let text = pgitops(repo.path(), &["plan", "HEAD~1..HEAD"]).stdout;
-    assert!(text.contains("user dbuser_meta update [password]") && text.contains("a secret changed (values redacted)"), "{text}");
+    assert!(
+        text.contains("user dbuser_meta update [password]")
+            && text.contains("a secret changed (values redacted)"),
+        "{text}"
+    );
     assert!(text.contains("+ password: <redacted>"), "{text}");
     assert!(
         text.contains("pg-meta/var/pg_admin_password/manual"),

@@ -502,7 +502,9 @@ fn tagged_cluster_knobs() {
 fn redis_instances_and_settings() {
     let p = plan_edit(|v| {
         let inst = &mut hosts(v, "redis-ms")["127.0.10.10"]["redis_instances"];
-        inst.as_mapping_mut().unwrap().remove(serde_yaml_ng::Value::from(6380));
+        inst.as_mapping_mut()
+            .unwrap()
+            .remove(serde_yaml_ng::Value::from(6380));
         inst[6381] = yaml("{}");
     });
     assert_eq!(
