@@ -493,7 +493,6 @@ pub fn var_module(key: &str) -> Option<Module> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::inventory::{load, InventoryFiles};
 
     fn model(text: &str) -> crate::inventory::Inventory {
