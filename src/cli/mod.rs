@@ -98,11 +98,11 @@ fn plan(
     let run = ops::plan::plan(opts, range)?;
     let report = run.report();
     match out {
-        Output::Json => print!("{}", output::json(&report)),
+        Output::Json => emit(&output::json(&report)),
         Output::Text => {
             let text = output::text(&report, std::io::stdout().is_terminal());
             if run.errors.is_empty() {
-                print!("{text}");
+                emit(&text);
             } else {
                 eprint!("{text}");
             }
@@ -123,23 +123,32 @@ fn validate(opts: &RepoOptions, rev: &str, out: Output) -> anyhow::Result<u8> {
     match out {
         Output::Json => {
             let doc = serde_json::json!({ "commit": v.commit, "valid": valid, "errors": v.errors, "warnings": v.warnings });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
         }
         Output::Text => {
             for d in v.errors.iter().chain(&v.warnings) {
                 eprintln!("{d}");
             }
             let verdict = if valid { "valid" } else { "INVALID" };
-            println!(
-                "{} at {}: {verdict} ({} hosts, {} PGSQL clusters, {} errors, {} warnings)",
+            emit(&format!(
+                "{} at {}: {verdict} ({} hosts, {} PGSQL clusters, {} errors, {} warnings)\n",
                 opts.inventory,
                 &v.commit[..12],
                 v.hosts,
                 v.clusters,
                 v.errors.len(),
                 v.warnings.len()
-            );
+            ));
         }
     }
     Ok(if valid { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
