@@ -7,6 +7,7 @@
 
 pub mod ansible;
 pub mod diag;
+pub mod fields;
 pub mod model;
 pub mod positions;
 pub mod secrets;

@@ -14,6 +14,7 @@ mod modules;
 pub mod output;
 mod pgsql;
 mod steps;
+mod vars;
 
 use std::collections::BTreeSet;
 

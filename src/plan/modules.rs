@@ -1,8 +1,5 @@
 //! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use super::catalog::{module_var, VarRule};
 use super::{phase, steps, Builder, Class, Spec};
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::model::Module;
@@ -36,7 +33,7 @@ fn act(path: String, kind: &'static str, hosts: Vec<String>, class: Class, pigst
     }
 }
 
-fn playbook(module: Module) -> &'static str {
+pub(super) fn playbook(module: Module) -> &'static str {
     match module {
         Module::Infra => "infra",
         Module::Node => "node",
@@ -90,7 +87,6 @@ pub fn plan(b: &mut Builder, module: Module, cluster: &str, changes: &[&Change])
         };
         acts.push(a);
     }
-    vars(module, cluster, changes, &mut acts);
     for a in acts {
         let spec = Spec {
             module,
@@ -111,6 +107,8 @@ pub fn plan(b: &mut Builder, module: Module, cluster: &str, changes: &[&Change])
         };
         b.push(spec, steps, a.reason);
     }
+    let limit = (module != Module::Node).then_some(cluster);
+    super::vars::plan(b, module, cluster, limit, changes);
 }
 
 fn one_host(ip: &str) -> Vec<String> {
@@ -122,54 +120,5 @@ fn etcd_refresh(ip: &str) -> Act {
         reason: Some(format!("after the membership change of {ip}: refresh the other members, then Patroni's etcd endpoints with `./pgsql.yml -t pg_conf,patroni_reload`")),
         phase: phase::AFTER_REMOVAL,
         ..act("members/refresh".into(), "etcd-refresh", vec![], Class::Restart, format!("./etcd.yml -l 'etcd,!{ip}' -t etcd_config,etcd_launch -f 1"))
-    }
-}
-
-fn vars(module: Module, cluster: &str, changes: &[&Change], acts: &mut Vec<Act>) {
-    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> =
-        BTreeMap::new();
-    let pb = playbook(module);
-    for c in changes.iter().filter(|c| c.entity == Entity::Var) {
-        match module_var(module, &c.name) {
-            VarRule::Covered => {}
-            VarRule::Tag { class, tags } => {
-                let e = by_tags
-                    .entry(tags)
-                    .or_insert_with(|| (class, vec![], BTreeSet::new()));
-                e.1.push(c.name.clone());
-                e.2.extend(c.hosts.iter().cloned());
-            }
-            VarRule::Manual(why) => acts.push(Act {
-                reason: Some(format!("`{}` changed: {why}", c.name)),
-                phase: phase::VAR,
-                ..act(
-                    format!("var/{}/manual", c.name),
-                    "var-manual",
-                    c.hosts.clone(),
-                    Class::Manual,
-                    String::new(),
-                )
-            }),
-        }
-    }
-    for (tags, (class, keys, hosts)) in by_tags {
-        let hosts: Vec<String> = hosts.into_iter().collect();
-        let limit = if module == Module::Node {
-            hosts.join(",")
-        } else {
-            cluster.to_string()
-        };
-        let first = tags.split(',').next().unwrap_or(tags);
-        acts.push(Act {
-            reason: Some(format!("changed: {}", keys.join(", "))),
-            phase: phase::VAR,
-            ..act(
-                format!("config/{first}/apply"),
-                "config-apply",
-                hosts,
-                class,
-                format!("./{pb}.yml -l {limit} -t {tags}"),
-            )
-        });
     }
 }

@@ -1,27 +1,14 @@
 //! PGSQL actions: clusters, members, users, databases, HBA, services, parameters, variables.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::catalog::{parameter_needs_restart, pgsql_var, VarRule, SERVICE_VARS};
+use super::catalog::{parameter_needs_restart, SERVICE_VARS};
 use super::{limit_hosts, phase, steps, Builder, Class, Spec};
 use crate::diff::named::state;
 use crate::diff::{Change, Entity, Op};
+use crate::inventory::fields;
 use crate::inventory::model::{Module, PgCluster};
 use crate::inventory::Inventory;
-
-/// Fields of a database that only `CREATE DATABASE` sets.
-const DB_CREATE_ONLY: &[&str] = &[
-    "template",
-    "strategy",
-    "encoding",
-    "locale",
-    "lc_collate",
-    "lc_ctype",
-    "locale_provider",
-    "icu_locale",
-    "icu_rules",
-    "builtin_locale",
-];
 
 /// The `-l` limit naming a cluster: its group when one holds exactly its members, else the IPs.
 pub fn cluster_limit(c: &PgCluster) -> String {
@@ -243,7 +230,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         b.push(s, vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()], Some(format!("because of: {}", why.join(", "))));
     }
     parameters(b, name, &limit, changes);
-    vars(b, name, &limit, changes);
+    super::vars::plan(b, Module::Pgsql, name, Some(&limit), changes);
 }
 
 fn users_and_databases(
@@ -295,7 +282,7 @@ fn users_and_databases(
                 b.push(s, steps::database_recreate(b.new, new, &c.name), Some("drops and creates the database again: all its data is lost; applied once for this commit, never re-applied".into()));
             }
             op => {
-                let create_only: Vec<&String> = c.fields.iter().filter(|f| DB_CREATE_ONLY.contains(&f.as_str())).collect();
+                let create_only: Vec<&String> = c.fields.iter().filter(|f| fields::DB_CREATE_ONLY.contains(&f.as_str())).collect();
                 if op == Op::Update && !create_only.is_empty() {
                     let list = create_only.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ");
                     let s = spec(format!("database/{}/create-options", c.name), "database-create-options", Class::Manual, false, phase::DATABASE, String::new());
@@ -471,56 +458,4 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
     let reason = (!restart.is_empty())
         .then(|| format!("needs a restart to take effect: {}", restart.join(", ")));
     b.push(spec, steps::parameters(&names), reason);
-}
-
-fn vars(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
-    let mut by_tags: BTreeMap<&'static str, (Class, Vec<String>, BTreeSet<String>)> =
-        BTreeMap::new();
-    for c in changes.iter().filter(|c| c.entity == Entity::Var) {
-        match pgsql_var(&c.name) {
-            VarRule::Covered => {}
-            VarRule::Tag { class, tags } => {
-                let e = by_tags
-                    .entry(tags)
-                    .or_insert_with(|| (class, vec![], BTreeSet::new()));
-                e.1.push(c.name.clone());
-                e.2.extend(c.hosts.iter().cloned());
-            }
-            VarRule::Manual(why) => {
-                let spec = Spec {
-                    module: Module::Pgsql,
-                    cluster: name,
-                    path: format!("var/{}/manual", c.name),
-                    kind: "var-manual",
-                    hosts: c.hosts.clone(),
-                    class: Class::Manual,
-                    removal: false,
-                    reads_old: false,
-                    phase: phase::VAR,
-                    pigsty: String::new(),
-                };
-                b.push(spec, vec![], Some(format!("`{}` changed: {why}", c.name)));
-            }
-        }
-    }
-    for (tags, (class, keys, hosts)) in by_tags {
-        let first = tags.split(',').next().unwrap_or(tags);
-        let spec = Spec {
-            module: Module::Pgsql,
-            cluster: name,
-            path: format!("config/{first}/apply"),
-            kind: "config-apply",
-            hosts: hosts.into_iter().collect(),
-            class,
-            removal: false,
-            reads_old: false,
-            phase: phase::VAR,
-            pigsty: format!("./pgsql.yml -l {limit} -t {tags}"),
-        };
-        b.push(
-            spec,
-            steps::not_native(&format!("applying {}", keys.join(", "))),
-            Some(format!("changed: {}", keys.join(", "))),
-        );
-    }
 }

@@ -250,3 +250,20 @@ pub fn database_drop(name: &str, ctx: &SqlContext) -> Result<Script> {
     });
     Ok(out.done())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The renderer's create-only options are the ones the plan flags as needing a recreate.
+    #[test]
+    fn create_options_match_the_field_list() {
+        let mut rendered: Vec<&str> = super::CREATE_OPTS
+            .iter()
+            .map(|o| o.0)
+            .filter(|k| *k != "tablespace")
+            .collect();
+        let mut listed = crate::inventory::fields::DB_CREATE_ONLY.to_vec();
+        rendered.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(rendered, listed);
+    }
+}

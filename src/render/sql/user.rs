@@ -13,16 +13,7 @@ use super::out::{with, Out};
 use super::params::{set_parameters, LIST_GUCS};
 use super::quote::{ident, literal, names};
 use super::{invalid, protected, Result, Script, Secret, SqlContext, Statement};
-
-const ROLE_FLAGS: [&str; 7] = [
-    "login",
-    "superuser",
-    "createdb",
-    "createrole",
-    "inherit",
-    "replication",
-    "bypassrls",
-];
+use crate::inventory::fields::ROLE_FLAGS;
 
 /// Create the role if missing, then converge everything the definition states (§2.1-§2.3).
 /// Refuses `postgres`, as Pigsty's preflight does.

@@ -1,31 +1,33 @@
 //! Validation: what Pigsty's `bin/validate` and the `pg_id` asserts check, and a little more.
 //!
 //! In: the resolved tree and model. Out: diagnostics, split into errors (the inventory is refused
-//! whole) and warnings (reported, applied anyway). Each names the YAML node it is about.
+//! whole) and warnings (reported, applied anyway). Each names the YAML node it is about. This
+//! file checks the fleet's shape (globals, host keys, group membership, identities);
+//! [`entries`] checks the entries of PGSQL clusters (users, databases, services, HBA rules).
+
+mod entries;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use serde_yaml_ng::Value;
-
 use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
-use super::model::{group_module, Model, Named};
+use super::model::{group_module, Model};
 use super::positions::Seg;
-use super::{HostVars, Origin, Var};
-use crate::render::hba::{check_rule, Target};
+use super::Origin;
+use crate::render::hba::Target;
 
-struct Out(Vec<Diagnostic>);
+pub(super) struct Out(Vec<Diagnostic>);
 
 impl Out {
     fn at(&mut self, sev: Severity, origin: &Origin, msg: String) {
         self.0
             .push(Diagnostic::new(sev, &origin.file, origin.path.clone(), msg));
     }
-    fn err(&mut self, origin: &Origin, msg: String) {
+    pub(super) fn err(&mut self, origin: &Origin, msg: String) {
         self.at(Severity::Error, origin, msg)
     }
-    fn warn(&mut self, origin: &Origin, msg: String) {
+    pub(super) fn warn(&mut self, origin: &Origin, msg: String) {
         self.at(Severity::Warning, origin, msg)
     }
     /// Reports against a host's entry when the variable is missing.
@@ -35,16 +37,6 @@ impl Out {
             .clone()
             .expect("hosts have an origin");
         self.err(&origin, msg)
-    }
-}
-
-fn field_origin(base: &Named, field: &str) -> Origin {
-    let base = base.origin();
-    let mut path = base.path;
-    path.push(Seg::Key(field.to_string()));
-    Origin {
-        file: base.file,
-        path,
     }
 }
 
@@ -175,249 +167,18 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
         }
         let Some(p) = &cluster.primary else { continue };
         let vars = &tree.hosts[p].vars;
-        check_users(&cluster.users, out);
-        check_databases(&cluster.databases, out);
-        check_services(&cluster.services, out);
+        entries::check_users(&cluster.users, out);
+        entries::check_databases(&cluster.databases, out);
+        entries::check_services(&cluster.services, out);
         for (key, target) in [
             ("pg_default_hba_rules", Target::Postgres),
             ("pg_hba_rules", Target::Postgres),
             ("pgb_default_hba_rules", Target::Pgbouncer),
             ("pgb_hba_rules", Target::Pgbouncer),
         ] {
-            check_hba(vars, key, target, out);
+            entries::check_hba(vars, key, target, out);
         }
         let _ = primaries;
-    }
-}
-
-const USER_BOOLS: &[&str] = &[
-    "login",
-    "superuser",
-    "createdb",
-    "createrole",
-    "inherit",
-    "replication",
-    "bypassrls",
-    "pgbouncer",
-];
-const USER_INTS: &[&str] = &["connlimit", "expire_in", "pool_connlimit"];
-const USER_FIELDS: &[&str] = &[
-    "name",
-    "state",
-    "password",
-    "expire_at",
-    "comment",
-    "roles",
-    "parameters",
-    "pool_mode",
-    "search_path",
-    "admin",
-];
-
-fn check_users(users: &[Named], out: &mut Out) {
-    for u in users {
-        let valid = u.name.len() <= 63
-            && u.name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-            && u.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_@.-".contains(&b));
-        if !valid {
-            out.err(
-                &field_origin(u, "name"),
-                format!(
-                    "user name {:?} must match ^[a-z_][a-z0-9_@.-]{{0,62}}$",
-                    u.name
-                ),
-            );
-        }
-        if u.name == "postgres" {
-            out.err(
-                &field_origin(u, "name"),
-                "the user `postgres` is managed by Pigsty itself and cannot be a pg_users entry"
-                    .into(),
-            );
-        }
-        check_fields(u, USER_BOOLS, USER_INTS, USER_FIELDS, out);
-        check_state(u, &["create", "absent"], out);
-        if let Some(Value::Sequence(roles)) = u.def().get("roles") {
-            for (i, r) in roles.iter().enumerate() {
-                let ok = r.is_string() || r.get("name").is_some_and(Value::is_string);
-                if !ok {
-                    let mut o = field_origin(u, "roles");
-                    o.path.push(Seg::Index(i));
-                    out.err(
-                        &o,
-                        "a `roles` entry must be a role name or a mapping with a `name`".into(),
-                    );
-                }
-            }
-        } else if u.def().get("roles").is_some_and(|r| !r.is_null()) {
-            out.err(&field_origin(u, "roles"), "`roles` must be a list".into());
-        }
-        if let Some(p) = u
-            .def()
-            .get("parameters")
-            .filter(|p| !p.is_null() && !p.is_mapping())
-        {
-            let _ = p;
-            out.err(
-                &field_origin(u, "parameters"),
-                "`parameters` must be a mapping".into(),
-            );
-        }
-    }
-}
-
-const DB_BOOLS: &[&str] = &[
-    "is_template",
-    "allowconn",
-    "revokeconn",
-    "pgbouncer",
-    "register_datasource",
-];
-const DB_INTS: &[&str] = &[
-    "connlimit",
-    "pool_size",
-    "pool_size_min",
-    "pool_reserve",
-    "pool_connlimit",
-];
-const DB_FIELDS: &[&str] = &[
-    "name",
-    "state",
-    "owner",
-    "template",
-    "strategy",
-    "encoding",
-    "locale",
-    "lc_collate",
-    "lc_ctype",
-    "locale_provider",
-    "icu_locale",
-    "icu_rules",
-    "builtin_locale",
-    "tablespace",
-    "parameters",
-    "comment",
-    "schemas",
-    "extensions",
-    "baseline",
-    "pool_mode",
-    "pool_auth_user",
-];
-
-fn check_databases(dbs: &[Named], out: &mut Out) {
-    for d in dbs {
-        let ok = d.name.len() <= 63
-            && d.name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && d.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-');
-        if !ok {
-            out.warn(
-                &field_origin(d, "name"),
-                format!(
-                    "database name {:?} does not match ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$",
-                    d.name
-                ),
-            );
-        }
-        check_fields(d, DB_BOOLS, DB_INTS, DB_FIELDS, out);
-        check_state(d, &["create", "absent", "recreate"], out);
-        for list in ["schemas", "extensions"] {
-            match d.def().get(list) {
-                None | Some(Value::Null) | Some(Value::Sequence(_)) => {}
-                Some(_) => out.err(&field_origin(d, list), format!("`{list}` must be a list")),
-            }
-        }
-    }
-}
-
-fn check_fields(n: &Named, bools: &[&str], ints: &[&str], known: &[&str], out: &mut Out) {
-    let Some(map) = n.def().as_mapping() else {
-        return;
-    };
-    for (k, v) in map {
-        let Some(key) = k.as_str() else { continue };
-        let at = || field_origin(n, key);
-        if v.is_null() {
-            continue;
-        }
-        if bools.contains(&key) && !v.is_bool() {
-            out.err(&at(), format!("`{key}` must be true or false"));
-        } else if ints.contains(&key) && !v.is_i64() {
-            out.err(&at(), format!("`{key}` must be an integer"));
-        } else if key == "password" && !v.is_string() {
-            out.err(&at(), "`password` must be a string (quote it)".into());
-        } else if !bools.contains(&key) && !ints.contains(&key) && !known.contains(&key) {
-            out.warn(
-                &at(),
-                format!("unknown field `{key}`; it is kept and diffed but Pigsty ignores it"),
-            );
-        }
-    }
-}
-
-fn check_state(n: &Named, allowed: &[&str], out: &mut Out) {
-    if let Some(s) = n.def().get("state").filter(|s| !s.is_null()) {
-        if !s.as_str().is_some_and(|s| allowed.contains(&s)) {
-            out.warn(
-                &field_origin(n, "state"),
-                format!(
-                    "`state` should be one of {}; any other value does nothing",
-                    allowed.join(", ")
-                ),
-            );
-        }
-    }
-}
-
-fn check_services(services: &[Named], out: &mut Out) {
-    let mut ports: BTreeMap<i64, &str> = BTreeMap::new();
-    for s in services {
-        for f in ["port", "selector"] {
-            if s.def().get(f).is_none_or(Value::is_null) {
-                out.err(&s.origin(), format!("service {:?} needs `{f}`", s.name));
-            }
-        }
-        if let Some(p) = s.def().get("port").and_then(Value::as_i64) {
-            if let Some(other) = ports.insert(p, &s.name) {
-                out.err(
-                    &field_origin(s, "port"),
-                    format!(
-                        "service {:?} uses port {p}, already used by {other:?}",
-                        s.name
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn check_hba(vars: &HostVars, key: &str, target: Target, out: &mut Out) {
-    let Some(Var { value, origin }) = vars.get(key) else {
-        return;
-    };
-    let Some(rules) = value.as_sequence() else {
-        if !value.is_null() {
-            out.err(origin, format!("`{key}` must be a list of rules"));
-        }
-        return;
-    };
-    for (i, rule) in rules.iter().enumerate() {
-        let mut o = (**origin).clone();
-        o.path.push(Seg::Index(i));
-        if let Err(msg) = check_rule(rule, target) {
-            out.err(&o, msg);
-        } else if rule.get("title").is_none() {
-            out.warn(&o, format!("`{key}` rule without a `title`"));
-        }
     }
 }
 

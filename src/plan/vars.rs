@@ -1,0 +1,75 @@
+//! Actions for plain variable changes of one cluster, any module: variables applied by the same
+//! Pigsty tags become one action (`<cluster>/config/<tag>/apply`); a variable with no safe
+//! automatic action becomes a `manual` action of its own (`<cluster>/var/<name>/manual`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog::{module_var, VarRule};
+use super::modules::playbook;
+use super::{phase, steps, Builder, Class, Spec};
+use crate::diff::{Change, Entity};
+use crate::inventory::model::Module;
+
+/// `limit` is the Ansible limit for the cluster; `None` targets the changed hosts themselves.
+pub(super) fn plan(
+    b: &mut Builder,
+    module: Module,
+    cluster: &str,
+    limit: Option<&str>,
+    changes: &[&Change],
+) {
+    let spec = |path: String, kind, hosts: Vec<String>, class, pigsty: String| Spec {
+        module,
+        cluster,
+        path,
+        kind,
+        hosts,
+        class,
+        removal: false,
+        reads_old: false,
+        phase: phase::VAR,
+        pigsty,
+    };
+    let mut by_tags: BTreeMap<&'static str, (Class, Vec<&str>, BTreeSet<String>)> = BTreeMap::new();
+    for c in changes.iter().filter(|c| c.entity == Entity::Var) {
+        match module_var(module, &c.name) {
+            VarRule::Covered => {}
+            VarRule::Tag { class, tags } => {
+                let e = by_tags
+                    .entry(tags)
+                    .or_insert_with(|| (class, vec![], BTreeSet::new()));
+                e.1.push(&c.name);
+                e.2.extend(c.hosts.iter().cloned());
+            }
+            VarRule::Manual(why) => {
+                let s = spec(
+                    format!("var/{}/manual", c.name),
+                    "var-manual",
+                    c.hosts.clone(),
+                    Class::Manual,
+                    String::new(),
+                );
+                b.push(s, vec![], Some(format!("`{}` changed: {why}", c.name)));
+            }
+        }
+    }
+    for (tags, (class, keys, hosts)) in by_tags {
+        let hosts: Vec<String> = hosts.into_iter().collect();
+        let target = limit.map(str::to_string).unwrap_or_else(|| hosts.join(","));
+        let first = tags.split(',').next().unwrap_or(tags);
+        let pigsty = format!("./{}.yml -l {target} -t {tags}", playbook(module));
+        let s = spec(
+            format!("config/{first}/apply"),
+            "config-apply",
+            hosts,
+            class,
+            pigsty,
+        );
+        let keys = keys.join(", ");
+        b.push(
+            s,
+            steps::not_native(&format!("applying {keys}")),
+            Some(format!("changed: {keys}")),
+        );
+    }
+}
