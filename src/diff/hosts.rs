@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 
 use super::{Change, Entity, Op, Spread, Unchanged};
-use crate::inventory::model::{str_var, var_module, Cluster, Module, RedisCluster};
+use crate::inventory::model::{str_var, Cluster, RedisCluster};
+use crate::inventory::module::{var_module, Module};
 use crate::inventory::{HostVars, Inventory};
 
 /// Identity variables handled as membership, not as plain variables.

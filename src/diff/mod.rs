@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
-use crate::inventory::model::Module;
+use crate::inventory::module::Module;
 use crate::inventory::{Inventory, Vars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{Change, Entity, Op};
-use crate::inventory::model::{Module, Named};
+use crate::inventory::module::Module;
+use crate::inventory::named::Named;
 
 pub fn state(def: &Value) -> &str {
     def.get("state").and_then(Value::as_str).unwrap_or("create")

@@ -6,7 +6,8 @@ use serde_yaml_ng::Value;
 
 use super::named::{Lists, Removal};
 use super::{Change, Entity, Op, Spread, Unchanged};
-use crate::inventory::model::{var_module, Module, PgCluster};
+use crate::inventory::model::PgCluster;
+use crate::inventory::module::{var_module, Module};
 use crate::inventory::Inventory;
 use crate::render::hba::Target;
 use crate::render::{hba_for, hba_inputs, HBA_CONTEXT_VARS};

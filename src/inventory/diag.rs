@@ -50,6 +50,13 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// An error about the node at `origin`.
+    pub fn error_at(origin: &super::Origin, message: impl Into<String>) -> Self {
+        Diagnostic::new(Severity::Error, &origin.file, origin.path.clone(), message)
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {

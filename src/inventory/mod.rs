@@ -9,6 +9,8 @@ pub mod ansible;
 pub mod diag;
 pub mod fields;
 pub mod model;
+pub mod module;
+pub mod named;
 pub mod positions;
 pub mod secrets;
 pub mod validate;

@@ -8,52 +8,15 @@
 //! that it still diffs. Shape problems become diagnostics.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde_yaml_ng::Value;
 
 use super::ansible::Tree;
-use super::diag::{Diagnostic, Severity};
-use super::positions::Seg;
+use super::diag::Diagnostic;
+use super::module::group_module;
+use super::named::{named_list, Named};
 use super::yaml::scalar_text;
-use super::{HostVars, Origin, Var, VarSource, Vars};
-
-/// A named entry of a list such as `pg_users`; `def` is the entry as written (a string entry
-/// becomes `{name: <string>}`).
-#[derive(Debug, Clone)]
-pub struct Named {
-    pub name: String,
-    /// The list the entry is in (shared with the variable, not copied), and its index.
-    values: Arc<Value>,
-    index: usize,
-    /// `{name: ...}` for an entry written as a plain string.
-    expanded: Option<Value>,
-    /// Where the list is written.
-    list: Arc<Origin>,
-}
-
-impl PartialEq for Named {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.def() == other.def()
-    }
-}
-
-impl Named {
-    /// The entry's definition as a mapping value.
-    pub fn def(&self) -> &Value {
-        self.expanded.as_ref().unwrap_or(&self.values[self.index])
-    }
-
-    /// The entry's location (built on demand: only diagnostics need it).
-    pub fn origin(&self) -> Origin {
-        let mut path = self.list.path.clone();
-        path.push(Seg::Index(self.index));
-        Origin {
-            file: self.list.file.clone(),
-            path,
-        }
-    }
-}
+use super::{HostVars, VarSource};
 
 #[derive(Debug, Clone)]
 pub struct PgMember {
@@ -130,23 +93,6 @@ pub struct Model {
     pub infra: Option<Cluster>,
 }
 
-/// The module a group belongs to, decided by the `*_cluster` variable its own vars define.
-pub fn group_module(name: &str, vars: &Vars) -> Option<&'static str> {
-    if vars.contains_key("pg_cluster") {
-        Some("pgsql")
-    } else if vars.contains_key("redis_cluster") {
-        Some("redis")
-    } else if vars.contains_key("minio_cluster") {
-        Some("minio")
-    } else if vars.contains_key("etcd_cluster") || name == "etcd" {
-        Some("etcd")
-    } else if name == "infra" {
-        Some("infra")
-    } else {
-        None
-    }
-}
-
 pub fn str_var<'a, V: VarSource + ?Sized>(vars: &'a V, name: &str) -> Option<&'a str> {
     vars.var(name).and_then(|v| v.value.as_str())
 }
@@ -161,15 +107,6 @@ pub fn bool_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn err_at(diags: &mut Vec<Diagnostic>, var: &Var, msg: String) {
-    diags.push(Diagnostic::new(
-        Severity::Error,
-        &var.origin.file,
-        var.origin.path.clone(),
-        msg,
-    ));
-}
-
 impl Model {
     pub fn build(tree: &Tree) -> (Model, Vec<Diagnostic>) {
         let mut model = Model::default();
@@ -182,7 +119,10 @@ impl Model {
                     Some(name) => {
                         add_member(&mut model.minio, name, host, int_var(&h.vars, "minio_seq"))
                     }
-                    None => err_at(&mut diags, var, "`minio_cluster` must be a string".into()),
+                    None => diags.push(Diagnostic::error_at(
+                        &var.origin,
+                        "`minio_cluster` must be a string",
+                    )),
                 }
             }
         }
@@ -249,7 +189,10 @@ impl Model {
             return;
         };
         let Some(name) = var.value.as_str() else {
-            return err_at(diags, var, "`pg_cluster` must be a string".into());
+            return diags.push(Diagnostic::error_at(
+                &var.origin,
+                "`pg_cluster` must be a string",
+            ));
         };
         let cluster = self
             .pgsql
@@ -279,7 +222,10 @@ impl Model {
             return;
         };
         let Some(name) = var.value.as_str() else {
-            return err_at(diags, var, "`redis_cluster` must be a string".into());
+            return diags.push(Diagnostic::error_at(
+                &var.origin,
+                "`redis_cluster` must be a string",
+            ));
         };
         let mut instances = BTreeMap::new();
         if let Some(iv) = vars.get("redis_instances") {
@@ -290,20 +236,18 @@ impl Model {
                             Some(port) if port > 0 => {
                                 instances.insert(port, v.clone());
                             }
-                            _ => err_at(
-                                diags,
-                                iv,
-                                "`redis_instances` keys must be port numbers (1-65535)".into(),
-                            ),
+                            _ => diags.push(Diagnostic::error_at(
+                                &iv.origin,
+                                "`redis_instances` keys must be port numbers (1-65535)",
+                            )),
                         }
                     }
                 }
                 Value::Null => {}
-                _ => err_at(
-                    diags,
-                    iv,
-                    "`redis_instances` must be a mapping of port to options".into(),
-                ),
+                _ => diags.push(Diagnostic::error_at(
+                    &iv.origin,
+                    "`redis_instances` must be a mapping of port to options",
+                )),
             }
         }
         let cluster = self
@@ -359,136 +303,6 @@ fn add_member(map: &mut BTreeMap<String, Cluster>, name: &str, host: &str, seq: 
             seq,
         },
     );
-}
-
-/// Reads list variables of named entries (`pg_users`, ...), concatenated; the first entry of a
-/// name wins, as in Pigsty's lookups. A plain string entry is shorthand for `{name: ...}`.
-pub fn named_list(vars: &HostVars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<Named> {
-    let mut out: Vec<Named> = Vec::new();
-    for key in keys {
-        let Some(var) = vars.get(key) else { continue };
-        let items = match var.value.as_ref() {
-            Value::Sequence(s) => s,
-            Value::Null => continue,
-            _ => {
-                err_at(diags, var, format!("`{key}` must be a list"));
-                continue;
-            }
-        };
-        for (i, item) in items.iter().enumerate() {
-            let named = |name: String, expanded: Option<Value>| Named {
-                name,
-                values: var.value.clone(),
-                index: i,
-                expanded,
-                list: var.origin.clone(),
-            };
-            let here = |msg: String| {
-                let o = named(String::new(), None).origin();
-                Diagnostic::new(Severity::Error, &o.file, o.path, msg)
-            };
-            let (name, expanded) = match item {
-                Value::String(s) => (
-                    s.clone(),
-                    Some(Value::Mapping(
-                        [(Value::from("name"), Value::from(s.as_str()))]
-                            .into_iter()
-                            .collect(),
-                    )),
-                ),
-                Value::Mapping(m) => match m.get("name").and_then(scalar_text) {
-                    Some(n) => (n, None),
-                    None => {
-                        diags.push(here(format!("each `{key}` entry needs a `name`")));
-                        continue;
-                    }
-                },
-                _ => {
-                    diags.push(here(format!(
-                        "each `{key}` entry must be a mapping with a `name`"
-                    )));
-                    continue;
-                }
-            };
-            if out.iter().any(|n| n.name == name) {
-                let mut d = here(format!("`{key}` lists {name:?} more than once; the first entry is used, as Pigsty does"));
-                d.severity = Severity::Warning;
-                diags.push(d);
-                continue;
-            }
-            out.push(named(name, expanded));
-        }
-    }
-    out
-}
-
-/// The module that a variable configures, by its name (Pigsty's prefixes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Module {
-    Infra,
-    Node,
-    Etcd,
-    Minio,
-    Pgsql,
-    Redis,
-    /// Variables that no module claims (`version`, `region`, docker, apps, ...).
-    Other,
-}
-
-impl Module {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Module::Infra => "infra",
-            Module::Node => "node",
-            Module::Etcd => "etcd",
-            Module::Minio => "minio",
-            Module::Pgsql => "pgsql",
-            Module::Redis => "redis",
-            Module::Other => "other",
-        }
-    }
-}
-
-/// `None` for connection settings (`ansible_*`), which describe how to reach a host, not its state.
-pub fn var_module(key: &str) -> Option<Module> {
-    const TABLE: &[(&str, Module)] = &[
-        ("ansible_", Module::Other),
-        ("pg", Module::Pgsql),
-        ("patroni_", Module::Pgsql),
-        ("redis_", Module::Redis),
-        ("etcd_", Module::Etcd),
-        ("minio_", Module::Minio),
-        ("infra_", Module::Infra),
-        ("grafana_", Module::Infra),
-        ("nginx_", Module::Infra),
-        ("repo_", Module::Infra),
-        ("dns_", Module::Infra),
-        ("vmetrics_", Module::Infra),
-        ("vlogs_", Module::Infra),
-        ("vtraces_", Module::Infra),
-        ("vmalert_", Module::Infra),
-        ("alertmanager_", Module::Infra),
-        ("blackbox_", Module::Infra),
-        ("certbot_", Module::Infra),
-        ("node_", Module::Node),
-        ("nodename", Module::Node),
-        ("haproxy_", Module::Node),
-        ("vip_", Module::Node),
-        ("keepalived_", Module::Node),
-        ("vector_", Module::Node),
-        ("admin_ip", Module::Node),
-    ];
-    if key.starts_with("ansible_") {
-        return None;
-    }
-    Some(
-        TABLE
-            .iter()
-            .find(|(p, _)| key.starts_with(p))
-            .map(|(_, m)| *m)
-            .unwrap_or(Module::Other),
-    )
 }
 
 #[cfg(test)]

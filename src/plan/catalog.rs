@@ -5,7 +5,7 @@
 //! action is known", so nothing is applied on a guess.
 
 use super::Class;
-use crate::inventory::model::Module;
+use crate::inventory::module::Module;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VarRule {

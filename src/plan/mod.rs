@@ -11,6 +11,7 @@
 
 pub mod catalog;
 mod modules;
+mod objects;
 pub mod output;
 mod pgsql;
 mod steps;
@@ -21,7 +22,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::diff::Diff;
-use crate::inventory::model::Module;
+use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -2,7 +2,7 @@
 
 use super::{phase, steps, Builder, Class, Spec};
 use crate::diff::{Change, Entity, Op};
-use crate::inventory::model::Module;
+use crate::inventory::module::Module;
 
 struct Act {
     path: String,

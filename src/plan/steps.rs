@@ -33,7 +33,7 @@ fn ctx<'a>(inv: &'a Inventory, c: &PgCluster) -> SqlContext<'a> {
     }
 }
 
-fn def<'c>(list: &'c [crate::inventory::model::Named], name: &str) -> Option<&'c Mapping> {
+fn def<'c>(list: &'c [crate::inventory::named::Named], name: &str) -> Option<&'c Mapping> {
     list.iter()
         .find(|n| n.name == name)
         .and_then(|n| n.def().as_mapping())

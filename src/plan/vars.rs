@@ -8,7 +8,7 @@ use super::catalog::{module_var, VarRule};
 use super::modules::playbook;
 use super::{phase, steps, Builder, Class, Spec};
 use crate::diff::{Change, Entity};
-use crate::inventory::model::Module;
+use crate::inventory::module::Module;
 
 /// `limit` is the Ansible limit for the cluster; `None` targets the changed hosts themselves.
 pub(super) fn plan(

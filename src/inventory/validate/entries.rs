@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 
 use super::Out;
 use crate::inventory::fields::{self, Kind};
-use crate::inventory::model::Named;
+use crate::inventory::named::Named;
 use crate::inventory::positions::Seg;
 use crate::inventory::{HostVars, Origin, Var};
 use crate::render::hba::{check_rule, Target};

@@ -12,7 +12,8 @@ use std::net::Ipv4Addr;
 
 use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
-use super::model::{group_module, Model};
+use super::model::Model;
+use super::module::group_module;
 use super::positions::Seg;
 use super::Origin;
 use crate::render::hba::Target;
