@@ -219,7 +219,15 @@ pub fn build(diff: &Diff, old: &Inventory, new: &Inventory, approvals: &BTreeSet
     b.plan
 }
 
-/// An Ansible limit for hosts inside a cluster: `'ip1,ip2,&cls'`.
+/// An Ansible limit for hosts inside a cluster: `ip1,ip2,&cls`.
 pub(crate) fn limit_hosts(hosts: &[String], group: &str) -> String {
-    format!("'{},&{group}'", hosts.join(","))
+    format!("{},&{group}", hosts.join(","))
+}
+
+/// The Pigsty invocation `./<playbook>.yml -l <limit> <args...>`, every word shell-quoted.
+pub(crate) fn pigsty(playbook: &str, limit: &str, args: &[&str]) -> String {
+    let book = format!("./{playbook}.yml");
+    let mut argv = vec![book.as_str(), "-l", limit];
+    argv.extend_from_slice(args);
+    crate::render::shell::line(&argv)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{phase, steps, Builder, Class, Spec};
+use super::{phase, pigsty, steps, Builder, Class, Spec};
 use crate::diff::named::state;
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::fields;
@@ -25,7 +25,11 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
         pigsty,
     };
     for c in ordered_users(changes, new) {
-        let cmd = format!("./pgsql-user.yml -l {limit} -e username={}", c.name);
+        let cmd = pigsty(
+            "pgsql-user",
+            limit,
+            &["-e", &format!("username={}", c.name)],
+        );
         match c.op {
             Op::Unmanaged => b.warn(name, format!("user {} was removed from the inventory without `state: absent`: left in place (unmanaged)", c.name)),
             Op::Delete => {
@@ -40,7 +44,7 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
         }
     }
     for c in changes.iter().filter(|c| c.entity == Entity::Database) {
-        let cmd = format!("./pgsql-db.yml -l {limit} -e dbname={}", c.name);
+        let cmd = pigsty("pgsql-db", limit, &["-e", &format!("dbname={}", c.name)]);
         let def = c.new.as_ref();
         let st = def.map(state).unwrap_or("create");
         match c.op {

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::catalog::{parameter_needs_restart, SERVICE_VARS};
-use super::{limit_hosts, phase, steps, Builder, Class, Spec};
+use super::{limit_hosts, phase, pigsty, steps, Builder, Class, Spec};
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::model::PgCluster;
 use crate::inventory::module::Module;
@@ -16,20 +16,17 @@ pub fn cluster_limit(c: &PgCluster) -> String {
     }
     match c.groups.iter().next() {
         Some(g) => g.clone(),
-        None => format!(
-            "'{}'",
-            c.members.keys().cloned().collect::<Vec<_>>().join(",")
-        ),
+        None => c.members.keys().cloned().collect::<Vec<_>>().join(","),
     }
 }
 
-/// `'<limit>,!ip1,!ip2'`: the limit without some hosts.
+/// `<limit>,!ip1,!ip2`: the limit without some hosts.
 fn limit_except(limit: &str, hosts: &[String]) -> String {
     if hosts.is_empty() {
         return limit.to_string();
     }
     let excluded: Vec<String> = hosts.iter().map(|h| format!("!{h}")).collect();
-    format!("'{},{}'", limit.trim_matches('\''), excluded.join(","))
+    format!("{limit},{}", excluded.join(","))
 }
 
 fn cluster<'i>(inv: &'i Inventory, name: &str) -> Option<&'i PgCluster> {
@@ -66,7 +63,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 Class::Destructive,
                 true,
                 phase::REMOVE_CLUSTER,
-                format!("./pgsql-rm.yml -l {limit}"),
+                pigsty("pgsql-rm", &limit, &[]),
             );
             b.push(
                 s,
@@ -81,7 +78,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 Class::Online,
                 false,
                 phase::CLUSTER,
-                format!("./pgsql.yml -l {limit}"),
+                pigsty("pgsql", &limit, &[]),
             );
             b.push(s, steps::not_native("bootstrapping a new cluster"), None);
         }
@@ -118,10 +115,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     Class::Online,
                     false,
                     phase::MEMBER,
-                    format!(
-                        "./pgsql.yml -l {}",
-                        limit_hosts(std::slice::from_ref(ip), &limit)
-                    ),
+                    pigsty("pgsql", &limit_hosts(std::slice::from_ref(ip), &limit), &[]),
                 );
                 b.push(s, steps::not_native("bootstrapping a new instance"), None);
                 refresh_services.insert(format!("member {ip} added"));
@@ -148,9 +142,10 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     Class::Destructive,
                     true,
                     phase::REMOVE_MEMBER,
-                    format!(
-                        "./pgsql-rm.yml -l {}",
-                        limit_hosts(std::slice::from_ref(ip), &old_limit)
+                    pigsty(
+                        "pgsql-rm",
+                        &limit_hosts(std::slice::from_ref(ip), &old_limit),
+                        &[],
                     ),
                 );
                 b.push(
@@ -215,7 +210,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             Class::Reload,
             after_removal,
             ph,
-            format!("./pgsql.yml -l {target} -t pg_service"),
+            pigsty("pgsql", &target, &["-t", "pg_service"]),
         );
         s.reads_old = false;
         let why: Vec<String> = refresh_services
@@ -256,8 +251,10 @@ fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Ch
         removal: false,
         reads_old: false,
         phase: phase::HBA,
-        pigsty: format!(
-            "./pgsql.yml -l {target} -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
+        pigsty: pigsty(
+            "pgsql",
+            &target,
+            &["-t", "pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"],
         ),
     };
     let why = causes
@@ -304,7 +301,7 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
         removal: false,
         reads_old: false,
         phase: phase::PARAMETER,
-        pigsty: format!("./pgsql.yml -l {limit} -t pg_param,pg_reload"),
+        pigsty: pigsty("pgsql", limit, &["-t", "pg_param,pg_reload"]),
     };
     let names: Vec<&str> = params.iter().map(|c| c.name.as_str()).collect();
     let reason = (!restart.is_empty())

@@ -57,7 +57,7 @@ pub(super) fn plan(
         let hosts: Vec<String> = hosts.into_iter().collect();
         let target = limit.map(str::to_string).unwrap_or_else(|| hosts.join(","));
         let first = tags.split(',').next().unwrap_or(tags);
-        let pigsty = format!("./{}.yml -l {target} -t {tags}", playbook(module));
+        let pigsty = super::pigsty(playbook(module), &target, &["-t", tags]);
         let s = spec(
             format!("config/{first}/apply"),
             "config-apply",

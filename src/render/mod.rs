@@ -1,10 +1,12 @@
-//! Renderers of node artefacts from the inventory: `pg_hba.conf`/`pgb_hba.conf` ([`hba`]) and SQL
-//! scripts ([`sql`], the one audited place that quotes SQL identifiers and literals).
+//! Renderers of node artefacts from the inventory: `pg_hba.conf`/`pgb_hba.conf` ([`hba`]), SQL
+//! scripts ([`sql`], the one audited place that quotes SQL identifiers and literals) and
+//! command lines ([`shell`], the one place that quotes shell words).
 //!
 //! In: a loaded [`Inventory`] and a cluster member. Out: file text or SQL. Pure; shared by
 //! validation, the plan's previews and the executors, so that what is previewed is what runs.
 
 pub mod hba;
+pub mod shell;
 pub mod sql;
 
 use std::sync::OnceLock;

@@ -170,6 +170,30 @@ fn hostile_values_stay_data() {
         !p.to_string().contains("pw'; DROP ROLE"),
         "the hostile password is redacted too"
     );
+    // a database name is not restricted by Pigsty: it reaches SQL and the command line quoted
+    let odd_db = "x'; $(touch /tmp/pwned)";
+    let p = plan_edit(|v| {
+        let dbs = vars(v, "pg-meta")["pg_databases"]
+            .as_sequence_mut()
+            .unwrap();
+        dbs.push(serde_yaml_ng::Value::Mapping(
+            [("name".into(), odd_db.into())].into_iter().collect(),
+        ));
+    });
+    let act = action(&p, "pg-meta/database/x'; $(touch /tmp/pwned)/create");
+    assert_eq!(
+        act["pigsty"],
+        r"./pgsql-db.yml -l pg-meta -e 'dbname=x'\''; $(touch /tmp/pwned)'"
+    );
+    let sql = act["steps"][0].as_str().unwrap();
+    assert!(
+        sql.contains(r#"CREATE DATABASE "x'; $(touch /tmp/pwned)""#),
+        "{sql}"
+    );
+    assert!(
+        p["warnings"].to_string().contains("does not match"),
+        "a warning names the odd name"
+    );
     // a hostile *name* is refused by validation, naming the field
     let repo = Repo::new();
     repo.commit_inventory(BASE, "base");
