@@ -169,11 +169,8 @@ fn members(
                         o.members.get(h).map(|m| m.seq),
                         n.members.get(h).map(|m| m.seq),
                     );
-                    let op = match (a, b) {
-                        (None, Some(_)) => Op::Create,
-                        (Some(_), None) => Op::Delete,
-                        (Some(x), Some(y)) if x != y => Op::Update,
-                        _ => continue,
+                    let Some(op) = Op::between(a, b) else {
+                        continue;
                     };
                     let seq = |s: Option<Option<i64>>| s.flatten().map(Value::from);
                     out.push(
@@ -226,11 +223,8 @@ fn redis(
                 let keys: BTreeSet<&(String, u16)> = a.keys().chain(b.keys()).collect();
                 for key in keys {
                     let (x, y) = (a.get(key), b.get(key));
-                    let op = match (x, y) {
-                        (None, Some(_)) => Op::Create,
-                        (Some(_), None) => Op::Delete,
-                        (Some(x), Some(y)) if x != y => Op::Update,
-                        _ => continue,
+                    let Some(op) = Op::between(x, y) else {
+                        continue;
                     };
                     let id = format!("{}:{}", key.0, key.1);
                     out.push(

@@ -62,6 +62,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The operation that turns `old` into `new`; `None` when they are equal.
+    pub fn between<T: PartialEq>(old: Option<T>, new: Option<T>) -> Option<Op> {
+        match (old, new) {
+            (None, Some(_)) => Some(Op::Create),
+            (Some(_), None) => Some(Op::Delete),
+            (Some(a), Some(b)) if a != b => Some(Op::Update),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Create => "create",
@@ -151,11 +161,8 @@ impl Spread {
     }
 
     pub fn into_change(self, module: Module, cluster: &str, entity: Entity, name: &str) -> Change {
-        let op = match (&self.old, &self.new) {
-            (None, _) => Op::Create,
-            (_, None) => Op::Delete,
-            _ => Op::Update,
-        };
+        // Spreads only exist for values that differ.
+        let op = Op::between(self.old.as_ref(), self.new.as_ref()).unwrap_or(Op::Update);
         Change::new(module, cluster, entity, name, op)
             .values(self.old.as_ref(), self.new.as_ref())
             .hosts(self.hosts)
