@@ -13,8 +13,10 @@
 
 pub mod cli;
 pub mod diff;
+pub mod execute;
 pub mod inventory;
 pub mod ops;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod source;

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod apply;
+
 use crate::ops::{self, RepoOptions};
 use crate::plan::output;
 
@@ -30,6 +32,9 @@ struct Cli {
     /// (hosts.yml + group_vars/ + host_vars/).
     #[arg(long, global = true, default_value = "pigsty.yml")]
     inventory: String,
+    /// Where apply state is kept (default: `<git dir>/pgitops`).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +57,8 @@ enum Command {
         #[arg(long)]
         exit_code: bool,
     },
+    /// Apply a commit range natively over SSH and record the result as a git note.
+    Apply(Box<apply::ApplyArgs>),
     /// Check the inventory of a revision (default HEAD).
     Validate {
         rev: Option<String>,
@@ -67,6 +74,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG"))
         .init();
     let opts = RepoOptions {
+        state_dir: cli.state_dir,
         repo: cli.repo,
         inventory: cli.inventory,
     };
@@ -76,6 +84,7 @@ pub fn main() -> ExitCode {
             output,
             exit_code,
         } => plan(&opts, range.as_deref(), output, exit_code),
+        Command::Apply(args) => apply::apply(&opts, *args),
         Command::Validate { rev, output } => {
             validate(&opts, rev.as_deref().unwrap_or("HEAD"), output)
         }
@@ -108,13 +117,16 @@ fn plan(
             }
         }
     }
-    Ok(if !run.errors.is_empty() {
+    let code = if !run.errors.is_empty() {
         EXIT_ERROR
     } else if exit_code && run.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    })
+    };
+    // The process exits next; freeing two large inventories first would only cost time.
+    std::mem::forget(run);
+    Ok(code)
 }
 
 fn validate(opts: &RepoOptions, rev: &str, out: Output) -> anyhow::Result<u8> {
@@ -145,7 +157,7 @@ fn validate(opts: &RepoOptions, rev: &str, out: Output) -> anyhow::Result<u8> {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

@@ -53,6 +53,7 @@ pub fn diff(old: &Inventory, new: &Inventory, same: &Unchanged, out: &mut Vec<Ch
                     Change::new(Module::Pgsql, name, Entity::Cluster, name, Op::Create)
                         .hosts(hosts),
                 );
+                created(new, n, out);
             }
             (Some(o), None) => {
                 let hosts: Vec<String> = o.members.keys().cloned().collect();
@@ -69,6 +70,47 @@ pub fn diff(old: &Inventory, new: &Inventory, same: &Unchanged, out: &mut Vec<Ch
             (Some(o), Some(n)) => cluster(old, new, o, n, out),
             (None, None) => unreachable!("name comes from one of the maps"),
         }
+    }
+}
+
+/// The objects of a new cluster, as changes from nothing: its users, databases, each member's
+/// HBA files and parameters.
+fn created(new: &Inventory, n: &PgCluster, out: &mut Vec<Change>) {
+    let lists = |entity| Lists {
+        module: Module::Pgsql,
+        cluster: &n.name,
+        entity,
+        removal: Removal::LeftInPlace,
+    };
+    lists(Entity::User).diff(&[], &n.users, out);
+    lists(Entity::Database).diff(&[], &n.databases, out);
+    let hosts: Vec<String> = n.members.keys().cloned().collect();
+    for (target, file) in [(Target::Postgres, "pg_hba"), (Target::Pgbouncer, "pgb_hba")] {
+        let first = hosts
+            .first()
+            .and_then(|h| hba_for(new, n, h, target, None).ok())
+            .map(Value::from);
+        out.push(
+            Change::new(Module::Pgsql, &n.name, Entity::Hba, file, Op::Create)
+                .fields(vec!["new cluster".into()])
+                .hosts(hosts.clone())
+                .values(None, first.as_ref()),
+        );
+    }
+    let mut params: BTreeMap<String, Spread> = BTreeMap::new();
+    for host in &hosts {
+        param_changes(
+            host,
+            None,
+            new.tree.hosts[host]
+                .vars
+                .get("pg_parameters")
+                .map(|v| v.value.as_ref()),
+            &mut params,
+        );
+    }
+    for (key, spread) in params {
+        out.push(spread.into_change(Module::Pgsql, &n.name, Entity::Parameter, &key));
     }
 }
 

@@ -2,6 +2,7 @@
 //! stages: open the repository, read and load each revision, run diff and plan, and hand back a
 //! result the caller renders. Errors carry context (anyhow) and map to exit codes in the CLI.
 
+pub mod apply;
 pub mod plan;
 pub mod validate;
 
@@ -18,9 +19,17 @@ pub struct RepoOptions {
     pub repo: PathBuf,
     /// A file (`pigsty.yml`) or a directory in the Ansible split layout.
     pub inventory: String,
+    /// Where apply state lives; default `<git dir>/pgitops`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl RepoOptions {
+    pub fn state_dir(&self, repo: &Repo) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| repo.git_dir().join("pgitops"))
+    }
+
     pub fn open(&self) -> Result<Repo> {
         Repo::open(&self.repo)
             .with_context(|| format!("opening the repository at {}", self.repo.display()))

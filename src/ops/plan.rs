@@ -1,14 +1,16 @@
 //! `pgitops plan`: diff two revisions and plan the actions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
 use super::{errors, load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
-use crate::inventory::Diagnostic;
+use crate::inventory::{Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
-use crate::source::approvals;
+use crate::report::state::State;
+use crate::source::{approvals, CommitInfo, Repo};
 
 /// A revision range as typed: `FROM..TO` or `TO` (FROM defaults to TO's first parent).
 pub fn parse_range(range: Option<&str>) -> Result<(Option<String>, String)> {
@@ -36,6 +38,8 @@ pub struct PlanRun {
     /// Errors of either revision: when not empty, nothing is planned.
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+    /// Both inventories, for an executor (absent when there were errors).
+    pub inventories: Option<(Arc<Inventory>, Arc<Inventory>)>,
 }
 
 impl PlanRun {
@@ -53,37 +57,74 @@ impl PlanRun {
     pub fn has_changes(&self) -> bool {
         !self.diff.is_empty() || !self.plan.actions.is_empty()
     }
+
+    /// Keeps only the changes and actions of the named clusters.
+    pub fn retain_clusters(&mut self, keep: impl Fn(&str) -> bool) {
+        self.diff.changes.retain(|c| keep(&c.cluster));
+        self.plan.actions.retain(|a| keep(&a.cluster));
+        self.plan.warnings.retain(|w| keep(&w.cluster));
+    }
 }
 
+/// `pgitops plan`: FROM defaults to what was applied (the state in `state_dir`, when there is
+/// one), else to TO's first parent.
 pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
-    let started = std::time::Instant::now();
     let repo = opts.open()?;
     let (from_rev, to_rev) = parse_range(range)?;
     let to = repo.commit(&to_rev)?;
+    let state = State::load(&opts.state_dir(&repo))?;
     let from = match from_rev {
         Some(f) => Some(repo.commit(&f)?.id),
+        None if !state.clusters.is_empty() => applied_base(&state),
         None => to.first_parent.clone(),
     };
-    let from_label = from.clone().unwrap_or_else(|| "0".repeat(40));
+    let run = plan_between(&repo, opts, from.as_deref(), &to, &state.created_ids())?;
+    Ok(run)
+}
+
+/// The commit most clusters were last applied at (ties: the first in name order).
+pub fn applied_base(state: &State) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in state.clusters.values() {
+        if let Some(sha) = &c.last_applied {
+            *counts.entry(sha).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(sha, _)| sha.to_string())
+}
+
+/// Plans `from..to` (`from` None: from the empty inventory). `created`: objects pgitops created.
+pub fn plan_between(
+    repo: &Repo,
+    opts: &RepoOptions,
+    from: Option<&str>,
+    to: &CommitInfo,
+    created: &BTreeSet<String>,
+) -> Result<PlanRun> {
+    let started = std::time::Instant::now();
     let mut run = PlanRun {
-        from: from_label,
+        from: from.map(str::to_string).unwrap_or_else(|| "0".repeat(40)),
         to: to.id.clone(),
         diff: Diff::default(),
         plan: Plan::default(),
         errors: vec![],
         warnings: vec![],
+        inventories: None,
     };
     // The two revisions are read and loaded independently: one thread each (git2 handles are
     // per thread, so the second thread opens its own).
     let (old, new) = std::thread::scope(|s| {
         let old = s.spawn(|| -> Result<_> {
-            let Some(f) = &from else {
+            let Some(f) = from else {
                 return Ok(load_files(None, ""));
             };
             let files = read_revision(&opts.open()?, opts, f, true)?;
             Ok(load_files(files.as_ref(), f))
         });
-        let new = read_revision(&repo, opts, &to.id, false)
+        let new = read_revision(repo, opts, &to.id, false)
             .map(|files| load_files(files.as_ref(), &to.id));
         (old.join().expect("loading thread panicked"), new)
     });
@@ -102,14 +143,10 @@ pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
         return Ok(run);
     }
     let approved: BTreeSet<String> = repo
-        .commits_between(from.as_deref(), &to.id)?
+        .commits_between(from, &to.id)?
         .iter()
         .flat_map(|c| approvals(&c.message).collect::<Vec<_>>())
         .collect();
-    tracing::debug!(
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "loaded both revisions"
-    );
     let t = std::time::Instant::now();
     run.diff = diff::diff(&old, &new);
     tracing::debug!(
@@ -117,14 +154,12 @@ pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
         changes = run.diff.changes.len(),
         "diffed"
     );
-    run.plan = plan::build(&run.diff, &old, &new, &approved);
+    run.plan = plan::build(&run.diff, &old, &new, &approved, created);
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         actions = run.plan.actions.len(),
         "planned"
     );
-    // Freeing two large inventories takes a while; let it happen off the caller's path (a CLI
-    // exits before it is done, which is fine).
-    std::thread::spawn(move || drop((old, new)));
+    run.inventories = Some((Arc::new(old), Arc::new(new)));
     Ok(run)
 }

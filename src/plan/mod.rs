@@ -1,7 +1,7 @@
 //! Plan (pure): a diff becomes an ordered list of classified actions.
 //!
-//! In: the [`Diff`] of two inventories, both inventories, and the approvals found in the
-//! commits of the range. Out: a [`Plan`]: actions with a stable id
+//! In: the [`Diff`] of two inventories, both inventories, the approvals found in the commits of
+//! the range and the objects pgitops created before. Out: a [`Plan`]: actions with a stable id
 //! (`pg-meta/user/dbuser_app/create`), target cluster and hosts, the revision they read (`old`
 //! for removals), a class (`online`, `reload`, `restart`, `destructive`, `manual`), a preview of
 //! the native steps (passwords redacted) and the equivalent Pigsty command line; plus warnings
@@ -14,7 +14,7 @@ mod modules;
 mod objects;
 pub mod output;
 mod pgsql;
-mod steps;
+pub(crate) mod steps;
 mod vars;
 
 use std::collections::BTreeSet;
@@ -138,6 +138,8 @@ pub(crate) struct Builder<'a> {
     pub old: &'a Inventory,
     pub new: &'a Inventory,
     pub approvals: &'a BTreeSet<String>,
+    /// Objects pgitops created (`<cluster>/<entity>/<name>`): removed from the YAML, they are pruned.
+    pub created: &'a BTreeSet<String>,
     pub plan: Plan,
 }
 
@@ -198,12 +200,20 @@ impl Builder<'_> {
     }
 }
 
-/// Builds the plan. `approvals` holds action ids approved for this range.
-pub fn build(diff: &Diff, old: &Inventory, new: &Inventory, approvals: &BTreeSet<String>) -> Plan {
+/// Builds the plan. `approvals` holds action ids approved for this range; `created` the objects
+/// pgitops created earlier (see [`Builder::created`]).
+pub fn build(
+    diff: &Diff,
+    old: &Inventory,
+    new: &Inventory,
+    approvals: &BTreeSet<String>,
+    created: &BTreeSet<String>,
+) -> Plan {
     let mut b = Builder {
         old,
         new,
         approvals,
+        created,
         plan: Plan::default(),
     };
     for ((module, cluster), changes) in diff.by_cluster() {

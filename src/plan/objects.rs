@@ -31,6 +31,11 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
             &["-e", &format!("username={}", c.name)],
         );
         match c.op {
+            Op::Unmanaged if b.created.contains(&format!("{name}/user/{}", c.name)) => {
+                let mut s = spec(format!("user/{}/drop", c.name), "user-drop", Class::Online, true, phase::DROP_USER, cmd);
+                s.reads_old = true;
+                b.push(s, steps::user_drop(b.old, b.old.model.pgsql.get(name).unwrap_or(new), &c.name), Some("pruned: pgitops created this user and it left the inventory".into()));
+            }
             Op::Unmanaged => b.warn(name, format!("user {} was removed from the inventory without `state: absent`: left in place (unmanaged)", c.name)),
             Op::Delete => {
                 let s = spec(format!("user/{}/drop", c.name), "user-drop", Class::Online, true, phase::DROP_USER, cmd);

@@ -80,7 +80,14 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 phase::CLUSTER,
                 pigsty("pgsql", &limit, &[]),
             );
-            b.push(s, steps::not_native("bootstrapping a new cluster"), None);
+            let note = "native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below";
+            b.push(s, vec![note.to_string()], None);
+            // Pigsty creates the cluster's objects while bootstrapping; natively they are
+            // converged on the running members by these actions.
+            let new = cluster(b.new, name).expect("a created cluster is in the new inventory");
+            super::objects::plan(b, name, &limit, new, changes);
+            hba(b, name, &limit, new, changes);
+            parameters(b, name, &limit, changes);
         }
         return;
     }

@@ -6,7 +6,7 @@
 
 use serde_yaml_ng::Mapping;
 
-use crate::inventory::model::{str_var, PgCluster};
+use crate::inventory::model::PgCluster;
 use crate::inventory::Inventory;
 use crate::render::sql::{self, Script, Secret, SqlContext};
 
@@ -15,25 +15,12 @@ pub fn not_native(what: &str) -> Vec<String> {
     vec![format!("native executor: {what} is not performed natively; use executor = \"pigsty\" (it runs the command above)")]
 }
 
-/// SQL context from the cluster's variables (the primary's effective vars).
 fn ctx<'a>(inv: &'a Inventory, c: &PgCluster) -> SqlContext<'a> {
-    let vars = c.primary.as_ref().map(|p| &inv.tree.hosts[p].vars);
-    let get = |k: &str, d: &'static str| vars.and_then(|v| str_var(v, k)).unwrap_or(d);
-    let pg_major = vars
-        .and_then(|v| v.get("pg_version"))
-        .and_then(|v| v.value.as_u64())
-        .map(|v| v as u32)
-        .unwrap_or(17);
-    SqlContext {
-        pg_major,
-        admin: get("pg_admin_username", "dbuser_dba"),
-        monitor: get("pg_monitor_username", "dbuser_monitor"),
-        replicator: get("pg_replication_username", "replicator"),
-        today: None,
-    }
+    crate::render::sql_context(inv, c, None)
 }
 
-fn def<'c>(list: &'c [crate::inventory::named::Named], name: &str) -> Option<&'c Mapping> {
+/// The definition of the named entry, as a mapping.
+pub fn def<'c>(list: &'c [crate::inventory::named::Named], name: &str) -> Option<&'c Mapping> {
     list.iter()
         .find(|n| n.name == name)
         .and_then(|n| n.def().as_mapping())

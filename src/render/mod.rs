@@ -140,3 +140,25 @@ pub fn hba_for(
     let user_list = vars.get(rules).map(|v| v.value.as_ref()).unwrap_or(&null);
     hba::render(&[default_list, user_list], &ctx, target)
 }
+
+/// SQL context from the cluster's variables (the primary's effective vars). `pg_major` is the
+/// server's when the executor knows it; previews use `pg_version` (default 17).
+pub fn sql_context<'a>(
+    inv: &'a Inventory,
+    c: &PgCluster,
+    pg_major: Option<u32>,
+) -> sql::SqlContext<'a> {
+    let vars = c.primary.as_ref().map(|p| &inv.tree.hosts[p].vars);
+    let get = |k: &str, d: &'static str| vars.and_then(|v| str_var(v, k)).unwrap_or(d);
+    let declared = vars
+        .and_then(|v| v.get("pg_version"))
+        .and_then(|v| v.value.as_u64())
+        .map(|v| v as u32);
+    sql::SqlContext {
+        pg_major: pg_major.or(declared).unwrap_or(17),
+        admin: get("pg_admin_username", "dbuser_dba"),
+        monitor: get("pg_monitor_username", "dbuser_monitor"),
+        replicator: get("pg_replication_username", "replicator"),
+        today: None,
+    }
+}

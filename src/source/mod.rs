@@ -51,6 +51,16 @@ impl Repo {
         Ok(Repo { repo })
     }
 
+    /// The underlying repository (for notes).
+    pub fn git(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The `.git` directory (a bare repository's own directory).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
     /// Resolves a revision expression to a commit.
     pub fn commit(&self, rev: &str) -> Result<CommitInfo, SourceError> {
         let err = |source| SourceError::Revision {

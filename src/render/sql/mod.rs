@@ -36,13 +36,15 @@ mod def;
 mod out;
 mod params;
 mod quote;
+mod system;
 mod user;
 
 #[cfg(test)]
 mod tests;
 
 pub use database::{database_drop, database_upsert};
-pub use quote::{quote_ident, quote_literal};
+pub use quote::{conninfo_value, quote_ident, quote_literal};
+pub use system::{alter_system, pending_restart_query};
 pub use user::{user_drop, user_ownership_check, user_upsert};
 
 use std::fmt;

@@ -36,14 +36,7 @@ pub(super) fn set_parameters(
     for (k, v) in params {
         let key = k.as_str().ok_or_else(|| invalid(&pfield, "string keys"))?;
         let field = format!("{pfield}.{key}");
-        let mut chars = key.chars();
-        let head_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        let tail_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if !head_ok || !tail_ok || key.split('.').any(str::is_empty) {
-            return Err(invalid(field, "a name matching ^[A-Za-z_][A-Za-z0-9_.]*$"));
-        }
+        check_guc_name(&field, key)?;
         if !v.is_null() {
             let value = guc_value(&field, key, v, list_gucs)?;
             out.sql(format!(
@@ -55,7 +48,20 @@ pub(super) fn set_parameters(
     Ok(())
 }
 
-fn guc_value(field: &str, key: &str, v: &Value, list_gucs: &[&str]) -> Result<String> {
+/// GUC names: `^[A-Za-z_][A-Za-z0-9_.]*$` without empty dotted parts.
+pub(super) fn check_guc_name(field: &str, key: &str) -> Result<()> {
+    let mut chars = key.chars();
+    let head_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let tail_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if !head_ok || !tail_ok || key.split('.').any(str::is_empty) {
+        return Err(invalid(field, "a name matching ^[A-Za-z_][A-Za-z0-9_.]*$"));
+    }
+    Ok(())
+}
+
+pub(super) fn guc_value(field: &str, key: &str, v: &Value, list_gucs: &[&str]) -> Result<String> {
     if v.as_str()
         .is_some_and(|s| s.eq_ignore_ascii_case("default"))
     {

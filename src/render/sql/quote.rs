@@ -38,6 +38,18 @@ pub(super) fn literal(field: &str, s: &str) -> Result<String> {
     })
 }
 
+/// A libpq connection-string value: `'...'` with `\\` and `'` backslash-escaped, so a
+/// database name like `a=b` or `x'y` stays one `dbname` value for psql. Refuses NUL.
+pub fn conninfo_value(s: &str) -> Result<String> {
+    if s.contains('\0') {
+        return Err(invalid("connection value", "a string without NUL bytes"));
+    }
+    Ok(format!(
+        "'{}'",
+        s.replace('\\', "\\\\").replace('\'', "\\'")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +64,6 @@ mod tests {
         assert!(quote_ident("a\0").is_err() && quote_literal("a\0").is_err());
         assert!(quote_ident("").is_err() && quote_ident(&"x".repeat(64)).is_err());
         assert!(quote_ident(&"é".repeat(31)).is_ok() && quote_ident(&"é".repeat(32)).is_err());
+        assert_eq!(conninfo_value("a=b x'y\\z").unwrap(), "'a=b x\\'y\\\\z'");
     }
 }

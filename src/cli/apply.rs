@@ -1,0 +1,140 @@
+//! `pgitops apply`: arguments, the SSH and PostgreSQL settings, and the report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use crate::execute::{Become, ExecConfig, Runner, SshOptions, Status};
+use crate::ops::apply::{apply as run_apply, ApplyOptions};
+use crate::ops::RepoOptions;
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// `FROM..TO` or `TO` (default HEAD; FROM defaults to what each cluster was last applied at).
+    range: Option<String>,
+    /// Only this cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Plan and show what would run; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run the steps on this machine instead of over SSH (the local executor).
+    #[arg(long)]
+    local: bool,
+    /// SSH login user (default: the inventory's `ansible_user`, else ssh's own default).
+    #[arg(long)]
+    ssh_user: Option<String>,
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// known_hosts file; host keys are checked strictly (an unknown or changed key is refused).
+    #[arg(long)]
+    known_hosts: Option<PathBuf>,
+    /// ssh client configuration file.
+    #[arg(long)]
+    ssh_config: Option<PathBuf>,
+    /// Directory for SSH control sockets (keep it short).
+    #[arg(long, default_value = "/tmp/pgitops-ssh")]
+    control_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "runuser")]
+    r#become: Become,
+    #[arg(long, default_value = "postgres")]
+    dbsu: String,
+    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bin: String,
+    #[arg(long, default_value = "/var/run/postgresql")]
+    socket_dir: String,
+    /// Seconds for one step on one host.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Clusters applied at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
+    let timeout = Duration::from_secs(a.timeout.max(1));
+    let runner = if a.local {
+        Runner::Local
+    } else {
+        Runner::ssh(SshOptions {
+            user: a.ssh_user,
+            identity: a.identity,
+            known_hosts: a.known_hosts,
+            config_file: a.ssh_config,
+            control_dir: a.control_dir,
+            connect_timeout: Duration::from_secs(10).min(timeout),
+        })
+    };
+    let exec = ExecConfig {
+        become_method: a.r#become,
+        dbsu: a.dbsu,
+        pg_bin: a.pg_bin,
+        socket_dir: a.socket_dir,
+        timeout,
+        concurrency: a.concurrency,
+    };
+    let done = run_apply(
+        opts,
+        ApplyOptions {
+            range: a.range,
+            cluster: a.cluster,
+            dry_run: a.dry_run,
+            exec,
+            runner,
+        },
+    )?;
+    let mut text = String::new();
+    for run in &done.runs {
+        for e in &run.errors {
+            text.push_str(&format!("{e}\n"));
+        }
+    }
+    if done.runs.iter().any(|r| !r.errors.is_empty()) {
+        eprintln!("{text}Nothing applied: the inventory has errors.");
+        return Ok(EXIT_ERROR);
+    }
+    if a.dry_run {
+        for run in &done.runs {
+            text.push_str(&crate::plan::output::text(&run.report(), false));
+        }
+        emit(&text);
+        return Ok(if done.runs.iter().any(|r| r.has_changes()) {
+            EXIT_CHANGES
+        } else {
+            EXIT_OK
+        });
+    }
+    for r in &done.results {
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        text.push_str(&format!("[{status}] {} ({} ms)\n", r.id, r.ms));
+        if !r.message.is_empty() {
+            text.push_str(&format!("    {}\n", r.message));
+        }
+        for h in &r.hosts {
+            text.push_str(&format!(
+                "    {} {}: {} ({} ms)\n",
+                if h.ok { "ok" } else { "FAILED" },
+                h.host,
+                h.detail,
+                h.ms
+            ));
+        }
+    }
+    if let Some(note) = &done.note {
+        text.push_str(&format!(
+            "{}: {} ({} actions, {} ms); note written to refs/notes/pgitops\n",
+            &note.commit[..12],
+            note.result,
+            done.results.len(),
+            note.ms
+        ));
+    }
+    emit(&text);
+    let failed = done.failed() || done.results.iter().any(|r| r.status == Status::Failed);
+    Ok(if failed { EXIT_CHANGES } else { EXIT_OK })
+}

@@ -1,0 +1,210 @@
+//! Execute: carry out a plan's actions on the nodes.
+//!
+//! In: a [`Plan`], the old and new inventories, and an [`ExecConfig`]. Out: one [`ActionResult`]
+//! per action with per-host results and durations. Clusters run in parallel up to a limit,
+//! actions within a cluster in plan order, and never two tasks on one host at once. The native
+//! executor ([`native`]) reaches hosts through a [`Runner`] (SSH, or local).
+
+pub mod native;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::inventory::Inventory;
+use crate::plan::{Action, Plan};
+pub use runner::{Runner, SshOptions, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{host}: cannot connect: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("{host}: {reason}")]
+    Command { host: String, reason: String },
+    #[error("{host}: no answer within {seconds} s")]
+    Timeout { host: String, seconds: u64 },
+    #[error("{host}: {what} failed: {stderr}")]
+    Failed {
+        host: String,
+        what: String,
+        stderr: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How the native executor reaches PostgreSQL on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Become {
+    /// `runuser -u <dbsu> --` (root login).
+    Runuser,
+    /// `sudo -n -u <dbsu> --`.
+    Sudo,
+    /// Run as the login user (it is the dbsu).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    pub become_method: Become,
+    pub dbsu: String,
+    pub pg_bin: String,
+    pub socket_dir: String,
+    pub timeout: Duration,
+    /// Clusters applied at once.
+    pub concurrency: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            become_method: Become::Runuser,
+            dbsu: "postgres".into(),
+            pg_bin: "/usr/lib/postgresql/15/bin".into(),
+            socket_dir: "/var/run/postgresql".into(),
+            timeout: Duration::from_secs(60),
+            concurrency: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Done (on every host it targets).
+    Applied,
+    Failed,
+    /// Destructive and not approved: waits for a `Pgitops-Approve` trailer.
+    AwaitingApproval,
+    /// Never applied automatically.
+    Manual,
+    /// Not something the native executor does (bootstrap, node, etcd, redis, ...).
+    NotNative,
+    /// Not run because an earlier action of the same cluster failed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    pub ok: bool,
+    pub detail: String,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionResult {
+    pub id: String,
+    pub cluster: String,
+    pub class: crate::plan::Class,
+    pub status: Status,
+    pub hosts: Vec<HostResult>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub ms: u64,
+}
+
+/// Per-host locks: a host in several clusters is touched by one task at a time.
+#[derive(Default)]
+pub struct HostLocks(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl HostLocks {
+    pub fn get(&self, host: &str) -> Arc<Mutex<()>> {
+        self.0
+            .lock()
+            .expect("lock map")
+            .entry(host.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Runs the plan natively. Results come back in plan order.
+pub async fn run(
+    plan: &Plan,
+    old: Arc<Inventory>,
+    new: Arc<Inventory>,
+    runner: Arc<Runner>,
+    cfg: Arc<ExecConfig>,
+) -> Vec<ActionResult> {
+    let mut by_cluster: BTreeMap<(String, String), Vec<(usize, Action)>> = BTreeMap::new();
+    for (i, a) in plan.actions.iter().enumerate() {
+        by_cluster
+            .entry((a.module.as_str().to_string(), a.cluster.clone()))
+            .or_default()
+            .push((i, a.clone()));
+    }
+    let limit = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let locks = Arc::new(HostLocks::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, actions) in by_cluster {
+        let (old, new, runner, cfg, limit, locks) = (
+            old.clone(),
+            new.clone(),
+            runner.clone(),
+            cfg.clone(),
+            limit.clone(),
+            locks.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore open");
+            let ctx = native::Ctx {
+                old: &old,
+                new: &new,
+                runner: &runner,
+                cfg: &cfg,
+                locks: &locks,
+            };
+            let mut out = Vec::new();
+            let mut failed = false;
+            for (i, a) in actions {
+                let started = Instant::now();
+                let mut r = if failed {
+                    skipped(&a)
+                } else {
+                    native::apply(&ctx, &a).await
+                };
+                r.ms = started.elapsed().as_millis() as u64;
+                failed |= r.status == Status::Failed;
+                out.push((i, r));
+            }
+            out
+        });
+    }
+    let mut all: Vec<(usize, ActionResult)> = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.expect("cluster task panicked"));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+pub fn result(
+    a: &Action,
+    status: Status,
+    message: impl Into<String>,
+    hosts: Vec<HostResult>,
+) -> ActionResult {
+    ActionResult {
+        id: a.id.clone(),
+        cluster: a.cluster.clone(),
+        class: a.class,
+        status,
+        hosts,
+        message: message.into(),
+        ms: 0,
+    }
+}
+
+fn skipped(a: &Action) -> ActionResult {
+    result(
+        a,
+        Status::Skipped,
+        "not run: an earlier action of this cluster failed",
+        vec![],
+    )
+}

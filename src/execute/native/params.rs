@@ -1,0 +1,66 @@
+//! `pg_parameters` on each target instance with `ALTER SYSTEM` (set what the inventory says,
+//! reset what it no longer says), a reload, and a report of the parameters that wait for a
+//! restart. pgitops never restarts PostgreSQL.
+
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::pg::psql;
+use super::{on_host, Ctx};
+use crate::execute::{ExecError, HostResult};
+use crate::inventory::Inventory;
+use crate::plan::Action;
+use crate::render::sql::{alter_system, pending_restart_query};
+
+fn params(inv: &Inventory, host: &str) -> Mapping {
+    inv.tree
+        .hosts
+        .get(host)
+        .and_then(|h| h.vars.get("pg_parameters"))
+        .and_then(|v| v.value.as_mapping().cloned())
+        .unwrap_or_default()
+}
+
+pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> Result<(String, Vec<HostResult>), ExecError> {
+    let mut hosts = Vec::new();
+    for host in &a.hosts {
+        hosts.push(on_host(ctx, host, || one(ctx, host)).await);
+    }
+    Ok((String::new(), hosts))
+}
+
+async fn one(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
+    let (old, new) = (params(ctx.old, host), params(ctx.new, host));
+    let set: Vec<(&str, &Value)> = new
+        .iter()
+        .filter_map(|(k, v)| k.as_str().map(|k| (k, v)))
+        .collect();
+    let reset: Vec<&str> = old
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|k| !new.contains_key(*k))
+        .collect();
+    let script = alter_system(&set, &reset).map_err(|e| ExecError::Refused(e.to_string()))?;
+    psql(ctx, host, "postgres", &script.to_psql_input()).await?;
+    // The postmaster applies the reload asynchronously; give it a moment before asking.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let names: Vec<&str> = set.iter().map(|(k, _)| *k).collect();
+    let pending = psql(
+        ctx,
+        host,
+        "postgres",
+        &pending_restart_query(&names).map_err(|e| ExecError::Refused(e.to_string()))?,
+    )
+    .await?;
+    let pending: Vec<&str> = pending.lines().filter(|l| !l.is_empty()).collect();
+    Ok(match pending.is_empty() {
+        true => format!("{} set, {} reset, reloaded", set.len(), reset.len()),
+        false => format!(
+            "{} set, {} reset, reloaded; pending restart: {}",
+            set.len(),
+            reset.len(),
+            pending.join(", ")
+        ),
+    })
+}

@@ -1,0 +1,137 @@
+//! PostgreSQL access on a host: psql as the dbsu on the local socket, SQL on stdin; and the
+//! live roles of a cluster's members.
+
+use super::{Ctx, ExecConfig};
+use crate::execute::{Become, ExecError, HostResult};
+use crate::inventory::model::{int_var, PgCluster};
+use crate::plan::Action;
+use crate::render::sql::conninfo_value;
+
+/// The command prefix that runs as the dbsu.
+pub fn become_argv(cfg: &ExecConfig) -> Vec<&str> {
+    match cfg.become_method {
+        Become::Runuser => vec!["runuser", "-u", &cfg.dbsu, "--"],
+        Become::Sudo => vec!["sudo", "-n", "-u", &cfg.dbsu, "--"],
+        Become::None => vec![],
+    }
+}
+
+/// Runs `sql` (psql input) in database `db` on `host`; returns psql's unaligned, tuples-only output.
+pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<String, ExecError> {
+    let cfg = ctx.cfg;
+    let port = ctx
+        .new
+        .tree
+        .hosts
+        .get(host)
+        .and_then(|h| int_var(&h.vars, "pg_port"))
+        .unwrap_or(5432)
+        .to_string();
+    let dbname = format!(
+        "dbname={}",
+        conninfo_value(db).map_err(|e| ExecError::Refused(e.to_string()))?
+    );
+    let psql = format!("{}/psql", cfg.pg_bin);
+    let mut argv = become_argv(cfg);
+    argv.extend([
+        psql.as_str(),
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        &cfg.socket_dir,
+        "-p",
+        &port,
+        "-d",
+        &dbname,
+        "-f",
+        "-",
+    ]);
+    let out = ctx
+        .runner
+        .run(&ctx.target(host), &argv, Some(sql.as_bytes()), cfg.timeout)
+        .await?;
+    if out.status != 0 {
+        return Err(ExecError::Failed {
+            host: host.to_string(),
+            what: "psql".into(),
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    Ok(out.stdout.trim().to_string())
+}
+
+/// The live primary of a cluster: the one member that is not in recovery. Also returns the
+/// server's major version. Refuses when no member, or more than one, answers primary.
+pub async fn live_primary(ctx: &Ctx<'_>, c: &PgCluster) -> Result<(String, u32), ExecError> {
+    let mut primaries = Vec::new();
+    let mut errors = Vec::new();
+    for host in c.members.keys() {
+        match psql(
+            ctx,
+            host,
+            "postgres",
+            "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int / 10000;",
+        )
+        .await
+        {
+            Ok(out) => {
+                let mut cols = out.split('|');
+                if cols.next() == Some("f") {
+                    primaries.push((
+                        host.clone(),
+                        cols.next().and_then(|v| v.parse().ok()).unwrap_or(15),
+                    ));
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match primaries.len() {
+        1 => Ok(primaries.remove(0)),
+        0 => Err(ExecError::Refused(format!(
+            "cluster {}: no member answers as primary ({})",
+            c.name,
+            if errors.is_empty() {
+                "all are in recovery".into()
+            } else {
+                errors.join("; ")
+            }
+        ))),
+        _ => Err(ExecError::Refused(format!(
+            "cluster {}: several members answer as primary ({}); refusing to guess",
+            c.name,
+            primaries
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A new cluster: the native executor does not bootstrap; it checks the members already run.
+pub async fn cluster_running(
+    ctx: &Ctx<'_>,
+    a: &Action,
+) -> Result<(String, Vec<HostResult>), ExecError> {
+    let c = ctx.cluster(a).ok_or_else(|| {
+        ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
+    })?;
+    let mut hosts = Vec::new();
+    for host in c.members.keys() {
+        hosts.push(
+            super::on_host(ctx, host, || async {
+                psql(ctx, host, "postgres", "SELECT 1;")
+                    .await
+                    .map(|_| "running".to_string())
+            })
+            .await,
+        );
+    }
+    let msg = "bootstrapping is not done natively; the members already run PostgreSQL, so its objects are converged by the actions that follow";
+    Ok((msg.into(), hosts))
+}

@@ -1,0 +1,228 @@
+//! Running a command on a host: over SSH (the openssh crate, one multiplexed master connection
+//! per host, reused; strict host-key checking) or locally. In: a host's connection target, an
+//! argv and optional stdin bytes. Out: exit status, stdout, stderr. Every word of the remote
+//! command line is quoted by [`crate::render::shell::word`]; nothing reaches a shell unquoted.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+use super::ExecError;
+use crate::render::shell;
+
+/// Where and how to reach one host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The inventory key (for messages and results).
+    pub host: String,
+    /// The address to connect to (`ansible_host`, else the key).
+    pub address: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+}
+
+/// SSH settings from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SshOptions {
+    pub user: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    /// Short directory for the control sockets (unix socket paths are limited to 108 bytes).
+    pub control_dir: PathBuf,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs commands on hosts. `Local` runs them on this machine (the local executor).
+pub enum Runner {
+    Ssh(Box<SshRunner>),
+    Local,
+}
+
+/// Master connections by target, opened on first use.
+pub struct SshRunner {
+    options: SshOptions,
+    sessions: Mutex<HashMap<Target, Arc<Session>>>,
+}
+
+impl Runner {
+    pub fn ssh(options: SshOptions) -> Runner {
+        Runner::Ssh(Box::new(SshRunner {
+            options,
+            sessions: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Runs `argv` on `target`, feeding `stdin`, within `timeout`.
+    pub async fn run(
+        &self,
+        target: &Target,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, ExecError> {
+        let work = async {
+            match self {
+                Runner::Local => run_local(argv, stdin).await,
+                Runner::Ssh(ssh) => {
+                    let session = session(&ssh.options, &ssh.sessions, target).await?;
+                    run_remote(&session, target, argv, stdin).await
+                }
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExecError::Timeout {
+                host: target.host.clone(),
+                seconds: timeout.as_secs(),
+            })?
+    }
+
+    /// Closes every master connection.
+    pub async fn close(&self) {
+        if let Runner::Ssh(ssh) = self {
+            for (_, s) in ssh.sessions.lock().await.drain() {
+                if let Ok(s) = Arc::try_unwrap(s) {
+                    let _ = s.close().await;
+                }
+            }
+        }
+    }
+}
+
+async fn session(
+    options: &SshOptions,
+    sessions: &Mutex<HashMap<Target, Arc<Session>>>,
+    target: &Target,
+) -> Result<Arc<Session>, ExecError> {
+    let mut map = sessions.lock().await;
+    if let Some(s) = map.get(target) {
+        return Ok(s.clone());
+    }
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(KnownHosts::Strict)
+        .control_directory(&options.control_dir)
+        .connect_timeout(options.connect_timeout);
+    if let Some(f) = &options.config_file {
+        b.config_file(f);
+    }
+    if let Some(k) = &options.identity {
+        b.keyfile(k);
+    }
+    if let Some(k) = &options.known_hosts {
+        b.user_known_hosts_file(k);
+    }
+    if let Some(u) = target.user.clone().or_else(|| options.user.clone()) {
+        b.user(u);
+    }
+    if let Some(p) = target.port {
+        b.port(p);
+    }
+    std::fs::create_dir_all(&options.control_dir).map_err(|e| ExecError::Connect {
+        host: target.host.clone(),
+        reason: format!("control directory {}: {e}", options.control_dir.display()),
+    })?;
+    let s = b
+        .connect_mux(&target.address)
+        .await
+        .map_err(|e| ExecError::Connect {
+            host: target.host.clone(),
+            reason: connect_reason(&e),
+        })?;
+    let s = Arc::new(s);
+    map.insert(target.clone(), s.clone());
+    Ok(s)
+}
+
+/// ssh's own words for a failed connection, with the host-key case spelled out.
+fn connect_reason(e: &openssh::Error) -> String {
+    let text = format!(
+        "{e}: {}",
+        std::error::Error::source(e)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    if text.contains("Host key verification failed") || text.contains("failed to connect") {
+        format!("{text} (refused: the host key is unknown or changed; add the host's key to the known_hosts file after checking it)")
+    } else {
+        text
+    }
+}
+
+async fn run_remote(
+    session: &Session,
+    target: &Target,
+    argv: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<Output, ExecError> {
+    let (program, args) = argv.split_first().expect("a command has a program");
+    let mut cmd = session.raw_command(shell::word(program));
+    cmd.raw_args(args.iter().map(|a| shell::word(a)));
+    cmd.stdin(if stdin.is_some() {
+        openssh::Stdio::piped()
+    } else {
+        openssh::Stdio::null()
+    });
+    cmd.stdout(openssh::Stdio::piped())
+        .stderr(openssh::Stdio::piped());
+    let fail = |e: openssh::Error| ExecError::Command {
+        host: target.host.clone(),
+        reason: e.to_string(),
+    };
+    let mut child = cmd.spawn().await.map_err(fail)?;
+    if let (Some(bytes), Some(mut w)) = (stdin, child.stdin().take()) {
+        w.write_all(bytes).await.map_err(|e| ExecError::Command {
+            host: target.host.clone(),
+            reason: format!("writing stdin: {e}"),
+        })?;
+        w.shutdown().await.ok();
+    }
+    let out = child.wait_with_output().await.map_err(fail)?;
+    Ok(Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+async fn run_local(argv: &[&str], stdin: Option<&[u8]>) -> Result<Output, ExecError> {
+    let (program, args) = argv.split_first().expect("a command has a program");
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let fail = |e: std::io::Error| ExecError::Command {
+        host: "localhost".into(),
+        reason: format!("{program}: {e}"),
+    };
+    let mut child = cmd.spawn().map_err(fail)?;
+    if let (Some(bytes), Some(mut w)) = (stdin, child.stdin.take()) {
+        w.write_all(bytes).await.map_err(fail)?;
+        drop(w);
+    }
+    let out = child.wait_with_output().await.map_err(fail)?;
+    Ok(Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

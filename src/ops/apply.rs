@@ -1,0 +1,209 @@
+//! `pgitops apply`: plan from what was applied, execute natively, record.
+//!
+//! FROM is the commit each cluster was last applied at (clusters applied at different commits
+//! are planned in groups), or the empty inventory on the first apply. After execution, each
+//! cluster's state advances to TO unless one of its actions failed or awaits approval (then the
+//! next apply plans it again), the objects pgitops created are recorded, and the run is written
+//! as a git note on TO.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::plan::{parse_range, plan_between, PlanRun};
+use super::RepoOptions;
+use crate::execute::{self, ActionResult, ExecConfig, Runner, Status};
+use crate::report::note::{self, ClusterRecord, Run};
+use crate::report::state::State;
+
+pub struct ApplyOptions {
+    pub range: Option<String>,
+    pub cluster: Option<String>,
+    pub dry_run: bool,
+    pub exec: ExecConfig,
+    pub runner: Runner,
+}
+
+pub struct Applied {
+    /// One plan per group of clusters that share a base commit.
+    pub runs: Vec<PlanRun>,
+    pub results: Vec<ActionResult>,
+    pub note: Option<Run>,
+}
+
+impl Applied {
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| r.status == Status::Failed)
+            || self.runs.iter().any(|r| !r.errors.is_empty())
+    }
+}
+
+pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
+    let started = Instant::now();
+    let repo = opts.open()?;
+    let state_dir = opts.state_dir(&repo);
+    let mut state = State::load(&state_dir)?;
+    let (from_rev, to_rev) = parse_range(ao.range.as_deref())?;
+    let to = repo.commit(&to_rev)?;
+    let keep = |c: &str| ao.cluster.as_deref().is_none_or(|want| want == c);
+    // Group clusters by the commit they were last applied at.
+    let mut groups: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
+    let explicit = match from_rev {
+        Some(f) => Some(repo.commit(&f)?.id),
+        None => None,
+    };
+    if explicit.is_none() {
+        for (name, c) in &state.clusters {
+            groups
+                .entry(c.last_applied.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+    let default_base = explicit
+        .clone()
+        .or_else(|| super::plan::applied_base(&state));
+    let created = state.created_ids();
+    let mut runs = Vec::new();
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    let mut bases: Vec<Option<String>> = groups
+        .keys()
+        .filter(|b| **b != default_base)
+        .cloned()
+        .collect();
+    bases.push(default_base.clone());
+    for base in bases {
+        let mut run = plan_between(&repo, opts, base.as_deref(), &to, &created)?;
+        let members = groups.get(&base).cloned().unwrap_or_default();
+        let is_default = base == default_base;
+        run.retain_clusters(|c| {
+            keep(c) && (members.contains(c) || (is_default && !claimed.contains(c)))
+        });
+        if !is_default {
+            claimed.extend(members);
+        }
+        runs.push(run);
+    }
+    if ao.dry_run || runs.iter().any(|r| !r.errors.is_empty()) {
+        return Ok(Applied {
+            runs,
+            results: vec![],
+            note: None,
+        });
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let runner = Arc::new(ao.runner);
+    let cfg = Arc::new(ao.exec);
+    let mut results = Vec::new();
+    for run in &runs {
+        let Some((old, new)) = run.inventories.clone() else {
+            continue;
+        };
+        results.extend(rt.block_on(execute::run(
+            &run.plan,
+            old,
+            new,
+            runner.clone(),
+            cfg.clone(),
+        )));
+    }
+    rt.block_on(runner.close());
+    record(&mut state, &runs, &results, &to.id);
+    state.save(&state_dir)?;
+    let run = note_of(&runs, &results, &to.id, started);
+    note::append(repo.git(), &run).context("writing the git note")?;
+    Ok(Applied {
+        runs,
+        results,
+        note: Some(run),
+    })
+}
+
+/// Advances each touched cluster's state and records what pgitops created or dropped.
+fn record(state: &mut State, runs: &[PlanRun], results: &[ActionResult], to: &str) {
+    let mut clusters: BTreeSet<&str> = BTreeSet::new();
+    for run in runs {
+        if let Some((_, new)) = &run.inventories {
+            clusters.extend(new.model.pgsql.keys().map(String::as_str));
+        }
+        clusters.extend(run.plan.actions.iter().map(|a| a.cluster.as_str()));
+    }
+    for name in clusters {
+        let mine: Vec<&ActionResult> = results.iter().filter(|r| r.cluster == name).collect();
+        let entry = state.clusters.entry(name.to_string()).or_default();
+        entry.last_attempted = Some(to.to_string());
+        if mine.iter().all(|r| {
+            !matches!(
+                r.status,
+                Status::Failed | Status::Skipped | Status::AwaitingApproval
+            )
+        }) {
+            entry.last_applied = Some(to.to_string());
+        }
+        for r in mine.iter().filter(|r| r.status == Status::Applied) {
+            let object = r.id[name.len() + 1..]
+                .rsplit_once('/')
+                .map(|(o, _)| o.to_string());
+            match (object, r.id.rsplit('/').next()) {
+                (Some(o), Some("create")) if o.starts_with("user/") => {
+                    entry.created.insert(o);
+                }
+                (Some(o), Some("drop")) => {
+                    entry.created.remove(&o);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
+    let mut by_cluster: BTreeMap<(String, String), Vec<ActionResult>> = BTreeMap::new();
+    for run in runs {
+        for a in &run.plan.actions {
+            if let Some(r) = results.iter().find(|r| r.id == a.id) {
+                by_cluster
+                    .entry((a.module.as_str().to_string(), a.cluster.clone()))
+                    .or_default()
+                    .push(r.clone());
+            }
+        }
+    }
+    let verdict = |rs: &[ActionResult]| {
+        if rs.iter().any(|r| r.status == Status::Failed) {
+            "failure"
+        } else if rs.iter().any(|r| r.status == Status::AwaitingApproval) {
+            "pending"
+        } else if rs.is_empty() {
+            "no-change"
+        } else {
+            "success"
+        }
+    };
+    let clusters: Vec<ClusterRecord> = by_cluster
+        .into_iter()
+        .map(|((module, name), actions)| ClusterRecord {
+            name,
+            module,
+            result: verdict(&actions),
+            actions,
+        })
+        .collect();
+    Run {
+        pgitops: env!("CARGO_PKG_VERSION"),
+        commit: to.to_string(),
+        from: runs.first().map(|r| r.from.clone()).unwrap_or_default(),
+        started: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        ms: started.elapsed().as_millis() as u64,
+        result: verdict(results),
+        clusters,
+    }
+}

@@ -1,0 +1,7 @@
+//! Report: the record of what was applied. [`state`] keeps, per cluster, the last applied and
+//! last attempted commits and the objects pgitops created (so that removing them from the YAML
+//! prunes them); [`note`] writes each run as a git note under `refs/notes/pgitops` on the
+//! applied commit. Neither ever holds a password.
+
+pub mod note;
+pub mod state;
