@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Installs what pgitops needs to build, test and run its demo on a fresh Debian 12 machine.
 # Idempotent. Run as root (or with sudo available). Set PGITOPS_BENCH=1 to also install the
-# benchmark's baseline (ansible-core).
+# benchmark's baseline (ansible-core). The integration tests (tests/it/support/nodes.rs) run one
+# sshd and one PostgreSQL 15 per loopback "node": they need openssh-server, PostgreSQL 15, the
+# privsep dir /run/sshd and the mount points /pg/data and /var/run/postgresql. Starts no service.
 set -euo pipefail
 
-need=(git ca-certificates gcc make pkg-config)
+need=(git ca-certificates gcc make pkg-config openssh-server postgresql-15 postgresql-client-15)
 [ "${PGITOPS_BENCH:-0}" = 1 ] && need+=(ansible-core)
 
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt=($sudo env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get)
+  "${apt[@]}" update -qq
+  "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's sshd hard-codes its privsep dir; /run is not a tmpfs here, but may be elsewhere.
+[ -d /run/sshd ] || $sudo install -d -m 0755 /run/sshd
+# Mount points the test nodes bind their own data and socket dirs over (private mount namespaces).
+[ -d /pg/data ] && [ -d /var/run/postgresql ] || $sudo mkdir -p /pg/data /var/run/postgresql
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+  echo "setup: /usr/lib/postgresql/15/bin/postgres is missing; the integration tests need PostgreSQL 15" >&2
+  exit 2
 fi
 
 if ! command -v cargo >/dev/null; then

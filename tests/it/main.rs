@@ -1,6 +1,8 @@
 //! The one integration test binary: real Git repositories, the real `pgitops` binary.
 
+mod apply;
 mod corpus;
+mod harness;
 mod plan_props;
 mod plan_rows;
 mod support;

@@ -10,9 +10,12 @@ fn a(id: &str, class: &str, rev: &str, pigsty: &str) -> (String, String, String,
 #[test]
 fn new_pg_cluster() {
     let p = plan_edit(|v| {
-        v["all"]["children"]["pg-new"] =
-            yaml("{ hosts: { 127.0.10.21: { pg_seq: 1, pg_role: primary }, 127.0.10.22: { pg_seq: 2, pg_role: replica } }, vars: { pg_cluster: pg-new } }");
+        v["all"]["children"]["pg-new"] = yaml(
+            "{ hosts: { 127.0.10.21: { pg_seq: 1, pg_role: primary }, 127.0.10.22: { pg_seq: 2, pg_role: replica } }, vars: { pg_cluster: pg-new, pg_users: [ { name: app } ] } }",
+        );
     });
+    // Pigsty bootstraps the cluster with its objects; the native executor converges the objects
+    // on running members, so they are planned too.
     assert_eq!(
         actions(&p),
         vec![
@@ -33,6 +36,18 @@ fn new_pg_cluster() {
                 "online",
                 "new",
                 "./pgsql.yml -l pg-new"
+            ),
+            a(
+                "pg-new/user/app/create",
+                "online",
+                "new",
+                "./pgsql-user.yml -l pg-new -e username=app"
+            ),
+            a(
+                "pg-new/hba/reload",
+                "reload",
+                "new",
+                "./pgsql.yml -l pg-new -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
             ),
         ]
     );

@@ -55,10 +55,16 @@ pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<Stri
         .run(&ctx.target(host), &argv, Some(sql.as_bytes()), cfg.timeout)
         .await?;
     if out.status != 0 {
+        // runuser/sudo complain when the login user's home is not readable by the dbsu: noise.
+        let stderr: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("could not change directory to"))
+            .collect();
         return Err(ExecError::Failed {
             host: host.to_string(),
             what: "psql".into(),
-            stderr: out.stderr.trim().to_string(),
+            stderr: stderr.join("\n"),
         });
     }
     Ok(out.stdout.trim().to_string())

@@ -1,0 +1,103 @@
+//! A fleet for apply tests: real nodes (sshd + PostgreSQL, see `nodes`), a Git repository with
+//! an inventory of one PGSQL cluster on them, and `pgitops apply` run against it over SSH.
+
+use serde_yaml_ng::Value;
+
+use super::nodes::Cluster;
+use super::{pgitops, to_yaml, yaml, Repo, Run};
+
+pub struct Fleet {
+    pub nodes: Cluster,
+    pub repo: Repo,
+    pub ips: Vec<String>,
+    ctl: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Nodes at `ips` (the first a primary, the others streaming replicas).
+    pub fn new(ips: &[&str]) -> Fleet {
+        let nodes = Cluster::start(ips, true);
+        let ctl = tempfile::Builder::new()
+            .prefix("pgc")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Fleet {
+            nodes,
+            repo: Repo::new(),
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+            ctl,
+        }
+    }
+
+    /// An inventory with cluster `pg-t` on the fleet's nodes. Test clients reach the nodes over
+    /// TCP from 127.0.0.1 (the kernel's source address between loopback aliases). The default HBA
+    /// list is replaced by one without `ssl` rules: the test servers run without certificates.
+    pub fn inventory(&self) -> Value {
+        let mut hosts = serde_yaml_ng::Mapping::new();
+        for (i, ip) in self.ips.iter().enumerate() {
+            let role = if i == 0 { "primary" } else { "replica" };
+            hosts.insert(
+                ip.as_str().into(),
+                yaml(&format!("{{ pg_seq: {}, pg_role: {role} }}", i + 1)),
+            );
+        }
+        let mut v = yaml(
+            "all:\n  children:\n    pg-t:\n      vars:\n        pg_cluster: pg-t\n        pg_version: 15\n        pg_users: [ { name: dbrole_readonly, login: false }, { name: dbrole_admin, login: false } ]\n        pg_default_hba_rules:\n          - { user: '${dbsu}', db: all, addr: local, auth: ident, title: 'dbsu local', order: 100 }\n          - { user: '${dbsu}', db: replication, addr: local, auth: ident, title: 'dbsu replication', order: 150 }\n          - { user: '+dbrole_readonly', db: all, addr: intra, auth: pwd, title: 'members', order: 600 }\n        pg_hba_rules:\n          - { user: postgres, db: all, addr: 127.0.0.0/8, auth: trust, title: 'test harness', order: 10 }\n          - { user: postgres, db: replication, addr: 127.0.0.0/8, auth: trust, title: 'test replication', order: 11 }\n          - { user: all, db: all, addr: intra, auth: pwd, title: 'test clients' }\n  vars:\n    admin_ip: 127.0.0.1\n    node_firewall_intranet: [ 127.0.0.0/8 ]\n",
+        );
+        v["all"]["children"]["pg-t"]["hosts"] = Value::Mapping(hosts);
+        v
+    }
+
+    pub fn commit(&self, v: &Value, message: &str) -> String {
+        self.repo.commit_inventory(&to_yaml(v), message)
+    }
+
+    /// `pgitops apply` over SSH with the fleet's keys; `args` go after `apply`.
+    pub fn apply(&self, args: &[&str]) -> Run {
+        let (cfg, key, kh) = (
+            self.nodes.ssh_config(),
+            self.nodes.identity(),
+            self.nodes.known_hosts(),
+        );
+        let ctl = self.ctl.path().to_string_lossy().to_string();
+        let mut all: Vec<&str> = vec!["apply", "--ssh-user", "root", "--control-dir", &ctl];
+        let (cfg, key, kh) = (
+            cfg.to_string_lossy().to_string(),
+            key.to_string_lossy().to_string(),
+            kh.to_string_lossy().to_string(),
+        );
+        all.extend([
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &key,
+            "--known-hosts",
+            &kh,
+        ]);
+        all.extend_from_slice(args);
+        pgitops(self.repo.path(), &all)
+    }
+
+    pub fn primary(&self) -> &super::nodes::Node {
+        self.nodes.node(&self.ips[0])
+    }
+
+    /// The runs recorded in the git note of `commit`.
+    pub fn note(&self, commit: &str) -> serde_json::Value {
+        let repo = git2::Repository::open(self.repo.path()).unwrap();
+        let oid = git2::Oid::from_str(commit).unwrap();
+        let note = repo
+            .find_note(Some("refs/notes/pgitops"), oid)
+            .expect("a note on the commit");
+        serde_json::from_str(note.message().unwrap()).unwrap()
+    }
+}
+
+/// Appends `entry` to the list at `v[group vars][key]`.
+pub fn push(v: &mut Value, key: &str, entry: &str) {
+    let vars = &mut v["all"]["children"]["pg-t"]["vars"];
+    if vars.get(key).is_none() {
+        vars[key] = Value::Sequence(vec![]);
+    }
+    vars[key].as_sequence_mut().unwrap().push(yaml(entry));
+}
