@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Sandbox nodes for examples-repo/: one sshd and one PostgreSQL 15 per loopback address
+# (127.0.10.10 = pg-meta, 127.0.10.11 = pg-test primary, .12 and .13 its streaming replicas).
+# Each node's sshd runs in a private mount namespace where the node's data and socket dirs sit
+# at Pigsty's standard paths (/pg/data, /var/run/postgresql), so pgitops reaches them exactly as
+# it reaches real Pigsty nodes: ssh with strict host keys, then psql as the dbsu.
+#   bash scripts/sandbox.sh up      # (re)create the nodes; prints the pgitops SSH options
+#   bash scripts/sandbox.sh down    # stop everything and remove it
+#   bash scripts/sandbox.sh args    # print the pgitops SSH options again
+# Only loopback addresses are used. Runs as root (it starts sshd and uses runuser).
+set -euo pipefail
+B=${PGITOPS_SANDBOX:-/dev/shm/pgitops-sandbox}
+PGBIN=/usr/lib/postgresql/15/bin
+PRIMARIES=(127.0.10.10 127.0.10.11)
+REPLICAS=(127.0.10.12 127.0.10.13)
+UPSTREAM=127.0.10.11
+REPL_PASSWORD=DBUser.Replicator   # pg_replication_password in examples-repo/pigsty.yml
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
+
+args() {
+  echo "--ssh-user root --ssh-config $B/ssh/config --identity $B/ssh/id_ed25519 --known-hosts $B/ssh/known_hosts --control-dir $B/ctl"
+}
+
+down() {
+  for pidf in "$B"/*/pgdata/postmaster.pid; do
+    [ -f "$pidf" ] && kill -INT "$(head -1 "$pidf")" 2>/dev/null || true
+  done
+  for pidf in "$B"/*/sshd.pid; do
+    [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null || true
+  done
+  for _ in $(seq 50); do pgrep -f "$B/" >/dev/null || break; sleep 0.1; done
+  rm -rf "$B"
+}
+
+start_pg() { # node-ip
+  local ip=$1 n=$B/$1
+  as_pg "$PGBIN/pg_ctl" -D "$n/pgdata" -l "$n/pg.log" -w -s start -o \
+    "-c listen_addresses=$ip -c port=5432 -c unix_socket_directories=$n/run -c fsync=off -c ssl=on -c ssl_cert_file=$B/ssl/server.crt -c ssl_key_file=$B/ssl/server.key"
+}
+
+start_sshd() { # node-ip
+  local ip=$1 n=$B/$1
+  ssh-keygen -q -t ed25519 -N '' -f "$n/ssh_host_ed25519_key"
+  echo "$ip $(cut -d' ' -f1,2 "$n/ssh_host_ed25519_key.pub")" >> "$B/ssh/known_hosts"
+  cat > "$n/sshd_config" <<CFG
+ListenAddress $ip:22
+HostKey $n/ssh_host_ed25519_key
+PidFile $n/sshd.pid
+AuthorizedKeysFile $B/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+PrintMotd no
+MaxSessions 64
+CFG
+  /usr/sbin/sshd -t -f "$n/sshd_config"
+  setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && return 0; sleep 0.05; done
+  echo "sandbox: sshd on $ip did not start; see $n/sshd.log" >&2; return 1
+}
+
+up() {
+  down
+  bash "$(dirname "$0")/setup.sh" >/dev/null
+  install -d -m 0755 "$B" "$B/ssh" "$B/ctl"
+  : > "$B/empty_bashrc"
+  ssh-keygen -q -t ed25519 -N '' -C pgitops-sandbox -f "$B/ssh/id_ed25519"
+  cp "$B/ssh/id_ed25519.pub" "$B/ssh/authorized_keys"
+  : > "$B/ssh/known_hosts"
+  printf '%s\n' "Host *" "  IdentitiesOnly yes" "  GlobalKnownHostsFile /dev/null" "  StrictHostKeyChecking yes" \
+    "  CheckHostIP no" "  BatchMode yes" "  ConnectTimeout 5" "  LogLevel ERROR" > "$B/ssh/config"
+  install -d -o postgres -g postgres "$B/ssl"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=pgitops-sandbox \
+    -keyout "$B/ssl/server.key" -out "$B/ssl/server.crt" 2>/dev/null
+  chown postgres:postgres "$B/ssl/server.key" "$B/ssl/server.crt"; chmod 600 "$B/ssl/server.key"
+  install -d -o postgres -g postgres "$B/template"
+  as_pg "$PGBIN/initdb" -D "$B/template/pgdata" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 --no-sync --no-instructions >/dev/null
+  # Until pgitops writes the inventory's rules: the dbsu locally, replication and clients by password.
+  printf '%s\n' "local all postgres peer" "host replication replicator 127.0.0.0/8 scram-sha-256" \
+    "host all all 127.0.0.0/8 scram-sha-256" > "$B/template/pgdata/pg_hba.conf"
+  for ip in "${PRIMARIES[@]}"; do
+    install -d -o postgres -g postgres "$B/$ip" "$B/$ip/run"
+    cp -a "$B/template/pgdata" "$B/$ip/pgdata"
+    start_pg "$ip"
+    # What Pigsty's bootstrap (pg_init) creates before any business user: the default roles.
+    as_pg "$PGBIN/psql" -X -q -h "$B/$ip/run" -d postgres -v ON_ERROR_STOP=1 <<SQL
+CREATE ROLE dbrole_readonly NOLOGIN;
+CREATE ROLE dbrole_offline NOLOGIN;
+CREATE ROLE dbrole_readwrite NOLOGIN IN ROLE dbrole_readonly;
+CREATE ROLE dbrole_admin NOLOGIN IN ROLE pg_monitor, dbrole_readwrite;
+CREATE ROLE replicator REPLICATION LOGIN PASSWORD '$REPL_PASSWORD' IN ROLE pg_monitor, dbrole_readonly;
+SQL
+  done
+  for ip in "${REPLICAS[@]}"; do
+    install -d -o postgres -g postgres "$B/$ip" "$B/$ip/run"
+    as_pg "$PGBIN/pg_basebackup" -d "host=$UPSTREAM user=replicator password=$REPL_PASSWORD application_name=$ip" \
+      -D "$B/$ip/pgdata" -R -X stream -c fast --no-sync
+    start_pg "$ip"
+  done
+  for ip in "${PRIMARIES[@]}" "${REPLICAS[@]}"; do start_sshd "$ip"; done
+  echo "sandbox: 4 nodes up under $B (pg-meta on 127.0.10.10; pg-test on 127.0.10.11-13)"
+  echo "sandbox: pgitops apply $(args)"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down; echo "sandbox: removed" ;;
+  args) args ;;
+  *) echo "usage: $0 up|down|args" >&2; exit 2 ;;
+esac
