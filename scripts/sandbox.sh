@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sandbox nodes for examples-repo/: one sshd and one PostgreSQL 15 per loopback address
-# (127.0.10.10 = pg-meta, 127.0.10.11 = pg-test primary, .12 and .13 its streaming replicas).
+# (127.0.10.10 = pg-meta, 127.0.10.11 = pg-test primary, .12 and .13 its streaming replicas;
+# PGITOPS_SANDBOX_CLUSTERS="ip1,ip2,... ip4,..." lays out other clusters, e.g. for benchmarks).
 # Each node's sshd runs in a private mount namespace where the node's data and socket dirs sit
 # at Pigsty's standard paths (/pg/data, /var/run/postgresql), so pgitops reaches them exactly as
 # it reaches real Pigsty nodes: ssh with strict host keys, then psql as the dbsu.
@@ -11,9 +12,8 @@
 set -euo pipefail
 B=${PGITOPS_SANDBOX:-/dev/shm/pgitops-sandbox}
 PGBIN=/usr/lib/postgresql/15/bin
-PRIMARIES=(127.0.10.10 127.0.10.11)
-REPLICAS=(127.0.10.12 127.0.10.13)
-UPSTREAM=127.0.10.11
+# Clusters, space separated; each a comma-separated list of addresses, the primary first.
+CLUSTERS=${PGITOPS_SANDBOX_CLUSTERS:-127.0.10.10 127.0.10.11,127.0.10.12,127.0.10.13}
 REPL_PASSWORD=DBUser.Replicator   # pg_replication_password in examples-repo/pigsty.yml
 as_pg() { (cd / && runuser -u postgres -- "$@"); }
 
@@ -82,7 +82,11 @@ up() {
   # Until pgitops writes the inventory's rules: the dbsu locally, replication and clients by password.
   printf '%s\n' "local all postgres peer" "host replication replicator 127.0.0.0/8 scram-sha-256" \
     "host all all 127.0.0.0/8 scram-sha-256" > "$B/template/pgdata/pg_hba.conf"
-  for ip in "${PRIMARIES[@]}"; do
+  local all=()
+  for cluster in $CLUSTERS; do
+    IFS=, read -ra members <<<"$cluster"
+    local ip=${members[0]}
+    all+=("${members[@]}")
     install -d -o postgres -g postgres "$B/$ip" "$B/$ip/run"
     cp -a "$B/template/pgdata" "$B/$ip/pgdata"
     start_pg "$ip"
@@ -94,15 +98,15 @@ CREATE ROLE dbrole_readwrite NOLOGIN IN ROLE dbrole_readonly;
 CREATE ROLE dbrole_admin NOLOGIN IN ROLE pg_monitor, dbrole_readwrite;
 CREATE ROLE replicator REPLICATION LOGIN PASSWORD '$REPL_PASSWORD' IN ROLE pg_monitor, dbrole_readonly;
 SQL
+    for replica in "${members[@]:1}"; do
+      install -d -o postgres -g postgres "$B/$replica" "$B/$replica/run"
+      as_pg "$PGBIN/pg_basebackup" -d "host=$ip user=replicator password=$REPL_PASSWORD application_name=$replica" \
+        -D "$B/$replica/pgdata" -R -X stream -c fast --no-sync
+      start_pg "$replica"
+    done
   done
-  for ip in "${REPLICAS[@]}"; do
-    install -d -o postgres -g postgres "$B/$ip" "$B/$ip/run"
-    as_pg "$PGBIN/pg_basebackup" -d "host=$UPSTREAM user=replicator password=$REPL_PASSWORD application_name=$ip" \
-      -D "$B/$ip/pgdata" -R -X stream -c fast --no-sync
-    start_pg "$ip"
-  done
-  for ip in "${PRIMARIES[@]}" "${REPLICAS[@]}"; do start_sshd "$ip"; done
-  echo "sandbox: 4 nodes up under $B (pg-meta on 127.0.10.10; pg-test on 127.0.10.11-13)"
+  for ip in "${all[@]}"; do start_sshd "$ip"; done
+  echo "sandbox: ${#all[@]} nodes up under $B (clusters: $CLUSTERS)"
   echo "sandbox: pgitops apply $(args)"
 }
 

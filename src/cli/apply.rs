@@ -10,6 +10,13 @@ use crate::execute::{Become, ExecConfig, Runner, SshOptions, Status};
 use crate::ops::apply::{apply as run_apply, ApplyOptions};
 use crate::ops::RepoOptions;
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BecomeArg {
+    Runuser,
+    Sudo,
+    None,
+}
+
 #[derive(Args)]
 pub struct ApplyArgs {
     /// `FROM..TO` or `TO` (default HEAD; FROM defaults to what each cluster was last applied at).
@@ -37,8 +44,9 @@ pub struct ApplyArgs {
     /// Directory for SSH control sockets (keep it short).
     #[arg(long, default_value = "/tmp/pgitops-ssh")]
     control_dir: PathBuf,
+    /// How to run as the dbsu: runuser (root login), sudo, or none (the login user is the dbsu).
     #[arg(long, value_enum, default_value = "runuser")]
-    r#become: Become,
+    r#become: BecomeArg,
     #[arg(long, default_value = "postgres")]
     dbsu: String,
     #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
@@ -67,8 +75,13 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             connect_timeout: Duration::from_secs(10).min(timeout),
         })
     };
+    let become_method = match a.r#become {
+        BecomeArg::Runuser => Become::Runuser,
+        BecomeArg::Sudo => Become::Sudo,
+        BecomeArg::None => Become::None,
+    };
     let exec = ExecConfig {
-        become_method: a.r#become,
+        become_method,
         dbsu: a.dbsu,
         pg_bin: a.pg_bin,
         socket_dir: a.socket_dir,

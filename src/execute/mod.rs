@@ -38,7 +38,7 @@ pub enum ExecError {
 }
 
 /// How the native executor reaches PostgreSQL on a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Become {
     /// `runuser -u <dbsu> --` (root login).
     Runuser,
