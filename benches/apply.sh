@@ -47,7 +47,7 @@ stats() { sort -n | awk '{a[NR]=$1} END {printf "median %d ms (min %d, max %d, n
 bench() { # name, clusters, change-kind
   local name=$1 kind=$3
   CLUSTERS=$2
-  bash "$root/scripts/sandbox.sh" up >/dev/null
+  PGITOPS_SANDBOX_CLUSTERS=$2 bash "$root/scripts/sandbox.sh" up >/dev/null
   read -ra ssh <<<"$(bash "$root/scripts/sandbox.sh" args)"
   local repo=$work/$name
   mkdir -p "$repo" && cd "$repo" && git init -q -b main

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::ExecError;
 use crate::render::shell;
@@ -55,8 +55,10 @@ pub enum Runner {
 /// Master connections by target, opened on first use.
 pub struct SshRunner {
     options: SshOptions,
-    sessions: Mutex<HashMap<Target, Arc<Session>>>,
+    sessions: Sessions,
 }
+
+type Sessions = Mutex<HashMap<Target, Arc<OnceCell<Arc<Session>>>>>;
 
 impl Runner {
     pub fn ssh(options: SshOptions) -> Runner {
@@ -94,8 +96,9 @@ impl Runner {
     /// Closes every master connection.
     pub async fn close(&self) {
         if let Runner::Ssh(ssh) = self {
-            for (_, s) in ssh.sessions.lock().await.drain() {
-                if let Ok(s) = Arc::try_unwrap(s) {
+            for (_, cell) in ssh.sessions.lock().await.drain() {
+                let session = Arc::try_unwrap(cell).ok().and_then(OnceCell::into_inner);
+                if let Some(s) = session.and_then(|s| Arc::try_unwrap(s).ok()) {
                     let _ = s.close().await;
                 }
             }
@@ -103,15 +106,24 @@ impl Runner {
     }
 }
 
+/// The master connection to `target`, opened once; different hosts connect concurrently.
 async fn session(
     options: &SshOptions,
-    sessions: &Mutex<HashMap<Target, Arc<Session>>>,
+    sessions: &Sessions,
     target: &Target,
 ) -> Result<Arc<Session>, ExecError> {
-    let mut map = sessions.lock().await;
-    if let Some(s) = map.get(target) {
-        return Ok(s.clone());
-    }
+    let cell = sessions
+        .lock()
+        .await
+        .entry(target.clone())
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| connect(options, target))
+        .await
+        .cloned()
+}
+
+async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, ExecError> {
     let mut b = SessionBuilder::default();
     b.known_hosts_check(KnownHosts::Strict)
         .control_directory(&options.control_dir)
@@ -142,9 +154,7 @@ async fn session(
             host: target.host.clone(),
             reason: connect_reason(&e),
         })?;
-    let s = Arc::new(s);
-    map.insert(target.clone(), s.clone());
-    Ok(s)
+    Ok(Arc::new(s))
 }
 
 /// ssh's own words for a failed connection, with the host-key case spelled out.
@@ -155,7 +165,8 @@ fn connect_reason(e: &openssh::Error) -> String {
             .map(|s| s.to_string())
             .unwrap_or_default()
     );
-    if text.contains("Host key verification failed") || text.contains("failed to connect") {
+    if text.contains("Host key verification failed") || text.contains("IDENTIFICATION HAS CHANGED")
+    {
         format!("{text} (refused: the host key is unknown or changed; add the host's key to the known_hosts file after checking it)")
     } else {
         text

@@ -483,7 +483,7 @@ fn an_unknown_host_key_is_refused_and_nothing_is_applied() {
     let run = f.apply(&[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stdout.contains("host key"),
+        run.stdout.contains("Host key verification failed"),
         "a clear error:\n{}",
         run.stdout
     );

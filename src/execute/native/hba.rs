@@ -41,10 +41,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> Result<(String, Vec<HostResult>
     let c = ctx.cluster(a).ok_or_else(|| {
         ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
     })?;
-    let mut hosts = Vec::new();
-    for host in &a.hosts {
-        hosts.push(on_host(ctx, host, || one(ctx, c, host)).await);
-    }
+    // Instances are independent: all at once (each under its host's lock).
+    let hosts = futures::future::join_all(
+        a.hosts
+            .iter()
+            .map(|host| on_host(ctx, host, move || one(ctx, c, host))),
+    )
+    .await;
     Ok((
         "pgbouncer's pgb_hba.conf is not managed natively yet".into(),
         hosts,

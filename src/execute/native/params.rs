@@ -23,10 +23,13 @@ fn params(inv: &Inventory, host: &str) -> Mapping {
 }
 
 pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> Result<(String, Vec<HostResult>), ExecError> {
-    let mut hosts = Vec::new();
-    for host in &a.hosts {
-        hosts.push(on_host(ctx, host, || one(ctx, host)).await);
-    }
+    // Instances are independent: all at once (each under its host's lock).
+    let hosts = futures::future::join_all(
+        a.hosts
+            .iter()
+            .map(|host| on_host(ctx, host, move || one(ctx, host))),
+    )
+    .await;
     Ok((String::new(), hosts))
 }
 

@@ -73,24 +73,24 @@ pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<Stri
 /// The live primary of a cluster: the one member that is not in recovery. Also returns the
 /// server's major version. Refuses when no member, or more than one, answers primary.
 pub async fn live_primary(ctx: &Ctx<'_>, c: &PgCluster) -> Result<(String, u32), ExecError> {
-    let mut primaries = Vec::new();
-    let mut errors = Vec::new();
-    for host in c.members.keys() {
-        match psql(
+    let probes = c.members.keys().map(|host| async move {
+        let out = psql(
             ctx,
             host,
             "postgres",
             "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int / 10000;",
         )
-        .await
-        {
+        .await;
+        (host.clone(), out)
+    });
+    let mut primaries = Vec::new();
+    let mut errors = Vec::new();
+    for (host, out) in futures::future::join_all(probes).await {
+        match out {
             Ok(out) => {
                 let mut cols = out.split('|');
                 if cols.next() == Some("f") {
-                    primaries.push((
-                        host.clone(),
-                        cols.next().and_then(|v| v.parse().ok()).unwrap_or(15),
-                    ));
+                    primaries.push((host, cols.next().and_then(|v| v.parse().ok()).unwrap_or(15)));
                 }
             }
             Err(e) => errors.push(e.to_string()),
@@ -127,17 +127,14 @@ pub async fn cluster_running(
     let c = ctx.cluster(a).ok_or_else(|| {
         ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
     })?;
-    let mut hosts = Vec::new();
-    for host in c.members.keys() {
-        hosts.push(
-            super::on_host(ctx, host, || async {
-                psql(ctx, host, "postgres", "SELECT 1;")
-                    .await
-                    .map(|_| "running".to_string())
-            })
-            .await,
-        );
-    }
+    let hosts = futures::future::join_all(c.members.keys().map(|host| {
+        super::on_host(ctx, host, move || async move {
+            psql(ctx, host, "postgres", "SELECT 1;")
+                .await
+                .map(|_| "running".to_string())
+        })
+    }))
+    .await;
     let msg = "bootstrapping is not done natively; the members already run PostgreSQL, so its objects are converged by the actions that follow";
     Ok((msg.into(), hosts))
 }
