@@ -1,6 +1,7 @@
 //! The one integration test binary: real Git repositories, the real `pgitops` binary.
 
-mod apply;
+mod apply_instances;
+mod apply_objects;
 mod corpus;
 mod harness;
 mod plan_props;

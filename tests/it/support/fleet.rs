@@ -101,3 +101,28 @@ pub fn push(v: &mut Value, key: &str, entry: &str) {
     }
     vars[key].as_sequence_mut().unwrap().push(yaml(entry));
 }
+
+/// Polls `sql` on `node` until it returns `want` (replication is asynchronous).
+pub fn eventually(node: &super::nodes::Node, sql: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = node.sql("postgres", sql);
+        if got == want || std::time::Instant::now() > deadline {
+            assert_eq!(got, want, "{sql}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The `pg_users` entry named `name`.
+pub fn user<'a>(v: &'a mut serde_yaml_ng::Value, name: &str) -> &'a mut serde_yaml_ng::Value {
+    let users = v["all"]["children"]["pg-t"]["vars"]["pg_users"]
+        .as_sequence_mut()
+        .unwrap();
+    users.iter_mut().find(|u| u["name"] == name).unwrap()
+}
+
+pub fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "apply failed:\n{}\n{}", run.stdout, run.stderr);
+}
