@@ -208,6 +208,18 @@ fn hostile_values_stay_data() {
         run.stderr
     );
     assert!(!std::path::Path::new("/tmp/pwned").exists());
+    // connection settings that ssh would read as options are refused
+    let mut v = base();
+    hosts(&mut v, "pg-test")["127.0.10.12"]["ansible_host"] =
+        "-oProxyCommand=touch /tmp/pwned".into();
+    repo.commit_inventory(&to_yaml(&v), "hostile ansible_host");
+    let run = pgitops(repo.path(), &["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("`ansible_host` must be a host name"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -89,6 +89,20 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
                 out.err(origin, format!("host key {name:?} must be an IPv4 address (or set `ansible_host` to reach it)"));
             }
         }
+        // These reach ssh as its destination and login: never let one read as an ssh option.
+        for key in ["ansible_host", "ansible_user"] {
+            if let Some(v) = host.vars.get(key) {
+                let ok = v.value.as_str().is_some_and(|s| {
+                    !s.is_empty()
+                        && !s.starts_with('-')
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+                });
+                if !ok {
+                    out.err(&v.origin, format!("`{key}` must be a host name, an address or a user name (letters, digits, `.`, `_`, `:`, `-`; not starting with `-`)"));
+                }
+            }
+        }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for g in &host.groups {
             let Some(module) = group_module(g, &tree.groups[g].vars) else {
