@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod records;
 
 use crate::ops::{self, RepoOptions};
 use crate::plan::output;
@@ -59,6 +60,25 @@ enum Command {
     },
     /// Apply a commit range natively over SSH and record the result as a git note.
     Apply(Box<apply::ApplyArgs>),
+    /// Per cluster: last applied and attempted commits, state, actions awaiting approval.
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Apply runs recorded in the git notes, newest first.
+    History {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Approve a held destructive action on a commit (recorded in its git note).
+    Approve {
+        /// The commit whose apply holds the action.
+        rev: String,
+        /// The action id, e.g. `pg-meta/database/meta2/drop`.
+        action: String,
+    },
     /// Check the inventory of a revision (default HEAD).
     Validate {
         rev: Option<String>,
@@ -85,6 +105,11 @@ pub fn main() -> ExitCode {
             exit_code,
         } => plan(&opts, range.as_deref(), output, exit_code),
         Command::Apply(args) => apply::apply(&opts, *args),
+        Command::Status { output } => records::status(&opts, "HEAD", output),
+        Command::History { cluster, output } => {
+            records::history(&opts, "HEAD", cluster.as_deref(), output)
+        }
+        Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
         Command::Validate { rev, output } => {
             validate(&opts, rev.as_deref().unwrap_or("HEAD"), output)
         }

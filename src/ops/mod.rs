@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod records;
 pub mod validate;
 
 use std::path::PathBuf;

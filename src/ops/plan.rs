@@ -9,6 +9,7 @@ use super::{errors, load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
 use crate::inventory::{Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
+use crate::report::note;
 use crate::report::state::State;
 use crate::source::{approvals, CommitInfo, Repo};
 
@@ -142,11 +143,12 @@ pub fn plan_between(
     if !run.errors.is_empty() {
         return Ok(run);
     }
-    let approved: BTreeSet<String> = repo
-        .commits_between(from, &to.id)?
-        .iter()
-        .flat_map(|c| approvals(&c.message).collect::<Vec<_>>())
-        .collect();
+    // Approvals: `Pgitops-Approve` trailers and `pgitops approve` notes on the range's commits.
+    let mut approved: BTreeSet<String> = BTreeSet::new();
+    for c in repo.commits_between(from, &to.id)? {
+        approved.extend(approvals(&c.message));
+        approved.extend(note::approvals(repo.git(), git2::Oid::from_str(&c.id)?));
+    }
     let t = std::time::Instant::now();
     run.diff = diff::diff(&old, &new);
     tracing::debug!(

@@ -29,21 +29,69 @@ pub struct Run {
     pub clusters: Vec<ClusterRecord>,
 }
 
+/// The note document on `commit` (`{"runs": [...], "approvals": [...]}`), empty if none.
+pub fn read(repo: &Repository, commit: Oid) -> serde_json::Value {
+    let mut doc: serde_json::Value = repo
+        .find_note(Some(NOTES_REF), commit)
+        .ok()
+        .and_then(|n| n.message().ok().and_then(|m| serde_json::from_str(m).ok()))
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    for key in ["runs", "approvals"] {
+        if !doc[key].is_array() {
+            doc[key] = serde_json::json!([]);
+        }
+    }
+    doc
+}
+
+fn write(repo: &Repository, commit: Oid, doc: &serde_json::Value) -> Result<(), git2::Error> {
+    let sig = Signature::now("pgitops", "pgitops@localhost")?;
+    let text = serde_json::to_string_pretty(doc).expect("note serializes");
+    repo.note(&sig, &sig, Some(NOTES_REF), commit, &text, true)?;
+    Ok(())
+}
+
 /// Appends `run` to the note on its commit.
 pub fn append(repo: &Repository, run: &Run) -> Result<(), git2::Error> {
     let oid = Oid::from_str(&run.commit)?;
-    let mut doc: serde_json::Value = repo
-        .find_note(Some(NOTES_REF), oid)
-        .ok()
-        .and_then(|n| n.message().ok().and_then(|m| serde_json::from_str(m).ok()))
-        .filter(|d: &serde_json::Value| d["runs"].is_array())
-        .unwrap_or_else(|| serde_json::json!({ "runs": [] }));
+    let mut doc = read(repo, oid);
     doc["runs"]
         .as_array_mut()
-        .expect("checked above")
+        .expect("read() makes it a list")
         .push(serde_json::to_value(run).expect("run serializes"));
-    let sig = Signature::now("pgitops", "pgitops@localhost")?;
-    let text = serde_json::to_string_pretty(&doc).expect("note serializes");
-    repo.note(&sig, &sig, Some(NOTES_REF), oid, &text, true)?;
-    Ok(())
+    write(repo, oid, &doc)
+}
+
+/// An approval given with `pgitops approve`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Approval {
+    pub action: String,
+    pub by: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// Records an approval of `action` on `commit` (idempotent).
+pub fn approve(repo: &Repository, commit: Oid, approval: Approval) -> Result<bool, git2::Error> {
+    let mut doc = read(repo, commit);
+    let list = doc["approvals"]
+        .as_array_mut()
+        .expect("read() makes it a list");
+    if list.iter().any(|a| a["action"] == approval.action.as_str()) {
+        return Ok(false);
+    }
+    list.push(serde_json::to_value(&approval).expect("approval serializes"));
+    write(repo, commit, &doc)?;
+    Ok(true)
+}
+
+/// Action ids approved in the note of `commit`.
+pub fn approvals(repo: &Repository, commit: Oid) -> Vec<String> {
+    read(repo, commit)["approvals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["action"].as_str().map(str::to_string))
+        .collect()
 }

@@ -6,4 +6,5 @@ mod corpus;
 mod harness;
 mod plan_props;
 mod plan_rows;
+mod records;
 mod support;

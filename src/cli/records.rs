@@ -1,0 +1,81 @@
+//! `pgitops status`, `history` and `approve`: render the records.
+
+use super::{emit, Output, EXIT_OK};
+use crate::ops::records;
+use crate::ops::RepoOptions;
+
+fn short(sha: &Option<String>) -> &str {
+    sha.as_deref().map(|s| &s[..12.min(s.len())]).unwrap_or("-")
+}
+
+pub fn status(opts: &RepoOptions, head: &str, out: Output) -> anyhow::Result<u8> {
+    let clusters = records::status(opts, head)?;
+    match out {
+        Output::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&clusters)?)),
+        Output::Text => {
+            let mut text = format!(
+                "{:<24} {:<18} {:<13} {:<13}\n",
+                "CLUSTER", "STATE", "APPLIED", "ATTEMPTED"
+            );
+            for c in &clusters {
+                text.push_str(&format!(
+                    "{:<24} {:<18} {:<13} {:<13}\n",
+                    c.cluster,
+                    c.state,
+                    short(&c.last_applied),
+                    short(&c.last_attempted)
+                ));
+                for a in &c.awaiting_approval {
+                    text.push_str(&format!("    awaiting approval: {a}\n"));
+                }
+                for a in &c.failed {
+                    text.push_str(&format!("    failed: {a}\n"));
+                }
+            }
+            if clusters.is_empty() {
+                text.push_str("nothing applied yet\n");
+            }
+            emit(&text);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn history(
+    opts: &RepoOptions,
+    head: &str,
+    cluster: Option<&str>,
+    out: Output,
+) -> anyhow::Result<u8> {
+    let entries = records::history(opts, head, cluster)?;
+    match out {
+        Output::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&entries)?)),
+        Output::Text => {
+            let mut text = String::new();
+            for e in &entries {
+                text.push_str(&format!(
+                    "{} {:<10} {:<12} {} ({})\n",
+                    &e.commit[..12],
+                    e.result,
+                    e.applied,
+                    e.summary,
+                    e.author
+                ));
+            }
+            emit(&text);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> anyhow::Result<u8> {
+    let (commit, new, held) = records::approve(opts, rev, action)?;
+    let what = if new { "approved" } else { "already approved" };
+    let note = if held {
+        ""
+    } else {
+        " (the last apply of that commit did not hold it; the approval applies when a plan of a range containing the commit has it)"
+    };
+    emit(&format!("{what}: {action} on {}{note}\n", &commit[..12]));
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,167 @@
+//! `pgitops status`, `history` and `approve`: read and write the apply records (per-cluster
+//! state and git notes).
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use git2::Oid;
+use serde::Serialize;
+
+use super::RepoOptions;
+use crate::report::note::{self, Approval};
+use crate::report::state::State;
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub last_applied: Option<String>,
+    pub last_attempted: Option<String>,
+    /// `in-sync`, `behind`, `failed` or `awaiting-approval`.
+    pub state: &'static str,
+    /// Action ids of the last attempt that wait for approval, or that failed.
+    pub awaiting_approval: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Actions of `cluster` with `status` in the last run recorded on `commit`.
+fn last_run_actions(
+    repo: &git2::Repository,
+    commit: &str,
+    cluster: &str,
+    status: &str,
+) -> Vec<String> {
+    let Ok(oid) = Oid::from_str(commit) else {
+        return vec![];
+    };
+    let doc = note::read(repo, oid);
+    let Some(run) = doc["runs"].as_array().and_then(|r| {
+        r.iter().rev().find(|r| {
+            r["clusters"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["name"] == cluster))
+        })
+    }) else {
+        return vec![];
+    };
+    run["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == cluster)
+        .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["status"] == status)
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
+    let repo = opts.open()?;
+    let head = repo.commit(head)?.id;
+    let state = State::load(&opts.state_dir(&repo))?;
+    Ok(state
+        .clusters
+        .iter()
+        .map(|(name, c)| {
+            let attempted = c.last_attempted.clone().unwrap_or_default();
+            let awaiting_approval =
+                last_run_actions(repo.git(), &attempted, name, "awaiting-approval");
+            let failed = last_run_actions(repo.git(), &attempted, name, "failed");
+            let state = if !failed.is_empty() {
+                "failed"
+            } else if !awaiting_approval.is_empty() {
+                "awaiting-approval"
+            } else if c.last_applied.as_deref() == Some(head.as_str()) {
+                "in-sync"
+            } else {
+                "behind"
+            };
+            ClusterStatus {
+                cluster: name.clone(),
+                last_applied: c.last_applied.clone(),
+                last_attempted: c.last_attempted.clone(),
+                state,
+                awaiting_approval,
+                failed,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    pub commit: String,
+    pub author: String,
+    pub summary: String,
+    /// Seconds since the Unix epoch, when the apply started.
+    pub applied: u64,
+    pub result: String,
+}
+
+/// Apply runs recorded on the ancestors of `head`, newest first; `cluster` filters to runs that
+/// touched it (and reports that cluster's result).
+pub fn history(opts: &RepoOptions, head: &str, cluster: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    let repo = opts.open()?;
+    let mut out = Vec::new();
+    for c in repo.commits_between(None, &repo.commit(head)?.id)? {
+        let git = repo.git();
+        let doc = note::read(git, Oid::from_str(&c.id)?);
+        let author = git
+            .find_commit(Oid::from_str(&c.id)?)
+            .map(|k| k.author().name().unwrap_or("").to_string())
+            .unwrap_or_default();
+        for run in doc["runs"].as_array().into_iter().flatten().rev() {
+            let result = match cluster {
+                None => run["result"].as_str().map(str::to_string),
+                Some(name) => run["clusters"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|x| x["name"] == name))
+                    .and_then(|x| x["result"].as_str().map(str::to_string)),
+            };
+            if let Some(result) = result {
+                out.push(HistoryEntry {
+                    commit: c.id.clone(),
+                    author: author.clone(),
+                    summary: c.summary.clone(),
+                    applied: run["started"].as_u64().unwrap_or(0),
+                    result,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records an approval of `action` on `rev`'s commit. Returns the commit id and whether the
+/// approval is new, and whether the action is held there (per the last apply run).
+pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, bool, bool)> {
+    let repo = opts.open()?;
+    let commit = repo.commit(rev)?.id;
+    let oid = Oid::from_str(&commit)?;
+    let held = note::read(repo.git(), oid)["runs"]
+        .as_array()
+        .and_then(|r| r.last())
+        .is_some_and(|run| {
+            run["clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
+                .any(|a| a["id"] == action && a["status"] == "awaiting-approval")
+        });
+    let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let new = note::approve(
+        repo.git(),
+        oid,
+        Approval {
+            action: action.to_string(),
+            by,
+            at,
+        },
+    )
+    .context("writing the approval note")?;
+    Ok((commit, new, held))
+}
