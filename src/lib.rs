@@ -12,6 +12,7 @@
 //! 5. [`ops`] runs a verb (`plan`, `validate`) over those stages for the CLI.
 
 pub mod cli;
+pub mod config;
 pub mod diff;
 pub mod execute;
 pub mod inventory;

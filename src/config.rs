@@ -1,0 +1,306 @@
+//! `pgitops.toml`: the service configuration. Every setting has a default; `pgitops validate
+//! --config FILE` checks a file. Secrets are never written here: tokens and webhook secrets are
+//! named by environment variable or file.
+//!
+//! ```toml
+//! [repository]
+//! remote = "/srv/git/pigsty.git"   # local path, file://, ssh:// or https://
+//! branch = "main"
+//! inventory = "pigsty.yml"
+//! poll_seconds = 15
+//!
+//! [executor]
+//! ssh_user = "root"
+//! identity = "/etc/pgitops/id_ed25519"
+//! known_hosts = "/etc/pgitops/known_hosts"
+//!
+//! [schedule]
+//! timezone = "UTC"
+//! resync = "0 */30 * * * *"        # cron, with seconds
+//! [[schedule.window]]               # destructive actions only Sundays 02:00-04:00
+//! class = "destructive"
+//! start = "0 0 2 * * Sun"
+//! minutes = 120
+//!
+//! [[reporter]]
+//! kind = "github"                   # github | gitea | gitlab
+//! url = "https://api.github.com"
+//! repo = "acme/pg-inventory"        # gitlab: the project id
+//! token_env = "GITHUB_TOKEN"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub repository: Repository,
+    #[serde(default)]
+    pub state: State,
+    #[serde(default)]
+    pub executor: Executor,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default, rename = "reporter")]
+    pub reporters: Vec<Reporter>,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    /// A local path, `file://`, `ssh://` or `https://` URL.
+    pub remote: String,
+    #[serde(default = "main")]
+    pub branch: String,
+    #[serde(default = "pigsty_yml")]
+    pub inventory: String,
+    #[serde(default = "fifteen")]
+    pub poll_seconds: u64,
+    /// https: a token in this environment variable, or file.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// ssh: the key used to fetch and push.
+    pub ssh_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    #[serde(default = "state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State { dir: state_dir() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Executor {
+    #[serde(default = "native")]
+    pub kind: String,
+    pub ssh_user: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    #[serde(default = "control_dir")]
+    pub control_dir: PathBuf,
+    #[serde(default = "runuser", rename = "become")]
+    pub become_method: String,
+    #[serde(default = "postgres")]
+    pub dbsu: String,
+    #[serde(default = "pg_bin")]
+    pub pg_bin: String,
+    #[serde(default = "socket_dir")]
+    pub socket_dir: String,
+    #[serde(default = "sixty")]
+    pub timeout_seconds: u64,
+    #[serde(default = "eight")]
+    pub concurrency: usize,
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        toml::from_str("").expect("executor defaults")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// IANA time zone of the cron expressions (default UTC).
+    pub timezone: Option<String>,
+    /// Cron expression (with seconds) of full resyncs.
+    pub resync: Option<String>,
+    #[serde(default, rename = "window")]
+    pub windows: Vec<Window>,
+}
+
+/// Actions of `class` run only inside this window: from each `start` for `minutes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub class: String,
+    pub start: String,
+    pub minutes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// `/metrics`, `/healthz`, `POST /hook`.
+    #[serde(default = "listen")]
+    pub listen: String,
+    /// The webhook's HMAC secret, from this environment variable (no hook without it).
+    pub hook_secret_env: Option<String>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http { listen: listen(), hook_secret_env: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reporter {
+    /// `github`, `gitea` or `gitlab`.
+    pub kind: String,
+    /// API base URL, e.g. `https://api.github.com`, `https://gitea.example/api/v1`, `https://gitlab.example/api/v4`.
+    pub url: String,
+    /// `owner/name` (GitHub, Gitea) or the project id (GitLab).
+    pub repo: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+}
+
+fn main() -> String {
+    "main".into()
+}
+fn pigsty_yml() -> String {
+    "pigsty.yml".into()
+}
+fn fifteen() -> u64 {
+    15
+}
+fn sixty() -> u64 {
+    60
+}
+fn eight() -> usize {
+    8
+}
+fn state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/pgitops")
+}
+fn native() -> String {
+    "native".into()
+}
+fn control_dir() -> PathBuf {
+    PathBuf::from("/run/pgitops")
+}
+fn runuser() -> String {
+    "runuser".into()
+}
+fn postgres() -> String {
+    "postgres".into()
+}
+fn pg_bin() -> String {
+    "/usr/lib/postgresql/15/bin".into()
+}
+fn socket_dir() -> String {
+    "/var/run/postgresql".into()
+}
+fn listen() -> String {
+    "127.0.0.1:9187".into()
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let cfg: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        cfg.check().map_err(invalid)?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.repository.remote.trim().is_empty() {
+            return Err("`repository.remote` must name the Git remote".into());
+        }
+        if self.repository.poll_seconds == 0 {
+            return Err("`repository.poll_seconds` must be at least 1".into());
+        }
+        if self.executor.kind != "native" {
+            return Err(format!("`executor.kind = {:?}`: only \"native\" is available in this version", self.executor.kind));
+        }
+        if !["runuser", "sudo", "none"].contains(&self.executor.become_method.as_str()) {
+            return Err("`executor.become` must be runuser, sudo or none".into());
+        }
+        let tz = self.timezone()?;
+        let _ = tz;
+        if let Some(r) = &self.schedule.resync {
+            cron::Schedule::from_str(r).map_err(|e| format!("`schedule.resync`: {e}"))?;
+        }
+        for w in &self.schedule.windows {
+            if !["online", "reload", "restart", "destructive"].contains(&w.class.as_str()) {
+                return Err(format!("`schedule.window.class = {:?}`: expected online, reload, restart or destructive", w.class));
+            }
+            cron::Schedule::from_str(&w.start).map_err(|e| format!("`schedule.window.start` {:?}: {e}", w.start))?;
+            if w.minutes == 0 {
+                return Err("`schedule.window.minutes` must be at least 1".into());
+            }
+        }
+        self.http.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("`http.listen`: {e}"))?;
+        for r in &self.reporters {
+            if !["github", "gitea", "gitlab"].contains(&r.kind.as_str()) {
+                return Err(format!("`reporter.kind = {:?}`: expected github, gitea or gitlab", r.kind));
+            }
+            if r.token_env.is_none() && r.token_file.is_none() {
+                return Err(format!("the {} reporter needs `token_env` or `token_file`", r.kind));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn timezone(&self) -> Result<chrono_tz::Tz, String> {
+        let name = self.schedule.timezone.as_deref().unwrap_or("UTC");
+        name.parse().map_err(|_| format!("`schedule.timezone = {name:?}` is not an IANA time zone"))
+    }
+}
+
+/// Reads a secret from an environment variable or a file (trailing newline trimmed).
+pub fn secret(env: Option<&str>, file: Option<&Path>) -> Option<String> {
+    if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
+        return Some(v);
+    }
+    file.and_then(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn defaults_and_checks() {
+        let c = parse("[repository]\nremote = '/srv/git/p.git'\n").unwrap();
+        assert_eq!((c.repository.branch.as_str(), c.repository.poll_seconds, c.executor.concurrency), ("main", 15, 8));
+        assert!(parse("[repository]\nremote = 'x'\n[executor]\nkind = 'pigsty'\n").unwrap_err().contains("only \"native\""));
+        assert!(parse("[repository]\nremote = 'x'\nbogus = 1\n").unwrap_err().contains("unknown field"));
+        assert!(parse("[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Mars/Olympus'\n").unwrap_err().contains("time zone"));
+        assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'destructive'\nstart = 'nope'\nminutes = 5\n").is_err());
+        assert!(parse("[repository]\nremote = 'x'\n[[reporter]]\nkind = 'github'\nurl = 'u'\nrepo = 'a/b'\n").unwrap_err().contains("token"));
+        let ok = "[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\n[[schedule.window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n";
+        assert_eq!(parse(ok).unwrap().schedule.windows.len(), 1);
+    }
+}
