@@ -37,7 +37,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -154,7 +157,10 @@ pub struct Http {
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: listen(), hook_secret_env: None }
+        Http {
+            listen: listen(),
+            hook_secret_env: None,
+        }
     }
 }
 
@@ -221,8 +227,14 @@ fn listen() -> String {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         let cfg: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         cfg.check().map_err(invalid)?;
         Ok(cfg)
@@ -236,7 +248,10 @@ impl Config {
             return Err("`repository.poll_seconds` must be at least 1".into());
         }
         if self.executor.kind != "native" {
-            return Err(format!("`executor.kind = {:?}`: only \"native\" is available in this version", self.executor.kind));
+            return Err(format!(
+                "`executor.kind = {:?}`: only \"native\" is available in this version",
+                self.executor.kind
+            ));
         }
         if !["runuser", "sudo", "none"].contains(&self.executor.become_method.as_str()) {
             return Err("`executor.become` must be runuser, sudo or none".into());
@@ -250,18 +265,28 @@ impl Config {
             if !["online", "reload", "restart", "destructive"].contains(&w.class.as_str()) {
                 return Err(format!("`schedule.window.class = {:?}`: expected online, reload, restart or destructive", w.class));
             }
-            cron::Schedule::from_str(&w.start).map_err(|e| format!("`schedule.window.start` {:?}: {e}", w.start))?;
+            cron::Schedule::from_str(&w.start)
+                .map_err(|e| format!("`schedule.window.start` {:?}: {e}", w.start))?;
             if w.minutes == 0 {
                 return Err("`schedule.window.minutes` must be at least 1".into());
             }
         }
-        self.http.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("`http.listen`: {e}"))?;
+        self.http
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("`http.listen`: {e}"))?;
         for r in &self.reporters {
             if !["github", "gitea", "gitlab"].contains(&r.kind.as_str()) {
-                return Err(format!("`reporter.kind = {:?}`: expected github, gitea or gitlab", r.kind));
+                return Err(format!(
+                    "`reporter.kind = {:?}`: expected github, gitea or gitlab",
+                    r.kind
+                ));
             }
             if r.token_env.is_none() && r.token_file.is_none() {
-                return Err(format!("the {} reporter needs `token_env` or `token_file`", r.kind));
+                return Err(format!(
+                    "the {} reporter needs `token_env` or `token_file`",
+                    r.kind
+                ));
             }
         }
         Ok(())
@@ -269,7 +294,8 @@ impl Config {
 
     pub fn timezone(&self) -> Result<chrono_tz::Tz, String> {
         let name = self.schedule.timezone.as_deref().unwrap_or("UTC");
-        name.parse().map_err(|_| format!("`schedule.timezone = {name:?}` is not an IANA time zone"))
+        name.parse()
+            .map_err(|_| format!("`schedule.timezone = {name:?}` is not an IANA time zone"))
     }
 }
 
@@ -278,7 +304,8 @@ pub fn secret(env: Option<&str>, file: Option<&Path>) -> Option<String> {
     if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
         return Some(v);
     }
-    file.and_then(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim_end().to_string())
+    file.and_then(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim_end().to_string())
 }
 
 #[cfg(test)]
@@ -294,12 +321,33 @@ mod tests {
     #[test]
     fn defaults_and_checks() {
         let c = parse("[repository]\nremote = '/srv/git/p.git'\n").unwrap();
-        assert_eq!((c.repository.branch.as_str(), c.repository.poll_seconds, c.executor.concurrency), ("main", 15, 8));
-        assert!(parse("[repository]\nremote = 'x'\n[executor]\nkind = 'pigsty'\n").unwrap_err().contains("only \"native\""));
-        assert!(parse("[repository]\nremote = 'x'\nbogus = 1\n").unwrap_err().contains("unknown field"));
-        assert!(parse("[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Mars/Olympus'\n").unwrap_err().contains("time zone"));
+        assert_eq!(
+            (
+                c.repository.branch.as_str(),
+                c.repository.poll_seconds,
+                c.executor.concurrency
+            ),
+            ("main", 15, 8)
+        );
+        assert!(
+            parse("[repository]\nremote = 'x'\n[executor]\nkind = 'pigsty'\n")
+                .unwrap_err()
+                .contains("only \"native\"")
+        );
+        assert!(parse("[repository]\nremote = 'x'\nbogus = 1\n")
+            .unwrap_err()
+            .contains("unknown field"));
+        assert!(
+            parse("[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Mars/Olympus'\n")
+                .unwrap_err()
+                .contains("time zone")
+        );
         assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'destructive'\nstart = 'nope'\nminutes = 5\n").is_err());
-        assert!(parse("[repository]\nremote = 'x'\n[[reporter]]\nkind = 'github'\nurl = 'u'\nrepo = 'a/b'\n").unwrap_err().contains("token"));
+        assert!(parse(
+            "[repository]\nremote = 'x'\n[[reporter]]\nkind = 'github'\nurl = 'u'\nrepo = 'a/b'\n"
+        )
+        .unwrap_err()
+        .contains("token"));
         let ok = "[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\n[[schedule.window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n";
         assert_eq!(parse(ok).unwrap().schedule.windows.len(), 1);
     }

@@ -87,12 +87,14 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         socket_dir: a.socket_dir,
         timeout,
         concurrency: a.concurrency,
+        ..ExecConfig::default()
     };
     let done = run_apply(
         opts,
         ApplyOptions {
             range: a.range,
             cluster: a.cluster,
+            skip: Default::default(),
             dry_run: a.dry_run,
             exec,
             runner,

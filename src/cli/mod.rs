@@ -79,6 +79,11 @@ enum Command {
         /// The action id, e.g. `pg-meta/database/meta2/drop`.
         action: String,
     },
+    /// Run the sync service: pull, apply what changed, report on the commits.
+    Serve {
+        #[arg(long, default_value = "/etc/pgitops/pgitops.toml")]
+        config: PathBuf,
+    },
     /// Check the inventory of a revision (default HEAD).
     Validate {
         rev: Option<String>,
@@ -105,6 +110,7 @@ pub fn main() -> ExitCode {
             exit_code,
         } => plan(&opts, range.as_deref(), output, exit_code),
         Command::Apply(args) => apply::apply(&opts, *args),
+        Command::Serve { config } => crate::daemon::serve(&config).map(|()| EXIT_OK),
         Command::Status { output } => records::status(&opts, "HEAD", output),
         Command::History { cluster, output } => {
             records::history(&opts, "HEAD", cluster.as_deref(), output)

@@ -57,6 +57,10 @@ pub struct ExecConfig {
     pub timeout: Duration,
     /// Clusters applied at once.
     pub concurrency: usize,
+    /// Classes outside their allowed window now: such actions wait.
+    pub closed_classes: std::collections::BTreeSet<crate::plan::Class>,
+    /// Set on shutdown: running steps finish, no new action starts.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for ExecConfig {
@@ -68,6 +72,8 @@ impl Default for ExecConfig {
             socket_dir: "/var/run/postgresql".into(),
             timeout: Duration::from_secs(60),
             concurrency: 8,
+            closed_classes: Default::default(),
+            stop: Default::default(),
         }
     }
 }
@@ -84,8 +90,10 @@ pub enum Status {
     Manual,
     /// Not something the native executor does (bootstrap, node, etcd, redis, ...).
     NotNative,
-    /// Not run because an earlier action of the same cluster failed.
+    /// Not run because an earlier action of the same cluster failed, or on shutdown.
     Skipped,
+    /// Its class is outside the allowed window now (`[[schedule.window]]`).
+    AwaitingWindow,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,8 +171,28 @@ pub async fn run(
             let mut failed = false;
             for (i, a) in actions {
                 let started = Instant::now();
-                let mut r = if failed {
+                let stopping = cfg.stop.load(std::sync::atomic::Ordering::SeqCst);
+                let mut r = if stopping {
+                    result(
+                        &a,
+                        Status::Skipped,
+                        "not run: pgitops is shutting down",
+                        vec![],
+                    )
+                } else if failed {
                     skipped(&a)
+                } else if cfg.closed_classes.contains(&a.class)
+                    && a.approval != crate::plan::Approval::Required
+                {
+                    result(
+                        &a,
+                        Status::AwaitingWindow,
+                        format!(
+                            "waits for the allowed window of {} actions",
+                            a.class.as_str()
+                        ),
+                        vec![],
+                    )
                 } else {
                     native::apply(&ctx, &a).await
                 };

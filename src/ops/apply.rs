@@ -21,6 +21,8 @@ use crate::report::state::State;
 pub struct ApplyOptions {
     pub range: Option<String>,
     pub cluster: Option<String>,
+    /// Clusters left out of this run (the daemon's backoff).
+    pub skip: BTreeSet<String>,
     pub dry_run: bool,
     pub exec: ExecConfig,
     pub runner: Runner,
@@ -47,7 +49,7 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
     let mut state = State::load(&state_dir)?;
     let (from_rev, to_rev) = parse_range(ao.range.as_deref())?;
     let to = repo.commit(&to_rev)?;
-    let keep = |c: &str| ao.cluster.as_deref().is_none_or(|want| want == c);
+    let keep = |c: &str| ao.cluster.as_deref().is_none_or(|want| want == c) && !ao.skip.contains(c);
     // Group clusters by the commit they were last applied at.
     let mut groups: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
     let explicit = match from_rev {
@@ -86,11 +88,30 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
         }
         runs.push(run);
     }
-    if ao.dry_run || runs.iter().any(|r| !r.errors.is_empty()) {
+    if ao.dry_run {
         return Ok(Applied {
             runs,
             results: vec![],
             note: None,
+        });
+    }
+    if runs.iter().any(|r| !r.errors.is_empty()) {
+        // Refused whole: nothing runs; the commit's note says why (file, line, column).
+        let mut run = note_of(&runs, &[], &to.id, started);
+        run.result = "invalid";
+        run.errors = runs
+            .iter()
+            .flat_map(|r| r.errors.iter().map(|e| e.to_string()))
+            .collect();
+        note::append(repo.git(), &run).context("writing the git note")?;
+        for c in state.clusters.values_mut() {
+            c.last_attempted = Some(to.id.clone());
+        }
+        state.save(&state_dir)?;
+        return Ok(Applied {
+            runs,
+            results: vec![],
+            note: Some(run),
         });
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -177,7 +198,12 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
     let verdict = |rs: &[ActionResult]| {
         if rs.iter().any(|r| r.status == Status::Failed) {
             "failure"
-        } else if rs.iter().any(|r| r.status == Status::AwaitingApproval) {
+        } else if rs.iter().any(|r| {
+            matches!(
+                r.status,
+                Status::AwaitingApproval | Status::AwaitingWindow | Status::Skipped
+            )
+        }) {
             "pending"
         } else if rs.is_empty() {
             "no-change"
@@ -205,5 +231,6 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
         ms: started.elapsed().as_millis() as u64,
         result: verdict(results),
         clusters,
+        errors: vec![],
     }
 }

@@ -163,5 +163,11 @@ pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, b
         },
     )
     .context("writing the approval note")?;
+    // Share it: the service picks approvals up from the remote's notes.
+    if let Ok(origin) = repo.git().find_remote("origin") {
+        let url = origin.url().unwrap_or("origin").to_string();
+        crate::source::remote::sync_notes(repo.git(), &url, &Default::default())
+            .context("pushing the approval note to origin")?;
+    }
     Ok((commit, new, held))
 }

@@ -3,5 +3,6 @@
 //! prunes them); [`note`] writes each run as a git note under `refs/notes/pgitops` on the
 //! applied commit. Neither ever holds a password.
 
+pub mod forge;
 pub mod note;
 pub mod state;

@@ -24,9 +24,13 @@ pub struct Run {
     /// Seconds since the Unix epoch.
     pub started: u64,
     pub ms: u64,
-    /// `success`, `no-change`, `pending` (actions await approval), or `failure`.
+    /// `success`, `no-change`, `pending` (actions await approval or a window), `failure`, or
+    /// `invalid` (the inventory was refused: nothing applied).
     pub result: &'static str,
     pub clusters: Vec<ClusterRecord>,
+    /// Why the inventory was refused: `file:line:column: message`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// The note document on `commit` (`{"runs": [...], "approvals": [...]}`), empty if none.
@@ -60,6 +64,7 @@ pub fn append(repo: &Repository, run: &Run) -> Result<(), git2::Error> {
         .as_array_mut()
         .expect("read() makes it a list")
         .push(serde_json::to_value(run).expect("run serializes"));
+    doc["status"] = serde_json::json!(run.result);
     write(repo, oid, &doc)
 }
 
@@ -94,4 +99,40 @@ pub fn approvals(repo: &Repository, commit: Oid) -> Vec<String> {
         .flatten()
         .filter_map(|a| a["action"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Merges two note documents: runs and approvals of both, each once, in order.
+pub fn merge_docs(theirs: &str, ours: &str) -> String {
+    let parse = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t).unwrap_or_else(|_| serde_json::json!({}))
+    };
+    let (mut a, b) = (parse(theirs), parse(ours));
+    for key in ["runs", "approvals"] {
+        let mut list = a[key].as_array().cloned().unwrap_or_default();
+        for item in b[key].as_array().into_iter().flatten() {
+            if !list.contains(item) {
+                list.push(item.clone());
+            }
+        }
+        a[key] = serde_json::Value::Array(list);
+    }
+    if let Some(status) = b.get("status") {
+        a["status"] = status.clone();
+    }
+    serde_json::to_string_pretty(&a).expect("note serializes")
+}
+
+/// Marks `commit` as being applied (`"status": "pending"`).
+pub fn mark_pending(repo: &Repository, commit: Oid) -> Result<(), git2::Error> {
+    let mut doc = read(repo, commit);
+    doc["status"] = serde_json::json!("pending");
+    write(repo, commit, &doc)
+}
+
+/// Marks an intermediate commit as superseded by the cumulative apply of `by`.
+pub fn mark_superseded(repo: &Repository, commit: Oid, by: &str) -> Result<(), git2::Error> {
+    let mut doc = read(repo, commit);
+    doc["status"] = serde_json::json!("superseded");
+    doc["superseded_by"] = serde_json::json!(by);
+    write(repo, commit, &doc)
 }

@@ -3,8 +3,10 @@
 mod apply_instances;
 mod apply_objects;
 mod corpus;
+mod forge;
 mod harness;
 mod plan_props;
 mod plan_rows;
 mod records;
+mod serve;
 mod support;

@@ -1,0 +1,72 @@
+//! Allowed windows per action class (`[[schedule.window]]`): a class with windows may run only
+//! from one of its `start` times (cron, in the configured time zone) for `minutes`. Pure.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::plan::Class;
+
+fn class(name: &str) -> Option<Class> {
+    Some(match name {
+        "online" => Class::Online,
+        "reload" => Class::Reload,
+        "restart" => Class::Restart,
+        "destructive" => Class::Destructive,
+        _ => return None,
+    })
+}
+
+/// Classes that have windows and are outside all of them at `now`.
+pub fn closed_classes(cfg: &Config, now: DateTime<Utc>) -> BTreeSet<Class> {
+    let Ok(tz) = cfg.timezone() else {
+        return BTreeSet::new();
+    };
+    let mut with_windows = BTreeSet::new();
+    let mut open = BTreeSet::new();
+    for w in &cfg.schedule.windows {
+        let (Some(c), Ok(schedule)) = (class(&w.class), cron::Schedule::from_str(&w.start)) else {
+            continue;
+        };
+        with_windows.insert(c);
+        let length = Duration::minutes(w.minutes as i64);
+        // Open if a start lies in (now - length, now].
+        let since = (now - length).with_timezone(&tz);
+        if schedule
+            .after(&since)
+            .next()
+            .is_some_and(|start| start.with_timezone(&Utc) <= now)
+        {
+            open.insert(c);
+        }
+    }
+    with_windows.difference(&open).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_open_and_close() {
+        let cfg: Config = toml::from_str(
+            "[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Europe/Berlin'\n[[schedule.window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n",
+        )
+        .unwrap();
+        // Sunday 2026-11-29 02:30 in Berlin is 01:30 UTC
+        let inside: DateTime<Utc> = "2026-11-29T01:30:00Z".parse().unwrap();
+        let after: DateTime<Utc> = "2026-11-29T03:30:00Z".parse().unwrap();
+        let monday: DateTime<Utc> = "2026-11-30T01:30:00Z".parse().unwrap();
+        assert!(closed_classes(&cfg, inside).is_empty());
+        assert_eq!(
+            closed_classes(&cfg, after),
+            BTreeSet::from([Class::Destructive])
+        );
+        assert_eq!(
+            closed_classes(&cfg, monday),
+            BTreeSet::from([Class::Destructive])
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! Forge commit statuses: the optional reporters that mark a commit on GitHub, Gitea/Forgejo or
+//! GitLab with `pgitops` (aggregate) and `pgitops/<cluster>` statuses.
+//!
+//! In: one [`crate::config::Reporter`] (kind, API base URL, repository, where the token lives)
+//! and a [`Status`] (sha, context, state, description, link). Out: one HTTP `POST` to the
+//! forge's commit-status endpoint, `Ok(())` or a [`ForgeError`] that names the forge, the sha and
+//! the HTTP status. The code is blocking (ureq); the daemon calls it from a blocking task so a
+//! slow forge never holds up an apply. Each request has a 10 s budget;
+//! [`Reporter::post_with_retry`] backs off exponentially (or as long as a `Retry-After` asks, up
+//! to 60 s) on network errors, 5xx and 429, and gives up at once on any other 4xx, which a retry
+//! cannot fix. Loopback forges are never reached through the environment's proxy.
+//!
+//! The token is read once by [`Reporter::from_config`] and only ever written into a request
+//! header: it is absent from `Debug`, from every error and from the logs, and it is cut out of
+//! descriptions and of any response body quoted in an error.
+//!
+//! GitLab refuses to post the state a status already has (HTTP 400 `Cannot transition status via
+//! :run from :running`). pgitops reposts statuses after restarts and retries, so that answer is
+//! taken as success when the `from` state is the very state being posted; a 400 naming another
+//! `from` state is a real conflict and stays an error.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Longest description any of the forges accepts (GitHub's limit), in characters.
+pub const MAX_DESCRIPTION: usize = 140;
+const TIMEOUT: Duration = Duration::from_secs(10);
+const USER_AGENT: &str = concat!("pgitops/", env!("CARGO_PKG_VERSION"));
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The state of one status. GitLab has no "pending" that can later turn into a result, so
+/// [`State::Pending`] is sent to GitLab as `running` and [`State::Failure`] as `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Success,
+    Failure,
+}
+
+/// One status for one commit.
+#[derive(Debug, Clone)]
+pub struct Status<'a> {
+    pub sha: &'a str,
+    /// `pgitops` (aggregate) or `pgitops/<cluster>`.
+    pub context: String,
+    pub state: State,
+    /// Cut to [`MAX_DESCRIPTION`] characters when sent.
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    GitHub,
+    Gitea,
+    GitLab,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::GitHub => "github",
+            Kind::Gitea => "gitea",
+            Kind::GitLab => "gitlab",
+        }
+    }
+}
+
+/// Why a status could not be posted. No variant ever holds the token.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    #[error("reporter kind `{0}` is not one of github, gitea, gitlab")]
+    UnknownKind(String),
+    #[error("{forge} reporter: repo `{repo}` must be `owner/name`")]
+    BadRepo { forge: &'static str, repo: String },
+    #[error("{forge} reporter for `{repo}`: no token ({hint})")]
+    MissingToken {
+        forge: &'static str,
+        repo: String,
+        hint: String,
+    },
+    #[error("{forge} status for {sha}: HTTP {status}: {body}")]
+    Http {
+        forge: &'static str,
+        sha: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{forge} status for {sha}: {error}")]
+    Network {
+        forge: &'static str,
+        sha: String,
+        error: String,
+    },
+}
+
+impl ForgeError {
+    /// Network errors, 5xx and 429 may go away on their own; anything else will not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ForgeError::Network { .. } => true,
+            ForgeError::Http { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// One configured forge, ready to post statuses.
+pub struct Reporter {
+    kind: Kind,
+    base: String,
+    repo: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("kind", &self.kind.name())
+            .field("base", &self.base)
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reporter {
+    /// Checks the configuration and reads the token (from `token_env`, else `token_file`).
+    pub fn from_config(cfg: &crate::config::Reporter) -> Result<Reporter, ForgeError> {
+        let kind = match cfg.kind.to_ascii_lowercase().as_str() {
+            "github" => Kind::GitHub,
+            "gitea" | "forgejo" => Kind::Gitea,
+            "gitlab" => Kind::GitLab,
+            _ => return Err(ForgeError::UnknownKind(cfg.kind.clone())),
+        };
+        let (forge, repo) = (kind.name(), cfg.repo.trim().to_string());
+        let parts: Vec<&str> = repo.split('/').collect();
+        let owner_name = parts.len() == 2 && parts.iter().all(|p| !p.is_empty());
+        if repo.is_empty() || (kind != Kind::GitLab && !owner_name) {
+            return Err(ForgeError::BadRepo { forge, repo });
+        }
+        let (env, file) = (cfg.token_env.as_deref(), cfg.token_file.as_deref());
+        let Some(token) = crate::config::secret(env, file).filter(|t| !t.trim().is_empty()) else {
+            let hint = match (env, file) {
+                (None, None) => "set token_env or token_file".to_string(),
+                _ => format!("token_env {env:?} unset or empty, token_file {file:?} unreadable"),
+            };
+            return Err(ForgeError::MissingToken { forge, repo, hint });
+        };
+        let base = cfg.url.trim_end_matches('/').to_string();
+        Ok(Reporter {
+            kind,
+            agent: agent(&base),
+            base,
+            repo,
+            token,
+        })
+    }
+
+    /// The forge kind: `github`, `gitea` or `gitlab`.
+    pub fn forge(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// Posts one status, one attempt.
+    pub fn post(&self, status: &Status) -> Result<(), ForgeError> {
+        self.attempt(status).map_err(|(e, _)| e)
+    }
+
+    /// Posts one status, trying up to `attempts` times. Network errors, 5xx and 429 are retried
+    /// after `first_backoff`, doubling each time (or after the forge's `Retry-After`, if longer,
+    /// capped at 60 s); other errors are returned at once.
+    pub fn post_with_retry(
+        &self,
+        status: &Status,
+        attempts: u32,
+        first_backoff: Duration,
+    ) -> Result<(), ForgeError> {
+        let mut backoff = first_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.attempt(status) {
+                Err((e, retry_after)) if e.is_retryable() && attempt < attempts.max(1) => {
+                    let (forge, sha) = (self.forge(), status.sha);
+                    tracing::warn!(forge, sha, attempt, error = %e, "commit status failed, retrying");
+                    let wait = backoff.max(retry_after.unwrap_or_default());
+                    std::thread::sleep(wait.min(MAX_BACKOFF));
+                    backoff = backoff.saturating_mul(2);
+                    attempt += 1;
+                }
+                result => return result.map_err(|(e, _)| e),
+            }
+        }
+    }
+
+    /// One request; on failure also the delay the forge asked for (`Retry-After` in seconds).
+    fn attempt(&self, status: &Status) -> Result<(), (ForgeError, Option<Duration>)> {
+        let (forge, sha) = (self.forge(), status.sha.to_string());
+        let request = self
+            .agent
+            .post(self.url(status.sha))
+            .header("User-Agent", USER_AGENT);
+        let request = match self.kind {
+            Kind::GitHub => request
+                .header("Authorization", format!("Bearer {}", self.token))
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28"),
+            Kind::Gitea => request.header("Authorization", format!("token {}", self.token)),
+            Kind::GitLab => request.header("PRIVATE-TOKEN", self.token.as_str()),
+        };
+        let body = self.body(status).to_string();
+        let sent = request.content_type("application/json").send(body);
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                let error = self.redact(&e.to_string());
+                return Err((ForgeError::Network { forge, sha, error }, None));
+            }
+        };
+        let code = response.status().as_u16();
+        let context = &status.context;
+        if (200..300).contains(&code) {
+            tracing::debug!(forge, sha, context, "posted commit status");
+            return Ok(());
+        }
+        let retry_after = response.headers().get("retry-after");
+        let retry_after = retry_after.and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        let reader = response.body_mut().with_config().limit(64 * 1024);
+        let text = reader.read_to_string().unwrap_or_default();
+        let state = gitlab_state(status.state);
+        if self.kind == Kind::GitLab && code == 400 && gitlab_already_in(&text, state) {
+            tracing::debug!(
+                sha,
+                context,
+                state,
+                "gitlab commit status already in this state"
+            );
+            return Ok(());
+        }
+        let body = cut(&self.redact(text.trim()), 300);
+        let error = ForgeError::Http {
+            forge,
+            sha,
+            status: code,
+            body,
+        };
+        Err((error, retry_after.map(Duration::from_secs)))
+    }
+
+    fn url(&self, sha: &str) -> String {
+        let (base, sha) = (&self.base, encode_segment(sha));
+        match self.kind {
+            Kind::GitHub | Kind::Gitea => {
+                let repo: Vec<String> = self.repo.split('/').map(encode_segment).collect();
+                format!("{base}/repos/{}/statuses/{sha}", repo.join("/"))
+            }
+            Kind::GitLab => format!(
+                "{base}/projects/{}/statuses/{sha}",
+                encode_segment(&self.repo)
+            ),
+        }
+    }
+
+    fn body(&self, status: &Status) -> Value {
+        let description = cut_description(&self.redact(&status.description));
+        let mut body = match self.kind {
+            Kind::GitHub | Kind::Gitea => json!({
+                "state": match status.state {
+                    State::Pending => "pending",
+                    State::Success => "success",
+                    State::Failure => "failure",
+                },
+                "context": status.context,
+                "description": description,
+            }),
+            Kind::GitLab => json!({
+                "state": gitlab_state(status.state),
+                "name": status.context,
+                "description": description,
+            }),
+        };
+        if let Some(url) = &status.target_url {
+            body["target_url"] = Value::String(url.clone());
+        }
+        body
+    }
+
+    fn redact(&self, text: &str) -> String {
+        text.replace(self.token.as_str(), "[redacted]")
+    }
+}
+
+/// A description cut to at most [`MAX_DESCRIPTION`] characters, ending with `…` when cut.
+pub fn cut_description(text: &str) -> String {
+    cut(text, MAX_DESCRIPTION)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn gitlab_state(state: State) -> &'static str {
+    match state {
+        State::Pending => "running",
+        State::Success => "success",
+        State::Failure => "failed",
+    }
+}
+
+/// True when a GitLab 400 body says the status cannot transition because it already is `state`
+/// (`Cannot transition status via :run from :running ...`).
+fn gitlab_already_in(body: &str, state: &str) -> bool {
+    let rest = body.split("Cannot transition status").nth(1).unwrap_or("");
+    let from = rest.split(" from :").nth(1).unwrap_or("");
+    from.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .next()
+        == Some(state)
+}
+
+/// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay as they are), so
+/// that a GitLab project path `group/project` becomes `group%2Fproject`.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A ureq agent with a 10 s budget per request, error statuses returned as responses, no
+/// redirects (a moved API endpoint is a configuration error), and the environment's proxy,
+/// except for loopback forges, which are never reached through a proxy.
+fn agent(base: &str) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0);
+    if is_loopback(base) {
+        config = config.proxy(None);
+    }
+    config.build().into()
+}
+
+fn is_loopback(url: &str) -> bool {
+    let uri = url.parse::<ureq::http::Uri>().ok();
+    let host = uri.as_ref().and_then(|u| u.host()).unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse().is_ok_and(|ip: IpAddr| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_cut_on_char_boundaries() {
+        let exact = "é".repeat(MAX_DESCRIPTION);
+        assert_eq!(cut_description(&exact), exact);
+        let cut = cut_description(&format!("{exact}é"));
+        assert_eq!(cut.chars().count(), MAX_DESCRIPTION);
+        assert_eq!(cut, format!("{}…", "é".repeat(MAX_DESCRIPTION - 1)));
+        assert_eq!(
+            encode_segment("group/sub proj~a.b_c-d"),
+            "group%2Fsub%20proj~a.b_c-d"
+        );
+    }
+
+    #[test]
+    fn gitlab_repeat_of_the_same_state_is_recognised() {
+        let running = r#"{"message":"Cannot transition status via :run from :running (Reason(s): Status cannot transition via \"run\")"}"#;
+        let other = r#"{"message":"Cannot transition status via :run from :success"}"#;
+        let plain = "Cannot transition status via :success from :success";
+        assert!(gitlab_already_in(running, "running") && gitlab_already_in(plain, "success"));
+        assert!(!gitlab_already_in(running, "success") && !gitlab_already_in(other, "running"));
+        assert!(!gitlab_already_in(
+            r#"{"message":"ref is missing"}"#,
+            "running"
+        ));
+    }
+
+    #[test]
+    fn only_network_errors_5xx_and_429_are_retried() {
+        let (forge, sha, error) = ("github", String::new(), String::new());
+        let http = |status| ForgeError::Http {
+            forge,
+            sha: "a".into(),
+            status,
+            body: "".into(),
+        };
+        assert!([500, 503, 429]
+            .map(http)
+            .iter()
+            .all(ForgeError::is_retryable));
+        assert!(![400, 404, 422]
+            .map(http)
+            .iter()
+            .any(ForgeError::is_retryable));
+        assert!(ForgeError::Network { forge, sha, error }.is_retryable());
+    }
+
+    #[test]
+    fn loopback_forges_bypass_the_proxy() {
+        let loopback = [
+            "http://127.0.0.1:8080/api/v1",
+            "http://127.9.1.2",
+            "http://[::1]:3/x",
+        ];
+        assert!(loopback.iter().all(|url| is_loopback(url)) && is_loopback("http://LOCALHOST"));
+        assert!(
+            !is_loopback("https://api.github.com") && !is_loopback("https://gitlab.com/api/v4")
+        );
+    }
+}

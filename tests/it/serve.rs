@@ -1,0 +1,235 @@
+//! `pgitops serve` as a real process: a bare remote on disk, pushes from a work repository, real
+//! nodes. Asserts the users in the catalogs and the notes the service pushes to the remote.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::support::fleet::{push, Fleet};
+use crate::support::to_yaml;
+
+struct Service {
+    child: Child,
+    remote: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Service {
+    /// A bare remote holding the fleet repository's history, and the service watching it.
+    fn start(f: &Fleet) -> Service {
+        let remote = tempfile::tempdir().unwrap();
+        git2::Repository::init_bare(remote.path()).unwrap();
+        let state = tempfile::Builder::new()
+            .prefix("pgs")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let port = free_port();
+        let cfg = format!(
+            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            remote.path(),
+            state.path(),
+            f.nodes.identity(),
+            f.nodes.known_hosts(),
+            f.nodes.ssh_config(),
+            state.path().join("ctl"),
+        );
+        let cfg_path = state.path().join("pgitops.toml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let svc = Service {
+            child: Command::new(env!("CARGO_BIN_EXE_pgitops"))
+                .args(["serve", "--config"])
+                .arg(&cfg_path)
+                .spawn()
+                .unwrap(),
+            remote,
+            _state: state,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the service did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        svc
+    }
+
+    /// Pushes the work repository's HEAD to the remote's `main`.
+    fn push(&self, f: &Fleet) {
+        let repo = git2::Repository::open(f.repo.path()).unwrap();
+        let mut remote = repo
+            .remote_anonymous(self.remote.path().to_str().unwrap())
+            .unwrap();
+        remote.push(&["+HEAD:refs/heads/main"], None).unwrap();
+    }
+
+    /// The note the service pushed for `commit`, once its status is final.
+    fn final_note(&self, commit: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let repo = git2::Repository::open_bare(self.remote.path()).unwrap();
+            let note = repo
+                .find_note(
+                    Some("refs/notes/pgitops"),
+                    git2::Oid::from_str(commit).unwrap(),
+                )
+                .ok();
+            if let Some(doc) = note
+                .and_then(|n| serde_json::from_str::<serde_json::Value>(n.message().unwrap()).ok())
+            {
+                if doc["status"] != "pending" && !doc["status"].is_null() {
+                    return doc;
+                }
+            }
+            assert!(Instant::now() < deadline, "no final note on {commit}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+#[test]
+fn pushed_commits_are_applied_and_noted_on_the_remote() {
+    let f = Fleet::new(&["127.0.42.11", "127.0.42.12"]);
+    let mut v = f.inventory();
+    let base = f.commit(&v, "base");
+    let svc = Service::start(&f);
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+
+    // a pushed commit adding a user: applied within the watch's reach, noted as success
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: pushed_user, password: 'Pushed.Pass' }",
+    );
+    let add = f.commit(&v, "add pushed_user");
+    let t = Instant::now();
+    svc.push(&f);
+    assert_eq!(svc.final_note(&add)["status"], "success");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the file-system watch triggered the apply (poll is 60 s)"
+    );
+    f.primary()
+        .login("pushed_user", "Pushed.Pass", "postgres")
+        .expect("the pushed user exists");
+
+    // broken YAML: refused whole with file:line, nothing applied; the next commit applies
+    f.repo.write("pigsty.yml", &(to_yaml(&v) + "  broken: [\n"));
+    let broken = f.repo.commit("broken");
+    svc.push(&f);
+    let note = svc.final_note(&broken);
+    assert_eq!(note["status"], "invalid", "{note:#}");
+    assert!(
+        note["runs"][0]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("pigsty.yml:"),
+        "{note:#}"
+    );
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: after_fix, password: 'After.Fix' }",
+    );
+    let fixed = f.commit(&v, "fixed");
+    svc.push(&f);
+    assert_eq!(svc.final_note(&fixed)["status"], "success");
+    f.primary()
+        .login("after_fix", "After.Fix", "postgres")
+        .expect("the fixed commit applied");
+
+    // three commits pushed at once: one apply, two superseded notes
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        push(
+            &mut v,
+            "pg_users",
+            &format!("{{ name: burst_{i}, password: 'Burst.{i}' }}"),
+        );
+        ids.push(f.commit(&v, &format!("burst {i}")));
+    }
+    svc.push(&f);
+    assert_eq!(svc.final_note(&ids[2])["status"], "success");
+    for id in &ids[..2] {
+        let note = svc.final_note(id);
+        assert_eq!(
+            (note["status"].as_str(), note["superseded_by"].as_str()),
+            (Some("superseded"), Some(ids[2].as_str())),
+            "{note:#}"
+        );
+    }
+    assert_eq!(
+        f.primary().sql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'burst%'"
+        ),
+        "3"
+    );
+
+    // health and metrics
+    assert!(svc.get("/healthz").contains("200 OK"));
+    let metrics = svc.get("/metrics");
+    assert!(
+        metrics.contains("pgitops_cluster_last_applied_timestamp_seconds{cluster=\"pg-t\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pgitops_merge_to_applied_seconds_count"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_service_cleanly_and_a_second_instance_is_refused() {
+    let f = Fleet::new(&["127.0.43.11"]);
+    let v = f.inventory();
+    let base = f.commit(&v, "base");
+    let mut svc = Service::start(&f);
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+    // one active instance per state directory
+    let cfg = svc._state.path().join("pgitops.toml");
+    let second = Command::new(env!("CARGO_BIN_EXE_pgitops"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another pgitops already runs"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    // SIGTERM: exit 0
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) };
+    let status = svc.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
