@@ -10,6 +10,7 @@
 
 mod http;
 mod lock;
+mod statuses;
 mod window;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
         backoff: BTreeMap::new(),
         last_head: read_head(&cfg),
         last_notes: None,
+        statuses: statuses::Statuses::new(&cfg),
     };
     loop {
         let wait = svc
@@ -198,6 +200,7 @@ struct Service<'a> {
     backoff: BTreeMap<String, Backoff>,
     last_head: Option<String>,
     last_notes: Option<git2::Oid>,
+    statuses: statuses::Statuses,
 }
 
 impl Service<'_> {
@@ -237,6 +240,7 @@ impl Service<'_> {
             return Ok(());
         }
         note::mark_pending(git, git2::Oid::from_str(&newest)?)?;
+        self.statuses.pending(&newest);
         let skip = self
             .backoff
             .iter()
@@ -264,6 +268,7 @@ impl Service<'_> {
                 .filter(|c| c.id != newest)
             {
                 note::mark_superseded(git, git2::Oid::from_str(&c.id)?, &newest)?;
+                self.statuses.superseded(&c.id, &newest);
             }
         }
         self.last_head = Some(newest.clone());
@@ -291,6 +296,7 @@ impl Service<'_> {
             b.failures += 1;
             b.retry_at = Instant::now() + Duration::from_secs((5u64 << b.failures.min(7)).min(600));
         }
+        self.statuses.finished(&newest, &done);
         update_metrics(
             metrics,
             &cfg.state.dir,

@@ -204,7 +204,7 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
                 Status::AwaitingApproval | Status::AwaitingWindow | Status::Skipped
             )
         }) {
-            "pending"
+            "held"
         } else if rs.is_empty() {
             "no-change"
         } else {

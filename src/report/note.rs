@@ -24,7 +24,7 @@ pub struct Run {
     /// Seconds since the Unix epoch.
     pub started: u64,
     pub ms: u64,
-    /// `success`, `no-change`, `pending` (actions await approval or a window), `failure`, or
+    /// `success`, `no-change`, `held` (actions await approval or a window), `failure`, or
     /// `invalid` (the inventory was refused: nothing applied).
     pub result: &'static str,
     pub clusters: Vec<ClusterRecord>,

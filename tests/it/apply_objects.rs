@@ -237,7 +237,7 @@ fn databases_with_owner_schemas_extensions_and_an_approved_drop() {
         ),
         "1"
     );
-    assert_eq!(f.note(&held)["runs"][0]["result"], "pending");
+    assert_eq!(f.note(&held)["runs"][0]["result"], "held");
     // ...and done once a commit of the range carries the trailer
     f.commit(&v, "approve\n\nPgitops-Approve: pg-t/database/shop/drop\n");
     ok(&f.apply(&[]));

@@ -9,4 +9,5 @@ mod plan_props;
 mod plan_rows;
 mod records;
 mod serve;
+mod serve_policy;
 mod support;

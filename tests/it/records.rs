@@ -76,7 +76,7 @@ fn status_shows_a_held_drop_and_approve_releases_it() {
         .collect();
     assert_eq!(
         results,
-        ["success", "pending", "success"],
+        ["success", "held", "success"],
         "newest first: {history:#}"
     );
 }

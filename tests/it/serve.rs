@@ -1,117 +1,12 @@
 //! `pgitops serve` as a real process: a bare remote on disk, pushes from a work repository, real
 //! nodes. Asserts the users in the catalogs and the notes the service pushes to the remote.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::fleet::{push, Fleet};
+use crate::support::service::Service;
 use crate::support::to_yaml;
-
-struct Service {
-    child: Child,
-    remote: tempfile::TempDir,
-    _state: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Service {
-    /// A bare remote holding the fleet repository's history, and the service watching it.
-    fn start(f: &Fleet) -> Service {
-        let remote = tempfile::tempdir().unwrap();
-        git2::Repository::init_bare(remote.path()).unwrap();
-        let state = tempfile::Builder::new()
-            .prefix("pgs")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let port = free_port();
-        let cfg = format!(
-            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-            remote.path(),
-            state.path(),
-            f.nodes.identity(),
-            f.nodes.known_hosts(),
-            f.nodes.ssh_config(),
-            state.path().join("ctl"),
-        );
-        let cfg_path = state.path().join("pgitops.toml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let svc = Service {
-            child: Command::new(env!("CARGO_BIN_EXE_pgitops"))
-                .args(["serve", "--config"])
-                .arg(&cfg_path)
-                .spawn()
-                .unwrap(),
-            remote,
-            _state: state,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the service did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        svc
-    }
-
-    /// Pushes the work repository's HEAD to the remote's `main`.
-    fn push(&self, f: &Fleet) {
-        let repo = git2::Repository::open(f.repo.path()).unwrap();
-        let mut remote = repo
-            .remote_anonymous(self.remote.path().to_str().unwrap())
-            .unwrap();
-        remote.push(&["+HEAD:refs/heads/main"], None).unwrap();
-    }
-
-    /// The note the service pushed for `commit`, once its status is final.
-    fn final_note(&self, commit: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let repo = git2::Repository::open_bare(self.remote.path()).unwrap();
-            let note = repo
-                .find_note(
-                    Some("refs/notes/pgitops"),
-                    git2::Oid::from_str(commit).unwrap(),
-                )
-                .ok();
-            if let Some(doc) = note
-                .and_then(|n| serde_json::from_str::<serde_json::Value>(n.message().unwrap()).ok())
-            {
-                if doc["status"] != "pending" && !doc["status"].is_null() {
-                    return doc;
-                }
-            }
-            assert!(Instant::now() < deadline, "no final note on {commit}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    }
-}
 
 #[test]
 fn pushed_commits_are_applied_and_noted_on_the_remote() {
@@ -215,7 +110,7 @@ fn sigterm_stops_the_service_cleanly_and_a_second_instance_is_refused() {
     svc.push(&f);
     assert_eq!(svc.final_note(&base)["status"], "success");
     // one active instance per state directory
-    let cfg = svc._state.path().join("pgitops.toml");
+    let cfg = svc.state.path().join("pgitops.toml");
     let second = Command::new(env!("CARGO_BIN_EXE_pgitops"))
         .args(["serve", "--config"])
         .arg(&cfg)

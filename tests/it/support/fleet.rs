@@ -16,7 +16,16 @@ pub struct Fleet {
 impl Fleet {
     /// Nodes at `ips` (the first a primary, the others streaming replicas).
     pub fn new(ips: &[&str]) -> Fleet {
-        let nodes = Cluster::start(ips, true);
+        Fleet::start(ips, true)
+    }
+
+    /// Independent primaries (for one-node clusters).
+    pub fn independent(ips: &[&str]) -> Fleet {
+        Fleet::start(ips, false)
+    }
+
+    fn start(ips: &[&str], replicas: bool) -> Fleet {
+        let nodes = Cluster::start(ips, replicas);
         let ctl = tempfile::Builder::new()
             .prefix("pgc")
             .tempdir_in("/tmp")

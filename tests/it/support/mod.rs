@@ -170,3 +170,4 @@ pub fn ids(plan: &serde_json::Value) -> Vec<String> {
 }
 pub mod fleet;
 pub mod nodes;
+pub mod service;
