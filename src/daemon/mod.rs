@@ -239,7 +239,21 @@ impl Service<'_> {
         if idle && (!behind || (held && !new_notes)) {
             return Ok(());
         }
-        note::mark_pending(git, git2::Oid::from_str(&newest)?)?;
+        // A force push can leave applied commits off the branch: the diff is between trees, so
+        // it still works; the commit's note says so.
+        let head_oid = git2::Oid::from_str(&newest)?;
+        let mut off_branch: Vec<String> = state
+            .clusters
+            .values()
+            .filter_map(|c| c.last_applied.clone())
+            .filter(|a| {
+                *a != newest
+                    && !git2::Oid::from_str(a)
+                        .is_ok_and(|a| git.graph_descendant_of(head_oid, a).unwrap_or(false))
+            })
+            .collect();
+        off_branch.dedup();
+        note::mark_pending(git, head_oid)?;
         self.statuses.pending(&newest);
         let skip = self
             .backoff
@@ -295,6 +309,12 @@ impl Service<'_> {
             });
             b.failures += 1;
             b.retry_at = Instant::now() + Duration::from_secs((5u64 << b.failures.min(7)).min(600));
+        }
+        if !off_branch.is_empty() {
+            let short: Vec<&str> = off_branch.iter().map(|c| &c[..12.min(c.len())]).collect();
+            let text = format!("the branch was rewritten: last applied {} is not an ancestor of this commit; the trees were diffed", short.join(", "));
+            tracing::warn!(commit = %newest, "{text}");
+            note::remark(git, head_oid, &text)?;
         }
         self.statuses.finished(&newest, &done);
         update_metrics(

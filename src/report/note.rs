@@ -136,3 +136,10 @@ pub fn mark_superseded(repo: &Repository, commit: Oid, by: &str) -> Result<(), g
     doc["superseded_by"] = serde_json::json!(by);
     write(repo, commit, &doc)
 }
+
+/// Adds a remark to the note of `commit` (e.g. a force push that rewrote applied history).
+pub fn remark(repo: &Repository, commit: Oid, text: &str) -> Result<(), git2::Error> {
+    let mut doc = read(repo, commit);
+    doc["remark"] = serde_json::json!(text);
+    write(repo, commit, &doc)
+}

@@ -10,4 +10,5 @@ mod plan_rows;
 mod records;
 mod serve;
 mod serve_policy;
+mod serve_resilience;
 mod support;
