@@ -253,6 +253,12 @@ impl Config {
                 self.executor.kind
             ));
         }
+        if !matches!(
+            self.log.format.as_deref(),
+            None | Some("text") | Some("json")
+        ) {
+            return Err("`log.format` must be text or json".into());
+        }
         if !["runuser", "sudo", "none"].contains(&self.executor.become_method.as_str()) {
             return Err("`executor.become` must be runuser, sudo or none".into());
         }

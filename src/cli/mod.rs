@@ -89,15 +89,30 @@ enum Command {
         rev: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Check this service configuration (pgitops.toml) instead of an inventory.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // The service's configuration may ask for JSON logs (`[log] format = "json"`).
+    let json = match &cli.command {
+        Command::Serve { config } => crate::config::Config::load(config)
+            .ok()
+            .and_then(|c| c.log.format)
+            .is_some_and(|f| f == "json"),
+        _ => false,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG"))
-        .init();
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG"));
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let opts = RepoOptions {
         state_dir: cli.state_dir,
         repo: cli.repo,
@@ -116,9 +131,19 @@ pub fn main() -> ExitCode {
             records::history(&opts, "HEAD", cluster.as_deref(), output)
         }
         Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
-        Command::Validate { rev, output } => {
-            validate(&opts, rev.as_deref().unwrap_or("HEAD"), output)
-        }
+        Command::Validate {
+            config: Some(path), ..
+        } => crate::config::Config::load(&path)
+            .map(|_| {
+                emit(&format!("{}: valid\n", path.display()));
+                EXIT_OK
+            })
+            .map_err(Into::into),
+        Command::Validate {
+            rev,
+            output,
+            config: None,
+        } => validate(&opts, rev.as_deref().unwrap_or("HEAD"), output),
     };
     match result {
         Ok(code) => ExitCode::from(code),
