@@ -221,11 +221,12 @@ impl Service<'_> {
         let state = crate::report::state::State::load(&cfg.state.dir)?;
         let now = Instant::now();
         let due = self.backoff.values().any(|b| b.retry_at <= now);
-        let behind = state.clusters.is_empty()
-            || state
-                .clusters
-                .values()
-                .any(|c| c.last_applied.as_deref() != Some(newest.as_str()));
+        // (A first run has no last head, so it is never idle; an inventory without clusters is
+        // not "behind" forever.)
+        let behind = state
+            .clusters
+            .values()
+            .any(|c| c.last_applied.as_deref() != Some(newest.as_str()));
         let held = state.clusters.values().any(|c| {
             c.last_attempted.as_deref() == Some(newest.as_str())
                 && c.last_applied.as_deref() != Some(newest.as_str())
