@@ -187,6 +187,7 @@ fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
         concurrency: e.concurrency,
         closed_classes: window::closed_classes(cfg, chrono::Utc::now()),
         stop: stop.clone(),
+        journal: None,
     };
     (exec, runner)
 }

@@ -61,6 +61,8 @@ pub struct ExecConfig {
     pub closed_classes: std::collections::BTreeSet<crate::plan::Class>,
     /// Set on shutdown: running steps finish, no new action starts.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Journal of destructive actions for the commit being applied (see `report::journal`).
+    pub journal: Option<crate::report::journal::Journal>,
 }
 
 impl Default for ExecConfig {
@@ -74,6 +76,7 @@ impl Default for ExecConfig {
             concurrency: 8,
             closed_classes: Default::default(),
             stop: Default::default(),
+            journal: None,
         }
     }
 }

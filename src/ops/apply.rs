@@ -119,7 +119,9 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
         .build()
         .context("starting the async runtime")?;
     let runner = Arc::new(ao.runner);
-    let cfg = Arc::new(ao.exec);
+    let mut exec = ao.exec;
+    exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &to.id));
+    let cfg = Arc::new(exec);
     let mut results = Vec::new();
     for run in &runs {
         let Some((old, new)) = run.inventories.clone() else {

@@ -4,5 +4,6 @@
 //! applied commit. Neither ever holds a password.
 
 pub mod forge;
+pub mod journal;
 pub mod note;
 pub mod state;

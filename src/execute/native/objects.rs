@@ -116,7 +116,26 @@ pub async fn database_upsert(ctx: &Ctx<'_>, a: &Action) -> Outcome {
 }
 
 /// Drops a database (approved destructive action); `recreate` creates it again afterwards.
+/// Journaled (when the executor has a journal): a drop that finished is never run again, and a
+/// run interrupted by a crash is completed, not repeated.
 pub async fn database_drop(ctx: &Ctx<'_>, a: &Action, recreate: bool) -> Outcome {
+    let journal = ctx.cfg.journal.as_ref();
+    let entry = journal.map(|j| j.get(&a.id)).unwrap_or_default();
+    if entry.has("done") {
+        return Ok((
+            "done before a restart (journal): not run again".into(),
+            vec![],
+        ));
+    }
+    let record = |step: Option<&'static str>| -> Result<(), ExecError> {
+        let Some(j) = journal else { return Ok(()) };
+        j.record(&a.id, |e| match step {
+            None => e.started += 1,
+            Some(s) => e.steps.push(s.to_string()),
+        })
+        .map(|_| ())
+        .map_err(|e| ExecError::Refused(format!("writing the journal: {e}")))
+    };
     let c = cluster(ctx, a)?;
     let name = object_name(a).to_string();
     let (primary, major) = live_primary(ctx, c).await?;
@@ -124,16 +143,37 @@ pub async fn database_drop(ctx: &Ctx<'_>, a: &Action, recreate: bool) -> Outcome
         &name,
         &sql_context(ctx.new, c, Some(major)),
     ))?;
-    let host = on_host(ctx, &primary, || async {
-        run(ctx, &primary, "postgres", &script, None)
-            .await
-            .map(|_| format!("database {name} dropped"))
-    })
-    .await;
-    if !recreate || !host.ok {
-        return Ok((String::new(), vec![host]));
+    let lit = sql::quote_literal(&name).map_err(|e| ExecError::Refused(e.to_string()))?;
+    let exists = format!("SELECT count(*) FROM pg_database WHERE datname = {lit};");
+    record(None)?;
+    let mut hosts = Vec::new();
+    if !entry.has("dropped") {
+        let host = on_host(ctx, &primary, || async {
+            if entry.started > 0 && psql(ctx, &primary, "postgres", &exists).await? == "0" {
+                return Ok(format!(
+                    "database {name} was already dropped by an interrupted run"
+                ));
+            }
+            run(ctx, &primary, "postgres", &script, None)
+                .await
+                .map(|_| format!("database {name} dropped"))
+        })
+        .await;
+        let ok = host.ok;
+        hosts.push(host);
+        if !ok {
+            return Ok((String::new(), hosts));
+        }
+        record(Some("dropped"))?;
     }
-    let (msg, mut rest) = database_upsert(ctx, a).await?;
-    rest.insert(0, host);
-    Ok((msg, rest))
+    let mut msg = String::new();
+    if recreate {
+        let (m, rest) = database_upsert(ctx, a).await?;
+        msg = m;
+        hosts.extend(rest);
+    }
+    if hosts.iter().all(|h| h.ok) {
+        record(Some("done"))?;
+    }
+    Ok((msg, hosts))
 }

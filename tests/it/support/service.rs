@@ -77,6 +77,19 @@ impl Service {
         svc
     }
 
+    /// Kills the service with SIGKILL (no chance to clean up) and starts it again on the same
+    /// configuration, state directory and remote.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let cfg_path = self.state.path().join("pgitops.toml");
+        self.child = Command::new(env!("CARGO_BIN_EXE_pgitops"))
+            .args(["serve", "--config"])
+            .arg(&cfg_path)
+            .spawn()
+            .unwrap();
+    }
+
     /// Pushes the work repository's HEAD to the remote's `main`.
     pub fn push(&self, f: &Fleet) {
         let repo = git2::Repository::open(f.repo.path()).unwrap();

@@ -1,0 +1,102 @@
+//! The journal of destructive actions, so that a crash (even `kill -9`) never makes one run
+//! twice. Per applied commit and action: how many executions started and which steps finished,
+//! each write atomic (temporary file, fsync, rename) and made *before* the step it guards.
+//! In: the state directory, the commit, an action id. Out: its [`Entry`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub action: String,
+    /// Executions that started (a crash can leave one unfinished).
+    pub started: u32,
+    /// Steps that finished: `dropped`, `done`.
+    pub steps: Vec<String>,
+}
+
+impl Entry {
+    pub fn has(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s == step)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    pub fn new(state_dir: &std::path::Path, commit: &str) -> Journal {
+        Journal {
+            dir: state_dir.join("journal").join(commit),
+        }
+    }
+
+    fn path(&self, action: &str) -> PathBuf {
+        self.dir.join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(action.as_bytes()))
+        ))
+    }
+
+    pub fn get(&self, action: &str) -> Entry {
+        std::fs::read_to_string(self.path(action))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| Entry {
+                action: action.to_string(),
+                ..Entry::default()
+            })
+    }
+
+    /// Changes the entry of `action` and makes it durable before returning.
+    pub fn record(&self, action: &str, change: impl FnOnce(&mut Entry)) -> std::io::Result<Entry> {
+        let mut e = self.get(action);
+        change(&mut e);
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(".entry.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(
+            serde_json::to_string(&e)
+                .expect("entry serializes")
+                .as_bytes(),
+        )?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.path(action))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_and_accumulate() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "abc");
+        assert_eq!(j.get("pg-t/database/x/drop").started, 0);
+        j.record("pg-t/database/x/drop", |e| e.started += 1)
+            .unwrap();
+        let e = Journal::new(dir.path(), "abc")
+            .record("pg-t/database/x/drop", |e| e.steps.push("done".into()))
+            .unwrap();
+        assert_eq!(
+            (e.started, e.has("done"), e.has("dropped")),
+            (1, true, false)
+        );
+        assert_eq!(
+            Journal::new(dir.path(), "other")
+                .get("pg-t/database/x/drop")
+                .started,
+            0
+        );
+    }
+}
