@@ -128,3 +128,42 @@ fn sigterm_stops_the_service_cleanly_and_a_second_instance_is_refused() {
     let status = svc.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Posts a push hook with signature header `sig`; returns the raw response.
+fn post_hook(port: u16, sig: &str) -> String {
+    use std::io::{Read, Write};
+    let body = "{\"ref\":\"refs/heads/main\"}";
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "POST /hook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_webhook_checks_its_signature() {
+    use hmac::{KeyInit, Mac};
+    let f = Fleet::new(&["127.0.55.11"]);
+    let svc = Service::start_with(&f, "", &[]);
+    assert!(
+        post_hook(svc.port, "sha256=00").contains("404"),
+        "no secret configured: the hook is off"
+    );
+    drop(svc);
+    let svc = Service::start_with(
+        &f,
+        "hook_secret_env = \"PGITOPS_T_HOOK\"\n",
+        &[("PGITOPS_T_HOOK", "hook-secret")],
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+    mac.update(b"{\"ref\":\"refs/heads/main\"}");
+    let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert!(
+        post_hook(svc.port, &good).contains("202 Accepted"),
+        "a signed hook triggers a fetch"
+    );
+    assert!(
+        post_hook(svc.port, "sha256=0123").contains("401"),
+        "a bad signature is refused"
+    );
+}

@@ -11,7 +11,7 @@ pub struct Service {
     pub child: Child,
     pub remote: tempfile::TempDir,
     pub state: tempfile::TempDir,
-    port: u16,
+    pub port: u16,
 }
 
 impl Drop for Service {
