@@ -12,10 +12,7 @@ use crate::support::to_yaml;
 fn pushed_commits_are_applied_and_noted_on_the_remote() {
     let f = Fleet::new(&["127.0.42.11", "127.0.42.12"]);
     let mut v = f.inventory();
-    let base = f.commit(&v, "base");
-    let svc = Service::start(&f);
-    svc.push(&f);
-    assert_eq!(svc.final_note(&base)["status"], "success");
+    let svc = Service::applied(&f, &v);
 
     // a pushed commit adding a user: applied within the watch's reach, noted as success
     push(
@@ -105,10 +102,7 @@ fn pushed_commits_are_applied_and_noted_on_the_remote() {
 fn sigterm_stops_the_service_cleanly_and_a_second_instance_is_refused() {
     let f = Fleet::new(&["127.0.43.11"]);
     let v = f.inventory();
-    let base = f.commit(&v, "base");
-    let mut svc = Service::start(&f);
-    svc.push(&f);
-    assert_eq!(svc.final_note(&base)["status"], "success");
+    let mut svc = Service::applied(&f, &v);
     // one active instance per state directory
     let cfg = svc.state.path().join("pgitops.toml");
     let second = Command::new(env!("CARGO_BIN_EXE_pgitops"))

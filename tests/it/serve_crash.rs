@@ -17,10 +17,7 @@ fn kill_9_at_random_points_converges_without_repeating_a_drop() {
     );
     let mut v = f.inventory();
     push(&mut v, "pg_databases", "{ name: doomed }");
-    let base = f.commit(&v, "base");
-    let mut svc = Service::start(&f);
-    svc.push(&f);
-    assert_eq!(svc.final_note(&base)["status"], "success");
+    let mut svc = Service::applied(&f, &v);
     for i in 0..40 {
         push(
             &mut v,

@@ -77,6 +77,15 @@ impl Service {
         svc
     }
 
+    /// Commits `inventory` as the base, starts the service and waits for its first apply.
+    pub fn applied(f: &Fleet, inventory: &serde_yaml_ng::Value) -> Service {
+        let base = f.commit(inventory, "base");
+        let svc = Service::start(f);
+        svc.push(f);
+        assert_eq!(svc.final_note(&base)["status"], "success");
+        svc
+    }
+
     /// Kills the service with SIGKILL (no chance to clean up) and starts it again on the same
     /// configuration, state directory and remote.
     pub fn crash_and_restart(&mut self) {
