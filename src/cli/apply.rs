@@ -27,6 +27,9 @@ pub struct ApplyArgs {
     /// Plan and show what would run; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Converge everything TO declares (repairs drift); destructive actions are left out.
+    #[arg(long)]
+    resync: bool,
     /// Run the steps on this machine instead of over SSH (the local executor).
     #[arg(long)]
     local: bool,
@@ -95,6 +98,7 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             range: a.range,
             cluster: a.cluster,
             skip: Default::default(),
+            resync: a.resync,
             dry_run: a.dry_run,
             exec,
             runner,

@@ -272,6 +272,7 @@ impl Service<'_> {
                 range: Some(newest.clone()),
                 cluster: None,
                 skip,
+                resync,
                 dry_run: false,
                 exec,
                 runner,

@@ -23,6 +23,9 @@ pub struct ApplyOptions {
     pub cluster: Option<String>,
     /// Clusters left out of this run (the daemon's backoff).
     pub skip: BTreeSet<String>,
+    /// A resync: converge everything TO declares (planned from the empty inventory) to repair
+    /// drift; destructive actions are left out (they only ever run from a reviewed diff).
+    pub resync: bool,
     pub dry_run: bool,
     pub exec: ExecConfig,
     pub runner: Runner,
@@ -56,7 +59,7 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
         Some(f) => Some(repo.commit(&f)?.id),
         None => None,
     };
-    if explicit.is_none() {
+    if explicit.is_none() && !ao.resync {
         for (name, c) in &state.clusters {
             groups
                 .entry(c.last_applied.clone())
@@ -64,9 +67,12 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
                 .insert(name.clone());
         }
     }
-    let default_base = explicit
-        .clone()
-        .or_else(|| super::plan::applied_base(&state));
+    let default_base = match ao.resync {
+        true => None,
+        false => explicit
+            .clone()
+            .or_else(|| super::plan::applied_base(&state)),
+    };
     let created = state.created_ids();
     let mut runs = Vec::new();
     let mut claimed: BTreeSet<String> = BTreeSet::new();
@@ -85,6 +91,11 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
         });
         if !is_default {
             claimed.extend(members);
+        }
+        if ao.resync {
+            run.plan
+                .actions
+                .retain(|a| a.class != crate::plan::Class::Destructive);
         }
         runs.push(run);
     }

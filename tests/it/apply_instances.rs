@@ -264,3 +264,47 @@ fn the_local_executor_runs_the_same_steps_without_ssh() {
         "HBA written locally"
     );
 }
+
+#[test]
+fn a_resync_repairs_drift_and_never_drops() {
+    let f = Fleet::new(&["127.0.56.11"]);
+    let mut v = f.inventory();
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: drifter, password: 'Drift.Pass', connlimit: 3 }",
+    );
+    push(&mut v, "pg_databases", "{ name: gone_db, state: absent }");
+    f.commit(
+        &v,
+        "drifter\n\nPgitops-Approve: pg-t/database/gone_db/drop\n",
+    );
+    ok(&f.apply(&[]));
+    let p = f.primary();
+    // drift behind pgitops' back: the user is dropped, a database is created by hand
+    p.sql("postgres", "DROP ROLE drifter; CREATE DATABASE gone_db;");
+    assert_eq!(
+        f.apply(&[]).stdout.contains("no-change"),
+        true,
+        "a plain apply sees no diff"
+    );
+    let run = f.apply(&["--resync"]);
+    ok(&run);
+    p.login("drifter", "Drift.Pass", "postgres")
+        .expect("the resync re-created the user");
+    assert_eq!(
+        p.sql(
+            "postgres",
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'drifter'"
+        ),
+        "3"
+    );
+    assert_eq!(
+        p.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'gone_db'"
+        ),
+        "1",
+        "a resync never drops"
+    );
+}
