@@ -136,13 +136,16 @@ pub struct Schedule {
     pub windows: Vec<Window>,
 }
 
-/// Actions of `class` run only inside this window: from each `start` for `minutes`.
+/// Actions of `class` run only inside this window (from each `start` for `minutes`); with
+/// `deny = true`, never inside it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     pub class: String,
     pub start: String,
     pub minutes: u64,
+    #[serde(default)]
+    pub deny: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

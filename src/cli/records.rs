@@ -28,6 +28,9 @@ pub fn status(opts: &RepoOptions, head: &str, out: Output) -> anyhow::Result<u8>
                 for a in &c.awaiting_approval {
                     text.push_str(&format!("    awaiting approval: {a}\n"));
                 }
+                for a in &c.awaiting_window {
+                    text.push_str(&format!("    awaiting its window: {a}\n"));
+                }
                 for a in &c.failed {
                     text.push_str(&format!("    failed: {a}\n"));
                 }

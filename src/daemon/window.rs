@@ -1,5 +1,6 @@
-//! Allowed windows per action class (`[[schedule.window]]`): a class with windows may run only
-//! from one of its `start` times (cron, in the configured time zone) for `minutes`. Pure.
+//! Windows per action class (`[[schedule.window]]`): a class with allow windows may run only
+//! from one of their `start` times (cron, in the configured time zone) for `minutes`; a deny
+//! window (`deny = true`) closes its class while it lasts. Pure.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -19,30 +20,41 @@ fn class(name: &str) -> Option<Class> {
     })
 }
 
-/// Classes that have windows and are outside all of them at `now`.
+/// Classes closed at `now`: outside all their allow windows, or inside a deny window.
 pub fn closed_classes(cfg: &Config, now: DateTime<Utc>) -> BTreeSet<Class> {
     let Ok(tz) = cfg.timezone() else {
         return BTreeSet::new();
     };
     let mut with_windows = BTreeSet::new();
     let mut open = BTreeSet::new();
+    let mut denied = BTreeSet::new();
     for w in &cfg.schedule.windows {
         let (Some(c), Ok(schedule)) = (class(&w.class), cron::Schedule::from_str(&w.start)) else {
             continue;
         };
-        with_windows.insert(c);
         let length = Duration::minutes(w.minutes as i64);
-        // Open if a start lies in (now - length, now].
+        // Inside if a start lies in (now - length, now].
         let since = (now - length).with_timezone(&tz);
-        if schedule
+        let inside = schedule
             .after(&since)
             .next()
-            .is_some_and(|start| start.with_timezone(&Utc) <= now)
-        {
-            open.insert(c);
+            .is_some_and(|start| start.with_timezone(&Utc) <= now);
+        match (w.deny, inside) {
+            (true, true) => {
+                denied.insert(c);
+            }
+            (true, false) => {}
+            (false, inside) => {
+                with_windows.insert(c);
+                if inside {
+                    open.insert(c);
+                }
+            }
         }
     }
-    with_windows.difference(&open).copied().collect()
+    let mut closed: BTreeSet<Class> = with_windows.difference(&open).copied().collect();
+    closed.extend(denied);
+    closed
 }
 
 #[cfg(test)]

@@ -16,10 +16,11 @@ pub struct ClusterStatus {
     pub cluster: String,
     pub last_applied: Option<String>,
     pub last_attempted: Option<String>,
-    /// `in-sync`, `behind`, `failed` or `awaiting-approval`.
+    /// `in-sync`, `behind`, `failed`, `awaiting-approval` or `awaiting-window`.
     pub state: &'static str,
-    /// Action ids of the last attempt that wait for approval, or that failed.
+    /// Action ids of the last attempt that wait for approval or a window, or that failed.
     pub awaiting_approval: Vec<String>,
+    pub awaiting_window: Vec<String>,
     pub failed: Vec<String>,
 }
 
@@ -65,11 +66,14 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
             let attempted = c.last_attempted.clone().unwrap_or_default();
             let awaiting_approval =
                 last_run_actions(repo.git(), &attempted, name, "awaiting-approval");
+            let awaiting_window = last_run_actions(repo.git(), &attempted, name, "awaiting-window");
             let failed = last_run_actions(repo.git(), &attempted, name, "failed");
             let state = if !failed.is_empty() {
                 "failed"
             } else if !awaiting_approval.is_empty() {
                 "awaiting-approval"
+            } else if !awaiting_window.is_empty() {
+                "awaiting-window"
             } else if c.last_applied.as_deref() == Some(head.as_str()) {
                 "in-sync"
             } else {
@@ -81,6 +85,7 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
                 last_attempted: c.last_attempted.clone(),
                 state,
                 awaiting_approval,
+                awaiting_window,
                 failed,
             }
         })

@@ -132,6 +132,8 @@ impl Mirror {
                 branch: self.branch.clone(),
             })?;
         let oid = r.peel_to_commit().map_err(ferr)?.id();
+        // HEAD follows the branch, so `pgitops --repo <mirror> status` and friends work on it.
+        repo.set_head_detached(oid).map_err(ferr)?;
         Ok(oid.to_string())
     }
 

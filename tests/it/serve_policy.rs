@@ -170,6 +170,23 @@ fn destructive_actions_wait_for_their_window() {
     let note = closed.final_note(&drop);
     assert_eq!(note["status"], "held", "{note:#}");
     assert!(note.to_string().contains("awaiting-window"), "{note:#}");
+    let mirror = closed.state.path().join("mirror.git");
+    let status = pgitops(
+        &mirror,
+        &[
+            "--state-dir",
+            closed.state.path().to_str().unwrap(),
+            "status",
+        ],
+    );
+    assert!(
+        status
+            .stdout
+            .contains("awaiting its window: pg-t/database/scratch/drop"),
+        "{}{}",
+        status.stdout,
+        status.stderr
+    );
     assert_eq!(
         f.primary().sql(
             "postgres",
