@@ -97,8 +97,12 @@ impl Default for State {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Executor {
+    /// `native` (pgitops reaches the nodes) or `pigsty` (runs the playbooks of `pigsty_home`).
     #[serde(default = "native")]
     pub kind: String,
+    pub pigsty_home: Option<PathBuf>,
+    #[serde(default = "ansible_playbook")]
+    pub ansible_playbook: String,
     pub ssh_user: Option<String>,
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
@@ -208,6 +212,9 @@ fn state_dir() -> PathBuf {
 fn native() -> String {
     "native".into()
 }
+fn ansible_playbook() -> String {
+    "ansible-playbook".into()
+}
 fn control_dir() -> PathBuf {
     PathBuf::from("/run/pgitops")
 }
@@ -250,11 +257,16 @@ impl Config {
         if self.repository.poll_seconds == 0 {
             return Err("`repository.poll_seconds` must be at least 1".into());
         }
-        if self.executor.kind != "native" {
-            return Err(format!(
-                "`executor.kind = {:?}`: only \"native\" is available in this version",
-                self.executor.kind
-            ));
+        match (self.executor.kind.as_str(), &self.executor.pigsty_home) {
+            ("native", _) | ("pigsty", Some(_)) => {}
+            ("pigsty", None) => {
+                return Err("`executor.kind = \"pigsty\"` needs `executor.pigsty_home`".into())
+            }
+            (k, _) => {
+                return Err(format!(
+                    "`executor.kind = {k:?}`: expected native or pigsty"
+                ))
+            }
         }
         if !matches!(
             self.log.format.as_deref(),
@@ -341,7 +353,12 @@ mod tests {
         assert!(
             parse("[repository]\nremote = 'x'\n[executor]\nkind = 'pigsty'\n")
                 .unwrap_err()
-                .contains("only \"native\"")
+                .contains("pigsty_home")
+        );
+        assert!(
+            parse("[repository]\nremote = 'x'\n[executor]\nkind = 'salt'\n")
+                .unwrap_err()
+                .contains("expected native or pigsty")
         );
         assert!(parse("[repository]\nremote = 'x'\nbogus = 1\n")
             .unwrap_err()

@@ -33,6 +33,13 @@ pub struct ApplyArgs {
     /// Run the steps on this machine instead of over SSH (the local executor).
     #[arg(long)]
     local: bool,
+    /// Drive an existing Pigsty installation (its home directory) instead of the native steps:
+    /// each action runs the narrowest Pigsty playbook, then is checked in the catalogs.
+    #[arg(long)]
+    pigsty_home: Option<PathBuf>,
+    /// The ansible-playbook program for `--pigsty-home`.
+    #[arg(long, default_value = "ansible-playbook")]
+    ansible_playbook: String,
     /// SSH login user (default: the inventory's `ansible_user`, else ssh's own default).
     #[arg(long)]
     ssh_user: Option<String>,
@@ -90,6 +97,16 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         socket_dir: a.socket_dir,
         timeout,
         concurrency: a.concurrency,
+        pigsty: a
+            .pigsty_home
+            .map(|home| crate::execute::pigsty::PigstyConfig {
+                home,
+                ansible_playbook: a.ansible_playbook,
+                old_inventory: None,
+                new_inventory: PathBuf::new(),
+                secrets: vec![],
+                timeout: Duration::from_secs(a.timeout.max(1) * 10),
+            }),
         ..ExecConfig::default()
     };
     let done = run_apply(

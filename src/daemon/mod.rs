@@ -189,6 +189,14 @@ fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
         closed_classes: window::closed_classes(cfg, chrono::Utc::now()),
         stop: stop.clone(),
         journal: None,
+        pigsty: (e.kind == "pigsty").then(|| crate::execute::pigsty::PigstyConfig {
+            home: e.pigsty_home.clone().unwrap_or_default(),
+            ansible_playbook: e.ansible_playbook.clone(),
+            old_inventory: None,
+            new_inventory: Default::default(),
+            secrets: vec![],
+            timeout: timeout * 10,
+        }),
     };
     (exec, runner)
 }

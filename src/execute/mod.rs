@@ -6,6 +6,7 @@
 //! executor ([`native`]) reaches hosts through a [`Runner`] (SSH, or local).
 
 pub mod native;
+pub mod pigsty;
 pub mod runner;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +64,8 @@ pub struct ExecConfig {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Journal of destructive actions for the commit being applied (see `report::journal`).
     pub journal: Option<crate::report::journal::Journal>,
+    /// Set: the Pigsty executor runs Pigsty's playbooks instead of the native steps.
+    pub pigsty: Option<pigsty::PigstyConfig>,
 }
 
 impl Default for ExecConfig {
@@ -77,6 +80,7 @@ impl Default for ExecConfig {
             closed_classes: Default::default(),
             stop: Default::default(),
             journal: None,
+            pigsty: None,
         }
     }
 }
@@ -196,6 +200,8 @@ pub async fn run(
                         ),
                         vec![],
                     )
+                } else if cfg.pigsty.is_some() {
+                    pigsty::apply(&ctx, &a).await
                 } else {
                     native::apply(&ctx, &a).await
                 };

@@ -56,6 +56,30 @@ pub fn redact(key: Option<&str>, value: &Value) -> Value {
     }
 }
 
+/// Every secret value written anywhere in an inventory (for redacting tools' output).
+pub fn collect(tree: &super::ansible::Tree) -> Vec<String> {
+    fn walk(key: Option<&str>, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if key.is_some_and(is_secret_key) => out.push(s.clone()),
+            Value::Sequence(items) => items.iter().for_each(|i| walk(None, i, out)),
+            Value::Mapping(m) => m.iter().for_each(|(k, v)| walk(k.as_str(), v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let layers = std::iter::once(&tree.all_vars)
+        .chain(tree.groups.values().map(|g| &g.vars))
+        .chain(tree.hosts.values().map(|h| &h.own));
+    for layer in layers {
+        for (k, var) in layer.iter() {
+            walk(Some(k), &var.value, &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// `scheme://user:secret@host` becomes `scheme://user:<redacted>@host`, anywhere in a string.
 pub fn redact_url_password(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -134,17 +134,37 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
     exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &to.id));
     let cfg = Arc::new(exec);
     let mut results = Vec::new();
-    for run in &runs {
+    let scratch = tempfile::Builder::new()
+        .prefix("pgitops-inv")
+        .tempdir()
+        .context("a temporary directory for inventories")?;
+    for (i, run) in runs.iter().enumerate() {
         let Some((old, new)) = run.inventories.clone() else {
             continue;
         };
-        results.extend(rt.block_on(execute::run(
-            &run.plan,
-            old,
-            new,
-            runner.clone(),
-            cfg.clone(),
-        )));
+        // The Pigsty executor reads each revision's inventory from a file.
+        let cfg = match &cfg.pigsty {
+            None => cfg.clone(),
+            Some(p) => {
+                let mut p = p.clone();
+                let dir = scratch.path().join(i.to_string());
+                p.new_inventory = materialize(&repo, opts, &run.to, &dir.join("new"))?
+                    .context("the inventory of TO")?;
+                p.old_inventory = if run.from.bytes().all(|b| b == b'0') {
+                    None
+                } else {
+                    materialize(&repo, opts, &run.from, &dir.join("old"))?
+                };
+                p.secrets = crate::inventory::secrets::collect(&new.tree);
+                p.secrets
+                    .extend(crate::inventory::secrets::collect(&old.tree));
+                Arc::new(ExecConfig {
+                    pigsty: Some(p),
+                    ..(*cfg).clone()
+                })
+            }
+        };
+        results.extend(rt.block_on(execute::run(&run.plan, old, new, runner.clone(), cfg)));
     }
     rt.block_on(runner.close());
     record(&mut state, &runs, &results, &to.id);
@@ -246,4 +266,34 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
         clusters,
         errors: vec![],
     }
+}
+
+/// Writes the inventory files of `commit` under `dir`; returns the path to pass to `-i` (the
+/// file, or the directory of a split layout). `None` when the commit has no inventory.
+fn materialize(
+    repo: &crate::source::Repo,
+    opts: &RepoOptions,
+    commit: &str,
+    dir: &std::path::Path,
+) -> Result<Option<std::path::PathBuf>> {
+    let Some(files) = super::read_revision(repo, opts, commit, true)? else {
+        return Ok(None);
+    };
+    for f in files.all() {
+        let path = dir.join(&f.path);
+        std::fs::create_dir_all(path.parent().expect("files have a parent"))
+            .context("writing the inventory")?;
+        std::fs::write(&path, &f.text).context("writing the inventory")?;
+    }
+    let main = dir.join(&files.main.path);
+    Ok(Some(
+        if files.group_vars.is_empty()
+            && files.host_vars.is_empty()
+            && opts.inventory.ends_with(&files.main.path)
+        {
+            main
+        } else {
+            main.parent().expect("a parent").to_path_buf()
+        },
+    ))
 }

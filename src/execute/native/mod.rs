@@ -8,7 +8,7 @@
 mod hba;
 mod objects;
 mod params;
-mod pg;
+pub(crate) mod pg;
 
 use std::time::Instant;
 
@@ -61,24 +61,8 @@ pub fn object_name(a: &Action) -> &str {
 }
 
 pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
-    if a.class == Class::Manual {
-        return result(
-            a,
-            Status::Manual,
-            a.reason.clone().unwrap_or_default(),
-            vec![],
-        );
-    }
-    if a.approval == Approval::Required {
-        return result(
-            a,
-            Status::AwaitingApproval,
-            format!(
-                "held until approved: add `Pgitops-Approve: {}` to a commit of the range",
-                a.id
-            ),
-            vec![],
-        );
+    if let Some(r) = held(a) {
+        return r;
     }
     let outcome = match a.kind.as_str() {
         "user-create" | "user-update" => objects::user_upsert(ctx, a).await,
@@ -91,6 +75,33 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         "cluster-create" if a.module == crate::inventory::module::Module::Pgsql => pg::cluster_running(ctx, a).await,
         _ => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\"", vec![]),
     };
+    finish(a, outcome)
+}
+
+/// Manual actions and destructive ones without approval do not run, whatever the executor.
+pub fn held(a: &Action) -> Option<ActionResult> {
+    if a.class == Class::Manual {
+        return Some(result(
+            a,
+            Status::Manual,
+            a.reason.clone().unwrap_or_default(),
+            vec![],
+        ));
+    }
+    (a.approval == Approval::Required).then(|| {
+        let why = format!(
+            "held until approved: add `Pgitops-Approve: {}` to a commit of the range",
+            a.id
+        );
+        result(a, Status::AwaitingApproval, why, vec![])
+    })
+}
+
+/// Outcome of an action's steps: a message and per-host results.
+pub(crate) fn finish(
+    a: &Action,
+    outcome: Result<(String, Vec<HostResult>), super::ExecError>,
+) -> ActionResult {
     match outcome {
         Ok((message, hosts)) => {
             let status = if hosts.iter().all(|h| h.ok) {
