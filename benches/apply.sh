@@ -3,7 +3,10 @@
 # address), each `pgitops apply` a fresh process with cold SSH connections:
 #   (a) one new user on a 3-node cluster;
 #   (b) an HBA change on 30 hosts (10 clusters x 3).
-# Prints the median, min and max wall time of PGITOPS_BENCH_RUNS (default 7) applies of each.
+# Each is measured side by side in one run: the native executor, the Pigsty executor (the real
+# ansible-playbook running the test Pigsty home of tests/it/support/pigsty_home, forks=10), and
+# for (b) one direct `ansible-playbook pgsql.yml -t pg_hba,...` over all 30 hosts with forks=10.
+# Prints the median, min and max wall time of PGITOPS_BENCH_RUNS (default 7) runs of each.
 # Run as root: bash benches/apply.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,29 @@ PY
 }
 
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+
+# A Pigsty home for ansible: the test fixture playbooks and an ansible.cfg for the sandbox.
+pigsty_home() {
+  local h=$work/home sb=$PGITOPS_SANDBOX
+  mkdir -p "$h"
+  cp "$root"/tests/it/support/pigsty_home/*.yml "$h/"
+  cat > "$h/ansible.cfg" <<CFG
+[defaults]
+host_key_checking = True
+forks = 10
+remote_user = root
+private_key_file = $sb/ssh/id_ed25519
+retry_files_enabled = False
+interpreter_python = /usr/bin/python3
+deprecation_warnings = False
+force_valid_group_names = ignore
+local_tmp = $h/.ansible/tmp
+[ssh_connection]
+ssh_args = -F $sb/ssh/config -o UserKnownHostsFile=$sb/ssh/known_hosts -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=$h/cp-%C
+pipelining = True
+CFG
+  echo "$h"
+}
 stats() { sort -n | awk '{a[NR]=$1} END {printf "median %d ms (min %d, max %d, n=%d)\n", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
 
 bench() { # name, clusters, change-kind
@@ -61,7 +87,24 @@ bench() { # name, clusters, change-kind
     times+=("$(ms "$bin" apply "${ssh[@]}")")
     "$bin" plan --exit-code >/dev/null || { echo "apply $i left changes" >&2; exit 1; }
   done
-  printf '%s: ' "$name"; printf '%s\n' "${times[@]}" | stats
+  printf '%s native: ' "$name"; printf '%s\n' "${times[@]}" | stats
+  local home; home=$(pigsty_home)
+  times=()
+  for i in $(seq $((runs + 1)) $((2 * runs))); do
+    if [ "$kind" = user ]; then inventory "$i" 127.0.0.0/8 > pigsty.yml; else inventory 0 "127.$((i % 2)).0.0/8" > pigsty.yml; fi
+    git -c user.name=b -c user.email=b@b commit -qam "change $i"
+    times+=("$(ms "$bin" apply "${ssh[@]}" --pigsty-home "$home")")
+    "$bin" plan --exit-code >/dev/null || { echo "pigsty apply $i left changes" >&2; exit 1; }
+  done
+  printf '%s pigsty executor (ansible-playbook): ' "$name"; printf '%s\n' "${times[@]}" | stats
+  if [ "$kind" = hba ]; then
+    times=()
+    for i in $(seq 1 "$runs"); do
+      inventory 0 "127.$((i % 2)).0.0/8" > "$home/pigsty.yml"
+      times+=("$(cd "$home" && ms ansible-playbook pgsql.yml -i pigsty.yml -l 'pg-b*' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload -f 10)")
+    done
+    printf '%s one ansible-playbook over all hosts (forks=10): ' "$name"; printf '%s\n' "${times[@]}" | stats
+  fi
   cd "$root"
 }
 

@@ -55,6 +55,7 @@ StrictModes no
 UseDNS no
 PrintMotd no
 MaxSessions 64
+Subsystem sftp /usr/lib/openssh/sftp-server
 CFG
   /usr/sbin/sshd -t -f "$n/sshd_config"
   setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &

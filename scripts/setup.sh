@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pgitops needs to build, test and run its demo on a fresh Debian 12 machine.
-# Idempotent. Run as root (or with sudo available). Set PGITOPS_BENCH=1 to also install the
-# benchmark's baseline (ansible-core). The integration tests (tests/it/support/nodes.rs) run one
+# Idempotent. Run as root (or with sudo available). The integration tests (tests/it/support/nodes.rs) run one
 # sshd and one PostgreSQL 15 per loopback "node": they need openssh-server, PostgreSQL 15, the
 # privsep dir /run/sshd and the mount points /pg/data and /var/run/postgresql. Starts no service.
 set -euo pipefail
 
-need=(git ca-certificates gcc make pkg-config openssh-server postgresql-15 postgresql-client-15)
-[ "${PGITOPS_BENCH:-0}" = 1 ] && need+=(ansible-core)
+# ansible-core: the Pigsty executor's tests run the real ansible-playbook (and the benchmarks
+# use ansible-inventory as the baseline); libssl-dev for git2's https transport.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()

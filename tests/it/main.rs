@@ -5,6 +5,7 @@ mod apply_objects;
 mod corpus;
 mod forge;
 mod harness;
+mod pigsty_exec;
 mod plan_props;
 mod plan_rows;
 mod records;

@@ -170,4 +170,5 @@ pub fn ids(plan: &serde_json::Value) -> Vec<String> {
 }
 pub mod fleet;
 pub mod nodes;
+pub mod pigsty;
 pub mod service;
