@@ -303,6 +303,7 @@ fn database_drop_needs_approval_and_trailer_approves() {
         (act["class"].as_str(), act["approval"].as_str()),
         (Some("destructive"), Some("required"))
     );
+    assert_eq!(act["pigsty"], "./pgsql-db.yml -l pg-meta -e dbname=meta");
     let approved = plan_edit_msg(
         "drop meta\n\nPgitops-Approve: pg-meta/database/meta/drop\n",
         drop,
@@ -313,9 +314,13 @@ fn database_drop_needs_approval_and_trailer_approves() {
     );
     let recreate =
         plan_edit(|v| vars(v, "pg-meta")["pg_databases"][0]["state"] = "recreate".into());
+    let act = action(&recreate, "pg-meta/database/meta/recreate");
     assert_eq!(
-        action(&recreate, "pg-meta/database/meta/recreate")["class"],
-        "destructive"
+        (act["class"].as_str(), act["pigsty"].as_str()),
+        (
+            Some("destructive"),
+            Some("./pgsql-db.yml -l pg-meta -e dbname=meta")
+        )
     );
 }
 
