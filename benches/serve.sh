@@ -31,21 +31,7 @@ inventory() { # users
 }
 commit() { git -c user.name=b -c user.email=b@b commit -qam "$1" >/dev/null; git rev-parse HEAD; }
 inventory 0 > pigsty.yml && git add -A && commit base >/dev/null && git push -q origin HEAD:main
-cat > "$work/pgitops.toml" <<CFG
-[repository]
-remote = "$work/remote.git"
-poll_seconds = 60
-[state]
-dir = "$work/state"
-[executor]
-ssh_user = "root"
-identity = "$sb/ssh/id_ed25519"
-known_hosts = "$sb/ssh/known_hosts"
-ssh_config = "$sb/ssh/config"
-control_dir = "$sb/ctl"
-[http]
-listen = "127.0.0.1:9188"
-CFG
+bash "$root/scripts/sandbox.sh" config "$work/remote.git" "$work/state" 127.0.0.1:9188 60 > "$work/pgitops.toml"
 "$bin" serve --config "$work/pgitops.toml" 2>"$work/serve.log" &
 serve=$!
 note_final() { # commit: waits until the remote holds a final note on it

@@ -35,21 +35,7 @@ git -C "$demo/work" push -q origin HEAD:main
 "$bin" --repo "$demo/work" validate
 
 step "pgitops serve, watching the remote"
-cat > "$demo/pgitops.toml" <<CFG
-[repository]
-remote = "$demo/remote.git"
-branch = "main"
-[state]
-dir = "$demo/state"
-[executor]
-ssh_user = "root"
-identity = "$sb/ssh/id_ed25519"
-known_hosts = "$sb/ssh/known_hosts"
-ssh_config = "$sb/ssh/config"
-control_dir = "$sb/ctl"
-[http]
-listen = "127.0.0.1:9187"
-CFG
+bash "$root/scripts/sandbox.sh" config "$demo/remote.git" "$demo/state" 127.0.0.1:9187 > "$demo/pgitops.toml"
 "$bin" validate --config "$demo/pgitops.toml"
 PGITOPS_LOG=info "$bin" serve --config "$demo/pgitops.toml" 2>"$demo/serve.log" &
 serve=$!

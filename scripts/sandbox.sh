@@ -8,6 +8,7 @@
 #   bash scripts/sandbox.sh up      # (re)create the nodes; prints the pgitops SSH options
 #   bash scripts/sandbox.sh down    # stop everything and remove it
 #   bash scripts/sandbox.sh args    # print the pgitops SSH options again
+#   bash scripts/sandbox.sh config REMOTE STATE_DIR LISTEN [POLL]   # a pgitops.toml for serve
 # Only loopback addresses are used. Runs as root (it starts sshd and uses runuser).
 set -euo pipefail
 B=${PGITOPS_SANDBOX:-/dev/shm/pgitops-sandbox}
@@ -16,6 +17,25 @@ PGBIN=/usr/lib/postgresql/15/bin
 CLUSTERS=${PGITOPS_SANDBOX_CLUSTERS:-127.0.10.10 127.0.10.11,127.0.10.12,127.0.10.13}
 REPL_PASSWORD=DBUser.Replicator   # pg_replication_password in examples-repo/pigsty.yml
 as_pg() { (cd / && runuser -u postgres -- "$@"); }
+
+config() { # remote state-dir listen [poll-seconds]: a pgitops.toml for `pgitops serve` on these nodes
+  cat <<CFG
+[repository]
+remote = "$1"
+branch = "main"
+poll_seconds = ${4:-15}
+[state]
+dir = "$2"
+[executor]
+ssh_user = "root"
+identity = "$B/ssh/id_ed25519"
+known_hosts = "$B/ssh/known_hosts"
+ssh_config = "$B/ssh/config"
+control_dir = "$B/ctl"
+[http]
+listen = "$3"
+CFG
+}
 
 args() {
   echo "--ssh-user root --ssh-config $B/ssh/config --identity $B/ssh/id_ed25519 --known-hosts $B/ssh/known_hosts --control-dir $B/ctl"
@@ -115,5 +135,6 @@ case "${1:-}" in
   up) up ;;
   down) down; echo "sandbox: removed" ;;
   args) args ;;
-  *) echo "usage: $0 up|down|args" >&2; exit 2 ;;
+  config) shift; config "$@" ;;
+  *) echo "usage: $0 up|down|args|config REMOTE STATE_DIR LISTEN [POLL_SECONDS]" >&2; exit 2 ;;
 esac

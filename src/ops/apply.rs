@@ -167,7 +167,7 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
         results.extend(rt.block_on(execute::run(&run.plan, old, new, runner.clone(), cfg)));
     }
     rt.block_on(runner.close());
-    record(&mut state, &runs, &results, &to.id);
+    record(&mut state, &runs, &results, &to.id, &keep);
     state.save(&state_dir)?;
     let run = note_of(&runs, &results, &to.id, started);
     note::append(repo.git(), &run).context("writing the git note")?;
@@ -179,15 +179,32 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
 }
 
 /// Advances each touched cluster's state and records what pgitops created or dropped.
-fn record(state: &mut State, runs: &[PlanRun], results: &[ActionResult], to: &str) {
-    let mut clusters: BTreeSet<&str> = BTreeSet::new();
+/// Every cluster this run covered (all modules, also those with nothing to do) advances to `to`
+/// unless one of its actions failed or waits; `covered` excludes clusters left out of the run.
+fn record(
+    state: &mut State,
+    runs: &[PlanRun],
+    results: &[ActionResult],
+    to: &str,
+    covered: &dyn Fn(&str) -> bool,
+) {
+    let mut clusters: BTreeSet<String> = state.clusters.keys().cloned().collect();
     for run in runs {
         if let Some((_, new)) = &run.inventories {
-            clusters.extend(new.model.pgsql.keys().map(String::as_str));
+            let m = &new.model;
+            clusters.extend(
+                m.pgsql
+                    .keys()
+                    .chain(m.redis.keys())
+                    .chain(m.etcd.keys())
+                    .chain(m.minio.keys())
+                    .cloned(),
+            );
+            clusters.extend(m.infra.iter().map(|c| c.name.clone()));
         }
-        clusters.extend(run.plan.actions.iter().map(|a| a.cluster.as_str()));
+        clusters.extend(run.plan.actions.iter().map(|a| a.cluster.clone()));
     }
-    for name in clusters {
+    for name in clusters.iter().map(String::as_str).filter(|c| covered(c)) {
         let mine: Vec<&ActionResult> = results.iter().filter(|r| r.cluster == name).collect();
         let entry = state.clusters.entry(name.to_string()).or_default();
         entry.last_attempted = Some(to.to_string());

@@ -161,3 +161,27 @@ fn the_webhook_checks_its_signature() {
         "a bad signature is refused"
     );
 }
+
+#[test]
+fn a_cluster_without_changes_does_not_keep_the_service_busy() {
+    let f = Fleet::new(&["127.0.60.11"]);
+    let mut v = f.inventory();
+    // an etcd cluster: not native, and untouched by the next commit
+    v["all"]["children"]["etcd"] = crate::support::yaml(
+        "{ hosts: { 127.0.60.11: { etcd_seq: 1 } }, vars: { etcd_cluster: etcd } }",
+    );
+    let svc = Service::applied(&f, &v);
+    push(&mut v, "pg_users", "{ name: only_pg, password: 'Only.Pg' }");
+    let c = f.commit(&v, "a pg-only change");
+    svc.push(&f);
+    assert_eq!(svc.final_note(&c)["status"], "success");
+    // more triggers: nothing is behind, so no further run is recorded
+    for _ in 0..3 {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(svc.child.id() as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let note = svc.final_note(&c);
+    assert_eq!(note["runs"].as_array().unwrap().len(), 1, "{note:#}");
+    assert_eq!(note["status"], "success");
+}
