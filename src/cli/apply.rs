@@ -51,6 +51,10 @@ pub struct ApplyArgs {
     /// ssh client configuration file.
     #[arg(long)]
     ssh_config: Option<PathBuf>,
+    /// Close SSH master connections at exit instead of keeping them up for a minute for the
+    /// next run (a changed known_hosts file never resumes an old connection).
+    #[arg(long)]
+    no_ssh_reuse: bool,
     /// Directory for SSH control sockets (keep it short).
     #[arg(long, default_value = "/tmp/pgitops-ssh")]
     control_dir: PathBuf,
@@ -83,6 +87,7 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             config_file: a.ssh_config,
             control_dir: a.control_dir,
             connect_timeout: Duration::from_secs(10).min(timeout),
+            reuse: !a.no_ssh_reuse,
         })
     };
     let become_method = match a.r#become {

@@ -173,6 +173,7 @@ fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
         config_file: e.ssh_config.clone(),
         control_dir: e.control_dir.clone(),
         connect_timeout: Duration::from_secs(10).min(timeout),
+        reuse: false,
     });
     let become_method = match e.become_method.as_str() {
         "sudo" => Become::Sudo,

@@ -37,6 +37,9 @@ pub struct SshOptions {
     /// Short directory for the control sockets (unix socket paths are limited to 108 bytes).
     pub control_dir: PathBuf,
     pub connect_timeout: Duration,
+    /// Leave master connections up for a minute after the process ends, and reuse them in the
+    /// next run (the CLI); a service keeps its own for its whole life instead.
+    pub reuse: bool,
 }
 
 #[derive(Debug)]
@@ -96,14 +99,64 @@ impl Runner {
     /// Closes every master connection.
     pub async fn close(&self) {
         if let Runner::Ssh(ssh) = self {
-            for (_, cell) in ssh.sessions.lock().await.drain() {
+            for (target, cell) in ssh.sessions.lock().await.drain() {
                 let session = Arc::try_unwrap(cell).ok().and_then(OnceCell::into_inner);
-                if let Some(s) = session.and_then(|s| Arc::try_unwrap(s).ok()) {
+                let Some(s) = session.and_then(|s| Arc::try_unwrap(s).ok()) else {
+                    continue;
+                };
+                if ssh.options.reuse {
+                    // The master outlives us (ControlPersist): the next run resumes it.
+                    let (ctl, _) = s.detach();
+                    let reg = registry(&ssh.options, &target);
+                    let _ = std::fs::create_dir_all(reg.parent().expect("a parent"))
+                        .and_then(|()| std::fs::write(&reg, ctl.to_string_lossy().as_bytes()));
+                } else {
                     let _ = s.close().await;
                 }
             }
         }
     }
+}
+
+/// Where a reusable master of `target` is recorded. The key covers everything the connection
+/// was checked with (address, port, user, identity, ssh configuration, and the known_hosts
+/// *content*), so a changed host-key policy never resumes an old master.
+fn registry(options: &SshOptions, target: &Target) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let user = target
+        .user
+        .clone()
+        .or_else(|| options.user.clone())
+        .unwrap_or_default();
+    let paths = [
+        &options.identity,
+        &options.config_file,
+        &options.known_hosts,
+    ]
+    .map(|p| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    });
+    for part in [
+        target.address.clone(),
+        target.port.unwrap_or(22).to_string(),
+        user,
+    ]
+    .iter()
+    .chain(paths.iter())
+    {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    if let Some(k) = &options.known_hosts {
+        h.update(std::fs::read(k).unwrap_or_default());
+    }
+    options
+        .control_dir
+        .join("masters")
+        .join(&hex::encode(h.finalize())[..32])
 }
 
 /// The master connection to `target`, opened once; different hosts connect concurrently.
@@ -124,7 +177,22 @@ async fn session(
 }
 
 async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, ExecError> {
+    if options.reuse {
+        let reg = registry(options, target);
+        if let Ok(ctl) = std::fs::read_to_string(&reg) {
+            let s = Session::resume_mux(PathBuf::from(ctl).into_boxed_path(), None);
+            if s.check().await.is_ok() {
+                return Ok(Arc::new(s));
+            }
+            let _ = std::fs::remove_file(&reg);
+        }
+    }
     let mut b = SessionBuilder::default();
+    if options.reuse {
+        b.control_persist(openssh::ControlPersist::IdleFor(
+            std::num::NonZeroUsize::new(60).expect("non-zero"),
+        ));
+    }
     b.known_hosts_check(KnownHosts::Strict)
         .control_directory(&options.control_dir)
         .connect_timeout(options.connect_timeout);
@@ -143,7 +211,7 @@ async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, 
     if let Some(p) = target.port {
         b.port(p);
     }
-    std::fs::create_dir_all(&options.control_dir).map_err(|e| ExecError::Connect {
+    create_private_dir(&options.control_dir).map_err(|e| ExecError::Connect {
         host: target.host.clone(),
         reason: format!("control directory {}: {e}", options.control_dir.display()),
     })?;
@@ -155,6 +223,13 @@ async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, 
             reason: connect_reason(&e),
         })?;
     Ok(Arc::new(s))
+}
+
+/// The control directory holds live SSH masters: only its owner may enter it.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// ssh's own words for a failed connection, with the host-key case spelled out.
