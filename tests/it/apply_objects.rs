@@ -1,7 +1,7 @@
 //! `pgitops apply` of users and databases on real nodes (sshd + PostgreSQL per loopback
 //! address): effects checked in the catalogs, in logins and in the git note.
 
-use crate::support::fleet::{eventually, ok, push, user, Fleet};
+use crate::support::fleet::{eventually, has_database, has_role, ok, push, user, Fleet};
 
 #[test]
 fn users_are_created_changed_and_dropped() {
@@ -76,13 +76,7 @@ fn users_are_created_changed_and_dropped() {
     user(&mut v, "app")["state"] = "absent".into();
     f.commit(&v, "drop app");
     ok(&f.apply(&[]));
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"
-        ),
-        "0"
-    );
+    assert!(!has_role(p, "app"));
 }
 
 #[test]
@@ -119,26 +113,13 @@ fn a_user_that_owns_objects_is_refused_and_nothing_else_is_harmed() {
         "the refusal names what the role owns:\n{}",
         run.stdout
     );
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'owner'"
-        ),
-        "1"
-    );
+    assert!(has_role(p, "owner"));
     assert_eq!(
         p.sql("postgres", "SELECT count(*) FROM owned_thing"),
         "0",
         "the table is untouched"
     );
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'bystander'"
-        ),
-        "1",
-        "the rest of the plan ran first"
-    );
+    assert!(has_role(p, "bystander"), "the rest of the plan ran first");
 }
 
 #[test]
@@ -155,13 +136,7 @@ fn reverting_the_commit_that_added_a_user_removes_it() {
     let add = f.commit(&v, "add temp_user");
     ok(&f.apply(&[]));
     let p = f.primary();
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'temp_user'"
-        ),
-        "1"
-    );
+    assert!(has_role(p, "temp_user"));
     // git revert <add>: the inventory goes back to the base
     let repo = git2::Repository::open(f.repo.path()).unwrap();
     let commit = repo
@@ -176,13 +151,7 @@ fn reverting_the_commit_that_added_a_user_removes_it() {
         "{}",
         run.stdout
     );
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'temp_user'"
-        ),
-        "0"
-    );
+    assert!(!has_role(p, "temp_user"));
 }
 
 #[test]
@@ -230,22 +199,10 @@ fn databases_with_owner_schemas_extensions_and_an_approved_drop() {
         "{}",
         run.stdout
     );
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_database WHERE datname = 'shop'"
-        ),
-        "1"
-    );
+    assert!(has_database(p, "shop"));
     assert_eq!(f.note(&held)["runs"][0]["result"], "held");
     // ...and done once a commit of the range carries the trailer
     f.commit(&v, "approve\n\nPgitops-Approve: pg-t/database/shop/drop\n");
     ok(&f.apply(&[]));
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_database WHERE datname = 'shop'"
-        ),
-        "0"
-    );
+    assert!(!has_database(p, "shop"));
 }

@@ -2,7 +2,7 @@
 //! fixture Pigsty home's playbooks over SSH against real nodes, with the inventory of the right
 //! revision; PLAY RECAP and the catalogs decide the result.
 
-use crate::support::fleet::{ok, push, user, Fleet};
+use crate::support::fleet::{has_database, has_role, ok, push, user, Fleet};
 use crate::support::pigsty::{ansible_available, home};
 
 fn apply(f: &Fleet, home: &std::path::Path, extra: &[&str]) -> crate::support::Run {
@@ -76,20 +76,8 @@ fn users_databases_and_hba_through_ansible() {
         "drop both\n\nPgitops-Approve: pg-t/database/via_db/drop\n",
     );
     ok(&apply(&f, home.path(), &[]));
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_database WHERE datname = 'via_db'"
-        ),
-        "0"
-    );
-    assert_eq!(
-        p.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_roles WHERE rolname = 'via_ansible'"
-        ),
-        "0"
-    );
+    assert!(!has_database(p, "via_db"));
+    assert!(!has_role(p, "via_ansible"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use serde_yaml_ng::Value;
 
-use super::nodes::Cluster;
+use super::nodes::{Cluster, Node};
 use super::{pgitops, to_yaml, yaml, Repo, Run};
 
 pub struct Fleet {
@@ -134,4 +134,20 @@ pub fn user<'a>(v: &'a mut serde_yaml_ng::Value, name: &str) -> &'a mut serde_ya
 
 pub fn ok(run: &Run) {
     assert_eq!(run.code, 0, "apply failed:\n{}\n{}", run.stdout, run.stderr);
+}
+
+/// Whether the role `name` exists on `node`.
+pub fn has_role(node: &Node, name: &str) -> bool {
+    node.sql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'"),
+    ) == "1"
+}
+
+/// Whether the database `name` exists on `node`.
+pub fn has_database(node: &Node, name: &str) -> bool {
+    node.sql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    ) == "1"
 }
