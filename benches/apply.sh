@@ -33,7 +33,7 @@ for i, c in enumerate(clusters):
     out += ["          - { name: dbuser_base, password: Base.Pass, roles: [ dbrole_readonly ] }"]
     if i == 0:
         out += [f"          - {{ name: bench_u{u}, password: Bench.Pass.{u}, connlimit: 5 }}" for u in range(users)]
-out += ["  vars:", "    admin_ip: 127.0.0.1", "    pg_version: 15", "    node_firewall_intranet: [ 127.0.0.0/8 ]",
+out += ["  vars:", "    admin_ip: 127.0.0.1", "    pg_version: 15", "    pg_bin_dir: /usr/lib/postgresql/15/bin", "    node_firewall_intranet: [ 127.0.0.0/8 ]",
         "    pg_default_hba_rules:",
         "      - { user: '${dbsu}', db: all, addr: local, auth: ident, title: 'dbsu', order: 100 }",
         "      - { user: '${repl}', db: replication, addr: intra, auth: pwd, title: 'replication', order: 250 }",

@@ -26,7 +26,7 @@ inventory() { # users
   printf '%s\n' "all:" "  children:" "    pg-b:" "      hosts: { 127.0.53.11: { pg_seq: 1, pg_role: primary } }" "      vars:" "        pg_cluster: pg-b" "        pg_users:"
   printf '          - { name: dbuser_base, password: Base.Pass }\n'
   for u in $(seq 1 "$1"); do printf '          - { name: bench_u%s, password: Bench.Pass.%s }\n' "$u" "$u"; done
-  printf '%s\n' "  vars:" "    admin_ip: 127.0.0.1" "    pg_version: 15" "    node_firewall_intranet: [ 127.0.0.0/8 ]" \
+  printf '%s\n' "  vars:" "    admin_ip: 127.0.0.1" "    pg_version: 15" "    pg_bin_dir: /usr/lib/postgresql/15/bin" "    node_firewall_intranet: [ 127.0.0.0/8 ]" \
     "    pg_default_hba_rules: [ { user: '\${dbsu}', db: all, addr: local, auth: ident, title: dbsu } ]"
 }
 commit() { git -c user.name=b -c user.email=b@b commit -qam "$1" >/dev/null; git rev-parse HEAD; }

@@ -111,12 +111,10 @@ pub struct Executor {
     pub control_dir: PathBuf,
     #[serde(default = "runuser", rename = "become")]
     pub become_method: String,
-    #[serde(default = "postgres")]
-    pub dbsu: String,
-    #[serde(default = "pg_bin")]
-    pub pg_bin: String,
-    #[serde(default = "socket_dir")]
-    pub socket_dir: String,
+    /// Overrides of the inventory's `pg_dbsu`, `pg_bin_dir` and the socket directory.
+    pub dbsu: Option<String>,
+    pub pg_bin: Option<String>,
+    pub socket_dir: Option<String>,
     #[serde(default = "sixty")]
     pub timeout_seconds: u64,
     #[serde(default = "eight")]
@@ -220,15 +218,6 @@ fn control_dir() -> PathBuf {
 }
 fn runuser() -> String {
     "runuser".into()
-}
-fn postgres() -> String {
-    "postgres".into()
-}
-fn pg_bin() -> String {
-    "/usr/lib/postgresql/15/bin".into()
-}
-fn socket_dir() -> String {
-    "/var/run/postgresql".into()
 }
 fn listen() -> String {
     "127.0.0.1:9187".into()

@@ -6,8 +6,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
-use crate::execute::{Become, ExecConfig, Runner, SshOptions, Status};
+use crate::execute::settings::Overrides;
+use crate::execute::{Become, Status};
 use crate::ops::apply::{apply as run_apply, ApplyOptions};
+use crate::ops::executor::{self, ExecutorSettings};
 use crate::ops::RepoOptions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,12 +63,16 @@ pub struct ApplyArgs {
     /// How to run as the dbsu: runuser (root login), sudo, or none (the login user is the dbsu).
     #[arg(long, value_enum, default_value = "runuser")]
     r#become: BecomeArg,
-    #[arg(long, default_value = "postgres")]
-    dbsu: String,
-    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
-    pg_bin: String,
-    #[arg(long, default_value = "/var/run/postgresql")]
-    socket_dir: String,
+    /// The dbsu on every host (default: the inventory's `pg_dbsu`, else postgres).
+    #[arg(long)]
+    dbsu: Option<String>,
+    /// PostgreSQL's bin directory on every host (default: the inventory's `pg_bin_dir`, else
+    /// /usr/pgsql/bin).
+    #[arg(long)]
+    pg_bin: Option<String>,
+    /// PostgreSQL's socket directory on every host (default /var/run/postgresql).
+    #[arg(long)]
+    socket_dir: Option<String>,
     /// Seconds for one step on one host.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -76,44 +82,28 @@ pub struct ApplyArgs {
 }
 
 pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
-    let timeout = Duration::from_secs(a.timeout.max(1));
-    let runner = if a.local {
-        Runner::Local
-    } else {
-        Runner::ssh(SshOptions {
-            user: a.ssh_user,
-            identity: a.identity,
-            known_hosts: a.known_hosts,
-            config_file: a.ssh_config,
-            control_dir: a.control_dir,
-            connect_timeout: Duration::from_secs(10).min(timeout),
-            reuse: !a.no_ssh_reuse,
-        })
-    };
-    let become_method = match a.r#become {
-        BecomeArg::Runuser => Become::Runuser,
-        BecomeArg::Sudo => Become::Sudo,
-        BecomeArg::None => Become::None,
-    };
-    let exec = ExecConfig {
-        become_method,
-        dbsu: a.dbsu,
-        pg_bin: a.pg_bin,
-        socket_dir: a.socket_dir,
-        timeout,
+    let (exec, runner) = executor::build(ExecutorSettings {
+        local: a.local,
+        ssh_user: a.ssh_user,
+        identity: a.identity,
+        known_hosts: a.known_hosts,
+        ssh_config: a.ssh_config,
+        control_dir: a.control_dir,
+        ssh_reuse: !a.no_ssh_reuse,
+        become_method: match a.r#become {
+            BecomeArg::Runuser => Become::Runuser,
+            BecomeArg::Sudo => Become::Sudo,
+            BecomeArg::None => Become::None,
+        },
+        pg: Overrides {
+            dbsu: a.dbsu,
+            bin_dir: a.pg_bin,
+            socket_dir: a.socket_dir,
+        },
+        timeout: Duration::from_secs(a.timeout),
         concurrency: a.concurrency,
-        pigsty: a
-            .pigsty_home
-            .map(|home| crate::execute::pigsty::PigstyConfig {
-                home,
-                ansible_playbook: a.ansible_playbook,
-                old_inventory: None,
-                new_inventory: PathBuf::new(),
-                secrets: vec![],
-                timeout: Duration::from_secs(a.timeout.max(1) * 10),
-            }),
-        ..ExecConfig::default()
-    };
+        pigsty: a.pigsty_home.map(|home| (home, a.ansible_playbook)),
+    });
     let done = run_apply(
         opts,
         ApplyOptions {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use crate::config::{secret, Config};
-use crate::execute::{Become, ExecConfig, Runner, SshOptions, Status};
+use crate::execute::{Become, ExecConfig, Runner, Status};
 use crate::ops::apply::{apply, ApplyOptions};
 use crate::ops::RepoOptions;
 use crate::report::note;
@@ -165,40 +165,35 @@ fn write_head(cfg: &Config, head: &str) -> Result<()> {
 
 fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
     let e = &cfg.executor;
-    let timeout = Duration::from_secs(e.timeout_seconds.max(1));
-    let runner = Runner::ssh(SshOptions {
-        user: e.ssh_user.clone(),
+    let (mut exec, runner) = crate::ops::executor::build(crate::ops::executor::ExecutorSettings {
+        local: false,
+        ssh_user: e.ssh_user.clone(),
         identity: e.identity.clone(),
         known_hosts: e.known_hosts.clone(),
-        config_file: e.ssh_config.clone(),
+        ssh_config: e.ssh_config.clone(),
         control_dir: e.control_dir.clone(),
-        connect_timeout: Duration::from_secs(10).min(timeout),
-        reuse: false,
-    });
-    let become_method = match e.become_method.as_str() {
-        "sudo" => Become::Sudo,
-        "none" => Become::None,
-        _ => Become::Runuser,
-    };
-    let exec = ExecConfig {
-        become_method,
-        dbsu: e.dbsu.clone(),
-        pg_bin: e.pg_bin.clone(),
-        socket_dir: e.socket_dir.clone(),
-        timeout,
+        ssh_reuse: false,
+        become_method: match e.become_method.as_str() {
+            "sudo" => Become::Sudo,
+            "none" => Become::None,
+            _ => Become::Runuser,
+        },
+        pg: crate::execute::settings::Overrides {
+            dbsu: e.dbsu.clone(),
+            bin_dir: e.pg_bin.clone(),
+            socket_dir: e.socket_dir.clone(),
+        },
+        timeout: Duration::from_secs(e.timeout_seconds),
         concurrency: e.concurrency,
-        closed_classes: window::closed_classes(cfg, chrono::Utc::now()),
-        stop: stop.clone(),
-        journal: None,
-        pigsty: (e.kind == "pigsty").then(|| crate::execute::pigsty::PigstyConfig {
-            home: e.pigsty_home.clone().unwrap_or_default(),
-            ansible_playbook: e.ansible_playbook.clone(),
-            old_inventory: None,
-            new_inventory: Default::default(),
-            secrets: vec![],
-            timeout: timeout * 10,
+        pigsty: (e.kind == "pigsty").then(|| {
+            (
+                e.pigsty_home.clone().unwrap_or_default(),
+                e.ansible_playbook.clone(),
+            )
         }),
-    };
+    });
+    exec.closed_classes = window::closed_classes(cfg, chrono::Utc::now());
+    exec.stop = stop.clone();
     (exec, runner)
 }
 

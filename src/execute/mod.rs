@@ -8,6 +8,7 @@
 pub mod native;
 pub mod pigsty;
 pub mod runner;
+pub mod settings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -52,9 +53,8 @@ pub enum Become {
 #[derive(Debug, Clone)]
 pub struct ExecConfig {
     pub become_method: Become,
-    pub dbsu: String,
-    pub pg_bin: String,
-    pub socket_dir: String,
+    /// Overrides of the per-host settings the inventory gives (see [`settings`]).
+    pub pg: settings::Overrides,
     pub timeout: Duration,
     /// Clusters applied at once.
     pub concurrency: usize,
@@ -72,9 +72,7 @@ impl Default for ExecConfig {
     fn default() -> Self {
         ExecConfig {
             become_method: Become::Runuser,
-            dbsu: "postgres".into(),
-            pg_bin: "/usr/lib/postgresql/15/bin".into(),
-            socket_dir: "/var/run/postgresql".into(),
+            pg: Default::default(),
             timeout: Duration::from_secs(60),
             concurrency: 8,
             closed_classes: Default::default(),

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use super::plan::{parse_range, plan_between, PlanRun};
 use super::RepoOptions;
 use crate::execute::{self, ActionResult, ExecConfig, Runner, Status};
+use crate::plan::{ObjectStep, Step};
 use crate::report::note::{self, ClusterRecord, Run};
 use crate::report::state::State;
 
@@ -204,6 +205,7 @@ fn record(
         }
         clusters.extend(run.plan.actions.iter().map(|a| a.cluster.clone()));
     }
+    let actions: Vec<&crate::plan::Action> = runs.iter().flat_map(|r| &r.plan.actions).collect();
     for name in clusters.iter().map(String::as_str).filter(|c| covered(c)) {
         let mine: Vec<&ActionResult> = results.iter().filter(|r| r.cluster == name).collect();
         let entry = state.clusters.entry(name.to_string()).or_default();
@@ -211,21 +213,26 @@ fn record(
         if mine.iter().all(|r| {
             !matches!(
                 r.status,
-                Status::Failed | Status::Skipped | Status::AwaitingApproval
+                Status::Failed
+                    | Status::Skipped
+                    | Status::AwaitingApproval
+                    | Status::AwaitingWindow
             )
         }) {
             entry.last_applied = Some(to.to_string());
         }
         for r in mine.iter().filter(|r| r.status == Status::Applied) {
-            let object = r.id[name.len() + 1..]
-                .rsplit_once('/')
-                .map(|(o, _)| o.to_string());
-            match (object, r.id.rsplit('/').next()) {
-                (Some(o), Some("create")) if o.starts_with("user/") => {
-                    entry.created.insert(o);
+            let Some(a) = actions.iter().find(|a| a.id == r.id) else {
+                continue;
+            };
+            match &a.step {
+                Step::Object(ObjectStep::UserUpsert {
+                    name, create: true, ..
+                }) => {
+                    entry.created.insert(format!("user/{name}"));
                 }
-                (Some(o), Some("drop")) => {
-                    entry.created.remove(&o);
+                Step::Object(ObjectStep::UserDrop { name, .. }) => {
+                    entry.created.remove(&format!("user/{name}"));
                 }
                 _ => {}
             }

@@ -3,6 +3,7 @@
 //! result the caller renders. Errors carry context (anyhow) and map to exit codes in the CLI.
 
 pub mod apply;
+pub mod executor;
 pub mod plan;
 pub mod records;
 pub mod validate;

@@ -14,8 +14,13 @@ mod modules;
 mod objects;
 pub mod output;
 mod pgsql;
-pub(crate) mod steps;
+mod step;
 mod vars;
+
+pub use step::{
+    Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep,
+    SqlTarget, Step,
+};
 
 use std::collections::BTreeSet;
 
@@ -64,30 +69,89 @@ pub enum Approval {
     Approved,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One action: a typed [`Step`] with its target, class, the revision it reads and its approval.
+/// The id is derived from the step (`<cluster>/<step path>`) and stable across releases.
+#[derive(Debug, Clone)]
 pub struct Action {
     pub id: String,
-    pub kind: String,
-    #[serde(serialize_with = "module_name")]
     pub module: Module,
     pub cluster: String,
     pub hosts: Vec<String>,
     pub class: Class,
     pub revision: Revision,
-    /// The equivalent Pigsty invocation, run from the Pigsty home.
-    pub pigsty: String,
-    /// What the native executor will do (SQL with passwords redacted, files, reloads).
-    pub steps: Vec<String>,
+    pub step: Step,
+    /// The equivalent Pigsty invocation, run from the Pigsty home (none for manual actions).
+    pub pigsty: Option<Playbook>,
     pub approval: Approval,
     /// Why an action is manual, or what to know before it runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(skip)]
-    order: (bool, u8, u8),
+    order: Order,
 }
 
-fn module_name<S: serde::Serializer>(m: &Module, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(m.as_str())
+/// The plan's JSON form of an action (the contract other tools read).
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Action", 11)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("kind", self.step.kind())?;
+        st.serialize_field("module", self.module.as_str())?;
+        st.serialize_field("cluster", &self.cluster)?;
+        st.serialize_field("hosts", &self.hosts)?;
+        st.serialize_field("class", &self.class)?;
+        st.serialize_field("revision", &self.revision)?;
+        let pigsty = self
+            .pigsty
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        st.serialize_field("pigsty", &pigsty)?;
+        st.serialize_field("steps", &self.step.preview())?;
+        st.serialize_field("approval", &self.approval)?;
+        if let Some(r) = &self.reason {
+            st.serialize_field("reason", r)?;
+        }
+        st.end()
+    }
+}
+
+/// A Pigsty playbook run: `./<book>.yml -l <limit> <args...>`, as argv (never re-split).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playbook {
+    pub book: String,
+    pub limit: String,
+    pub args: Vec<String>,
+}
+
+impl Playbook {
+    pub fn new(book: &str, limit: &str, args: &[&str]) -> Playbook {
+        Playbook {
+            book: book.to_string(),
+            limit: limit.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// The arguments after the playbook: `-l <limit> <args...>`.
+    pub fn argv(&self) -> Vec<&str> {
+        let mut argv = vec!["-l", self.limit.as_str()];
+        argv.extend(self.args.iter().map(String::as_str));
+        argv
+    }
+
+    pub fn file(&self) -> String {
+        format!("{}.yml", self.book)
+    }
+}
+
+/// The command line as a user would type it in the Pigsty home, every word shell-quoted.
+impl std::fmt::Display for Playbook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let book = format!("./{}", self.file());
+        let mut argv = vec![book.as_str()];
+        argv.extend(self.argv());
+        f.write_str(&crate::render::shell::line(&argv))
+    }
 }
 
 /// A remark on the plan that is not an action: objects left in place, re-run baselines.
@@ -103,33 +167,95 @@ pub struct Plan {
     pub warnings: Vec<PlanWarning>,
 }
 
-/// Phases inside a cluster, creation side.
-pub(crate) mod phase {
-    pub const CLUSTER: u8 = 0;
-    pub const MEMBER: u8 = 1;
-    pub const USER: u8 = 2;
-    pub const DATABASE: u8 = 3;
-    pub const HBA: u8 = 4;
-    pub const SERVICE: u8 = 5;
-    pub const PARAMETER: u8 = 6;
-    pub const VAR: u8 = 7;
-    // Removal side.
-    pub const DROP_DATABASE: u8 = 0;
-    pub const DROP_USER: u8 = 1;
-    pub const REMOVE_MEMBER: u8 = 2;
-    pub const AFTER_REMOVAL: u8 = 3;
-    pub const REMOVE_CLUSTER: u8 = 4;
+/// Where an action sorts: the creation pass (modules in order infra, node, etcd, minio, pgsql,
+/// redis) before the removal pass (modules in reverse); inside a cluster by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Order {
+    Create(Phase),
+    Remove(RemovalPhase),
 }
 
-fn rank(m: Module) -> u8 {
-    match m {
-        Module::Infra => 0,
-        Module::Node => 1,
-        Module::Etcd => 2,
-        Module::Minio => 3,
-        Module::Pgsql => 4,
-        Module::Redis => 5,
-        Module::Other => 6,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Cluster,
+    Member,
+    User,
+    Database,
+    Hba,
+    Service,
+    Parameter,
+    Var,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RemovalPhase {
+    DropDatabase,
+    DropUser,
+    RemoveMember,
+    AfterRemoval,
+    RemoveCluster,
+}
+
+impl Order {
+    fn removal(self) -> bool {
+        matches!(self, Order::Remove(_))
+    }
+}
+
+fn ordering(x: &Action, y: &Action) -> std::cmp::Ordering {
+    let (xr, yr) = (x.order.removal(), y.order.removal());
+    xr.cmp(&yr)
+        .then_with(|| match xr {
+            false => x.module.cmp(&y.module),
+            true => y.module.cmp(&x.module),
+        })
+        .then_with(|| x.cluster.cmp(&y.cluster))
+        .then_with(|| x.order.cmp(&y.order))
+}
+
+impl Action {
+    /// A new action on `cluster`; it reads the new revision, targets no host and has no Pigsty
+    /// command until told otherwise.
+    pub(crate) fn new(
+        module: Module,
+        cluster: &str,
+        step: Step,
+        class: Class,
+        order: Order,
+    ) -> Action {
+        Action {
+            id: format!("{cluster}/{}", step.path()),
+            module,
+            cluster: cluster.to_string(),
+            hosts: vec![],
+            class,
+            revision: Revision::New,
+            step,
+            pigsty: None,
+            approval: Approval::NotNeeded,
+            reason: None,
+            order,
+        }
+    }
+
+    pub(crate) fn hosts(mut self, hosts: Vec<String>) -> Action {
+        self.hosts = hosts;
+        self
+    }
+
+    pub(crate) fn reads_old(mut self) -> Action {
+        self.revision = Revision::Old;
+        self
+    }
+
+    pub(crate) fn pigsty(mut self, p: Playbook) -> Action {
+        self.pigsty = Some(p);
+        self
+    }
+
+    pub(crate) fn reason(mut self, why: impl Into<String>) -> Action {
+        self.reason = Some(why.into());
+        self
     }
 }
 
@@ -143,53 +269,14 @@ pub(crate) struct Builder<'a> {
     pub plan: Plan,
 }
 
-pub(crate) struct Spec<'s> {
-    pub module: Module,
-    pub cluster: &'s str,
-    /// `<entity>/<name>/<verb>` after the cluster, e.g. `user/dbuser_app/create`.
-    pub path: String,
-    pub kind: &'static str,
-    pub hosts: Vec<String>,
-    pub class: Class,
-    /// Runs in the removal pass (reverse module order).
-    pub removal: bool,
-    /// Reads the old revision (removals need the identity of what is being removed).
-    pub reads_old: bool,
-    pub phase: u8,
-    pub pigsty: String,
-}
-
 impl Builder<'_> {
-    pub fn push(&mut self, s: Spec, steps: Vec<String>, reason: Option<String>) {
-        let id = format!("{}/{}", s.cluster, s.path);
-        let approval = match s.class {
-            Class::Destructive if self.approvals.contains(&id) => Approval::Approved,
+    pub fn push(&mut self, mut a: Action) {
+        a.approval = match a.class {
+            Class::Destructive if self.approvals.contains(&a.id) => Approval::Approved,
             Class::Destructive => Approval::Required,
             _ => Approval::NotNeeded,
         };
-        let module_rank = if s.removal {
-            6 - rank(s.module)
-        } else {
-            rank(s.module)
-        };
-        self.plan.actions.push(Action {
-            id,
-            kind: s.kind.to_string(),
-            module: s.module,
-            cluster: s.cluster.to_string(),
-            hosts: s.hosts,
-            class: s.class,
-            revision: if s.reads_old {
-                Revision::Old
-            } else {
-                Revision::New
-            },
-            pigsty: s.pigsty,
-            steps,
-            approval,
-            reason,
-            order: (s.removal, module_rank, s.phase),
-        });
+        self.plan.actions.push(a);
     }
 
     pub fn warn(&mut self, cluster: &str, message: String) {
@@ -223,21 +310,11 @@ pub fn build(
         }
     }
     // Stable: emission order is kept inside (removal, module, phase); clusters stay alphabetical.
-    b.plan
-        .actions
-        .sort_by_key(|a| (a.order.0, a.order.1, a.cluster.clone(), a.order.2));
+    b.plan.actions.sort_by(ordering);
     b.plan
 }
 
 /// An Ansible limit for hosts inside a cluster: `ip1,ip2,&cls`.
 pub(crate) fn limit_hosts(hosts: &[String], group: &str) -> String {
     format!("{},&{group}", hosts.join(","))
-}
-
-/// The Pigsty invocation `./<playbook>.yml -l <limit> <args...>`, every word shell-quoted.
-pub(crate) fn pigsty(playbook: &str, limit: &str, args: &[&str]) -> String {
-    let book = format!("./{playbook}.yml");
-    let mut argv = vec![book.as_str(), "-l", limit];
-    argv.extend_from_slice(args);
-    crate::render::shell::line(&argv)
 }

@@ -1,37 +1,10 @@
-//! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables.
+//! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables: all delegated to Pigsty's
+//! playbooks (or manual); the native executor reports them as not native.
 
-use super::{phase, pigsty, steps, Builder, Class, Spec};
+use super::{Action, Builder, Class, Delegated, InstanceVerb, Manual, Order, Phase, Playbook};
+use super::{RemovalPhase, Step};
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::module::Module;
-
-struct Act {
-    path: String,
-    kind: &'static str,
-    hosts: Vec<String>,
-    class: Class,
-    removal: bool,
-    phase: u8,
-    pigsty: String,
-    reason: Option<String>,
-}
-
-fn act(path: String, kind: &'static str, hosts: Vec<String>, class: Class, pigsty: String) -> Act {
-    let removal = class == Class::Destructive;
-    Act {
-        path,
-        kind,
-        hosts,
-        class,
-        removal,
-        phase: if removal {
-            phase::REMOVE_MEMBER
-        } else {
-            phase::MEMBER
-        },
-        pigsty,
-        reason: None,
-    }
-}
 
 pub(super) fn playbook(module: Module) -> &'static str {
     match module {
@@ -44,81 +17,106 @@ pub(super) fn playbook(module: Module) -> &'static str {
     }
 }
 
+/// A delegated action on `hosts`: destructive ones run in the removal pass on the old revision.
+fn delegated(
+    module: Module,
+    cluster: &str,
+    d: Delegated,
+    hosts: Vec<String>,
+    class: Class,
+    p: Playbook,
+) -> Action {
+    let removal = class == Class::Destructive;
+    let order = match removal {
+        true => Order::Remove(RemovalPhase::RemoveMember),
+        false => Order::Create(Phase::Member),
+    };
+    let a = Action::new(module, cluster, Step::Delegated(d), class, order)
+        .hosts(hosts)
+        .pigsty(p);
+    if removal {
+        a.reads_old()
+    } else {
+        a
+    }
+}
+
+fn manual(module: Module, cluster: &str, m: Manual, host: &str, why: String) -> Action {
+    let a = Action::new(
+        module,
+        cluster,
+        Step::Manual(m),
+        Class::Manual,
+        Order::Create(Phase::Member),
+    );
+    a.hosts(vec![host.to_string()]).reason(why)
+}
+
 pub fn plan(b: &mut Builder, module: Module, cluster: &str, changes: &[&Change]) {
-    let mut acts: Vec<Act> = Vec::new();
     let pb = playbook(module);
+    let mut acts: Vec<Action> = Vec::new();
     for c in changes {
-        let one = vec![c.name.clone()];
+        let ip = c.name.clone();
+        let one = vec![ip.clone()];
+        let d = |d, hosts, class, p| delegated(module, cluster, d, hosts, class, p);
         let a = match (module, c.entity, c.op) {
-            (Module::Node, Entity::Host, Op::Create) => act(format!("host/{}/add", c.name), "node-add", one, Class::Online, pigsty("node", &c.name, &[])),
-            (Module::Node, Entity::Host, _) => act(format!("host/{}/remove", c.name), "node-remove", one, Class::Destructive, pigsty("node-rm", &c.name, &[])),
-            (_, Entity::Cluster, Op::Create) => act(format!("cluster/{cluster}/create"), "cluster-create", c.hosts.clone(), Class::Online, pigsty(pb, cluster, &[])),
-            (_, Entity::Cluster, _) => act(format!("cluster/{cluster}/remove"), "cluster-remove", c.hosts.clone(), Class::Destructive, pigsty(&format!("{pb}-rm"), cluster, &[])),
-            (Module::Minio, Entity::Member, _) => Act {
-                reason: Some("MinIO topology changes (adding or removing nodes or pools) are manual, coordinated operations".into()),
-                ..act(format!("member/{}/{}", c.name, c.op.as_str()), "member-manual", one, Class::Manual, String::new())
-            },
+            (Module::Node, Entity::Host, Op::Create) => d(Delegated::HostAdd { ip: ip.clone() }, one, Class::Online, Playbook::new("node", &ip, &[])),
+            (Module::Node, Entity::Host, _) => d(Delegated::HostRemove { ip: ip.clone() }, one, Class::Destructive, Playbook::new("node-rm", &ip, &[])),
+            (_, Entity::Cluster, Op::Create) => d(Delegated::ClusterCreate { name: cluster.into() }, c.hosts.clone(), Class::Online, Playbook::new(pb, cluster, &[])),
+            (_, Entity::Cluster, _) => d(Delegated::ClusterRemove { name: cluster.into() }, c.hosts.clone(), Class::Destructive, Playbook::new(&format!("{pb}-rm"), cluster, &[])),
+            (Module::Minio, Entity::Member, op) => manual(module, cluster, Manual::MinioMember { ip: ip.clone(), op: op.as_str() }, &ip, "MinIO topology changes (adding or removing nodes or pools) are manual, coordinated operations".into()),
             (Module::Etcd, Entity::Member, Op::Create) => {
-                acts.push(etcd_refresh(&c.name));
-                act(format!("member/{}/add", c.name), "member-add", one, Class::Online, pigsty("etcd", &c.name, &["-e", "etcd_init=existing"]))
+                acts.push(etcd_refresh(cluster, &ip));
+                d(Delegated::MemberAdd { ip: ip.clone() }, one, Class::Online, Playbook::new("etcd", &ip, &["-e", "etcd_init=existing"]))
             }
             (Module::Etcd, Entity::Member, Op::Delete) => {
-                acts.push(etcd_refresh(&c.name));
-                act(format!("member/{}/remove", c.name), "member-remove", one, Class::Destructive, pigsty("etcd-rm", &c.name, &[]))
+                acts.push(etcd_refresh(cluster, &ip));
+                d(Delegated::MemberRemove { ip: ip.clone() }, one, Class::Destructive, Playbook::new("etcd-rm", &ip, &[]))
             }
-            (Module::Infra, Entity::Member, Op::Create) => act(format!("member/{}/add", c.name), "member-add", one, Class::Online, pigsty("infra", &c.name, &[])),
-            (Module::Infra, Entity::Member, Op::Delete) => act(format!("member/{}/remove", c.name), "member-remove", one, Class::Destructive, pigsty("infra-rm", &c.name, &[])),
+            (Module::Infra, Entity::Member, Op::Create) => d(Delegated::MemberAdd { ip: ip.clone() }, one, Class::Online, Playbook::new("infra", &ip, &[])),
+            (Module::Infra, Entity::Member, Op::Delete) => d(Delegated::MemberRemove { ip: ip.clone() }, one, Class::Destructive, Playbook::new("infra-rm", &ip, &[])),
             (Module::Redis, Entity::RedisInstance, op) => {
-                let (ip, port) = c.name.rsplit_once(':').expect("redis instance ids are ip:port");
-                match op {
-                    Op::Delete => act(format!("instance/{}/remove", c.name), "redis-instance-remove", one_host(ip), Class::Destructive, pigsty("redis-rm", ip, &["-e", &format!("redis_port={port}")])),
-                    Op::Create => act(format!("instance/{}/add", c.name), "redis-instance-add", one_host(ip), Class::Online, pigsty("redis", ip, &["-e", &format!("redis_port={port}")])),
-                    _ => Act {
-                        reason: Some("reconfiguring an instance restarts it".into()),
-                        ..act(format!("instance/{}/update", c.name), "redis-instance-update", one_host(ip), Class::Restart, pigsty("redis", ip, &["-e", &format!("redis_port={port}")]))
-                    },
+                // Redis instance names are `<ip>:<port>` (the model's key).
+                let Some((ip, port)) = c.name.rsplit_once(':') else { continue };
+                let (ip, port) = (ip.to_string(), port.to_string());
+                let e = format!("redis_port={port}");
+                let (verb, class, book) = match op {
+                    Op::Delete => (InstanceVerb::Remove, Class::Destructive, "redis-rm"),
+                    Op::Create => (InstanceVerb::Add, Class::Online, "redis"),
+                    _ => (InstanceVerb::Update, Class::Restart, "redis"),
+                };
+                let p = Playbook::new(book, &ip, &["-e", &e]);
+                let a = d(Delegated::RedisInstance { ip: ip.clone(), port, verb }, vec![ip], class, p);
+                match verb {
+                    InstanceVerb::Update => a.reason("reconfiguring an instance restarts it"),
+                    _ => a,
                 }
             }
-            (_, Entity::Member, _) => Act {
-                reason: Some(format!("`{}` of {} changed: member identity cannot change in place", c.fields.join(", "), c.name)),
-                ..act(format!("member/{}/identity", c.name), "member-identity", one, Class::Manual, String::new())
-            },
+            (_, Entity::Member, _) => manual(module, cluster, Manual::MemberIdentity { ip: ip.clone() }, &ip, format!("`{}` of {ip} changed: member identity cannot change in place", c.fields.join(", "))),
             _ => continue,
         };
         acts.push(a);
     }
     for a in acts {
-        let spec = Spec {
-            module,
-            cluster,
-            path: a.path,
-            kind: a.kind,
-            hosts: a.hosts,
-            class: a.class,
-            removal: a.removal,
-            reads_old: a.removal,
-            phase: a.phase,
-            pigsty: a.pigsty,
-        };
-        let steps = if spec.class == Class::Manual {
-            vec![]
-        } else {
-            steps::not_native(spec.kind)
-        };
-        b.push(spec, steps, a.reason);
+        b.push(a);
     }
     let limit = (module != Module::Node).then_some(cluster);
     super::vars::plan(b, module, cluster, limit, changes);
 }
 
-fn one_host(ip: &str) -> Vec<String> {
-    vec![ip.to_string()]
-}
-
-fn etcd_refresh(ip: &str) -> Act {
-    Act {
-        reason: Some(format!("after the membership change of {ip}: refresh the other members, then Patroni's etcd endpoints with `./pgsql.yml -t pg_conf,patroni_reload`")),
-        phase: phase::AFTER_REMOVAL,
-        ..act("members/refresh".into(), "etcd-refresh", vec![], Class::Restart, pigsty("etcd", &format!("etcd,!{ip}"), &["-t", "etcd_config,etcd_launch", "-f", "1"]))
-    }
+fn etcd_refresh(cluster: &str, ip: &str) -> Action {
+    let p = Playbook::new(
+        "etcd",
+        &format!("etcd,!{ip}"),
+        &["-t", "etcd_config,etcd_launch", "-f", "1"],
+    );
+    let order = Order::Remove(RemovalPhase::AfterRemoval);
+    let a = Action::new(
+        Module::Etcd,
+        cluster,
+        Step::Delegated(Delegated::EtcdRefresh),
+        Class::Restart,
+        order,
+    );
+    a.pigsty(p).reason(format!("after the membership change of {ip}: refresh the other members, then Patroni's etcd endpoints with `./pgsql.yml -t pg_conf,patroni_reload`"))
 }

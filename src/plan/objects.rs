@@ -4,80 +4,102 @@
 
 use std::collections::BTreeSet;
 
-use super::{phase, pigsty, steps, Builder, Class, Spec};
+use super::{
+    Action, Builder, Class, Definition, Manual, ObjectStep, Order, Phase, Playbook, RemovalPhase,
+    SqlTarget, Step,
+};
 use crate::diff::named::state;
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::fields;
 use crate::inventory::model::PgCluster;
 use crate::inventory::module::Module;
+use crate::inventory::Inventory;
+
+/// What the SQL renderer needs from the cluster's variables (the primary's effective vars).
+pub(crate) fn sql_target(inv: &Inventory, c: &PgCluster) -> SqlTarget {
+    let ctx = crate::render::sql_context(inv, c, None);
+    SqlTarget {
+        pg_major: ctx.pg_major,
+        admin: ctx.admin.to_string(),
+        monitor: ctx.monitor.to_string(),
+        replicator: ctx.replicator.to_string(),
+    }
+}
+
+/// The definition of the named entry.
+pub(crate) fn def(list: &[crate::inventory::named::Named], name: &str) -> Option<Definition> {
+    list.iter()
+        .find(|n| n.name == name)
+        .and_then(|n| n.def().as_mapping())
+        .map(|m| Definition(m.clone()))
+}
 
 pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Change]) {
-    let spec = |path: String, kind, class, removal, phase, pigsty: String| Spec {
-        module: Module::Pgsql,
-        cluster: name,
-        path,
-        kind,
-        hosts: new.primary.iter().cloned().collect(),
-        class,
-        removal,
-        reads_old: false,
-        phase,
-        pigsty,
+    let primary: Vec<String> = new.primary.iter().cloned().collect();
+    let act = |step: ObjectStep, class, order| {
+        Action::new(Module::Pgsql, name, Step::Object(step), class, order).hosts(primary.clone())
     };
+    let sql_new = sql_target(b.new, new);
     for c in ordered_users(changes, new) {
-        let cmd = pigsty(
-            "pgsql-user",
-            limit,
-            &["-e", &format!("username={}", c.name)],
-        );
+        let user = c.name.clone();
+        let cmd = Playbook::new("pgsql-user", limit, &["-e", &format!("username={user}")]);
+        let drop = Order::Remove(RemovalPhase::DropUser);
         match c.op {
-            Op::Unmanaged if b.created.contains(&format!("{name}/user/{}", c.name)) => {
-                let mut s = spec(format!("user/{}/drop", c.name), "user-drop", Class::Online, true, phase::DROP_USER, cmd);
-                s.reads_old = true;
-                b.push(s, steps::user_drop(b.old, b.old.model.pgsql.get(name).unwrap_or(new), &c.name), Some("pruned: pgitops created this user and it left the inventory".into()));
+            Op::Unmanaged if b.created.contains(&format!("{name}/user/{user}")) => {
+                let old = b.old.model.pgsql.get(name).unwrap_or(new);
+                let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old) };
+                let a = act(step, Class::Online, drop).reads_old().pigsty(cmd);
+                b.push(a.reason("pruned: pgitops created this user and it left the inventory"));
             }
-            Op::Unmanaged => b.warn(name, format!("user {} was removed from the inventory without `state: absent`: left in place (unmanaged)", c.name)),
+            Op::Unmanaged => b.warn(name, format!("user {user} was removed from the inventory without `state: absent`: left in place (unmanaged)")),
             Op::Delete => {
-                let s = spec(format!("user/{}/drop", c.name), "user-drop", Class::Online, true, phase::DROP_USER, cmd);
-                b.push(s, steps::user_drop(b.new, new, &c.name), None);
+                let step = ObjectStep::UserDrop { name: user, sql: sql_new.clone() };
+                b.push(act(step, Class::Online, drop).pigsty(cmd));
             }
             op => {
-                let verb = if op == Op::Create { "create" } else { "update" };
-                let s = spec(format!("user/{}/{verb}", c.name), if op == Op::Create { "user-create" } else { "user-update" }, Class::Online, false, phase::USER, cmd);
-                b.push(s, steps::user_upsert(b.new, new, &c.name), None);
+                let Some(def) = def(&new.users, &user) else { continue };
+                let step = ObjectStep::UserUpsert { name: user, def, create: op == Op::Create, sql: sql_new.clone() };
+                b.push(act(step, Class::Online, Order::Create(Phase::User)).pigsty(cmd));
             }
         }
     }
     for c in changes.iter().filter(|c| c.entity == Entity::Database) {
-        let cmd = pigsty("pgsql-db", limit, &["-e", &format!("dbname={}", c.name)]);
-        let def = c.new.as_ref();
-        let st = def.map(state).unwrap_or("create");
+        let db = c.name.clone();
+        let cmd = Playbook::new("pgsql-db", limit, &["-e", &format!("dbname={db}")]);
+        let d = c.new.as_ref();
+        let st = d.map(state).unwrap_or("create");
+        let create = Order::Create(Phase::Database);
         match c.op {
-            Op::Unmanaged => b.warn(name, format!("database {} was removed from the inventory without `state: absent`: left in place (unmanaged)", c.name)),
+            Op::Unmanaged => b.warn(name, format!("database {db} was removed from the inventory without `state: absent`: left in place (unmanaged)")),
             Op::Delete => {
-                let s = spec(format!("database/{}/drop", c.name), "database-drop", Class::Destructive, true, phase::DROP_DATABASE, cmd);
-                b.push(s, steps::database_drop(b.new, new, &c.name), Some("drops the database and all its data".into()));
+                let step = ObjectStep::DatabaseDrop { name: db, sql: sql_new.clone() };
+                let a = act(step, Class::Destructive, Order::Remove(RemovalPhase::DropDatabase));
+                b.push(a.pigsty(cmd).reason("drops the database and all its data"));
             }
             _ if st == "recreate" => {
-                let s = spec(format!("database/{}/recreate", c.name), "database-recreate", Class::Destructive, false, phase::DATABASE, cmd);
-                b.push(s, steps::database_recreate(b.new, new, &c.name), Some("drops and creates the database again: all its data is lost; applied once for this commit, never re-applied".into()));
+                let Some(def) = def(&new.databases, &db) else { continue };
+                let step = ObjectStep::DatabaseRecreate { name: db, def, sql: sql_new.clone() };
+                b.push(act(step, Class::Destructive, create).pigsty(cmd).reason("drops and creates the database again: all its data is lost; applied once for this commit, never re-applied"));
             }
             op => {
-                let create_only: Vec<&String> = c.fields.iter().filter(|f| fields::DB_CREATE_ONLY.contains(&f.as_str())).collect();
+                let create_only: Vec<&str> = c.fields.iter().map(String::as_str).filter(|f| fields::DB_CREATE_ONLY.contains(f)).collect();
                 if op == Op::Update && !create_only.is_empty() {
-                    let list = create_only.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ");
-                    let s = spec(format!("database/{}/create-options", c.name), "database-create-options", Class::Manual, false, phase::DATABASE, String::new());
-                    b.push(s, vec![], Some(format!("{list} can only be set by CREATE DATABASE; use `state: recreate` (destructive) or migrate by hand")));
+                    let step = Step::Manual(Manual::DatabaseCreateOptions { name: db.clone() });
+                    let a = Action::new(Module::Pgsql, name, step, Class::Manual, create).hosts(primary.clone());
+                    b.push(a.reason(format!("{} can only be set by CREATE DATABASE; use `state: recreate` (destructive) or migrate by hand", create_only.join(", "))));
                 }
-                let dropping = def.is_some_and(drops_schema_or_extension) && !c.old.as_ref().is_some_and(drops_schema_or_extension_same(def));
+                let dropping = d.is_some_and(drops_schema_or_extension) && !c.old.as_ref().is_some_and(drops_schema_or_extension_same(d));
                 let class = if dropping { Class::Destructive } else { Class::Online };
-                let verb = if op == Op::Create { "create" } else { "update" };
-                let s = spec(format!("database/{}/{verb}", c.name), if op == Op::Create { "database-create" } else { "database-update" }, class, false, phase::DATABASE, cmd);
-                let reason = dropping.then(|| "drops a schema or extension (CASCADE)".to_string());
-                b.push(s, steps::database_upsert(b.new, new, &c.name), reason);
-                if def.is_some_and(|d| d.get("baseline").is_some_and(|v| !v.is_null())) {
-                    b.warn(name, format!("database {} has a `baseline`: Pigsty re-runs it on every pgsql-db run", c.name));
+                if d.is_some_and(|d| d.get("baseline").is_some_and(|v| !v.is_null())) {
+                    b.warn(name, format!("database {db} has a `baseline`: Pigsty re-runs it on every pgsql-db run"));
                 }
+                let Some(def) = def(&new.databases, &db) else { continue };
+                let step = ObjectStep::DatabaseUpsert { name: db, def, create: op == Op::Create, sql: sql_new.clone() };
+                let mut a = act(step, class, create).pigsty(cmd);
+                if dropping {
+                    a = a.reason("drops a schema or extension (CASCADE)");
+                }
+                b.push(a);
             }
         }
     }

@@ -198,10 +198,10 @@ fn action_text(a: &Action, p: &Paint) -> String {
     if let Some(reason) = &a.reason {
         s.push_str(&format!("      {reason}\n"));
     }
-    if !a.pigsty.is_empty() {
-        s.push_str(&format!("      pigsty: {}\n", a.pigsty));
+    if let Some(p) = &a.pigsty {
+        s.push_str(&format!("      pigsty: {p}\n"));
     }
-    for step in &a.steps {
+    for step in a.step.preview() {
         for line in step.lines() {
             s.push_str(&format!("      | {line}\n"));
         }

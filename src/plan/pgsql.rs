@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 
 use super::catalog::{parameter_needs_restart, SERVICE_VARS};
-use super::{limit_hosts, phase, pigsty, steps, Builder, Class, Spec};
+use super::{
+    limit_hosts, Action, Builder, Class, Delegated, HbaFile, HbaStep, Manual, Order, ParamStep,
+    Phase, Playbook, RemovalPhase, Step,
+};
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::model::PgCluster;
 use crate::inventory::module::Module;
@@ -33,62 +36,39 @@ fn cluster<'i>(inv: &'i Inventory, name: &str) -> Option<&'i PgCluster> {
     inv.model.pgsql.get(name)
 }
 
+fn act(name: &str, step: Step, class: Class, order: Order) -> Action {
+    Action::new(Module::Pgsql, name, step, class, order)
+}
+
 pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
-    let spec =
-        |path: String, kind, hosts: Vec<String>, class, removal, phase, pigsty: String| Spec {
-            module: Module::Pgsql,
-            cluster: name,
-            path,
-            kind,
-            hosts,
-            class,
-            removal,
-            reads_old: removal,
-            phase,
-            pigsty,
-        };
     if let Some(c) = changes.iter().find(|c| c.entity == Entity::Cluster) {
-        let (inv, removal) = if c.op == Op::Create {
-            (b.new, false)
-        } else {
-            (b.old, true)
-        };
-        let limit =
-            cluster_limit(cluster(inv, name).expect("a changed cluster exists on its side"));
-        if removal {
-            let s = spec(
-                format!("cluster/{name}/remove"),
-                "cluster-remove",
-                c.hosts.clone(),
+        if c.op != Op::Create {
+            let old = cluster(b.old, name).expect("a removed cluster is in the old inventory");
+            let step = Step::Delegated(Delegated::ClusterRemove { name: name.into() });
+            let a = act(
+                name,
+                step,
                 Class::Destructive,
-                true,
-                phase::REMOVE_CLUSTER,
-                pigsty("pgsql-rm", &limit, &[]),
+                Order::Remove(RemovalPhase::RemoveCluster),
             );
-            b.push(
-                s,
-                steps::not_native("removing a whole cluster"),
-                Some("removes data, backups and DCS metadata of every member".into()),
-            );
-        } else {
-            let s = spec(
-                format!("cluster/{name}/create"),
-                "cluster-create",
-                c.hosts.clone(),
-                Class::Online,
-                false,
-                phase::CLUSTER,
-                pigsty("pgsql", &limit, &[]),
-            );
-            let note = "native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below";
-            b.push(s, vec![note.to_string()], None);
-            // Pigsty creates the cluster's objects while bootstrapping; natively they are
-            // converged on the running members by these actions.
-            let new = cluster(b.new, name).expect("a created cluster is in the new inventory");
-            super::objects::plan(b, name, &limit, new, changes);
-            hba(b, name, &limit, new, changes);
-            parameters(b, name, &limit, changes);
+            let a = a.hosts(c.hosts.clone()).reads_old();
+            let a = a.pigsty(Playbook::new("pgsql-rm", &cluster_limit(old), &[]));
+            b.push(a.reason("removes data, backups and DCS metadata of every member"));
+            return;
         }
+        let new = cluster(b.new, name).expect("a created cluster is in the new inventory");
+        let limit = cluster_limit(new);
+        let step = Step::ClusterRunning { name: name.into() };
+        let a = act(name, step, Class::Online, Order::Create(Phase::Cluster));
+        b.push(
+            a.hosts(c.hosts.clone())
+                .pigsty(Playbook::new("pgsql", &limit, &[])),
+        );
+        // Pigsty creates the cluster's objects while bootstrapping; natively they are
+        // converged on the running members by these actions.
+        super::objects::plan(b, name, &limit, new, changes);
+        hba(b, name, &limit, new, changes);
+        parameters(b, name, &limit, changes);
         return;
     }
     let (old, new) = (
@@ -111,54 +91,38 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             .map(|m| (m.role != "primary", m.seq))
             .unwrap_or((true, None))
     });
+    let remove = Order::Remove(RemovalPhase::RemoveMember);
     for c in members {
         let ip = &c.name;
+        let one = vec![ip.clone()];
         match c.op {
             Op::Create => {
-                let s = spec(
-                    format!("member/{ip}/add"),
-                    "member-add",
-                    vec![ip.clone()],
-                    Class::Online,
-                    false,
-                    phase::MEMBER,
-                    pigsty("pgsql", &limit_hosts(std::slice::from_ref(ip), &limit), &[]),
-                );
-                b.push(s, steps::not_native("bootstrapping a new instance"), None);
+                let step = Step::Delegated(Delegated::MemberAdd { ip: ip.clone() });
+                let a = act(name, step, Class::Online, Order::Create(Phase::Member)).hosts(one);
+                b.push(a.pigsty(Playbook::new(
+                    "pgsql",
+                    &limit_hosts(std::slice::from_ref(ip), &limit),
+                    &[],
+                )));
                 refresh_services.insert(format!("member {ip} added"));
                 added_members.push(ip.clone());
             }
             Op::Delete if old.members[ip].role == "primary" => {
-                let s = spec(
-                    format!("member/{ip}/remove"),
-                    "member-remove",
-                    vec![ip.clone()],
-                    Class::Manual,
-                    true,
-                    phase::REMOVE_MEMBER,
-                    String::new(),
-                );
-                b.push(s, vec![], Some("refused: this host is the declared primary; removing it deletes the cluster's DCS metadata and backups. Switch over, commit the new pg_role, then remove it".into()));
+                let step = Step::Manual(Manual::PrimaryRemoval { ip: ip.clone() });
+                let a = act(name, step, Class::Manual, remove)
+                    .hosts(one)
+                    .reads_old();
+                b.push(a.reason("refused: this host is the declared primary; removing it deletes the cluster's DCS metadata and backups. Switch over, commit the new pg_role, then remove it"));
             }
             Op::Delete => {
-                let old_limit = cluster_limit(old);
-                let s = spec(
-                    format!("member/{ip}/remove"),
-                    "member-remove",
-                    vec![ip.clone()],
-                    Class::Destructive,
-                    true,
-                    phase::REMOVE_MEMBER,
-                    pigsty(
-                        "pgsql-rm",
-                        &limit_hosts(std::slice::from_ref(ip), &old_limit),
-                        &[],
-                    ),
-                );
+                let step = Step::Delegated(Delegated::MemberRemove { ip: ip.clone() });
+                let a = act(name, step, Class::Destructive, remove)
+                    .hosts(one)
+                    .reads_old();
+                let limit = limit_hosts(std::slice::from_ref(ip), &cluster_limit(old));
                 b.push(
-                    s,
-                    steps::not_native("removing an instance"),
-                    Some("stops the instance and deletes its data".into()),
+                    a.pigsty(Playbook::new("pgsql-rm", &limit, &[]))
+                        .reason("stops the instance and deletes its data"),
                 );
                 removed_members.push(ip.clone());
             }
@@ -166,18 +130,15 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 for f in &c.fields {
                     if SERVICE_VARS.contains(&f.as_str()) {
                         refresh_services.insert(f.clone());
-                    } else {
-                        let s = spec(
-                            format!("member/{ip}/{f}"),
-                            "member-identity",
-                            vec![ip.clone()],
-                            Class::Manual,
-                            false,
-                            phase::MEMBER,
-                            String::new(),
-                        );
-                        b.push(s, vec![], Some(format!("`{f}` is an instance identity or bootstrap setting; it cannot change in place")));
+                        continue;
                     }
+                    let step = Step::Manual(Manual::MemberVar {
+                        ip: ip.clone(),
+                        var: f.clone(),
+                    });
+                    let a = act(name, step, Class::Manual, Order::Create(Phase::Member))
+                        .hosts(one.clone());
+                    b.push(a.reason(format!("`{f}` is an instance identity or bootstrap setting; it cannot change in place")));
                 }
             }
         }
@@ -204,22 +165,10 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             .cloned()
             .collect();
         let target = limit_except(&limit, &added_members);
-        let after_removal = !removed_members.is_empty();
-        let ph = if after_removal {
-            phase::AFTER_REMOVAL
-        } else {
-            phase::SERVICE
+        let (class, order) = match removed_members.is_empty() {
+            true => (Class::Reload, Order::Create(Phase::Service)),
+            false => (Class::Reload, Order::Remove(RemovalPhase::AfterRemoval)),
         };
-        let mut s = spec(
-            "service/refresh".into(),
-            "service-refresh",
-            hosts,
-            Class::Reload,
-            after_removal,
-            ph,
-            pigsty("pgsql", &target, &["-t", "pg_service"]),
-        );
-        s.reads_old = false;
         let why: Vec<String> = refresh_services
             .into_iter()
             .chain(
@@ -228,7 +177,15 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     .map(|m| format!("member {m} removed")),
             )
             .collect();
-        b.push(s, vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()], Some(format!("because of: {}", why.join(", "))));
+        let a = act(
+            name,
+            Step::Delegated(Delegated::ServiceRefresh),
+            class,
+            order,
+        )
+        .hosts(hosts);
+        let a = a.pigsty(Playbook::new("pgsql", &target, &["-t", "pg_service"]));
+        b.push(a.reason(format!("because of: {}", why.join(", "))));
     }
     parameters(b, name, &limit, changes);
     super::vars::plan(b, Module::Pgsql, name, Some(&limit), changes);
@@ -247,33 +204,22 @@ fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Ch
         limit_hosts(&hosts, limit)
     };
     let causes: BTreeSet<&String> = hba.iter().flat_map(|c| c.fields.iter()).collect();
-    let files: Vec<&str> = hba.iter().map(|c| c.name.as_str()).collect();
-    let spec = Spec {
-        module: Module::Pgsql,
-        cluster: name,
-        path: "hba/reload".into(),
-        kind: "hba-reload",
-        hosts,
-        class: Class::Reload,
-        removal: false,
-        reads_old: false,
-        phase: phase::HBA,
-        pigsty: pigsty(
-            "pgsql",
-            &target,
-            &["-t", "pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"],
-        ),
-    };
-    let why = causes
+    let files = hba
         .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    b.push(
-        spec,
-        steps::hba(&files),
-        (!why.is_empty()).then(|| format!("changed: {why}")),
-    );
+        .map(|c| match c.name.as_str() {
+            "pgb_hba" => HbaFile::Pgbouncer,
+            _ => HbaFile::Postgres,
+        })
+        .collect();
+    let step = Step::Hba(HbaStep { files });
+    let a = act(name, step, Class::Reload, Order::Create(Phase::Hba)).hosts(hosts);
+    let tags = "pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload";
+    let mut a = a.pigsty(Playbook::new("pgsql", &target, &["-t", tags]));
+    let why: Vec<&str> = causes.iter().map(|s| s.as_str()).collect();
+    if !why.is_empty() {
+        a = a.reason(format!("changed: {}", why.join(", ")));
+    }
+    b.push(a);
 }
 
 fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
@@ -298,20 +244,19 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
     } else {
         Class::Restart
     };
-    let spec = Spec {
-        module: Module::Pgsql,
-        cluster: name,
-        path: "parameters/apply".into(),
-        kind: "parameters-apply",
-        hosts: hosts.into_iter().collect(),
-        class,
-        removal: false,
-        reads_old: false,
-        phase: phase::PARAMETER,
-        pigsty: pigsty("pgsql", limit, &["-t", "pg_param,pg_reload"]),
-    };
-    let names: Vec<&str> = params.iter().map(|c| c.name.as_str()).collect();
-    let reason = (!restart.is_empty())
-        .then(|| format!("needs a restart to take effect: {}", restart.join(", ")));
-    b.push(spec, steps::parameters(&names), reason);
+    let names = params.iter().map(|c| c.name.clone()).collect();
+    let step = Step::Parameters(ParamStep { names });
+    let a = act(name, step, class, Order::Create(Phase::Parameter));
+    let mut a = a.hosts(hosts.into_iter().collect()).pigsty(Playbook::new(
+        "pgsql",
+        limit,
+        &["-t", "pg_param,pg_reload"],
+    ));
+    if !restart.is_empty() {
+        a = a.reason(format!(
+            "needs a restart to take effect: {}",
+            restart.join(", ")
+        ));
+    }
+    b.push(a);
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::catalog::{module_var, VarRule};
 use super::modules::playbook;
-use super::{phase, steps, Builder, Class, Spec};
+use super::{Action, Builder, Class, Delegated, Manual, Order, Phase, Playbook, Step};
 use crate::diff::{Change, Entity};
 use crate::inventory::module::Module;
 
@@ -18,18 +18,6 @@ pub(super) fn plan(
     limit: Option<&str>,
     changes: &[&Change],
 ) {
-    let spec = |path: String, kind, hosts: Vec<String>, class, pigsty: String| Spec {
-        module,
-        cluster,
-        path,
-        kind,
-        hosts,
-        class,
-        removal: false,
-        reads_old: false,
-        phase: phase::VAR,
-        pigsty,
-    };
     let mut by_tags: BTreeMap<&'static str, (Class, Vec<&str>, BTreeSet<String>)> = BTreeMap::new();
     for c in changes.iter().filter(|c| c.entity == Entity::Var) {
         match module_var(module, &c.name) {
@@ -42,14 +30,20 @@ pub(super) fn plan(
                 e.2.extend(c.hosts.iter().cloned());
             }
             VarRule::Manual(why) => {
-                let s = spec(
-                    format!("var/{}/manual", c.name),
-                    "var-manual",
-                    c.hosts.clone(),
+                let step = Step::Manual(Manual::Var {
+                    name: c.name.clone(),
+                });
+                let a = Action::new(
+                    module,
+                    cluster,
+                    step,
                     Class::Manual,
-                    String::new(),
+                    Order::Create(Phase::Var),
                 );
-                b.push(s, vec![], Some(format!("`{}` changed: {why}", c.name)));
+                b.push(
+                    a.hosts(c.hosts.clone())
+                        .reason(format!("`{}` changed: {why}", c.name)),
+                );
             }
         }
     }
@@ -57,19 +51,14 @@ pub(super) fn plan(
         let hosts: Vec<String> = hosts.into_iter().collect();
         let target = limit.map(str::to_string).unwrap_or_else(|| hosts.join(","));
         let first = tags.split(',').next().unwrap_or(tags);
-        let pigsty = super::pigsty(playbook(module), &target, &["-t", tags]);
-        let s = spec(
-            format!("config/{first}/apply"),
-            "config-apply",
-            hosts,
-            class,
-            pigsty,
-        );
-        let keys = keys.join(", ");
-        b.push(
-            s,
-            steps::not_native(&format!("applying {keys}")),
-            Some(format!("changed: {keys}")),
-        );
+        let p = Playbook::new(playbook(module), &target, &["-t", tags]);
+        let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+        let why = format!("changed: {}", keys.join(", "));
+        let step = Step::Delegated(Delegated::ConfigApply {
+            tag: first.to_string(),
+            keys,
+        });
+        let a = Action::new(module, cluster, step, class, Order::Create(Phase::Var));
+        b.push(a.hosts(hosts).pigsty(p).reason(why));
     }
 }

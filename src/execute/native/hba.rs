@@ -3,10 +3,10 @@
 //! on any error put the previous file back and fail, so the node keeps accepting connections.
 
 use super::pg::{become_argv, psql};
-use super::{on_host, Ctx};
-use crate::execute::{ExecError, HostResult};
-use crate::inventory::model::str_var;
-use crate::plan::Action;
+use super::{on_host, Component, Ctx, Outcome};
+use crate::execute::ExecError;
+use crate::inventory::model::PgCluster;
+use crate::plan::{Action, HbaFile, HbaStep};
 use crate::render::hba::Target;
 use crate::render::hba_for;
 
@@ -21,7 +21,8 @@ async fn shell(
     path: &str,
     stdin: Option<&[u8]>,
 ) -> Result<(), ExecError> {
-    let mut argv = become_argv(ctx.cfg);
+    let pg = ctx.pg(host);
+    let mut argv = become_argv(ctx.cfg.become_method, &pg.dbsu);
     argv.extend(["sh", "-c", script, "sh", path]);
     let out = ctx
         .runner
@@ -37,34 +38,51 @@ async fn shell(
     Ok(())
 }
 
-pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> Result<(String, Vec<HostResult>), ExecError> {
-    let c = ctx.cluster(a).ok_or_else(|| {
-        ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
-    })?;
-    // Instances are independent: all at once (each under its host's lock).
-    let hosts = futures::future::join_all(
-        a.hosts
-            .iter()
-            .map(|host| on_host(ctx, host, move || one(ctx, c, host))),
-    )
-    .await;
-    Ok((
-        "pgbouncer's pgb_hba.conf is not managed natively yet".into(),
-        hosts,
-    ))
+/// HBA files: observed is whether each target instance is in recovery now (its live role).
+pub(crate) struct Hba;
+
+impl Component for Hba {
+    type Step = HbaStep;
+    /// Per target host: in recovery, or why it could not be asked.
+    type Observed = Vec<(String, Result<bool, String>)>;
+
+    async fn observe(ctx: &Ctx<'_>, a: &Action, _: &HbaStep) -> Result<Self::Observed, ExecError> {
+        let probes = a.hosts.iter().map(|host| async move {
+            let r = psql(ctx, host, "postgres", "SELECT pg_is_in_recovery();").await;
+            (host.clone(), r.map(|t| t == "t").map_err(|e| e.to_string()))
+        });
+        Ok(futures::future::join_all(probes).await)
+    }
+
+    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &HbaStep, now: Self::Observed) -> Outcome {
+        let c = ctx.cluster(a)?;
+        // Instances are independent: all at once (each under its host's lock).
+        let hosts = futures::future::join_all(now.iter().map(|(host, live)| {
+            on_host(ctx, host, move || async move {
+                let in_recovery = live.clone().map_err(ExecError::Refused)?;
+                one(ctx, c, host, in_recovery).await
+            })
+        }))
+        .await;
+        let message = match step.files.contains(&HbaFile::Pgbouncer) {
+            true => "pgbouncer's pgb_hba.conf is not managed natively yet",
+            false => "",
+        };
+        Ok((message.into(), hosts))
+    }
 }
 
 async fn one(
     ctx: &Ctx<'_>,
-    c: &crate::inventory::model::PgCluster,
+    c: &PgCluster,
     host: &str,
+    in_recovery: bool,
 ) -> Result<String, ExecError> {
     let declared = c
         .members
         .get(host)
         .map(|m| m.role.as_str())
         .unwrap_or("replica");
-    let in_recovery = psql(ctx, host, "postgres", "SELECT pg_is_in_recovery();").await? == "t";
     let role = match (in_recovery, declared) {
         (false, _) => "primary",
         (true, "primary") => "replica",
@@ -72,14 +90,7 @@ async fn one(
     };
     let text = hba_for(ctx.new, c, host, Target::Postgres, Some(role))
         .map_err(|e| ExecError::Refused(e.to_string()))?;
-    let data = ctx
-        .new
-        .tree
-        .hosts
-        .get(host)
-        .and_then(|h| str_var(&h.vars, "pg_data"))
-        .unwrap_or("/pg/data");
-    let path = format!("{data}/pg_hba.conf");
+    let path = format!("{}/pg_hba.conf", ctx.pg(host).data);
     shell(ctx, host, WRITE, &path, Some(text.as_bytes())).await?;
     let errors = psql(ctx, host, "postgres", "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL;").await?;
     if !errors.is_empty() {

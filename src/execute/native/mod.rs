@@ -12,10 +12,12 @@ pub(crate) mod pg;
 
 use std::time::Instant;
 
-use super::{result, ActionResult, ExecConfig, HostLocks, HostResult, Runner, Status, Target};
+use super::settings::PgSettings;
+use super::Target;
+use super::{result, ActionResult, ExecConfig, ExecError, HostLocks, HostResult, Runner, Status};
 use crate::inventory::model::{str_var, PgCluster};
 use crate::inventory::Inventory;
-use crate::plan::{Action, Approval, Class};
+use crate::plan::{Action, Approval, Class, Step};
 
 pub struct Ctx<'a> {
     pub old: &'a Inventory,
@@ -48,32 +50,56 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn cluster(&self, a: &Action) -> Option<&PgCluster> {
-        self.new.model.pgsql.get(&a.cluster)
+    pub fn cluster(&self, a: &Action) -> Result<&PgCluster, ExecError> {
+        self.new.model.pgsql.get(&a.cluster).ok_or_else(|| {
+            ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
+        })
+    }
+
+    /// Where PostgreSQL lives on `host`: its variables in the new revision (the old one for a
+    /// host that left), with the configured overrides.
+    pub fn pg(&self, host: &str) -> PgSettings {
+        let inv = match self.new.tree.hosts.contains_key(host) {
+            true => self.new,
+            false => self.old,
+        };
+        PgSettings::of(inv, host, &self.cfg.pg)
     }
 }
 
-/// `<cluster>/<entity>/<name>/<verb>` → `name` (names may contain `/`).
-pub fn object_name(a: &Action) -> &str {
-    let rest = &a.id[a.cluster.len() + 1..];
-    let rest = rest.split_once('/').map(|(_, r)| r).unwrap_or(rest);
-    rest.rsplit_once('/').map(|(n, _)| n).unwrap_or(rest)
+/// Outcome of an action's steps: a message and per-host results.
+pub(crate) type Outcome = Result<(String, Vec<HostResult>), ExecError>;
+
+/// The IO side of a component; its pure side is the planner in `plan/` that emits its steps.
+/// `observe` reads what the nodes have now (the live primary, live roles); `execute` carries out
+/// one step from there, idempotently (or journaled where it cannot be).
+pub(crate) trait Component {
+    type Step;
+    type Observed;
+    async fn observe(
+        ctx: &Ctx<'_>,
+        a: &Action,
+        step: &Self::Step,
+    ) -> Result<Self::Observed, ExecError>;
+    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &Self::Step, now: Self::Observed) -> Outcome;
+}
+
+async fn run<C: Component>(ctx: &Ctx<'_>, a: &Action, step: &C::Step) -> Outcome {
+    let now = C::observe(ctx, a, step).await?;
+    C::execute(ctx, a, step, now).await
 }
 
 pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
     if let Some(r) = held(a) {
         return r;
     }
-    let outcome = match a.kind.as_str() {
-        "user-create" | "user-update" => objects::user_upsert(ctx, a).await,
-        "user-drop" => objects::user_drop(ctx, a).await,
-        "database-create" | "database-update" => objects::database_upsert(ctx, a).await,
-        "database-drop" => objects::database_drop(ctx, a, false).await,
-        "database-recreate" => objects::database_drop(ctx, a, true).await,
-        "hba-reload" => hba::apply(ctx, a).await,
-        "parameters-apply" => params::apply(ctx, a).await,
-        "cluster-create" if a.module == crate::inventory::module::Module::Pgsql => pg::cluster_running(ctx, a).await,
-        _ => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\"", vec![]),
+    let outcome = match &a.step {
+        Step::Object(s) => run::<objects::Objects>(ctx, a, s).await,
+        Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
+        Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
+        Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
+        Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\"", vec![]),
+        Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
     };
     finish(a, outcome)
 }
@@ -98,10 +124,7 @@ pub fn held(a: &Action) -> Option<ActionResult> {
 }
 
 /// Outcome of an action's steps: a message and per-host results.
-pub(crate) fn finish(
-    a: &Action,
-    outcome: Result<(String, Vec<HostResult>), super::ExecError>,
-) -> ActionResult {
+pub(crate) fn finish(a: &Action, outcome: Outcome) -> ActionResult {
     match outcome {
         Ok((message, hosts)) => {
             let status = if hosts.iter().all(|h| h.ok) {
@@ -119,7 +142,7 @@ pub(crate) fn finish(
 pub async fn on_host<F, Fut>(ctx: &Ctx<'_>, host: &str, step: F) -> HostResult
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<String, super::ExecError>>,
+    Fut: std::future::Future<Output = Result<String, ExecError>>,
 {
     let lock = ctx.locks.get(host);
     let _guard = lock.lock().await;

@@ -1,23 +1,11 @@
 //! Users and databases on the live primary: the SQL of [`crate::render::sql`], with a plaintext
 //! password turned into a SCRAM-SHA-256 verifier here (md5 and SCRAM verifiers pass through).
 
-use serde_yaml_ng::Mapping;
-
 use super::pg::{live_primary, psql};
-use super::{object_name, on_host, Ctx};
-use crate::execute::{ExecError, HostResult};
-use crate::inventory::model::PgCluster;
-use crate::plan::steps::def;
-use crate::plan::Action;
-use crate::render::sql::{self, Script, Secret};
-use crate::render::sql_context;
-
-type Outcome = Result<(String, Vec<HostResult>), ExecError>;
-
-fn cluster<'a>(ctx: &'a Ctx<'_>, a: &Action) -> Result<&'a PgCluster, ExecError> {
-    ctx.cluster(a)
-        .ok_or_else(|| ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster)))
-}
+use super::{on_host, Component, Ctx, Outcome};
+use crate::execute::ExecError;
+use crate::plan::{Action, Definition, ObjectStep};
+use crate::render::sql::{self, Script, Secret, SqlContext};
 
 fn render(r: Result<Script, sql::SqlError>) -> Result<Script, ExecError> {
     r.map_err(|e| ExecError::Refused(e.to_string()))
@@ -55,25 +43,66 @@ async fn run(
         })
 }
 
-pub async fn user_upsert(ctx: &Ctx<'_>, a: &Action) -> Outcome {
-    let c = cluster(ctx, a)?;
-    let name = object_name(a);
-    let d: &Mapping = def(&c.users, name)
-        .ok_or_else(|| ExecError::Refused(format!("user {name} is not in pg_users")))?;
-    let (primary, major) = live_primary(ctx, c).await?;
-    let v = d.get("password").and_then(|p| p.as_str()).map(verifier);
+/// Users and databases: observed is the live primary and its major version.
+pub(crate) struct Objects;
+
+pub(crate) struct Primary {
+    host: String,
+    major: u32,
+}
+
+impl Component for Objects {
+    type Step = ObjectStep;
+    type Observed = Primary;
+
+    async fn observe(ctx: &Ctx<'_>, a: &Action, _: &ObjectStep) -> Result<Primary, ExecError> {
+        let (host, major) = live_primary(ctx, ctx.cluster(a)?).await?;
+        Ok(Primary { host, major })
+    }
+
+    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: Primary) -> Outcome {
+        match step {
+            ObjectStep::UserUpsert { name, def, sql, .. } => {
+                user_upsert(ctx, &p, name, def, &sql.context(Some(p.major))).await
+            }
+            ObjectStep::UserDrop { name, sql } => {
+                let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
+                let host = on_host(ctx, &p.host, || async {
+                    run(ctx, &p.host, "postgres", &script, None)
+                        .await
+                        .map(|_| format!("user {name} dropped"))
+                })
+                .await;
+                Ok((String::new(), vec![host]))
+            }
+            ObjectStep::DatabaseUpsert { name, def, sql, .. } => {
+                database_upsert(ctx, &p, name, def, &sql.context(Some(p.major))).await
+            }
+            ObjectStep::DatabaseDrop { name, sql } => {
+                database_drop(ctx, a, &p, name, None, &sql.context(Some(p.major))).await
+            }
+            ObjectStep::DatabaseRecreate { name, def, sql } => {
+                database_drop(ctx, a, &p, name, Some(def), &sql.context(Some(p.major))).await
+            }
+        }
+    }
+}
+
+async fn user_upsert(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    name: &str,
+    def: &Definition,
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let v = def.0.get("password").and_then(|p| p.as_str()).map(verifier);
     let secret = v
         .as_deref()
         .map(Secret::Verifier)
         .unwrap_or(Secret::Redacted);
-    let script = render(sql::user_upsert(
-        name,
-        d,
-        secret,
-        &sql_context(ctx.new, c, Some(major)),
-    ))?;
-    let host = on_host(ctx, &primary, || async {
-        run(ctx, &primary, "postgres", &script, v.as_deref())
+    let script = render(sql::user_upsert(name, &def.0, secret, sc))?;
+    let host = on_host(ctx, &p.host, || async {
+        run(ctx, &p.host, "postgres", &script, v.as_deref())
             .await
             .map(|_| format!("user {name} converged on the live primary"))
     })
@@ -81,33 +110,20 @@ pub async fn user_upsert(ctx: &Ctx<'_>, a: &Action) -> Outcome {
     Ok((String::new(), vec![host]))
 }
 
-pub async fn user_drop(ctx: &Ctx<'_>, a: &Action) -> Outcome {
-    let c = cluster(ctx, a)?;
-    let name = object_name(a);
-    let (primary, major) = live_primary(ctx, c).await?;
-    let script = render(sql::user_drop(name, &sql_context(ctx.new, c, Some(major))))?;
-    let host = on_host(ctx, &primary, || async {
-        run(ctx, &primary, "postgres", &script, None)
-            .await
-            .map(|_| format!("user {name} dropped"))
-    })
-    .await;
-    Ok((String::new(), vec![host]))
-}
-
-pub async fn database_upsert(ctx: &Ctx<'_>, a: &Action) -> Outcome {
-    let c = cluster(ctx, a)?;
-    let name = object_name(a).to_string();
-    let d = def(&c.databases, &name)
-        .ok_or_else(|| ExecError::Refused(format!("database {name} is not in pg_databases")))?;
-    let (primary, major) = live_primary(ctx, c).await?;
-    let s = sql::database_upsert(&name, d, &sql_context(ctx.new, c, Some(major)))
-        .map_err(|e| ExecError::Refused(e.to_string()))?;
-    let host = on_host(ctx, &primary, || async {
-        run(ctx, &primary, s.admin_db, &s.create, None).await?;
-        run(ctx, &primary, &name, &s.provision, None).await?;
+async fn database_upsert(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    name: &str,
+    def: &Definition,
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let s =
+        sql::database_upsert(name, &def.0, sc).map_err(|e| ExecError::Refused(e.to_string()))?;
+    let host = on_host(ctx, &p.host, || async {
+        run(ctx, &p.host, s.admin_db, &s.create, None).await?;
+        run(ctx, &p.host, name, &s.provision, None).await?;
         if !s.finish.statements.is_empty() {
-            run(ctx, &primary, s.admin_db, &s.finish, None).await?;
+            run(ctx, &p.host, s.admin_db, &s.finish, None).await?;
         }
         Ok(format!("database {name} converged on the live primary"))
     })
@@ -118,7 +134,14 @@ pub async fn database_upsert(ctx: &Ctx<'_>, a: &Action) -> Outcome {
 /// Drops a database (approved destructive action); `recreate` creates it again afterwards.
 /// Journaled (when the executor has a journal): a drop that finished is never run again, and a
 /// run interrupted by a crash is completed, not repeated.
-pub async fn database_drop(ctx: &Ctx<'_>, a: &Action, recreate: bool) -> Outcome {
+async fn database_drop(
+    ctx: &Ctx<'_>,
+    a: &Action,
+    p: &Primary,
+    name: &str,
+    recreate: Option<&Definition>,
+    sc: &SqlContext<'_>,
+) -> Outcome {
     let journal = ctx.cfg.journal.as_ref();
     let entry = journal.map(|j| j.get(&a.id)).unwrap_or_default();
     if entry.has("done") {
@@ -136,25 +159,20 @@ pub async fn database_drop(ctx: &Ctx<'_>, a: &Action, recreate: bool) -> Outcome
         .map(|_| ())
         .map_err(|e| ExecError::Refused(format!("writing the journal: {e}")))
     };
-    let c = cluster(ctx, a)?;
-    let name = object_name(a).to_string();
-    let (primary, major) = live_primary(ctx, c).await?;
-    let script = render(sql::database_drop(
-        &name,
-        &sql_context(ctx.new, c, Some(major)),
-    ))?;
-    let lit = sql::quote_literal(&name).map_err(|e| ExecError::Refused(e.to_string()))?;
+    let script = render(sql::database_drop(name, sc))?;
+    let lit = sql::quote_literal(name).map_err(|e| ExecError::Refused(e.to_string()))?;
     let exists = format!("SELECT count(*) FROM pg_database WHERE datname = {lit};");
     record(None)?;
     let mut hosts = Vec::new();
+    let primary = &p.host;
     if !entry.has("dropped") {
-        let host = on_host(ctx, &primary, || async {
-            if entry.started > 0 && psql(ctx, &primary, "postgres", &exists).await? == "0" {
+        let host = on_host(ctx, primary, || async {
+            if entry.started > 0 && psql(ctx, primary, "postgres", &exists).await? == "0" {
                 return Ok(format!(
                     "database {name} was already dropped by an interrupted run"
                 ));
             }
-            run(ctx, &primary, "postgres", &script, None)
+            run(ctx, primary, "postgres", &script, None)
                 .await
                 .map(|_| format!("database {name} dropped"))
         })
@@ -167,8 +185,8 @@ pub async fn database_drop(ctx: &Ctx<'_>, a: &Action, recreate: bool) -> Outcome
         record(Some("dropped"))?;
     }
     let mut msg = String::new();
-    if recreate {
-        let (m, rest) = database_upsert(ctx, a).await?;
+    if let Some(def) = recreate {
+        let (m, rest) = database_upsert(ctx, p, name, def, sc).await?;
         msg = m;
         hosts.extend(rest);
     }

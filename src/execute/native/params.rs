@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::pg::psql;
-use super::{on_host, Ctx};
-use crate::execute::{ExecError, HostResult};
+use super::{on_host, Component, Ctx, Outcome};
+use crate::execute::ExecError;
 use crate::inventory::Inventory;
-use crate::plan::Action;
+use crate::plan::{Action, ParamStep};
 use crate::render::sql::{alter_system, pending_restart_query};
 
 fn params(inv: &Inventory, host: &str) -> Mapping {
@@ -22,15 +22,28 @@ fn params(inv: &Inventory, host: &str) -> Mapping {
         .unwrap_or_default()
 }
 
-pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> Result<(String, Vec<HostResult>), ExecError> {
-    // Instances are independent: all at once (each under its host's lock).
-    let hosts = futures::future::join_all(
-        a.hosts
-            .iter()
-            .map(|host| on_host(ctx, host, move || one(ctx, host))),
-    )
-    .await;
-    Ok((String::new(), hosts))
+/// `pg_parameters`: `ALTER SYSTEM` is idempotent, so nothing is observed before it; what
+/// waits for a restart is read back afterwards.
+pub(crate) struct Params;
+
+impl Component for Params {
+    type Step = ParamStep;
+    type Observed = ();
+
+    async fn observe(_: &Ctx<'_>, _: &Action, _: &ParamStep) -> Result<(), ExecError> {
+        Ok(())
+    }
+
+    async fn execute(ctx: &Ctx<'_>, a: &Action, _: &ParamStep, _: ()) -> Outcome {
+        // Instances are independent: all at once (each under its host's lock).
+        let hosts = futures::future::join_all(
+            a.hosts
+                .iter()
+                .map(|host| on_host(ctx, host, move || one(ctx, host))),
+        )
+        .await;
+        Ok((String::new(), hosts))
+    }
 }
 
 async fn one(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {

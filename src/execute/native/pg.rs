@@ -1,38 +1,31 @@
 //! PostgreSQL access on a host: psql as the dbsu on the local socket, SQL on stdin; and the
 //! live roles of a cluster's members.
 
-use super::{Ctx, ExecConfig};
-use crate::execute::{Become, ExecError, HostResult};
-use crate::inventory::model::{int_var, PgCluster};
+use super::Ctx;
+use crate::execute::{Become, ExecError};
+use crate::inventory::model::PgCluster;
 use crate::plan::Action;
 use crate::render::sql::conninfo_value;
 
 /// The command prefix that runs as the dbsu.
-pub fn become_argv(cfg: &ExecConfig) -> Vec<&str> {
-    match cfg.become_method {
-        Become::Runuser => vec!["runuser", "-u", &cfg.dbsu, "--"],
-        Become::Sudo => vec!["sudo", "-n", "-u", &cfg.dbsu, "--"],
+pub fn become_argv(how: Become, dbsu: &str) -> Vec<&str> {
+    match how {
+        Become::Runuser => vec!["runuser", "-u", dbsu, "--"],
+        Become::Sudo => vec!["sudo", "-n", "-u", dbsu, "--"],
         Become::None => vec![],
     }
 }
 
 /// Runs `sql` (psql input) in database `db` on `host`; returns psql's unaligned, tuples-only output.
 pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<String, ExecError> {
-    let cfg = ctx.cfg;
-    let port = ctx
-        .new
-        .tree
-        .hosts
-        .get(host)
-        .and_then(|h| int_var(&h.vars, "pg_port"))
-        .unwrap_or(5432)
-        .to_string();
+    let pg = ctx.pg(host);
+    let port = pg.port.to_string();
     let dbname = format!(
         "dbname={}",
         conninfo_value(db).map_err(|e| ExecError::Refused(e.to_string()))?
     );
-    let psql = format!("{}/psql", cfg.pg_bin);
-    let mut argv = become_argv(cfg);
+    let psql = format!("{}/psql", pg.bin_dir);
+    let mut argv = become_argv(ctx.cfg.become_method, &pg.dbsu);
     argv.extend([
         psql.as_str(),
         "-X",
@@ -42,7 +35,7 @@ pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<Stri
         "-v",
         "ON_ERROR_STOP=1",
         "-h",
-        &cfg.socket_dir,
+        &pg.socket_dir,
         "-p",
         &port,
         "-d",
@@ -52,7 +45,12 @@ pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<Stri
     ]);
     let out = ctx
         .runner
-        .run(&ctx.target(host), &argv, Some(sql.as_bytes()), cfg.timeout)
+        .run(
+            &ctx.target(host),
+            &argv,
+            Some(sql.as_bytes()),
+            ctx.cfg.timeout,
+        )
         .await?;
     if out.status != 0 {
         // runuser/sudo complain when the login user's home is not readable by the dbsu: noise.
@@ -120,13 +118,8 @@ pub async fn live_primary(ctx: &Ctx<'_>, c: &PgCluster) -> Result<(String, u32),
 }
 
 /// A new cluster: the native executor does not bootstrap; it checks the members already run.
-pub async fn cluster_running(
-    ctx: &Ctx<'_>,
-    a: &Action,
-) -> Result<(String, Vec<HostResult>), ExecError> {
-    let c = ctx.cluster(a).ok_or_else(|| {
-        ExecError::Refused(format!("cluster {} is not in the inventory", a.cluster))
-    })?;
+pub async fn cluster_running(ctx: &Ctx<'_>, a: &Action) -> super::Outcome {
+    let c = ctx.cluster(a)?;
     let hosts = futures::future::join_all(c.members.keys().map(|host| {
         super::on_host(ctx, host, move || async move {
             psql(ctx, host, "postgres", "SELECT 1;")

@@ -1,6 +1,6 @@
 //! The Pigsty executor: drives an existing Pigsty home with the narrowest playbook run per action.
 //!
-//! In: a plan action (its Pigsty command line, already shell-quoted by `render::shell`), the
+//! In: a plan action (its typed Pigsty command: playbook, limit and arguments as argv), the
 //! inventory of the revision it reads materialised as a file, and [`PigstyConfig`]. Out: the
 //! action's result, from the PLAY RECAP (`failed` or `unreachable` above zero fails) and, because
 //! Pigsty ignores SQL errors, from a check in the catalogs afterwards (the role or database exists
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::native::{held, pg, Ctx};
 use super::{result, ActionResult, ExecError, HostResult, Status};
-use crate::plan::{Action, Revision};
+use crate::plan::{Action, ObjectStep, Playbook, Revision, Step};
 use crate::render::{shell, sql};
 
 #[derive(Debug, Clone)]
@@ -42,15 +42,15 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         .pigsty
         .as_ref()
         .expect("the Pigsty executor has its configuration");
-    if a.kind == "cluster-create" {
+    if let Step::ClusterRunning { .. } = a.step {
         // Pigsty says never to run an untagged pgsql.yml on a cluster that already runs.
-        if let Some(c) = ctx.cluster(a) {
+        if let Ok(c) = ctx.cluster(a) {
             if pg::live_primary(ctx, c).await.is_ok() {
                 return result(a, Status::Manual, "refused: the cluster already runs PostgreSQL, and an untagged pgsql.yml would restart and re-initialise it; its objects are converged by the actions that follow", vec![]);
             }
         }
     }
-    let Some(argv) = shell::split(&a.pigsty).filter(|w| !w.is_empty()) else {
+    let Some(book) = &a.pigsty else {
         return result(
             a,
             Status::Manual,
@@ -71,7 +71,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         );
     };
     let started = Instant::now();
-    let run = playbook(cfg, &argv, &inventory).await;
+    let run = playbook(cfg, book, &inventory).await;
     let (status_ok, output) = match run {
         Ok(x) => x,
         Err(e) => return result(a, Status::Failed, e, vec![]),
@@ -118,20 +118,21 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 /// Runs `ansible-playbook <playbook> -i <inventory> <args...>` in the Pigsty home.
 async fn playbook(
     cfg: &PigstyConfig,
-    argv: &[String],
+    p: &Playbook,
     inventory: &std::path::Path,
 ) -> Result<(bool, String), String> {
-    let book = argv[0].trim_start_matches("./");
+    let book = p.file();
+    let argv = p.argv();
     let mut cmd = tokio::process::Command::new(&cfg.ansible_playbook);
-    cmd.arg(book)
+    cmd.arg(&book)
         .arg("-i")
         .arg(inventory)
-        .args(&argv[1..])
+        .args(&argv)
         .current_dir(&cfg.home)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")
         .kill_on_drop(true);
-    tracing::info!(playbook = book, args = %shell::line(&argv[1..]), "running ansible-playbook");
+    tracing::info!(playbook = %book, args = %shell::line(&argv), "running ansible-playbook");
     let out = tokio::time::timeout(cfg.timeout, cmd.output())
         .await
         .map_err(|_| {
@@ -152,19 +153,19 @@ async fn playbook(
 /// What the catalogs say went wrong, if anything: the object the action is about must exist
 /// after a create or update and be gone after a drop.
 async fn verify(ctx: &Ctx<'_>, a: &Action) -> Result<Option<String>, ExecError> {
-    let (catalog, column, want) = match a.kind.as_str() {
-        "user-create" | "user-update" => ("pg_roles", "rolname", true),
-        "user-drop" => ("pg_roles", "rolname", false),
-        "database-create" | "database-update" | "database-recreate" => {
-            ("pg_database", "datname", true)
-        }
-        "database-drop" => ("pg_database", "datname", false),
-        _ => return Ok(None),
-    };
-    let Some(c) = ctx.cluster(a) else {
+    let Step::Object(o) = &a.step else {
         return Ok(None);
     };
-    let name = super::native::object_name(a);
+    let (catalog, column, want) = match o {
+        ObjectStep::UserUpsert { .. } => ("pg_roles", "rolname", true),
+        ObjectStep::UserDrop { .. } => ("pg_roles", "rolname", false),
+        ObjectStep::DatabaseUpsert { .. } | ObjectStep::DatabaseRecreate { .. } => {
+            ("pg_database", "datname", true)
+        }
+        ObjectStep::DatabaseDrop { .. } => ("pg_database", "datname", false),
+    };
+    let c = ctx.cluster(a)?;
+    let name = o.name();
     let lit = sql::quote_literal(name).map_err(|e| ExecError::Refused(e.to_string()))?;
     let (primary, _) = pg::live_primary(ctx, c).await?;
     let found = pg::psql(

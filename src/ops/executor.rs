@@ -1,0 +1,65 @@
+//! The executor's settings, as the CLI and `pgitops.toml` give them, turned into the
+//! [`ExecConfig`] and [`Runner`] an apply uses: one function for both, so the CLI and the service
+//! never disagree on a default. Per-host PostgreSQL settings come from the inventory
+//! ([`crate::execute::settings`]); these only override them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::execute::pigsty::PigstyConfig;
+use crate::execute::settings::Overrides;
+use crate::execute::{Become, ExecConfig, Runner, SshOptions};
+
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// Run the steps on this machine instead of over SSH.
+    pub local: bool,
+    pub ssh_user: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    pub control_dir: PathBuf,
+    /// Keep SSH masters up after the process exits, for the next CLI run.
+    pub ssh_reuse: bool,
+    pub become_method: Become,
+    pub pg: Overrides,
+    /// One step on one host.
+    pub timeout: Duration,
+    /// Clusters applied at once.
+    pub concurrency: usize,
+    /// `Some((pigsty home, ansible-playbook))`: the Pigsty executor.
+    pub pigsty: Option<(PathBuf, String)>,
+}
+
+/// The execution settings and the connection runner for these settings.
+pub fn build(s: ExecutorSettings) -> (ExecConfig, Runner) {
+    let timeout = s.timeout.max(Duration::from_secs(1));
+    let runner = match s.local {
+        true => Runner::Local,
+        false => Runner::ssh(SshOptions {
+            user: s.ssh_user,
+            identity: s.identity,
+            known_hosts: s.known_hosts,
+            config_file: s.ssh_config,
+            control_dir: s.control_dir,
+            connect_timeout: Duration::from_secs(10).min(timeout),
+            reuse: s.ssh_reuse,
+        }),
+    };
+    let exec = ExecConfig {
+        become_method: s.become_method,
+        pg: s.pg,
+        timeout,
+        concurrency: s.concurrency.max(1),
+        pigsty: s.pigsty.map(|(home, ansible_playbook)| PigstyConfig {
+            home,
+            ansible_playbook,
+            old_inventory: None,
+            new_inventory: PathBuf::new(),
+            secrets: vec![],
+            timeout: timeout * 10,
+        }),
+        ..ExecConfig::default()
+    };
+    (exec, runner)
+}

@@ -1,0 +1,384 @@
+//! Typed steps: what one action does, per component. This enum is the one place components are
+//! registered; a new component adds a variant here and the compiler points at every `match` that
+//! must handle it (ids, kinds, previews, the native and the Pigsty executors, the record).
+//!
+//! In: names, definitions and argv built by the planners. Out: the action id's path
+//! (`user/dbuser_app/create`), the JSON `kind`, and the preview lines (`Display`), with SQL from
+//! the one audited renderer ([`crate::render::sql`]) and passwords redacted.
+
+use std::fmt;
+
+use serde_yaml_ng::Mapping;
+
+use crate::render::sql::{self, Secret, SqlContext};
+
+/// One step of one action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// PostgreSQL objects on the live primary (users, databases).
+    Object(ObjectStep),
+    /// `pg_hba.conf` / `pgb_hba.conf` on each target instance.
+    Hba(HbaStep),
+    /// `pg_parameters` on each target instance.
+    Parameters(ParamStep),
+    /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
+    ClusterRunning { name: String },
+    /// Done by Pigsty's playbooks; the native executor does not do it (yet) and says so.
+    Delegated(Delegated),
+    /// Never applied automatically; the action's reason says why.
+    Manual(Manual),
+}
+
+/// An inventory entry (`pg_users` / `pg_databases` item). Its `Debug` never shows the values:
+/// a user definition carries the password.
+#[derive(Clone, PartialEq)]
+pub struct Definition(pub Mapping);
+
+impl fmt::Debug for Definition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Definition(<inventory entry>)")
+    }
+}
+
+/// What the SQL renderer needs to know about the cluster, resolved from the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlTarget {
+    /// `pg_version` as declared (17 when absent); the executor uses the server's own.
+    pub pg_major: u32,
+    pub admin: String,
+    pub monitor: String,
+    pub replicator: String,
+}
+
+impl SqlTarget {
+    /// The renderer's context, for the server's major version when known.
+    pub fn context(&self, pg_major: Option<u32>) -> SqlContext<'_> {
+        SqlContext {
+            pg_major: pg_major.unwrap_or(self.pg_major),
+            admin: &self.admin,
+            monitor: &self.monitor,
+            replicator: &self.replicator,
+            today: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectStep {
+    UserUpsert {
+        name: String,
+        def: Definition,
+        create: bool,
+        sql: SqlTarget,
+    },
+    /// `state: absent`, or pruned (pgitops created it and it left the inventory).
+    UserDrop {
+        name: String,
+        sql: SqlTarget,
+    },
+    DatabaseUpsert {
+        name: String,
+        def: Definition,
+        create: bool,
+        sql: SqlTarget,
+    },
+    DatabaseDrop {
+        name: String,
+        sql: SqlTarget,
+    },
+    /// `state: recreate`: drop, then create from `def`.
+    DatabaseRecreate {
+        name: String,
+        def: Definition,
+        sql: SqlTarget,
+    },
+}
+
+impl ObjectStep {
+    pub fn name(&self) -> &str {
+        match self {
+            ObjectStep::UserUpsert { name, .. }
+            | ObjectStep::UserDrop { name, .. }
+            | ObjectStep::DatabaseUpsert { name, .. }
+            | ObjectStep::DatabaseDrop { name, .. }
+            | ObjectStep::DatabaseRecreate { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HbaFile {
+    Postgres,
+    Pgbouncer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaStep {
+    pub files: Vec<HbaFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamStep {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceVerb {
+    Add,
+    Remove,
+    Update,
+}
+
+impl InstanceVerb {
+    fn as_str(self) -> &'static str {
+        match self {
+            InstanceVerb::Add => "add",
+            InstanceVerb::Remove => "remove",
+            InstanceVerb::Update => "update",
+        }
+    }
+}
+
+/// Work Pigsty's playbooks do (the action's `pigsty` command) and the native executor does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegated {
+    ClusterCreate {
+        name: String,
+    },
+    ClusterRemove {
+        name: String,
+    },
+    MemberAdd {
+        ip: String,
+    },
+    MemberRemove {
+        ip: String,
+    },
+    HostAdd {
+        ip: String,
+    },
+    HostRemove {
+        ip: String,
+    },
+    RedisInstance {
+        ip: String,
+        port: String,
+        verb: InstanceVerb,
+    },
+    EtcdRefresh,
+    ServiceRefresh,
+    /// Variables applied by one set of Pigsty tags; `tag` is the first of them.
+    ConfigApply {
+        tag: String,
+        keys: Vec<String>,
+    },
+}
+
+/// Changes that are never applied automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manual {
+    /// Removing the declared primary.
+    PrimaryRemoval { ip: String },
+    /// An instance identity or bootstrap variable of a PGSQL member changed.
+    MemberVar { ip: String, var: String },
+    /// The identity of another module's member changed.
+    MemberIdentity { ip: String },
+    /// A MinIO topology change (`op`: create, delete, update).
+    MinioMember { ip: String, op: &'static str },
+    /// Fields only `CREATE DATABASE` sets.
+    DatabaseCreateOptions { name: String },
+    /// A variable with no safe automatic action.
+    Var { name: String },
+}
+
+impl Step {
+    /// The id after `<cluster>/`: `<entity>/<name>/<verb>`.
+    pub fn path(&self) -> String {
+        match self {
+            Step::Object(o) => match o {
+                ObjectStep::UserUpsert { name, create, .. } => {
+                    format!("user/{name}/{}", verb(*create))
+                }
+                ObjectStep::UserDrop { name, .. } => format!("user/{name}/drop"),
+                ObjectStep::DatabaseUpsert { name, create, .. } => {
+                    format!("database/{name}/{}", verb(*create))
+                }
+                ObjectStep::DatabaseDrop { name, .. } => format!("database/{name}/drop"),
+                ObjectStep::DatabaseRecreate { name, .. } => format!("database/{name}/recreate"),
+            },
+            Step::Hba(_) => "hba/reload".into(),
+            Step::Parameters(_) => "parameters/apply".into(),
+            Step::ClusterRunning { name } => format!("cluster/{name}/create"),
+            Step::Delegated(d) => match d {
+                Delegated::ClusterCreate { name } => format!("cluster/{name}/create"),
+                Delegated::ClusterRemove { name } => format!("cluster/{name}/remove"),
+                Delegated::MemberAdd { ip } => format!("member/{ip}/add"),
+                Delegated::MemberRemove { ip } => format!("member/{ip}/remove"),
+                Delegated::HostAdd { ip } => format!("host/{ip}/add"),
+                Delegated::HostRemove { ip } => format!("host/{ip}/remove"),
+                Delegated::RedisInstance { ip, port, verb } => {
+                    format!("instance/{ip}:{port}/{}", verb.as_str())
+                }
+                Delegated::EtcdRefresh => "members/refresh".into(),
+                Delegated::ServiceRefresh => "service/refresh".into(),
+                Delegated::ConfigApply { tag, .. } => format!("config/{tag}/apply"),
+            },
+            Step::Manual(m) => match m {
+                Manual::PrimaryRemoval { ip } => format!("member/{ip}/remove"),
+                Manual::MemberVar { ip, var } => format!("member/{ip}/{var}"),
+                Manual::MemberIdentity { ip } => format!("member/{ip}/identity"),
+                Manual::MinioMember { ip, op } => format!("member/{ip}/{op}"),
+                Manual::DatabaseCreateOptions { name } => {
+                    format!("database/{name}/create-options")
+                }
+                Manual::Var { name } => format!("var/{name}/manual"),
+            },
+        }
+    }
+
+    /// The `kind` field of the plan's JSON (output only; nothing dispatches on it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Object(o) => match o {
+                ObjectStep::UserUpsert { create: true, .. } => "user-create",
+                ObjectStep::UserUpsert { .. } => "user-update",
+                ObjectStep::UserDrop { .. } => "user-drop",
+                ObjectStep::DatabaseUpsert { create: true, .. } => "database-create",
+                ObjectStep::DatabaseUpsert { .. } => "database-update",
+                ObjectStep::DatabaseDrop { .. } => "database-drop",
+                ObjectStep::DatabaseRecreate { .. } => "database-recreate",
+            },
+            Step::Hba(_) => "hba-reload",
+            Step::Parameters(_) => "parameters-apply",
+            Step::ClusterRunning { .. } => "cluster-create",
+            Step::Delegated(d) => match d {
+                Delegated::ClusterCreate { .. } => "cluster-create",
+                Delegated::ClusterRemove { .. } => "cluster-remove",
+                Delegated::MemberAdd { .. } => "member-add",
+                Delegated::MemberRemove { .. } => "member-remove",
+                Delegated::HostAdd { .. } => "node-add",
+                Delegated::HostRemove { .. } => "node-remove",
+                Delegated::RedisInstance { verb, .. } => match verb {
+                    InstanceVerb::Add => "redis-instance-add",
+                    InstanceVerb::Remove => "redis-instance-remove",
+                    InstanceVerb::Update => "redis-instance-update",
+                },
+                Delegated::EtcdRefresh => "etcd-refresh",
+                Delegated::ServiceRefresh => "service-refresh",
+                Delegated::ConfigApply { .. } => "config-apply",
+            },
+            Step::Manual(m) => match m {
+                Manual::PrimaryRemoval { .. } => "member-remove",
+                Manual::MemberVar { .. } => "member-identity",
+                Manual::MemberIdentity { .. } => "member-identity",
+                Manual::MinioMember { .. } => "member-manual",
+                Manual::DatabaseCreateOptions { .. } => "database-create-options",
+                Manual::Var { .. } => "var-manual",
+            },
+        }
+    }
+
+    /// Preview lines (the plan's `steps`): one entry per script or file step; manual steps
+    /// have none.
+    pub fn preview(&self) -> Vec<String> {
+        match self {
+            Step::Object(o) => o.preview(),
+            Step::Hba(h) => h
+                .files
+                .iter()
+                .map(|file| match file {
+                    HbaFile::Postgres => "write pg_hba.conf atomically (live role), SELECT pg_reload_conf(), check pg_hba_file_rules; put the old file back on any error",
+                    HbaFile::Pgbouncer => "write /etc/pgbouncer/pgb_hba.conf atomically (live role), reload pgbouncer",
+                }.to_string())
+                .collect(),
+            Step::Parameters(p) => vec![format!(
+                "set {} in postgresql.auto.conf on each host, SELECT pg_reload_conf(), report parameters pending restart (never restarts)",
+                p.names.join(", ")
+            )],
+            Step::ClusterRunning { .. } => vec!["native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below".into()],
+            Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],
+            Step::Delegated(d) => {
+                let what = match d {
+                    Delegated::ClusterRemove { .. } => "removing a whole cluster".to_string(),
+                    Delegated::MemberAdd { .. } => "bootstrapping a new member".to_string(),
+                    Delegated::MemberRemove { .. } => "removing a member".to_string(),
+                    Delegated::ConfigApply { keys, .. } => format!("applying {}", keys.join(", ")),
+                    _ => self.kind().to_string(),
+                };
+                vec![format!("native executor: {what} is not performed natively; use executor = \"pigsty\" (it runs the command above)")]
+            }
+            Step::Manual(_) => vec![],
+        }
+    }
+}
+
+impl ObjectStep {
+    fn preview(&self) -> Vec<String> {
+        let one = |s: Result<sql::Script, sql::SqlError>| match s {
+            Ok(s) => s.to_psql_input(),
+            Err(e) => format!("cannot render SQL: {e}"),
+        };
+        match self {
+            ObjectStep::UserUpsert { name, def, sql, .. } => vec![one(sql::user_upsert(
+                name,
+                &def.0,
+                Secret::Redacted,
+                &sql.context(None),
+            ))],
+            ObjectStep::UserDrop { name, sql } => {
+                vec![one(sql::user_drop(name, &sql.context(None)))]
+            }
+            ObjectStep::DatabaseUpsert { name, def, sql, .. } => database(name, def, sql),
+            ObjectStep::DatabaseDrop { name, sql } => {
+                vec![one(sql::database_drop(name, &sql.context(None)))]
+            }
+            ObjectStep::DatabaseRecreate { name, def, sql } => {
+                let mut out = vec![one(sql::database_drop(name, &sql.context(None)))];
+                out.extend(database(name, def, sql));
+                out
+            }
+        }
+    }
+}
+
+fn database(name: &str, def: &Definition, t: &SqlTarget) -> Vec<String> {
+    match sql::database_upsert(name, &def.0, &t.context(None)) {
+        Ok(s) => {
+            let mut out = vec![
+                format!(
+                    "-- in database {}\n{}",
+                    s.admin_db,
+                    s.create.to_psql_input()
+                ),
+                format!("-- in database {name:?}\n{}", s.provision.to_psql_input()),
+            ];
+            if !s.finish.statements.is_empty() {
+                out.push(format!(
+                    "-- in database {}\n{}",
+                    s.admin_db,
+                    s.finish.to_psql_input()
+                ));
+            }
+            out
+        }
+        Err(e) => vec![format!("cannot render SQL: {e}")],
+    }
+}
+
+/// The preview: SQL with passwords as `<redacted>`, files and reloads, or what is not native.
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Manual(_) => f.write_str("manual: never applied automatically"),
+            _ => f.write_str(&self.preview().join("\n")),
+        }
+    }
+}
+
+fn verb(create: bool) -> &'static str {
+    if create {
+        "create"
+    } else {
+        "update"
+    }
+}
