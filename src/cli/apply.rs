@@ -81,7 +81,7 @@ pub struct ApplyArgs {
     concurrency: usize,
 }
 
-pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
+pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
     let (exec, runner) = executor::build(ExecutorSettings {
         local: a.local,
         ssh_user: a.ssh_user,
@@ -104,18 +104,18 @@ pub fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         concurrency: a.concurrency,
         pigsty: a.pigsty_home.map(|home| (home, a.ansible_playbook)),
     });
-    let done = run_apply(
-        opts,
-        ApplyOptions {
-            range: a.range,
-            cluster: a.cluster,
-            skip: Default::default(),
-            resync: a.resync,
-            dry_run: a.dry_run,
-            exec,
-            runner,
-        },
-    )?;
+    let runner = std::sync::Arc::new(runner);
+    let options = ApplyOptions {
+        range: a.range,
+        cluster: a.cluster,
+        skip: Default::default(),
+        resync: a.resync,
+        dry_run: a.dry_run,
+        exec,
+    };
+    let done = run_apply(opts, options, &runner).await;
+    runner.close().await;
+    let done = done?;
     let mut text = String::new();
     for run in &done.runs {
         for e in &run.errors {

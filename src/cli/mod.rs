@@ -95,7 +95,8 @@ enum Command {
     },
 }
 
-pub fn main() -> ExitCode {
+/// Runs one command on the caller's runtime.
+pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The service's configuration may ask for JSON logs (`[log] format = "json"`).
     let json = match &cli.command {
@@ -124,8 +125,14 @@ pub fn main() -> ExitCode {
             output,
             exit_code,
         } => plan(&opts, range.as_deref(), output, exit_code),
-        Command::Apply(args) => apply::apply(&opts, *args),
-        Command::Serve { config } => crate::daemon::serve(&config).map(|()| EXIT_OK),
+        Command::Apply(args) => apply::apply(&opts, *args).await,
+        Command::Serve { config } => {
+            let shutdown = crate::daemon::Shutdown::new();
+            tokio::spawn(crate::daemon::on_signals(shutdown.clone()));
+            crate::daemon::serve(&config, shutdown)
+                .await
+                .map(|()| EXIT_OK)
+        }
         Command::Status { output } => records::status(&opts, "HEAD", output),
         Command::History { cluster, output } => {
             records::history(&opts, "HEAD", cluster.as_deref(), output)

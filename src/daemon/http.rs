@@ -101,7 +101,7 @@ pub fn signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Mutex<Metrics>>,
-    triggers: std::sync::mpsc::Sender<Trigger>,
+    triggers: tokio::sync::mpsc::UnboundedSender<Trigger>,
     secret: Option<String>,
 ) {
     loop {

@@ -1,15 +1,16 @@
-//! The service's triggers, each sending into the reconcile loop's channel: the poll interval,
-//! the cron resync, signals (SIGHUP fetches; the first SIGTERM/SIGINT drains, a second exits) and
-//! a file-system watch on a local-path remote's refs.
+//! The service's triggers, each sending into the controller loop's channel: the poll interval,
+//! the cron resync, SIGHUP and a file-system watch on a local-path remote's refs; and the
+//! signals that shut it down (the first SIGTERM/SIGINT drains, a second exits).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use super::Trigger;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::UnboundedSender;
 
-pub async fn poll(tx: mpsc::Sender<Trigger>, every: Duration) {
+use super::{Shutdown, Trigger};
+
+pub async fn poll(tx: UnboundedSender<Trigger>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -20,7 +21,7 @@ pub async fn poll(tx: mpsc::Sender<Trigger>, every: Duration) {
     }
 }
 
-pub async fn resync(tx: mpsc::Sender<Trigger>, expr: String, tz: chrono_tz::Tz) {
+pub async fn resync(tx: UnboundedSender<Trigger>, expr: String, tz: chrono_tz::Tz) {
     let Ok(schedule) = <cron::Schedule as std::str::FromStr>::from_str(&expr) else {
         return;
     };
@@ -35,28 +36,36 @@ pub async fn resync(tx: mpsc::Sender<Trigger>, expr: String, tz: chrono_tz::Tz) 
     }
 }
 
-pub async fn signals(tx: mpsc::Sender<Trigger>, stop: Arc<AtomicBool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+/// SIGHUP fetches now.
+pub async fn hangup(tx: UnboundedSender<Trigger>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if tx.send(Trigger::Fetch).is_err() {
+            return;
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT triggers `shutdown` (running steps finish); a second exits now.
+pub async fn on_signals(shutdown: Shutdown) {
+    let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
         signal(SignalKind::interrupt()),
     ) else {
         return;
     };
-    let count = AtomicUsize::new(0);
     loop {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
-            _ = hup.recv() => { let _ = tx.send(Trigger::Fetch); continue; }
         }
-        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+        if !shutdown.triggered() {
             tracing::info!(
                 "shutting down: no new work; running steps finish (send SIGTERM again to exit now)"
             );
-            stop.store(true, Ordering::SeqCst);
-            let _ = tx.send(Trigger::Shutdown);
+            shutdown.trigger();
         } else {
             tracing::warn!("second signal: exiting now");
             std::process::exit(1);
@@ -65,7 +74,7 @@ pub async fn signals(tx: mpsc::Sender<Trigger>, stop: Arc<AtomicBool>) {
 }
 
 /// Watches a local-path remote's refs so a push starts a fetch at once.
-pub fn watch(remote: &str, tx: mpsc::Sender<Trigger>) -> Option<notify::RecommendedWatcher> {
+pub fn watch(remote: &str, tx: UnboundedSender<Trigger>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let path = remote.strip_prefix("file://").unwrap_or(remote);
     let dir = Path::new(path);

@@ -57,6 +57,52 @@ pub fn closed_classes(cfg: &Config, now: DateTime<Utc>) -> BTreeSet<Class> {
     closed
 }
 
+/// When `class` is next open at or after `now`: `now` when it is open already; `None` when no
+/// window of it ever opens. A time returned may itself fall into another closing window: the
+/// caller asks again then.
+pub fn opens_at(cfg: &Config, class: Class, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if !closed_classes(cfg, now).contains(&class) {
+        return Some(now);
+    }
+    let tz = cfg.timezone().ok()?;
+    let mut candidates: Vec<DateTime<Utc>> = Vec::new();
+    for w in cfg
+        .schedule
+        .windows
+        .iter()
+        .filter(|w| self::class(&w.class) == Some(class))
+    {
+        let Ok(schedule) = cron::Schedule::from_str(&w.start) else {
+            continue;
+        };
+        let length = Duration::minutes(w.minutes as i64);
+        if w.deny {
+            // The end of the deny window we are in.
+            let since = (now - length).with_timezone(&tz);
+            candidates.extend(
+                schedule
+                    .after(&since)
+                    .next()
+                    .map(|s| s.with_timezone(&Utc) + length),
+            );
+        } else {
+            candidates.extend(
+                schedule
+                    .after(&now.with_timezone(&tz))
+                    .next()
+                    .map(|s| s.with_timezone(&Utc)),
+            );
+        }
+    }
+    candidates.retain(|c| *c > now);
+    candidates.sort();
+    candidates
+        .iter()
+        .find(|c| !closed_classes(cfg, **c).contains(&class))
+        .or(candidates.first())
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +126,9 @@ mod tests {
             closed_classes(&cfg, monday),
             BTreeSet::from([Class::Destructive])
         );
+        let sunday: DateTime<Utc> = "2026-12-06T01:00:00Z".parse().unwrap();
+        assert_eq!(opens_at(&cfg, Class::Destructive, monday), Some(sunday));
+        assert_eq!(opens_at(&cfg, Class::Destructive, inside), Some(inside));
+        assert_eq!(opens_at(&cfg, Class::Restart, monday), Some(monday));
     }
 }

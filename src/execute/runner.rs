@@ -83,8 +83,21 @@ impl Runner {
             match self {
                 Runner::Local => run_local(argv, stdin).await,
                 Runner::Ssh(ssh) => {
-                    let session = session(&ssh.options, &ssh.sessions, target).await?;
-                    run_remote(&session, target, argv, stdin).await
+                    let s = session(&ssh.options, &ssh.sessions, target).await?;
+                    match run_remote(&s, target, argv, stdin).await {
+                        // The master is gone (the host rebooted, sshd restarted, the network
+                        // dropped) and the command never started: connect again, once, with
+                        // the same strict host-key check.
+                        Err(Remote::NotStarted(e)) if s.check().await.is_err() => {
+                            tracing::info!(host = %target.host, error = %e, "SSH master lost; reconnecting");
+                            ssh.sessions.lock().await.remove(target);
+                            let s = session(&ssh.options, &ssh.sessions, target).await?;
+                            run_remote(&s, target, argv, stdin)
+                                .await
+                                .map_err(Remote::into_inner)
+                        }
+                        r => r.map_err(Remote::into_inner),
+                    }
                 }
             }
         };
@@ -248,12 +261,26 @@ fn connect_reason(e: &openssh::Error) -> String {
     }
 }
 
+/// Why a remote command failed: before it started (safe to retry) or after.
+enum Remote {
+    NotStarted(ExecError),
+    Failed(ExecError),
+}
+
+impl Remote {
+    fn into_inner(self) -> ExecError {
+        match self {
+            Remote::NotStarted(e) | Remote::Failed(e) => e,
+        }
+    }
+}
+
 async fn run_remote(
     session: &Session,
     target: &Target,
     argv: &[&str],
     stdin: Option<&[u8]>,
-) -> Result<Output, ExecError> {
+) -> Result<Output, Remote> {
     let (program, args) = argv.split_first().expect("a command has a program");
     let mut cmd = session.raw_command(shell::word(program));
     cmd.raw_args(args.iter().map(|a| shell::word(a)));
@@ -268,15 +295,20 @@ async fn run_remote(
         host: target.host.clone(),
         reason: e.to_string(),
     };
-    let mut child = cmd.spawn().await.map_err(fail)?;
+    let mut child = cmd.spawn().await.map_err(|e| Remote::NotStarted(fail(e)))?;
     if let (Some(bytes), Some(mut w)) = (stdin, child.stdin().take()) {
-        w.write_all(bytes).await.map_err(|e| ExecError::Command {
-            host: target.host.clone(),
-            reason: format!("writing stdin: {e}"),
+        w.write_all(bytes).await.map_err(|e| {
+            Remote::Failed(ExecError::Command {
+                host: target.host.clone(),
+                reason: format!("writing stdin: {e}"),
+            })
         })?;
         w.shutdown().await.ok();
     }
-    let out = child.wait_with_output().await.map_err(fail)?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| Remote::Failed(fail(e)))?;
     Ok(Output {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -29,7 +29,6 @@ pub struct ApplyOptions {
     pub resync: bool,
     pub dry_run: bool,
     pub exec: ExecConfig,
-    pub runner: Runner,
 }
 
 pub struct Applied {
@@ -46,7 +45,10 @@ impl Applied {
     }
 }
 
-pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
+/// Plans from what each cluster was last applied at, executes through `runner` (its connections
+/// stay open for the caller: the CLI closes them, the service keeps them), records state and
+/// the note.
+pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -> Result<Applied> {
     let started = Instant::now();
     let repo = opts.open()?;
     let state_dir = opts.state_dir(&repo);
@@ -126,11 +128,6 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
             note: Some(run),
         });
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let runner = Arc::new(ao.runner);
     let mut exec = ao.exec;
     exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &to.id));
     let cfg = Arc::new(exec);
@@ -165,9 +162,8 @@ pub fn apply(opts: &RepoOptions, ao: ApplyOptions) -> Result<Applied> {
                 })
             }
         };
-        results.extend(rt.block_on(execute::run(&run.plan, old, new, runner.clone(), cfg)));
+        results.extend(execute::run(&run.plan, old, new, runner.clone(), cfg).await);
     }
-    rt.block_on(runner.close());
     record(&mut state, &runs, &results, &to.id, &keep);
     state.save(&state_dir)?;
     let run = note_of(&runs, &results, &to.id, started);
