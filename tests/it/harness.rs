@@ -175,4 +175,21 @@ fn restart_sshd_breaks_open_masters_and_logins_are_counted() {
         stderr(&out)
     );
     assert_eq!(n.ssh_logins(), 3, "the log is kept across the restart");
+    // a master left open (as by a killed service) does not outlive the cluster
+    let out = control(&["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-fN"]);
+    assert!(out.status.success(), "master: {}", stderr(&out));
+    let check = stderr(&control(&["-O", "check"]));
+    let pid = check.split("pid=").nth(1).and_then(|s| s.split(')').next());
+    let pid = pid
+        .unwrap_or_else(|| panic!("no master pid in {check:?}"))
+        .to_string();
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}/cwd")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "master {pid} outlived the cluster"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

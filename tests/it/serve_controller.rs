@@ -84,6 +84,10 @@ fn actions_held_by_a_window_run_when_it_opens_in_the_running_service() {
     svc.push(&f);
     let note = svc.final_note(&drop);
     let held_at = Utc::now();
+    eprintln!(
+        "held {} ms before the window opens",
+        (opens - held_at).num_milliseconds()
+    );
     assert!(
         held_at < opens - chrono::Duration::seconds(1),
         "harness too slow: the held note came {}s after the window's start was set ({LEAD}s lead)",

@@ -271,7 +271,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &self.nodes {
             signal(postmaster(&n.data_dir()), libc::SIGINT);
-            signal(lock(&n.sshd).as_ref().map(|c| c.id() as i32), libc::SIGTERM);
+            let listener = lock(&n.sshd).as_ref().map(|c| c.id() as i32);
+            // Its connections too: SSH masters a killed service left behind (ControlPersist)
+            // then see the connection close and exit instead of outliving the test.
+            for p in listener.map(descendants).unwrap_or_default() {
+                signal(Some(p), libc::SIGTERM);
+            }
+            signal(listener, libc::SIGTERM);
         }
         for n in &self.nodes {
             if !n.pg_gone(10) {
