@@ -1,5 +1,5 @@
 //! Smoke tests of the node harness (`support::nodes`): replication, password logins over TCP,
-//! promote/demote, standard paths and strict host keys over ssh. Addresses 127.0.21.x–127.0.24.x.
+//! promote/demote, standard paths and strict host keys over ssh. Addresses 127.0.21.x–127.0.25.x.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -139,4 +139,57 @@ fn unknown_host_key_is_refused() {
     );
     let out = c.node(ips[0]).ssh(&c, "echo reachable");
     assert_eq!(stdout(&out), "reachable", "{}", stderr(&out));
+}
+
+#[test]
+fn restart_sshd_breaks_open_masters_and_logins_are_counted() {
+    let ip = "127.0.25.11";
+    let c = Cluster::start(&[ip], false);
+    let n = c.node(ip);
+    assert_eq!(n.ssh_logins(), 0, "the harness itself does not log in");
+    let path = c.run_dir().join("cm");
+    let control = |extra: &[&str]| {
+        let mut ssh = c.ssh_cmd();
+        ssh.arg("-o").arg(format!("ControlPath={}", path.display()));
+        ssh.args(extra).arg(ip).output().expect("ssh")
+    };
+    // a master that would outlive its command (as the service's do)
+    let out = control(&["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-fN"]);
+    assert!(out.status.success(), "master: {}", stderr(&out));
+    assert!(control(&["-O", "check"]).status.success());
+    assert!(n.ssh(&c, "true").status.success());
+    assert_eq!(n.ssh_logins(), 2, "the master and one plain login");
+    c.restart_sshd(ip);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while control(&["-O", "check"]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the master survived the sshd restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = n.ssh(&c, "true");
+    assert!(
+        out.status.success(),
+        "same host key after restart: {}",
+        stderr(&out)
+    );
+    assert_eq!(n.ssh_logins(), 3, "the log is kept across the restart");
+    // a master left open (as by a killed service) does not outlive the cluster
+    let out = control(&["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-fN"]);
+    assert!(out.status.success(), "master: {}", stderr(&out));
+    let check = stderr(&control(&["-O", "check"]));
+    let pid = check.split("pid=").nth(1).and_then(|s| s.split(')').next());
+    let pid = pid
+        .unwrap_or_else(|| panic!("no master pid in {check:?}"))
+        .to_string();
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}/cwd")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "master {pid} outlived the cluster"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -10,6 +10,7 @@ mod plan_props;
 mod plan_rows;
 mod records;
 mod serve;
+mod serve_controller;
 mod serve_crash;
 mod serve_policy;
 mod serve_resilience;

@@ -32,12 +32,15 @@ const SSH_CONFIG: &str =
     UserKnownHostsFile $S/known_hosts\n  GlobalKnownHostsFile /dev/null\n  \
     StrictHostKeyChecking yes\n  CheckHostIP no\n  BatchMode yes\n  ConnectTimeout 5\n  \
     LogLevel ERROR\n";
-/// sshd config (`$IP`, `$N`: node dir, `$S`: ssh dir), testbed §2.
+/// sshd config (`$IP`, `$N`: node dir, `$S`: ssh dir), testbed §2. `LogLevel INFO` (sshd's
+/// default, spelled out) logs one `Accepted publickey` line per connection: `Node::ssh_logins`
+/// counts them.
 const SSHD_CONFIG: &str = "ListenAddress $IP:22\nHostKey $N/ssh_host_ed25519_key\n\
     PidFile $N/sshd.pid\nAuthorizedKeysFile $S/authorized_keys\n\
     PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
     KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\n\
-    MaxSessions 64\nMaxStartups 100:30:200\nSubsystem sftp /usr/lib/openssh/sftp-server\n";
+    MaxSessions 64\nMaxStartups 100:30:200\nSubsystem sftp /usr/lib/openssh/sftp-server\n\
+    LogLevel INFO\n";
 /// Run by `unshare -m` with the run dir (`$1`) and node dir (`$2`).
 const SSHD_NS: &str = r#"{ [ ! -e /root/.bashrc ] || mount --bind "$1/empty_bashrc" /root/.bashrc; } &&
     mount --bind "$2/pgdata" /pg/data && mount --bind "$2/run" /var/run/postgresql &&
@@ -196,11 +199,85 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Restarts the node's sshd as a node reboot would: the listener *and* every connection it
+    /// serves (its descendants) get SIGTERM (SIGKILL after 5 s), so established SSH masters
+    /// break; then the same config and host key are started again (the log is appended to) and
+    /// the port awaited.
+    pub fn restart_sshd(&self, ip: &str) {
+        let n = self.node(ip);
+        let mut guard = lock(&n.sshd);
+        let mut old = guard.take().expect("sshd running");
+        let listener = old.id() as i32;
+        let mut pids = descendants(listener);
+        pids.push(listener);
+        for &p in &pids {
+            signal(Some(p), libc::SIGTERM);
+        }
+        let alive = |p: &i32| Path::new(&format!("/proc/{p}/cwd")).exists();
+        if !poll(5, || !pids.iter().any(alive)) {
+            for p in pids.iter().filter(|p| alive(p)) {
+                signal(Some(*p), libc::SIGKILL);
+            }
+        }
+        let _ = old.wait();
+        wait_for(&format!("old sshd on {ip} gone"), || {
+            !pids.iter().any(alive)
+        });
+        let b = self.base.path().to_str().unwrap();
+        let log = append(&n.dir.join("sshd.log"), "");
+        *guard = Some(spawn_sshd(b, &n.dir, log));
+        drop(guard);
+        n.wait_sshd();
+    }
+}
+
+/// Starts the sshd of node dir `dir` (run dir `b`) in its private mount namespace (`SSHD_NS`),
+/// stderr to `log`; the child's pid is sshd's.
+fn spawn_sshd(b: &str, dir: &Path, log: fs::File) -> Child {
+    let mut unshare = cmd("unshare -m --propagation private sh -c");
+    let d = dir.to_str().unwrap();
+    unshare.args([SSHD_NS, "sh", b, d]).stdin(Stdio::null());
+    let sshd = unshare.stdout(Stdio::null()).stderr(log).spawn();
+    sshd.expect("spawn unshare/sshd")
+}
+
+/// Every live descendant of `pid` (children, their children, ...), from /proc.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = vec![];
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        if let Some(pp) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            parents.push((p, pp));
+        }
+    }
+    let mut found = vec![];
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+            found.push(c);
+            frontier.push(c);
+        }
+    }
+    found
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &self.nodes {
             signal(postmaster(&n.data_dir()), libc::SIGINT);
-            signal(lock(&n.sshd).as_ref().map(|c| c.id() as i32), libc::SIGTERM);
+            let listener = lock(&n.sshd).as_ref().map(|c| c.id() as i32);
+            // Its connections too: SSH masters a killed service left behind (ControlPersist)
+            // then see the connection close and exit instead of outliving the test.
+            for p in listener.map(descendants).unwrap_or_default() {
+                signal(Some(p), libc::SIGTERM);
+            }
+            signal(listener, libc::SIGTERM);
         }
         for n in &self.nodes {
             if !n.pg_gone(10) {
@@ -232,13 +309,19 @@ impl Node {
         let config = SSHD_CONFIG.replace("$IP", ip).replace("$N", d);
         let config = config.replace("$S", &format!("{b}/ssh"));
         fs::write(dir.join("sshd_config"), config).unwrap();
-        let mut unshare = cmd("unshare -m --propagation private sh -c");
-        unshare.args([SSHD_NS, "sh", b, d]).stdin(Stdio::null());
         let log = fs::File::create(dir.join("sshd.log")).unwrap();
-        let sshd = unshare.stdout(Stdio::null()).stderr(log).spawn();
-        let sshd = Mutex::new(Some(sshd.expect("spawn unshare/sshd")));
+        let sshd = Mutex::new(Some(spawn_sshd(b, &dir, log)));
         let (ip, pg) = (ip.to_string(), Mutex::new(None));
         Node { ip, dir, pg, sshd }
+    }
+
+    /// How many SSH connections this node's sshd accepted (its `Accepted publickey` log lines;
+    /// the log survives `Cluster::restart_sshd`).
+    pub fn ssh_logins(&self) -> usize {
+        let log = fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("Accepted publickey"))
+            .count()
     }
 
     /// Real path of the data dir (`/pg/data` over ssh).

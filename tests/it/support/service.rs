@@ -131,6 +131,56 @@ impl Service {
         }
     }
 
+    /// The note the service pushed for `commit`, as it is now (any status), if there is one.
+    pub fn note(&self, commit: &str) -> Option<serde_json::Value> {
+        let repo = git2::Repository::open_bare(self.remote.path()).unwrap();
+        let oid = git2::Oid::from_str(commit).unwrap();
+        let note = repo.find_note(Some("refs/notes/pgitops"), oid).ok()?;
+        serde_json::from_str(note.message().ok()?).ok()
+    }
+
+    /// Waits up to `within` until the note on `commit` has `status`; panics with the last note.
+    pub fn note_with_status(
+        &self,
+        commit: &str,
+        status: &str,
+        within: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let note = self.note(commit);
+            if note.as_ref().is_some_and(|n| n["status"] == status) {
+                return note.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the note on {commit} is not {status:?} after {within:?}: {:#}",
+                note.unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The commit the remote's `main` points at.
+    pub fn remote_head(&self) -> String {
+        let repo = git2::Repository::open_bare(self.remote.path()).unwrap();
+        let main = repo.find_reference("refs/heads/main").unwrap();
+        main.target().unwrap().to_string()
+    }
+
+    /// `pgitops status` on the service's mirror and state directory.
+    pub fn status(&self) -> super::Run {
+        let mirror = self.state.path().join("mirror.git");
+        let state = self.state.path().to_str().unwrap();
+        super::pgitops(&mirror, &["--state-dir", state, "status"])
+    }
+
+    /// Panics unless the service process is still the one started (it has not exited).
+    pub fn assert_running(&mut self) {
+        let exited = self.child.try_wait().unwrap();
+        assert!(exited.is_none(), "the service exited: {exited:?}");
+    }
+
     pub fn get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
