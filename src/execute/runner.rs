@@ -201,11 +201,13 @@ async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, 
         }
     }
     let mut b = SessionBuilder::default();
-    if options.reuse {
-        b.control_persist(openssh::ControlPersist::IdleFor(
-            std::num::NonZeroUsize::new(60).expect("non-zero"),
-        ));
-    }
+    // The CLI's masters stay a minute for the next run; a service closes its own at shutdown,
+    // and a master it leaves behind (kill -9) ends after ten idle minutes. A service whose master
+    // idled out reconnects on its next command (see `Runner::run`).
+    let idle = if options.reuse { 60 } else { 600 };
+    b.control_persist(openssh::ControlPersist::IdleFor(
+        std::num::NonZeroUsize::new(idle).expect("non-zero"),
+    ));
     b.known_hosts_check(KnownHosts::Strict)
         .control_directory(&options.control_dir)
         .connect_timeout(options.connect_timeout);
