@@ -1,15 +1,27 @@
 //! pgitops: the GitOps engine for Pigsty PostgreSQL inventories.
 //!
-//! The pipeline, one module per stage:
+//! The pipeline, one module per stage; dependencies point down it, never back:
 //!
-//! 1. [`source`] reads inventory files straight from commit trees (git2, no checkout).
+//! 1. [`source`] reads inventory files straight from commit trees (git2, no checkout) and keeps
+//!    the service's mirror of the remote.
 //! 2. [`inventory`] parses them (anchors, merge keys), computes every host's effective variables
 //!    with Ansible precedence, builds the typed module model and validates it, with file, line
 //!    and column for every message.
 //! 3. [`diff`] (pure) compares two inventories semantically: entity-level changes with fields.
-//! 4. [`plan`] (pure) turns changes into ordered, classified actions with native step previews
-//!    and the equivalent Pigsty command line; [`render`] holds the renderers both share.
-//! 5. [`ops`] runs a verb (`plan`, `validate`) over those stages for the CLI.
+//! 4. [`plan`] (pure) turns changes into ordered, classified actions. Each action carries one
+//!    typed [`plan::Step`] of a component (PostgreSQL objects, HBA, parameters, Pigsty-delegated
+//!    work); its id, JSON kind and preview derive from the step. [`render`] holds the audited
+//!    renderers (SQL, HBA, shell words) both plan and execute use.
+//! 5. [`execute`] carries the steps out: the native executor's components observe the nodes
+//!    (the live primary, live roles) and execute one step at a time over SSH; the Pigsty
+//!    executor runs the narrowest playbook per action. Per-host PostgreSQL settings come from
+//!    the inventory ([`execute::settings`]).
+//! 6. [`report`] records the outcome: state per cluster, the journal of destructive steps, git
+//!    notes on the applied commit, forge commit statuses.
+//! 7. [`ops`] runs one verb over those stages, shared by the CLI and the service.
+//! 8. [`cli`] parses arguments and maps outcomes to exit codes; [`daemon`] is `pgitops serve`,
+//!    a per-cluster controller that requeues each cluster after a backoff, when a window
+//!    opens or when an approval arrives.
 
 pub mod cli;
 pub mod config;

@@ -111,6 +111,7 @@ impl<'a> Service<'a> {
 
     pub async fn reconcile(&mut self, resync: bool) -> Result<()> {
         let cfg = self.cfg;
+        let t0 = Instant::now();
         let newest = match self.mirror.fetch() {
             Ok(h) => h,
             Err(e) => {
@@ -171,8 +172,10 @@ impl<'a> Service<'a> {
             dry_run: false,
             exec,
         };
+        let fetched = t0.elapsed();
         let started = Instant::now();
         let done = apply(&opts, options, &self.runner).await?;
+        let applied = started.elapsed();
         // Intermediate commits since the last reconcile were applied cumulatively with `newest`.
         if let Some(prev) = self.last_head.as_deref().filter(|p| *p != newest) {
             for c in repo
@@ -202,11 +205,20 @@ impl<'a> Service<'a> {
             &done,
             started.elapsed(),
         )?;
+        let pushing = Instant::now();
         if let Err(e) = self.mirror.push_notes() {
             tracing::warn!(error = %e, "pushing notes; retried on the next reconcile");
         }
         self.last_notes = notes_tip(git);
-        tracing::info!(commit = %newest, result = done.note.as_ref().map(|n| n.result).unwrap_or("none"), "reconciled");
+        tracing::info!(
+            commit = %newest,
+            result = done.note.as_ref().map(|n| n.result).unwrap_or("none"),
+            fetch_ms = fetched.as_millis() as u64,
+            apply_ms = applied.as_millis() as u64,
+            push_ms = pushing.elapsed().as_millis() as u64,
+            total_ms = t0.elapsed().as_millis() as u64,
+            "reconciled"
+        );
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! atomically (keeping the previous file), check `pg_hba_file_rules` for error rows, then reload;
 //! on any error put the previous file back and fail, so the node keeps accepting connections.
 
-use super::pg::{become_argv, psql};
+use super::pg::{become_argv, psql, psql_argv};
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::ExecError;
 use crate::inventory::model::PgCluster;
@@ -10,33 +10,22 @@ use crate::plan::{Action, HbaFile, HbaStep};
 use crate::render::hba::Target;
 use crate::render::hba_for;
 
-/// Fixed scripts; the file path is their `$1`, never part of the script text.
-const WRITE: &str = "set -e; f=$1; if [ -f \"$f\" ]; then cp -p \"$f\" \"$f.pgitops-prev\"; fi; cat > \"$f.pgitops-new\"; chmod 600 \"$f.pgitops-new\"; mv \"$f.pgitops-new\" \"$f\"";
-const RESTORE: &str = "set -e; f=$1; mv \"$f.pgitops-prev\" \"$f\"";
-
-async fn shell(
-    ctx: &Ctx<'_>,
-    host: &str,
-    script: &str,
-    path: &str,
-    stdin: Option<&[u8]>,
-) -> Result<(), ExecError> {
-    let pg = ctx.pg(host);
-    let mut argv = become_argv(ctx.cfg.become_method, &pg.dbsu);
-    argv.extend(["sh", "-c", script, "sh", path]);
-    let out = ctx
-        .runner
-        .run(&ctx.target(host), &argv, stdin, ctx.cfg.timeout)
-        .await?;
-    if out.status != 0 {
-        return Err(ExecError::Failed {
-            host: host.into(),
-            what: format!("writing {path}"),
-            stderr: out.stderr.trim().into(),
-        });
-    }
-    Ok(())
-}
+/// The one remote step per instance, a fixed script: the file path is `$1` and the psql command
+/// the remaining arguments, never part of the script text; the new file comes on stdin. It keeps
+/// the previous file, writes the new one atomically, asks PostgreSQL to parse it
+/// (`pg_hba_file_rules`), and reloads only when no line is in error; otherwise (or when psql
+/// fails) it puts the previous file back and exits 3 with the errors on stdout.
+const WRITE_CHECK_RELOAD: &str = r#"set -e
+f=$1; shift
+if [ -f "$f" ]; then cp -p "$f" "$f.pgitops-prev"; fi
+cat > "$f.pgitops-new"; chmod 600 "$f.pgitops-new"; mv "$f.pgitops-new" "$f"
+restore() { if [ -f "$f.pgitops-prev" ]; then mv "$f.pgitops-prev" "$f"; fi; }
+if ! errors=$("$@" -c "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL"); then
+  restore; echo "psql could not check the file"; exit 3
+fi
+if [ -n "$errors" ]; then restore; printf '%s
+' "$errors"; exit 3; fi
+"$@" -c "SELECT pg_reload_conf()" >/dev/null"#;
 
 /// HBA files: observed is whether each target instance is in recovery now (its live role).
 pub(crate) struct Hba;
@@ -91,14 +80,31 @@ async fn one(
     let text = hba_for(ctx.new, c, host, Target::Postgres, Some(role))
         .map_err(|e| ExecError::Refused(e.to_string()))?;
     let path = format!("{}/pg_hba.conf", ctx.pg(host).data);
-    shell(ctx, host, WRITE, &path, Some(text.as_bytes())).await?;
-    let errors = psql(ctx, host, "postgres", "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL;").await?;
-    if !errors.is_empty() {
-        shell(ctx, host, RESTORE, &path, None).await?;
-        psql(ctx, host, "postgres", "SELECT pg_reload_conf();").await?;
-        return Err(ExecError::Refused(format!("{host}: PostgreSQL rejected the new pg_hba.conf (line {errors}); the previous file is back in place")));
+    let psql = psql_argv(ctx, host, "postgres")?;
+    let dbsu = ctx.pg(host).dbsu;
+    let mut argv = become_argv(ctx.cfg.become_method, &dbsu);
+    argv.extend(["sh", "-c", WRITE_CHECK_RELOAD, "sh", path.as_str()]);
+    argv.extend(psql.iter().map(String::as_str));
+    let out = ctx
+        .runner
+        .run(
+            &ctx.target(host),
+            &argv,
+            Some(text.as_bytes()),
+            ctx.cfg.timeout,
+        )
+        .await?;
+    match out.status {
+        0 => {}
+        3 => return Err(ExecError::Refused(format!("{host}: PostgreSQL rejected the new pg_hba.conf (line {}); the previous file is back in place", out.stdout.trim()))),
+        _ => {
+            return Err(ExecError::Failed {
+                host: host.into(),
+                what: format!("writing {path}"),
+                stderr: out.stderr.trim().into(),
+            })
+        }
     }
-    psql(ctx, host, "postgres", "SELECT pg_reload_conf();").await?;
     Ok(format!(
         "pg_hba.conf written for live role {role} and reloaded"
     ))

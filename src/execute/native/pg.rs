@@ -16,33 +16,38 @@ pub fn become_argv(how: Become, dbsu: &str) -> Vec<&str> {
     }
 }
 
-/// Runs `sql` (psql input) in database `db` on `host`; returns psql's unaligned, tuples-only output.
-pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<String, ExecError> {
+/// `psql` on `host`'s socket, connected to `db`, unaligned and tuples-only, to be run as the
+/// dbsu; the caller adds how it passes SQL.
+pub fn psql_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, ExecError> {
     let pg = ctx.pg(host);
-    let port = pg.port.to_string();
     let dbname = format!(
         "dbname={}",
         conninfo_value(db).map_err(|e| ExecError::Refused(e.to_string()))?
     );
-    let psql = format!("{}/psql", pg.bin_dir);
-    let mut argv = become_argv(ctx.cfg.become_method, &pg.dbsu);
-    argv.extend([
-        psql.as_str(),
-        "-X",
-        "-q",
-        "-A",
-        "-t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        &pg.socket_dir,
-        "-p",
-        &port,
-        "-d",
-        &dbname,
-        "-f",
-        "-",
-    ]);
+    Ok(vec![
+        format!("{}/psql", pg.bin_dir),
+        "-X".into(),
+        "-q".into(),
+        "-A".into(),
+        "-t".into(),
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-h".into(),
+        pg.socket_dir,
+        "-p".into(),
+        pg.port.to_string(),
+        "-d".into(),
+        dbname,
+    ])
+}
+
+/// Runs `sql` (psql input) in database `db` on `host`; returns psql's unaligned, tuples-only output.
+pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<String, ExecError> {
+    let psql = psql_argv(ctx, host, db)?;
+    let dbsu = ctx.pg(host).dbsu;
+    let mut argv = become_argv(ctx.cfg.become_method, &dbsu);
+    argv.extend(psql.iter().map(String::as_str));
+    argv.extend(["-f", "-"]);
     let out = ctx
         .runner
         .run(

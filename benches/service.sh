@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Service benchmarks on sandbox nodes (scripts/sandbox.sh), `pgitops serve` watching a bare
+# remote on disk (the notify trigger; the poll interval is 60 s so it cannot help), its SSH
+# masters warm after the first apply. Side by side in one run:
+#   (a) one new user on a 3-node cluster, PGITOPS_BENCH_PUSHES (default 15) pushes:
+#       push -> final note on the remote, and the apply step inside the service (the note's `ms`:
+#       plan + execute + state, without fetch and notes push); against `ansible-playbook
+#       pgsql-user.yml` doing the same user (the test Pigsty home, ControlPersist warm);
+#   (b) an HBA change on 30 hosts (10 clusters x 3), PGITOPS_BENCH_RUNS (default 7) pushes: the
+#       same two figures, against one `ansible-playbook pgsql.yml -t pg_hba,...` over the 30
+#       hosts with forks=10;
+#   (c) the idle service over PGITOPS_BENCH_IDLE seconds (default 30): RSS and CPU time;
+#   (d) the release binary's size.
+# Run as root: bash benches/service.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cargo build --release --locked -q
+bin=$root/target/release/pgitops
+pushes=${PGITOPS_BENCH_PUSHES:-15}
+runs=${PGITOPS_BENCH_RUNS:-7}
+idle=${PGITOPS_BENCH_IDLE:-30}
+export PGITOPS_SANDBOX=/dev/shm/pgitops-bench-service
+work=$(mktemp -d /tmp/pgitops-bench-service.XXXXXX)
+serve=""
+stop() { [ -n "$serve" ] && kill -TERM "$serve" 2>/dev/null && wait "$serve" 2>/dev/null; serve=""; }
+cleanup() { stop; bash "$root/scripts/sandbox.sh" down >/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# pigsty.yml for $CLUSTERS ("ip1,ip2,ip3 ip4,..."); $1 = extra users in the first cluster,
+# $2 = the address of a global HBA rule.
+inventory() {
+  python3 - "$1" "$2" "$CLUSTERS" <<'PY'
+import sys
+users, hba_addr, clusters = int(sys.argv[1]), sys.argv[2], sys.argv[3].split()
+out = ["all:", "  children:"]
+for i, c in enumerate(clusters):
+    ips = c.split(",")
+    out += [f"    pg-b{i}:", "      hosts:"]
+    out += [f"        {ip}: {{ pg_seq: {k + 1}, pg_role: {'primary' if k == 0 else 'replica'} }}" for k, ip in enumerate(ips)]
+    out += ["      vars:", f"        pg_cluster: pg-b{i}", "        pg_users:"]
+    out += ["          - { name: dbuser_base, password: Base.Pass, roles: [ dbrole_readonly ] }"]
+    if i == 0:
+        out += [f"          - {{ name: bench_u{u}, password: Bench.Pass.{u}, connlimit: 5 }}" for u in range(users)]
+out += ["  vars:", "    admin_ip: 127.0.0.1", "    pg_version: 15", "    pg_bin_dir: /usr/lib/postgresql/15/bin",
+        "    node_firewall_intranet: [ 127.0.0.0/8 ]",
+        "    pg_default_hba_rules:",
+        "      - { user: '${dbsu}', db: all, addr: local, auth: ident, title: 'dbsu', order: 100 }",
+        "      - { user: '${repl}', db: replication, addr: intra, auth: pwd, title: 'replication', order: 250 }",
+        "      - { user: '+dbrole_readonly', db: all, addr: intra, auth: pwd, title: 'members', order: 600 }",
+        "    pg_hba_rules:",
+        f"      - {{ user: all, db: all, addr: {hba_addr}, auth: pwd, title: 'bench clients' }}"]
+print("\n".join(out))
+PY
+}
+
+stats() { sort -n | awk '{a[NR]=$1} END {printf "median %d ms (min %d, max %d, n=%d)\n", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+commit() { git -c user.name=b -c user.email=b@b commit -qam "$1" >/dev/null; git rev-parse HEAD; }
+
+note_ms() { # commit: waits for a final note on the remote; prints its last run's `ms`
+  local doc
+  for _ in $(seq 6000); do
+    doc=$(git --git-dir "$work/remote.git" notes --ref=pgitops show "$1" 2>/dev/null || true)
+    case "$doc" in *'"status": "success"'*)
+      python3 -c 'import json,sys; print(json.loads(sys.argv[1])["runs"][-1]["ms"])' "$doc"; return 0 ;;
+    *'"status": "failure"'*|*'"status": "held"'*|*'"status": "invalid"'*)
+      echo "note on $1 is not success: $doc" >&2; exit 1 ;;
+    esac
+    sleep 0.002
+  done
+  echo "no note on $1; see $work/serve.log" >&2; exit 1
+}
+
+# A Pigsty home for ansible: the test fixture playbooks and an ansible.cfg for the sandbox.
+pigsty_home() {
+  local h=$work/home sb=$PGITOPS_SANDBOX
+  mkdir -p "$h"
+  cp "$root"/tests/it/support/pigsty_home/*.yml "$h/"
+  cat > "$h/ansible.cfg" <<CFG
+[defaults]
+host_key_checking = True
+forks = 10
+remote_user = root
+private_key_file = $sb/ssh/id_ed25519
+retry_files_enabled = False
+interpreter_python = /usr/bin/python3
+deprecation_warnings = False
+force_valid_group_names = ignore
+local_tmp = $h/.ansible/tmp
+[ssh_connection]
+ssh_args = -F $sb/ssh/config -o UserKnownHostsFile=$sb/ssh/known_hosts -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=$h/cp-%C
+pipelining = True
+CFG
+  echo "$h"
+}
+
+bench() { # name, clusters, change-kind (user|hba), count
+  local name=$1 kind=$3 count=$4
+  CLUSTERS=$2
+  stop
+  bash "$root/scripts/sandbox.sh" down >/dev/null
+  PGITOPS_SANDBOX_CLUSTERS=$2 bash "$root/scripts/sandbox.sh" up >/dev/null
+  rm -rf "$work/remote.git" "$work/state" "$work/w"
+  git init -q --bare -b main "$work/remote.git"
+  git init -q -b main "$work/w" && cd "$work/w"
+  git remote add origin "$work/remote.git"
+  inventory 0 127.0.0.0/8 > pigsty.yml && git add -A && commit base >/dev/null && git push -q origin HEAD:main
+  bash "$root/scripts/sandbox.sh" config "$work/remote.git" "$work/state" 127.0.0.1:9189 60 > "$work/pgitops.toml"
+  "$bin" serve --config "$work/pgitops.toml" 2>"$work/serve.log" &
+  serve=$!
+  note_ms "$(git rev-parse HEAD)" >/dev/null
+  local latency=() step=()
+  for i in $(seq 1 "$count"); do
+    if [ "$kind" = user ]; then inventory "$i" 127.0.0.0/8 > pigsty.yml; else inventory 0 "127.$((i % 2)).0.0/8" > pigsty.yml; fi
+    local c t0; c=$(commit "change $i")
+    git push -q origin HEAD:main
+    t0=$(now_ms)
+    step+=("$(note_ms "$c")")
+    latency+=($(( $(now_ms) - t0 )))
+  done
+  printf '%s push -> note: ' "$name"; printf '%s\n' "${latency[@]}" | stats
+  printf '%s apply step in the service (warm masters): ' "$name"; printf '%s\n' "${step[@]}" | stats
+  if [ "$name" = "one-user-3-nodes" ]; then
+    local cpu0 hz; hz=$(getconf CLK_TCK)
+    cpu0=$(awk '{print $14 + $15}' "/proc/$serve/stat"); sleep "$idle"
+    echo "idle ${idle} s: RSS $(( $(awk '/VmRSS/ {print $2}' "/proc/$serve/status") / 1024 )) MB, CPU $(( ($(awk '{print $14 + $15}' "/proc/$serve/stat") - cpu0) * 1000 / hz )) ms"
+  fi
+  stop
+  local home times=(); home=$(pigsty_home)
+  for i in $(seq 1 "$count"); do
+    if [ "$kind" = user ]; then
+      inventory $((count + i)) 127.0.0.0/8 > "$home/pigsty.yml"
+      local s; s=$(now_ms)
+      (cd "$home" && ansible-playbook pgsql-user.yml -i pigsty.yml -l pg-b0 -e "username=bench_u$((count + i - 1))" >/dev/null)
+      times+=($(( $(now_ms) - s )))
+    else
+      inventory 0 "127.$((i % 2)).0.0/8" > "$home/pigsty.yml"
+      local s; s=$(now_ms)
+      (cd "$home" && ansible-playbook pgsql.yml -i pigsty.yml -l 'pg-b*' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload -f 10 >/dev/null)
+      times+=($(( $(now_ms) - s )))
+    fi
+  done
+  printf '%s ansible-playbook: ' "$name"; printf '%s\n' "${times[@]}" | stats
+  cd "$root"
+}
+
+three="127.0.50.11,127.0.50.12,127.0.50.13"
+thirty=""
+for c in $(seq 0 9); do thirty+="127.0.51.$((c * 3 + 1)),127.0.51.$((c * 3 + 2)),127.0.51.$((c * 3 + 3)) "; done
+bench "one-user-3-nodes" "$three" user "$pushes"
+bench "hba-30-hosts" "$thirty" hba "$runs"
+echo "release binary: $(( $(stat -c %s "$bin") / 1024 / 1024 )) MB"
