@@ -61,6 +61,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
             ssh_key: cfg.repository.ssh_key.clone(),
             token,
         },
+        note::SYNC,
     )?;
     let (tx, rx) = mpsc::channel::<Trigger>();
     let stop = Arc::new(AtomicBool::new(false));
