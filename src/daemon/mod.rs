@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::config::{secret, Config};
+use crate::config::{secret, BecomeMethod, Config, ExecutorKind};
 use crate::execute::{Become, ExecConfig, Runner, SshOptions, Status};
 use crate::ops::apply::{apply, ApplyOptions};
 use crate::ops::RepoOptions;
@@ -92,8 +92,8 @@ pub fn serve(config_path: &Path) -> Result<()> {
     if let Some(expr) = cfg.schedule.resync.clone() {
         rt.spawn(triggers::resync(
             tx.clone(),
-            expr,
-            cfg.timezone().unwrap_or(chrono_tz::UTC),
+            expr.to_string(),
+            cfg.schedule.timezone,
         ));
     }
     let _watcher = triggers::watch(&cfg.repository.remote, tx.clone());
@@ -176,10 +176,10 @@ fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
         connect_timeout: Duration::from_secs(10).min(timeout),
         reuse: false,
     });
-    let become_method = match e.become_method.as_str() {
-        "sudo" => Become::Sudo,
-        "none" => Become::None,
-        _ => Become::Runuser,
+    let become_method = match e.become_method {
+        BecomeMethod::Sudo => Become::Sudo,
+        BecomeMethod::None => Become::None,
+        BecomeMethod::Runuser => Become::Runuser,
     };
     let exec = ExecConfig {
         become_method,
@@ -191,7 +191,7 @@ fn exec_config(cfg: &Config, stop: &Arc<AtomicBool>) -> (ExecConfig, Runner) {
         closed_classes: window::closed_classes(cfg, chrono::Utc::now()),
         stop: stop.clone(),
         journal: None,
-        pigsty: (e.kind == "pigsty").then(|| crate::execute::pigsty::PigstyConfig {
+        pigsty: (e.kind == ExecutorKind::Pigsty).then(|| crate::execute::pigsty::PigstyConfig {
             home: e.pigsty_home.clone().unwrap_or_default(),
             ansible_playbook: e.ansible_playbook.clone(),
             old_inventory: None,
