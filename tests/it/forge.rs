@@ -17,11 +17,11 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Request {
@@ -32,7 +32,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
@@ -41,13 +41,13 @@ impl Request {
 /// A one-thread HTTP/1.1 server on 127.0.0.1 that answers `replies` in order (the last one
 /// repeats) and closes each connection after one exchange. The thread lives as long as the test
 /// binary, blocked in `accept`.
-struct Server {
-    url: String,
+pub(crate) struct Server {
+    pub(crate) url: String,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Server {
-    fn start(replies: &[(u16, &str)]) -> Server {
+    pub(crate) fn start(replies: &[(u16, &str)]) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -65,7 +65,7 @@ impl Server {
         Server { url, requests }
     }
 
-    fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 }
@@ -111,7 +111,7 @@ fn serve(stream: TcpStream, status: u16, body: &str, recorded: &Mutex<Vec<Reques
 
 /// A reporter of `kind` at `url`; its token `<kind>-secret-<n>` is in the env var
 /// `PGITOPS_TEST_<KIND>_TOKEN_<n>`, unique per test so that tests never share one.
-fn reporter(kind: &str, url: &str, repo: &str, n: u32) -> Reporter {
+pub(crate) fn reporter(kind: &str, url: &str, repo: &str, n: u32) -> Reporter {
     let env = format!("PGITOPS_TEST_{}_TOKEN_{n}", kind.to_uppercase());
     std::env::set_var(&env, format!("{kind}-secret-{n}"));
     let (kind, url, repo) = (kind.parse().unwrap(), url.into(), repo.into());
