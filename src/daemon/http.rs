@@ -1,6 +1,6 @@
-//! The daemon's HTTP endpoint: `GET /healthz`, `GET /metrics` (Prometheus text) and `POST /hook`
-//! (a GitHub or Gitea/Forgejo push webhook; the HMAC-SHA256 signature is checked and the hook
-//! only triggers a fetch). A deliberately small HTTP/1.1 server: one request per connection.
+//! The daemon's HTTP endpoint: `GET /healthz`, `GET /metrics` (OpenMetrics text rendered by
+//! prometheus-client, which Prometheus scrapes) and `POST /hook` (a GitHub or Gitea/Forgejo push
+//! webhook; the HMAC-SHA256 signature is checked and the hook only triggers a fetch). A deliberately small HTTP/1.1 server: one request per connection.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
