@@ -28,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod diff;
 pub mod execute;
+pub mod fsutil;
 pub mod inventory;
 pub mod ops;
 pub mod plan;

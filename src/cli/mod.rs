@@ -101,9 +101,7 @@ pub async fn main() -> ExitCode {
     // The service's configuration may ask for JSON logs (`[log] format = "json"`).
     let json = match &cli.command {
         Command::Serve { config } => crate::config::Config::load(config)
-            .ok()
-            .and_then(|c| c.log.format)
-            .is_some_and(|f| f == "json"),
+            .is_ok_and(|c| c.log.format == crate::config::LogFormat::Json),
         _ => false,
     };
     let logs = tracing_subscriber::fmt()

@@ -1,11 +1,18 @@
-//! The daemon's HTTP endpoint: `GET /healthz`, `GET /metrics` (Prometheus text) and `POST /hook`
-//! (a GitHub or Gitea/Forgejo push webhook; the HMAC-SHA256 signature is checked and the hook
-//! only triggers a fetch). A deliberately small HTTP/1.1 server: one request per connection.
+//! The daemon's HTTP endpoint: `GET /healthz`, `GET /metrics` (OpenMetrics text rendered by
+//! prometheus-client, which Prometheus scrapes) and `POST /hook` (a GitHub or Gitea/Forgejo push
+//! webhook; the HMAC-SHA256 signature is checked and the hook only triggers a fetch). A deliberately small HTTP/1.1 server: one request per connection.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, KeyInit, Mac};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -15,7 +22,15 @@ use super::Trigger;
 /// Upper bounds (seconds) of the merge-to-applied latency histogram.
 const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
-#[derive(Debug, Default)]
+/// The content type of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus reads).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The service's metrics. The daemon updates the plain fields; [`Metrics::render`] exposes them
+/// through a `prometheus-client` registry as `pgitops_cluster_last_applied_timestamp_seconds`
+/// (gauge per cluster), `pgitops_merge_to_applied_seconds` (histogram),
+/// `pgitops_apply_duration_seconds` (`_sum` and `_count`), `pgitops_apply_failures_total` and
+/// `pgitops_fetch_errors_total` (counters) and `pgitops_actions_awaiting_approval` (gauge).
+#[derive(Debug)]
 pub struct Metrics {
     pub last_applied: BTreeMap<String, u64>,
     pub awaiting_approval: usize,
@@ -23,61 +38,105 @@ pub struct Metrics {
     pub fetch_errors: u64,
     pub applies: u64,
     pub apply_seconds_sum: f64,
-    latency: [u64; BUCKETS.len()],
-    latency_count: u64,
-    latency_sum: f64,
+    latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            last_applied: BTreeMap::new(),
+            awaiting_approval: 0,
+            failures: 0,
+            fetch_errors: 0,
+            applies: 0,
+            apply_seconds_sum: 0.0,
+            latency: Histogram::new(BUCKETS),
+        }
+    }
+}
+
+/// A sum and a count (no buckets besides `+Inf`): the apply durations. prometheus-client has no
+/// summary type, so this is exposed as a histogram with the one `+Inf` bucket; the `_sum` and
+/// `_count` series keep their names.
+#[derive(Debug)]
+struct SumCount {
+    sum: f64,
+    count: u64,
+}
+
+impl EncodeMetric for SumCount {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets = [(f64::INFINITY, self.count)];
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn counter(value: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(value);
+    c
+}
+
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
 }
 
 impl Metrics {
     /// Records the time from a commit to the end of its apply.
     pub fn observe_latency(&mut self, seconds: f64) {
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                self.latency[i] += 1;
-            }
-        }
-        self.latency_count += 1;
-        self.latency_sum += seconds;
+        self.latency.observe(seconds);
     }
 
+    /// The OpenMetrics text of all metrics (see [`METRICS_CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        s.push_str("# TYPE pgitops_cluster_last_applied_timestamp_seconds gauge\n");
+        let mut r = Registry::default();
+        let last = Family::<Vec<(&'static str, String)>, Gauge>::default();
         for (c, t) in &self.last_applied {
-            let c = c
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            s.push_str(&format!(
-                "pgitops_cluster_last_applied_timestamp_seconds{{cluster=\"{c}\"}} {t}\n"
-            ));
+            let t = i64::try_from(*t).unwrap_or(i64::MAX);
+            last.get_or_create(&vec![("cluster", c.clone())]).set(t);
         }
-        s.push_str("# TYPE pgitops_merge_to_applied_seconds histogram\n");
-        for (i, le) in BUCKETS.iter().enumerate() {
-            s.push_str(&format!(
-                "pgitops_merge_to_applied_seconds_bucket{{le=\"{le}\"}} {}\n",
-                self.latency[i]
-            ));
-        }
-        s.push_str(&format!(
-            "pgitops_merge_to_applied_seconds_bucket{{le=\"+Inf\"}} {}\n",
-            self.latency_count
-        ));
-        s.push_str(&format!(
-            "pgitops_merge_to_applied_seconds_sum {}\npgitops_merge_to_applied_seconds_count {}\n",
-            self.latency_sum, self.latency_count
-        ));
-        s.push_str(&format!("# TYPE pgitops_apply_duration_seconds summary\npgitops_apply_duration_seconds_sum {}\npgitops_apply_duration_seconds_count {}\n", self.apply_seconds_sum, self.applies));
-        s.push_str(&format!(
-            "# TYPE pgitops_apply_failures_total counter\npgitops_apply_failures_total {}\n",
-            self.failures
-        ));
-        s.push_str(&format!(
-            "# TYPE pgitops_fetch_errors_total counter\npgitops_fetch_errors_total {}\n",
-            self.fetch_errors
-        ));
-        s.push_str(&format!("# TYPE pgitops_actions_awaiting_approval gauge\npgitops_actions_awaiting_approval {}\n", self.awaiting_approval));
-        s
+        r.register(
+            "pgitops_cluster_last_applied_timestamp_seconds",
+            "When each cluster last finished applying the newest commit (Unix time)",
+            last,
+        );
+        r.register(
+            "pgitops_merge_to_applied_seconds",
+            "Time from a commit to the end of its apply",
+            self.latency.clone(),
+        );
+        r.register(
+            "pgitops_apply_duration_seconds",
+            "Time the applies took",
+            SumCount {
+                sum: self.apply_seconds_sum,
+                count: self.applies,
+            },
+        );
+        r.register(
+            "pgitops_apply_failures",
+            "Actions that failed",
+            counter(self.failures),
+        );
+        r.register(
+            "pgitops_fetch_errors",
+            "Fetches of the remote that failed",
+            counter(self.fetch_errors),
+        );
+        r.register(
+            "pgitops_actions_awaiting_approval",
+            "Destructive actions of the last apply that wait for an approval",
+            gauge(i64::try_from(self.awaiting_approval).unwrap_or(i64::MAX)),
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).expect("writing to a String");
+        text
     }
 }
 
@@ -153,6 +212,7 @@ pub async fn serve(
                         .map(|(_, v)| v.trim().to_string())
                 })
             };
+            let mut content_type = "text/plain; charset=utf-8";
             let (status, text) = match request
                 .split_whitespace()
                 .take(2)
@@ -160,7 +220,10 @@ pub async fn serve(
                 .as_slice()
             {
                 ["GET", "/healthz"] => ("200 OK", "ok\n".to_string()),
-                ["GET", "/metrics"] => ("200 OK", metrics.lock().expect("metrics lock").render()),
+                ["GET", "/metrics"] => {
+                    content_type = METRICS_CONTENT_TYPE;
+                    ("200 OK", metrics.lock().expect("metrics lock").render())
+                }
                 ["POST", "/hook"] => match (
                     &secret,
                     header("X-Hub-Signature-256").or_else(|| header("X-Gitea-Signature")),
@@ -177,7 +240,7 @@ pub async fn serve(
                 },
                 _ => ("404 Not Found", "not found\n".into()),
             };
-            let reply = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
+            let reply = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
             let _ = sock.write_all(reply.as_bytes()).await;
         });
     }
@@ -221,5 +284,15 @@ mod tests {
         ));
         assert!(t.contains("pgitops_merge_to_applied_seconds_bucket{le=\"0.25\"} 0"));
         assert!(t.contains("pgitops_merge_to_applied_seconds_bucket{le=\"0.5\"} 1"));
+        for line in [
+            "# TYPE pgitops_apply_failures counter",
+            "pgitops_apply_failures_total 0",
+            "pgitops_fetch_errors_total 0",
+            "pgitops_apply_duration_seconds_count 0",
+            "pgitops_actions_awaiting_approval 0",
+            "# EOF",
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line} in {t}");
+        }
     }
 }

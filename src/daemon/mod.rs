@@ -89,6 +89,7 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
             ssh_key: cfg.repository.ssh_key.clone(),
             token,
         },
+        crate::report::note::SYNC,
     )?;
     let (tx, rx) = unbounded_channel::<Trigger>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
@@ -112,9 +113,12 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         tx.clone(),
         Duration::from_secs(cfg.repository.poll_seconds),
     ));
-    if let Some(expr) = cfg.schedule.resync.clone() {
-        let tz = cfg.timezone().unwrap_or(chrono_tz::UTC);
-        tasks.spawn(triggers::resync(tx.clone(), expr, tz));
+    if let Some(schedule) = cfg.schedule.resync.clone() {
+        tasks.spawn(triggers::resync(
+            tx.clone(),
+            schedule,
+            cfg.schedule.timezone,
+        ));
     }
     let _watcher = triggers::watch(&cfg.repository.remote, tx.clone());
     tracing::info!(remote = %cfg.repository.remote, branch = %cfg.repository.branch, listen = %cfg.http.listen, "pgitops serving");

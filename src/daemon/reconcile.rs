@@ -13,7 +13,7 @@ use anyhow::Result;
 use super::controller::{Controller, Due};
 use super::http::Metrics;
 use super::{statuses, window, Shutdown};
-use crate::config::Config;
+use crate::config::{BecomeMethod, Config, ExecutorKind};
 use crate::execute::settings::Overrides;
 use crate::execute::{Become, ExecConfig, Runner, Status};
 use crate::ops::apply::{apply, Applied, ApplyOptions};
@@ -50,10 +50,10 @@ fn executor_settings(cfg: &Config) -> ExecutorSettings {
         ssh_config: e.ssh_config.clone(),
         control_dir: e.control_dir.clone(),
         ssh_reuse: false,
-        become_method: match e.become_method.as_str() {
-            "sudo" => Become::Sudo,
-            "none" => Become::None,
-            _ => Become::Runuser,
+        become_method: match e.become_method {
+            BecomeMethod::Runuser => Become::Runuser,
+            BecomeMethod::Sudo => Become::Sudo,
+            BecomeMethod::None => Become::None,
         },
         pg: Overrides {
             dbsu: e.dbsu.clone(),
@@ -62,7 +62,7 @@ fn executor_settings(cfg: &Config) -> ExecutorSettings {
         },
         timeout: Duration::from_secs(e.timeout_seconds),
         concurrency: e.concurrency,
-        pigsty: (e.kind == "pigsty").then(|| {
+        pigsty: (e.kind == ExecutorKind::Pigsty).then(|| {
             let home = e.pigsty_home.clone().unwrap_or_default();
             (home, e.ansible_playbook.clone())
         }),
@@ -266,9 +266,7 @@ fn read_head(dir: &Path) -> Option<String> {
 }
 
 fn write_head(dir: &Path, head: &str) -> Result<()> {
-    let tmp = dir.join(".head.tmp");
-    std::fs::write(&tmp, head)?;
-    std::fs::rename(tmp, dir.join("head"))?;
+    crate::fsutil::write_atomic(&dir.join("head"), head.as_bytes())?;
     Ok(())
 }
 

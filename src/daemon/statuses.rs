@@ -1,23 +1,23 @@
 //! Forge commit statuses from the service: `pending` when a commit's apply starts, the result
 //! when it ends (contexts `pgitops` and `pgitops/<cluster>`), `success` with "superseded" on
-//! intermediate commits. Each post runs on its own thread with retries, so a slow or failing
-//! forge never delays an apply. No reporter configured: nothing happens.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! intermediate commits. Each reporter has one [`StatusQueue`] worker that posts in order and
+//! retries inside, so a slow or failing forge never delays an apply and a retried `pending` never
+//! lands after the result. No reporter configured: nothing happens.
+//! In: the configuration and apply outcomes. Out: statuses queued per reporter.
 
 use crate::config::Config;
 use crate::ops::apply::Applied;
-use crate::report::forge::{Reporter, State, Status};
+use crate::report::forge::{Reporter, State};
+use crate::report::status_queue::{Retry, StatusQueue};
 
-pub struct Statuses(Vec<Arc<Reporter>>);
+pub struct Statuses(Vec<StatusQueue>);
 
 impl Statuses {
     pub fn new(cfg: &Config) -> Statuses {
         let mut out = Vec::new();
         for r in &cfg.reporters {
-            match Reporter::from_config(r) {
-                Ok(rep) => out.push(Arc::new(rep)),
+            match Reporter::new(&r.settings()) {
+                Ok(rep) => out.push(StatusQueue::start(rep, Retry::default())),
                 Err(e) => tracing::warn!(error = %e, "forge reporter disabled"),
             }
         }
@@ -25,25 +25,8 @@ impl Statuses {
     }
 
     fn post(&self, sha: &str, context: String, state: State, description: String) {
-        for r in &self.0 {
-            let (r, sha, context, description) = (
-                r.clone(),
-                sha.to_string(),
-                context.clone(),
-                description.clone(),
-            );
-            std::thread::spawn(move || {
-                let status = Status {
-                    sha: &sha,
-                    context,
-                    state,
-                    description,
-                    target_url: None,
-                };
-                if let Err(e) = r.post_with_retry(&status, 5, Duration::from_secs(1)) {
-                    tracing::warn!(error = %e, "forge status not posted");
-                }
-            });
+        for q in &self.0 {
+            q.send(sha, &context, state, &description);
         }
     }
 

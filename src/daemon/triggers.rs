@@ -21,10 +21,7 @@ pub async fn poll(tx: UnboundedSender<Trigger>, every: Duration) {
     }
 }
 
-pub async fn resync(tx: UnboundedSender<Trigger>, expr: String, tz: chrono_tz::Tz) {
-    let Ok(schedule) = <cron::Schedule as std::str::FromStr>::from_str(&expr) else {
-        return;
-    };
+pub async fn resync(tx: UnboundedSender<Trigger>, schedule: cron::Schedule, tz: chrono_tz::Tz) {
     for next in schedule.upcoming(tz) {
         let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
             .to_std()

@@ -1,37 +1,33 @@
 //! Windows per action class (`[[schedule.window]]`): a class with allow windows may run only
 //! from one of their `start` times (cron, in the configured time zone) for `minutes`; a deny
-//! window (`deny = true`) closes its class while it lasts. Pure.
+//! window (`deny = true`) closes its class while it lasts. Pure: the time zone and the cron
+//! schedules were parsed when the configuration was loaded.
+//! In: the configuration and the time. Out: the plan classes closed now.
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, WindowClass};
 use crate::plan::Class;
 
-fn class(name: &str) -> Option<Class> {
-    Some(match name {
-        "online" => Class::Online,
-        "reload" => Class::Reload,
-        "restart" => Class::Restart,
-        "destructive" => Class::Destructive,
-        _ => return None,
-    })
+fn class(c: WindowClass) -> Class {
+    match c {
+        WindowClass::Online => Class::Online,
+        WindowClass::Reload => Class::Reload,
+        WindowClass::Restart => Class::Restart,
+        WindowClass::Destructive => Class::Destructive,
+    }
 }
 
 /// Classes closed at `now`: outside all their allow windows, or inside a deny window.
 pub fn closed_classes(cfg: &Config, now: DateTime<Utc>) -> BTreeSet<Class> {
-    let Ok(tz) = cfg.timezone() else {
-        return BTreeSet::new();
-    };
+    let tz = cfg.schedule.timezone;
     let mut with_windows = BTreeSet::new();
     let mut open = BTreeSet::new();
     let mut denied = BTreeSet::new();
     for w in &cfg.schedule.windows {
-        let (Some(c), Ok(schedule)) = (class(&w.class), cron::Schedule::from_str(&w.start)) else {
-            continue;
-        };
+        let (c, schedule) = (class(w.class), &w.start);
         let length = Duration::minutes(w.minutes as i64);
         // Inside if a start lies in (now - length, now].
         let since = (now - length).with_timezone(&tz);
@@ -64,17 +60,15 @@ pub fn opens_at(cfg: &Config, class: Class, now: DateTime<Utc>) -> Option<DateTi
     if !closed_classes(cfg, now).contains(&class) {
         return Some(now);
     }
-    let tz = cfg.timezone().ok()?;
+    let tz = cfg.schedule.timezone;
     let mut candidates: Vec<DateTime<Utc>> = Vec::new();
     for w in cfg
         .schedule
         .windows
         .iter()
-        .filter(|w| self::class(&w.class) == Some(class))
+        .filter(|w| self::class(w.class) == class)
     {
-        let Ok(schedule) = cron::Schedule::from_str(&w.start) else {
-            continue;
-        };
+        let schedule = &w.start;
         let length = Duration::minutes(w.minutes as i64);
         if w.deny {
             // The end of the deny window we are in.
@@ -130,5 +124,20 @@ mod tests {
         assert_eq!(opens_at(&cfg, Class::Destructive, monday), Some(sunday));
         assert_eq!(opens_at(&cfg, Class::Destructive, inside), Some(inside));
         assert_eq!(opens_at(&cfg, Class::Restart, monday), Some(monday));
+    }
+
+    #[test]
+    fn a_deny_window_closes_its_class_while_it_lasts() {
+        let cfg: Config = toml::from_str(
+            "[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'restart'\nstart = '0 0 9 * * *'\nminutes = 60\ndeny = true\n",
+        )
+        .unwrap();
+        let inside: DateTime<Utc> = "2026-11-30T09:30:00Z".parse().unwrap();
+        let outside: DateTime<Utc> = "2026-11-30T10:30:00Z".parse().unwrap();
+        assert_eq!(
+            closed_classes(&cfg, inside),
+            BTreeSet::from([Class::Restart])
+        );
+        assert!(closed_classes(&cfg, outside).is_empty());
     }
 }

@@ -8,6 +8,7 @@
 pub mod ansible;
 pub mod diag;
 pub mod fields;
+pub mod hba_rule;
 pub mod model;
 pub mod module;
 pub mod named;

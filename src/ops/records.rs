@@ -171,7 +171,7 @@ pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, b
     // Share it: the service picks approvals up from the remote's notes.
     if let Ok(origin) = repo.git().find_remote("origin") {
         let url = origin.url().unwrap_or("origin").to_string();
-        crate::source::remote::sync_notes(repo.git(), &url, &Default::default())
+        crate::source::remote::sync_notes(repo.git(), &url, &Default::default(), &note::SYNC)
             .context("pushing the approval note to origin")?;
     }
     Ok((commit, new, held))

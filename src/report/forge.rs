@@ -1,16 +1,18 @@
 //! Forge commit statuses: the optional reporters that mark a commit on GitHub, Gitea/Forgejo or
 //! GitLab with `pgitops` (aggregate) and `pgitops/<cluster>` statuses.
 //!
-//! In: one [`crate::config::Reporter`] (kind, API base URL, repository, where the token lives)
-//! and a [`Status`] (sha, context, state, description, link). Out: one HTTP `POST` to the
+//! In: the reporter's own [`Settings`] (forge kind, API base URL, repository, where the token
+//! lives; `config` maps `[[reporter]]` onto them) and a [`Status`] (sha, context, state, description, link). Out: one HTTP `POST` to the
 //! forge's commit-status endpoint, `Ok(())` or a [`ForgeError`] that names the forge, the sha and
 //! the HTTP status. The code is blocking (ureq); the daemon calls it from a blocking task so a
 //! slow forge never holds up an apply. Each request has a 10 s budget;
 //! [`Reporter::post_with_retry`] backs off exponentially (or as long as a `Retry-After` asks, up
 //! to 60 s) on network errors, 5xx and 429, and gives up at once on any other 4xx, which a retry
-//! cannot fix. Loopback forges are never reached through the environment's proxy.
+//! cannot fix. Loopback forges are never reached through the environment's proxy. TLS
+//! certificates are checked against the system's trust store (rustls-platform-verifier), so an
+//! on-premises forge with a private CA works once that CA is installed on the host.
 //!
-//! The token is read once by [`Reporter::from_config`] and only ever written into a request
+//! The token is read once by [`Reporter::new`] and only ever written into a request
 //! header: it is absent from `Debug`, from every error and from the logs, and it is cut out of
 //! descriptions and of any response body quoted in an error.
 //!
@@ -20,9 +22,12 @@
 //! `from` state is a real conflict and stays an error.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
+use ureq::tls::{RootCerts, TlsConfig};
 
 /// Longest description any of the forges accepts (GitHub's limit), in characters.
 pub const MAX_DESCRIPTION: usize = 140;
@@ -51,28 +56,60 @@ pub struct Status<'a> {
     pub target_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+/// The forge a reporter posts to (`kind` in `[[reporter]]`; `forgejo` is read as `gitea`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    #[serde(rename = "github")]
     GitHub,
+    #[serde(alias = "forgejo")]
     Gitea,
+    #[serde(rename = "gitlab")]
     GitLab,
 }
 
-impl Kind {
-    fn name(self) -> &'static str {
+impl ForgeKind {
+    /// `github`, `gitea` or `gitlab`.
+    pub fn name(self) -> &'static str {
         match self {
-            Kind::GitHub => "github",
-            Kind::Gitea => "gitea",
-            Kind::GitLab => "gitlab",
+            ForgeKind::GitHub => "github",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::GitLab => "gitlab",
         }
     }
+}
+
+impl std::str::FromStr for ForgeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "github" => Ok(ForgeKind::GitHub),
+            "gitea" | "forgejo" => Ok(ForgeKind::Gitea),
+            "gitlab" => Ok(ForgeKind::GitLab),
+            _ => Err(format!(
+                "forge kind {s:?}: expected github, gitea or gitlab"
+            )),
+        }
+    }
+}
+
+/// What one reporter needs: the forge, its API base URL (e.g. `https://api.github.com`,
+/// `https://gitea.example/api/v1`, `https://gitlab.example/api/v4`), the repository (`owner/name`
+/// on GitHub and Gitea, the project id or path on GitLab) and where its token lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub kind: ForgeKind,
+    pub url: String,
+    pub repo: String,
+    /// The token is read from this environment variable, else from `token_file`.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 /// Why a status could not be posted. No variant ever holds the token.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
-    #[error("reporter kind `{0}` is not one of github, gitea, gitlab")]
-    UnknownKind(String),
     #[error("{forge} reporter: repo `{repo}` must be `owner/name`")]
     BadRepo { forge: &'static str, repo: String },
     #[error("{forge} reporter for `{repo}`: no token ({hint})")]
@@ -109,7 +146,7 @@ impl ForgeError {
 
 /// One configured forge, ready to post statuses.
 pub struct Reporter {
-    kind: Kind,
+    kind: ForgeKind,
     base: String,
     repo: String,
     token: String,
@@ -127,18 +164,13 @@ impl std::fmt::Debug for Reporter {
 }
 
 impl Reporter {
-    /// Checks the configuration and reads the token (from `token_env`, else `token_file`).
-    pub fn from_config(cfg: &crate::config::Reporter) -> Result<Reporter, ForgeError> {
-        let kind = match cfg.kind.to_ascii_lowercase().as_str() {
-            "github" => Kind::GitHub,
-            "gitea" | "forgejo" => Kind::Gitea,
-            "gitlab" => Kind::GitLab,
-            _ => return Err(ForgeError::UnknownKind(cfg.kind.clone())),
-        };
+    /// Checks the settings and reads the token (from `token_env`, else `token_file`).
+    pub fn new(cfg: &Settings) -> Result<Reporter, ForgeError> {
+        let kind = cfg.kind;
         let (forge, repo) = (kind.name(), cfg.repo.trim().to_string());
         let parts: Vec<&str> = repo.split('/').collect();
         let owner_name = parts.len() == 2 && parts.iter().all(|p| !p.is_empty());
-        if repo.is_empty() || (kind != Kind::GitLab && !owner_name) {
+        if repo.is_empty() || (kind != ForgeKind::GitLab && !owner_name) {
             return Err(ForgeError::BadRepo { forge, repo });
         }
         let (env, file) = (cfg.token_env.as_deref(), cfg.token_file.as_deref());
@@ -196,19 +228,20 @@ impl Reporter {
     }
 
     /// One request; on failure also the delay the forge asked for (`Retry-After` in seconds).
-    fn attempt(&self, status: &Status) -> Result<(), (ForgeError, Option<Duration>)> {
+    /// For callers that schedule their own retries, like [`super::status_queue`].
+    pub fn attempt(&self, status: &Status) -> Result<(), (ForgeError, Option<Duration>)> {
         let (forge, sha) = (self.forge(), status.sha.to_string());
         let request = self
             .agent
             .post(self.url(status.sha))
             .header("User-Agent", USER_AGENT);
         let request = match self.kind {
-            Kind::GitHub => request
+            ForgeKind::GitHub => request
                 .header("Authorization", format!("Bearer {}", self.token))
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28"),
-            Kind::Gitea => request.header("Authorization", format!("token {}", self.token)),
-            Kind::GitLab => request.header("PRIVATE-TOKEN", self.token.as_str()),
+            ForgeKind::Gitea => request.header("Authorization", format!("token {}", self.token)),
+            ForgeKind::GitLab => request.header("PRIVATE-TOKEN", self.token.as_str()),
         };
         let body = self.body(status).to_string();
         let sent = request.content_type("application/json").send(body);
@@ -230,7 +263,7 @@ impl Reporter {
         let reader = response.body_mut().with_config().limit(64 * 1024);
         let text = reader.read_to_string().unwrap_or_default();
         let state = gitlab_state(status.state);
-        if self.kind == Kind::GitLab && code == 400 && gitlab_already_in(&text, state) {
+        if self.kind == ForgeKind::GitLab && code == 400 && gitlab_already_in(&text, state) {
             tracing::debug!(
                 sha,
                 context,
@@ -252,11 +285,11 @@ impl Reporter {
     fn url(&self, sha: &str) -> String {
         let (base, sha) = (&self.base, encode_segment(sha));
         match self.kind {
-            Kind::GitHub | Kind::Gitea => {
+            ForgeKind::GitHub | ForgeKind::Gitea => {
                 let repo: Vec<String> = self.repo.split('/').map(encode_segment).collect();
                 format!("{base}/repos/{}/statuses/{sha}", repo.join("/"))
             }
-            Kind::GitLab => format!(
+            ForgeKind::GitLab => format!(
                 "{base}/projects/{}/statuses/{sha}",
                 encode_segment(&self.repo)
             ),
@@ -266,7 +299,7 @@ impl Reporter {
     fn body(&self, status: &Status) -> Value {
         let description = cut_description(&self.redact(&status.description));
         let mut body = match self.kind {
-            Kind::GitHub | Kind::Gitea => json!({
+            ForgeKind::GitHub | ForgeKind::Gitea => json!({
                 "state": match status.state {
                     State::Pending => "pending",
                     State::Success => "success",
@@ -275,7 +308,7 @@ impl Reporter {
                 "context": status.context,
                 "description": description,
             }),
-            Kind::GitLab => json!({
+            ForgeKind::GitLab => json!({
                 "state": gitlab_state(status.state),
                 "name": status.context,
                 "description": description,
@@ -324,25 +357,29 @@ fn gitlab_already_in(body: &str, state: &str) -> bool {
         == Some(state)
 }
 
-/// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay as they are), so
-/// that a GitLab project path `group/project` becomes `group%2Fproject`.
+/// Bytes escaped in a URL path segment: all but RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one URL path segment, so that a GitLab project path `group/project` becomes
+/// `group%2Fproject`.
 fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// A ureq agent with a 10 s budget per request, error statuses returned as responses, no
-/// redirects (a moved API endpoint is a configuration error), and the environment's proxy,
-/// except for loopback forges, which are never reached through a proxy.
+/// redirects (a moved API endpoint is a configuration error), certificates checked against the
+/// system's trust store, and the environment's proxy, except for loopback forges, which are never
+/// reached through a proxy.
 fn agent(base: &str) -> ureq::Agent {
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::PlatformVerifier)
+        .build();
     let mut config = ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false)
         .max_redirects(0);
@@ -360,65 +397,5 @@ fn is_loopback(url: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn descriptions_are_cut_on_char_boundaries() {
-        let exact = "é".repeat(MAX_DESCRIPTION);
-        assert_eq!(cut_description(&exact), exact);
-        let cut = cut_description(&format!("{exact}é"));
-        assert_eq!(cut.chars().count(), MAX_DESCRIPTION);
-        assert_eq!(cut, format!("{}…", "é".repeat(MAX_DESCRIPTION - 1)));
-        assert_eq!(
-            encode_segment("group/sub proj~a.b_c-d"),
-            "group%2Fsub%20proj~a.b_c-d"
-        );
-    }
-
-    #[test]
-    fn gitlab_repeat_of_the_same_state_is_recognised() {
-        let running = r#"{"message":"Cannot transition status via :run from :running (Reason(s): Status cannot transition via \"run\")"}"#;
-        let other = r#"{"message":"Cannot transition status via :run from :success"}"#;
-        let plain = "Cannot transition status via :success from :success";
-        assert!(gitlab_already_in(running, "running") && gitlab_already_in(plain, "success"));
-        assert!(!gitlab_already_in(running, "success") && !gitlab_already_in(other, "running"));
-        assert!(!gitlab_already_in(
-            r#"{"message":"ref is missing"}"#,
-            "running"
-        ));
-    }
-
-    #[test]
-    fn only_network_errors_5xx_and_429_are_retried() {
-        let (forge, sha, error) = ("github", String::new(), String::new());
-        let http = |status| ForgeError::Http {
-            forge,
-            sha: "a".into(),
-            status,
-            body: "".into(),
-        };
-        assert!([500, 503, 429]
-            .map(http)
-            .iter()
-            .all(ForgeError::is_retryable));
-        assert!(![400, 404, 422]
-            .map(http)
-            .iter()
-            .any(ForgeError::is_retryable));
-        assert!(ForgeError::Network { forge, sha, error }.is_retryable());
-    }
-
-    #[test]
-    fn loopback_forges_bypass_the_proxy() {
-        let loopback = [
-            "http://127.0.0.1:8080/api/v1",
-            "http://127.9.1.2",
-            "http://[::1]:3/x",
-        ];
-        assert!(loopback.iter().all(|url| is_loopback(url)) && is_loopback("http://LOCALHOST"));
-        assert!(
-            !is_loopback("https://api.github.com") && !is_loopback("https://gitlab.com/api/v4")
-        );
-    }
-}
+#[path = "forge_tests.rs"]
+mod tests;

@@ -1,9 +1,10 @@
 //! The journal of destructive actions, so that a crash (even `kill -9`) never makes one run
 //! twice. Per applied commit and action: how many executions started and which steps finished,
-//! each write atomic (temporary file, fsync, rename) and made *before* the step it guards.
+//! each write atomic ([`crate::fsutil::write_atomic`]: a uniquely named temporary file, fsync,
+//! rename, fsync of the directory) and made *before* the step it guards. Clusters run at the same
+//! time, so entries of one commit are written concurrently: each write has its own temporary file.
 //! In: the state directory, the commit, an action id. Out: its [`Entry`].
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -57,19 +58,9 @@ impl Journal {
     pub fn record(&self, action: &str, change: impl FnOnce(&mut Entry)) -> std::io::Result<Entry> {
         let mut e = self.get(action);
         change(&mut e);
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(".entry.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(
-            serde_json::to_string(&e)
-                .expect("entry serializes")
-                .as_bytes(),
-        )?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.path(action))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        let text = serde_json::to_string(&e).expect("entry serializes");
+        crate::fsutil::write_atomic(&self.path(action), text.as_bytes())
+            .map_err(|w| std::io::Error::new(w.source.kind(), w))?;
         Ok(e)
     }
 }
@@ -98,5 +89,35 @@ mod tests {
                 .started,
             0
         );
+    }
+
+    #[test]
+    fn entries_of_concurrent_actions_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "abc");
+        let threads: Vec<_> = ["pg-a/database/x/drop", "pg-b/database/y/drop"]
+            .into_iter()
+            .map(|action| {
+                let j = j.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        j.record(action, |e| e.started += 1).unwrap();
+                    }
+                    j.record(action, |e| e.steps.push("done".into())).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for action in ["pg-a/database/x/drop", "pg-b/database/y/drop"] {
+            let e = j.get(action);
+            assert_eq!(
+                (e.action.as_str(), e.started, e.has("done")),
+                (action, 100, true)
+            );
+        }
+        let files = std::fs::read_dir(dir.path().join("journal/abc")).unwrap();
+        assert_eq!(files.count(), 2, "no temporary file left behind");
     }
 }

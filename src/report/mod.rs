@@ -1,9 +1,12 @@
 //! Report: the record of what was applied. [`state`] keeps, per cluster, the last applied and
 //! last attempted commits and the objects pgitops created (so that removing them from the YAML
 //! prunes them); [`note`] writes each run as a git note under `refs/notes/pgitops` on the
-//! applied commit. Neither ever holds a password.
+//! applied commit; [`journal`] makes destructive actions crash-safe; [`forge`] posts commit
+//! statuses and [`status_queue`] posts them in order, one worker per forge. None of them ever
+//! holds a password.
 
 pub mod forge;
 pub mod journal;
 pub mod note;
 pub mod state;
+pub mod status_queue;

@@ -1,8 +1,10 @@
-//! Per-cluster apply state, one JSON file in the state directory, written atomically (a
-//! temporary file, fsync, rename), so a crash leaves either the old or the new state.
+//! Per-cluster apply state, one JSON file in the state directory, written atomically through
+//! [`crate::fsutil::write_atomic`] (a uniquely named temporary file, fsync, rename, fsync of the
+//! directory), so a crash leaves either the old or the new state.
+//! In: the state directory. Out: the [`State`] (last applied/attempted commit and created objects
+//! per cluster), or a [`StateError`] naming the file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -16,11 +18,8 @@ pub enum StateError {
     },
     #[error("the state file {path} is not valid: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("writing the state file {path}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("writing the state file")]
+    Write(#[from] crate::fsutil::AtomicWriteError),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,25 +57,8 @@ impl State {
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), StateError> {
-        let path = path(dir);
-        let err = |source| StateError::Write {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = dir.join(".state.json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(
-            serde_json::to_string_pretty(self)
-                .expect("state serializes")
-                .as_bytes(),
-        )
-        .map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        let text = serde_json::to_string_pretty(self).expect("state serializes");
+        crate::fsutil::write_atomic(&path(dir), text.as_bytes())?;
         Ok(())
     }
 

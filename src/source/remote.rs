@@ -1,16 +1,30 @@
 //! The daemon's mirror of the remote: a bare repository in the state directory, fetched on each
 //! trigger (`+refs/heads/<branch>` and the remote's `refs/notes/pgitops`), and the notes pushed
 //! back after merging whatever others wrote (never overwriting their notes).
-//! In: the remote URL (a local path, `file://`, `ssh://` or `https://`), branch and credentials.
-//! Out: the newest commit of the branch; notes on the remote.
+//! In: the remote URL (a local path, `file://`, `ssh://` or `https://`), branch, credentials and
+//! [`NotesSync`] (which notes ref to share and how two versions of one note merge: the record
+//! format belongs to `report`, not to Git access). Out: the newest commit of the branch; notes on
+//! the remote.
 
 use std::path::{Path, PathBuf};
 
 use git2::{Cred, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
 
-use crate::report::note::{merge_docs, NOTES_REF};
+/// The notes the mirror shares with the remote, given by their owner (`report::note::SYNC`).
+#[derive(Debug, Clone, Copy)]
+pub struct NotesSync {
+    /// The notes ref, e.g. `refs/notes/pgitops`; the remote's copy is fetched to `<ref>-remote`.
+    pub notes_ref: &'static str,
+    /// Merges two versions of the note on one commit: `merge(theirs, ours)` keeps both sides'
+    /// entries.
+    pub merge: fn(&str, &str) -> String,
+}
 
-const REMOTE_NOTES: &str = "refs/notes/pgitops-remote";
+impl NotesSync {
+    fn remote_ref(&self) -> String {
+        format!("{}-remote", self.notes_ref)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -35,6 +49,7 @@ pub struct Mirror {
     remote: String,
     branch: String,
     creds: Credentials,
+    notes: NotesSync,
 }
 
 fn callbacks(creds: &Credentials) -> RemoteCallbacks<'_> {
@@ -62,6 +77,7 @@ impl Mirror {
         remote: &str,
         branch: &str,
         creds: Credentials,
+        notes: NotesSync,
     ) -> Result<Mirror, RemoteError> {
         let path = dir.join("mirror.git");
         let err = |source| RemoteError::Mirror {
@@ -87,6 +103,7 @@ impl Mirror {
             remote: remote.to_string(),
             branch: branch.to_string(),
             creds,
+            notes,
         })
     }
 
@@ -106,7 +123,7 @@ impl Mirror {
         };
         let mut origin = repo.find_remote("origin").map_err(ferr)?;
         let branch_spec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
-        let notes_spec = format!("+{NOTES_REF}:{REMOTE_NOTES}");
+        let notes_spec = format!("+{}:{}", self.notes.notes_ref, self.notes.remote_ref());
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks(&self.creds));
         origin
@@ -125,7 +142,7 @@ impl Mirror {
             })
             .map_err(ferr)?;
         // Approvals and runs written elsewhere (e.g. `pgitops approve`) become ours too.
-        merge_remote_notes(&repo).map_err(ferr)?;
+        merge_remote_notes(&repo, &self.notes).map_err(ferr)?;
         let r = repo
             .find_reference(&format!("refs/remotes/origin/{}", self.branch))
             .map_err(|_| RemoteError::NoBranch {
@@ -139,13 +156,19 @@ impl Mirror {
 
     /// Merges the remote's notes into ours (both sides' entries kept), then pushes ours.
     pub fn push_notes(&self) -> Result<(), RemoteError> {
-        sync_notes(&self.repo()?, &self.remote, &self.creds)
+        sync_notes(&self.repo()?, &self.remote, &self.creds, &self.notes)
     }
 }
 
 /// Fetches `origin`'s notes, merges them under ours and pushes ours: retried when someone pushed
 /// in between. Never overwrites notes written by others.
-pub fn sync_notes(repo: &Repository, remote: &str, creds: &Credentials) -> Result<(), RemoteError> {
+pub fn sync_notes(
+    repo: &Repository,
+    remote: &str,
+    creds: &Credentials,
+    notes: &NotesSync,
+) -> Result<(), RemoteError> {
+    let (notes_ref, remote_ref) = (notes.notes_ref, notes.remote_ref());
     let perr = |source| RemoteError::Push {
         remote: remote.to_string(),
         source,
@@ -156,15 +179,15 @@ pub fn sync_notes(repo: &Repository, remote: &str, creds: &Credentials) -> Resul
         let mut fopts = FetchOptions::new();
         fopts.remote_callbacks(callbacks(creds));
         let _ = origin.fetch(
-            &[format!("+{NOTES_REF}:{REMOTE_NOTES}").as_str()],
+            &[format!("+{notes_ref}:{remote_ref}").as_str()],
             Some(&mut fopts),
             None,
         );
-        merge_remote_notes(repo).map_err(perr)?;
+        merge_remote_notes(repo, notes).map_err(perr)?;
         let mut opts = PushOptions::new();
         opts.remote_callbacks(callbacks(creds));
         match origin.push(
-            &[format!("{NOTES_REF}:{NOTES_REF}").as_str()],
+            &[format!("{notes_ref}:{notes_ref}").as_str()],
             Some(&mut opts),
         ) {
             Ok(()) => return Ok(()),
@@ -176,14 +199,15 @@ pub fn sync_notes(repo: &Repository, remote: &str, creds: &Credentials) -> Resul
 
 /// Puts our notes on top of the remote's: the local notes ref then descends from the remote's,
 /// so the push is a fast-forward, and a note both sides wrote keeps both sides' entries.
-fn merge_remote_notes(repo: &Repository) -> Result<(), git2::Error> {
+fn merge_remote_notes(repo: &Repository, notes: &NotesSync) -> Result<(), git2::Error> {
+    let notes_ref = notes.notes_ref;
     let Ok(remote) = repo
-        .find_reference(REMOTE_NOTES)
+        .find_reference(&notes.remote_ref())
         .and_then(|r| r.peel_to_commit())
     else {
         return Ok(());
     };
-    let local_tip = repo.find_reference(NOTES_REF).ok().and_then(|r| r.target());
+    let local_tip = repo.find_reference(notes_ref).ok().and_then(|r| r.target());
     if local_tip == Some(remote.id()) {
         return Ok(());
     }
@@ -192,11 +216,11 @@ fn merge_remote_notes(repo: &Repository) -> Result<(), git2::Error> {
             return Ok(());
         }
     }
-    let ours: Vec<(Oid, String)> = match repo.notes(Some(NOTES_REF)) {
+    let ours: Vec<(Oid, String)> = match repo.notes(Some(notes_ref)) {
         Ok(iter) => iter
             .filter_map(Result::ok)
             .filter_map(|(_, annotated)| {
-                repo.find_note(Some(NOTES_REF), annotated)
+                repo.find_note(Some(notes_ref), annotated)
                     .ok()
                     .and_then(|n| n.message().ok().map(|m| (annotated, m.to_string())))
             })
@@ -204,7 +228,7 @@ fn merge_remote_notes(repo: &Repository) -> Result<(), git2::Error> {
         Err(_) => vec![],
     };
     repo.reference(
-        NOTES_REF,
+        notes_ref,
         remote.id(),
         true,
         "pgitops: notes on top of the remote's",
@@ -212,15 +236,15 @@ fn merge_remote_notes(repo: &Repository) -> Result<(), git2::Error> {
     let sig = git2::Signature::now("pgitops", "pgitops@localhost")?;
     for (oid, text) in ours {
         let theirs = repo
-            .find_note(Some(NOTES_REF), oid)
+            .find_note(Some(notes_ref), oid)
             .ok()
             .and_then(|n| n.message().ok().map(str::to_string));
         let merged = match theirs {
             Some(t) if t == text => continue,
-            Some(t) => merge_docs(&t, &text),
+            Some(t) => (notes.merge)(&t, &text),
             None => text,
         };
-        repo.note(&sig, &sig, Some(NOTES_REF), oid, &merged, true)?;
+        repo.note(&sig, &sig, Some(notes_ref), oid, &merged, true)?;
     }
     Ok(())
 }

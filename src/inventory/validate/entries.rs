@@ -7,10 +7,10 @@ use serde_yaml_ng::Value;
 
 use super::Out;
 use crate::inventory::fields::{self, Kind};
+use crate::inventory::hba_rule::{check_rule, Target};
 use crate::inventory::named::Named;
 use crate::inventory::positions::Seg;
 use crate::inventory::{HostVars, Origin, Var};
-use crate::render::hba::{check_rule, Target};
 
 fn field_origin(base: &Named, field: &str) -> Origin {
     let base = base.origin();

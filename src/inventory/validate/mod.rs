@@ -16,7 +16,7 @@ use super::model::Model;
 use super::module::group_module;
 use super::positions::Seg;
 use super::Origin;
-use crate::render::hba::Target;
+use crate::inventory::hba_rule::Target;
 
 pub(super) struct Out(Vec<Diagnostic>);
 

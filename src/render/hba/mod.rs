@@ -26,25 +26,19 @@
 //! (Debug-escaped). When `rules` is present it takes precedence over `addr`/`auth`/`user`/`db`
 //! (which are still validated if given).
 //!
-//! This module owns the public types, errors and rendering; `rule` parses and validates one rule.
-
-mod rule;
+//! This module owns the rendering; parsing and validating one rule, with the [`Target`] and
+//! [`HbaError`] types, belong to the inventory ([`crate::inventory::hba_rule`]), re-exported here.
 
 #[cfg(test)]
 mod tests;
 
-pub use rule::check_rule;
+pub use crate::inventory::hba_rule::{check_rule, HbaError, Target};
 
 use serde_yaml_ng::Value;
 
-use rule::{norm_addr, parse, substitute, valid_name, Rule};
-
-/// Which file is rendered: `pg_hba.conf` or pgbouncer's `pgb_hba.conf`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Postgres,
-    Pgbouncer,
-}
+use crate::inventory::hba_rule::{
+    invalid, norm_addr, parse, shape, substitute, valid_name, Rule, ADDR, NAME,
+};
 
 /// Effective variables of the instance the file is rendered for.
 #[derive(Debug, Clone)]
@@ -73,57 +67,7 @@ pub struct HbaContext<'a> {
     pub pwd_enc: &'a str,
 }
 
-/// A rule that cannot be rendered. `index` is its position in the concatenated input.
-#[derive(Debug, thiserror::Error)]
-pub enum HbaError {
-    #[error("HBA rule #{index}: {what} must be {expected}")]
-    Shape {
-        index: usize,
-        what: &'static str,
-        expected: &'static str,
-    },
-    #[error("HBA rule #{index}: unknown auth alias {value:?}; expected pwd, ssl, sha, scram-sha-256, ssl-sha, md5, ssl-md5, cert, trust, deny, reject, ident, os or peer")]
-    UnknownAuth { index: usize, value: String },
-    #[error("HBA rule #{index}: unknown role filter {value:?}; expected common, default, primary, replica, standby, delayed or offline")]
-    UnknownRole { index: usize, value: String },
-    /// An unsafe or malformed `user`, `db`, `addr`, raw line or context address.
-    #[error("HBA rule #{index}: invalid {field} {value:?}; expected {expected}")]
-    Invalid {
-        index: usize,
-        field: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-    #[error("HBA rule #{index}: db `replication` is not allowed in the pgbouncer HBA")]
-    ReplicationInPgbouncer { index: usize },
-    #[error("HBA rule #{index}: `addr` or `rules` is required")]
-    MissingAddr { index: usize },
-}
-
-/// The `expected` texts of [`HbaError::Invalid`], shared by `rule` and the rendering below.
-const NAME: &str = "one name of [A-Za-z0-9_.@$+-] not starting with '@' (user may use ${dbsu}, ${repl}, ${monitor}, ${admin})";
-const ADDR: &str =
-    "local, localhost, admin, infra, cluster, intra, intranet, world, all or an IPv4 address/CIDR";
-const RAW: &str = "a single line without control characters";
 const IP: &str = "an IP address or CIDR";
-
-fn shape(index: usize, what: &'static str, expected: &'static str) -> HbaError {
-    HbaError::Shape {
-        index,
-        what,
-        expected,
-    }
-}
-
-fn invalid(index: usize, field: &'static str, value: &str, expected: &'static str) -> HbaError {
-    let value = value.to_string();
-    HbaError::Invalid {
-        index,
-        field,
-        value,
-        expected,
-    }
-}
 
 fn role_enabled(role: &str, ctx: &HbaContext) -> bool {
     match role {

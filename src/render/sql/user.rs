@@ -120,36 +120,13 @@ pub(super) fn add_days(today: &str, days: i64) -> Result<String> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| today[r].parse::<i64>().map_err(|_| bad());
-    let ymd = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&ymd.1) || civil_from_days(days_from_civil(ymd)) != ymd {
-        return Err(bad());
-    }
-    let (y, m, d) = civil_from_days(days_from_civil(ymd) + days);
-    Ok(format!("{y:04}-{m:02}-{d:02}"))
-}
-
-/// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
-fn days_from_civil((y, m, d): (i64, i64, i64)) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let (m, d) = (
-        if mp < 10 { mp + 3 } else { mp - 9 },
-        doy - (153 * mp + 2) / 5 + 1,
-    );
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    // The shape is checked above (chrono alone would accept `2023-1-01`); chrono checks the
+    // calendar and does the arithmetic.
+    let date = chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").map_err(|_| bad())?;
+    let date = date
+        .checked_add_signed(chrono::TimeDelta::days(days))
+        .ok_or_else(bad)?;
+    Ok(date.format("%Y-%m-%d").to_string())
 }
 
 /// §2.2: additive grants; `state: revoke|absent` revokes; option `false` revokes that option.

@@ -1,5 +1,6 @@
-//! One HBA rule object: parsing and static validation (used by [`render`](super::render) and by
-//! `pgitops validate` through [`check_rule`]).
+//! One HBA rule object of the inventory: parsing and static validation, shared by inventory
+//! validation (`pgitops validate`, through [`check_rule`]) and by the HBA renderer
+//! (`render::hba`), which imports it from here so that `inventory` never depends on `render`.
 //!
 //! In: one YAML value from a rule list, its index in the concatenated lists and the [`Target`].
 //! Out: a [`Rule`] whose `user`, `db`, `addr`, `auth`, `role` and raw lines are known safe to
@@ -10,12 +11,73 @@
 use serde_yaml_ng::{Mapping, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{invalid, shape, HbaError, Target, ADDR, NAME, RAW};
-
 const PLACEHOLDERS: [&str; 4] = ["${dbsu}", "${repl}", "${monitor}", "${admin}"];
 
+/// Which file is rendered: `pg_hba.conf` or pgbouncer's `pgb_hba.conf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Postgres,
+    Pgbouncer,
+}
+
+/// A rule that cannot be rendered. `index` is its position in the concatenated input.
+#[derive(Debug, thiserror::Error)]
+pub enum HbaError {
+    #[error("HBA rule #{index}: {what} must be {expected}")]
+    Shape {
+        index: usize,
+        what: &'static str,
+        expected: &'static str,
+    },
+    #[error("HBA rule #{index}: unknown auth alias {value:?}; expected pwd, ssl, sha, scram-sha-256, ssl-sha, md5, ssl-md5, cert, trust, deny, reject, ident, os or peer")]
+    UnknownAuth { index: usize, value: String },
+    #[error("HBA rule #{index}: unknown role filter {value:?}; expected common, default, primary, replica, standby, delayed or offline")]
+    UnknownRole { index: usize, value: String },
+    /// An unsafe or malformed `user`, `db`, `addr`, raw line or context address.
+    #[error("HBA rule #{index}: invalid {field} {value:?}; expected {expected}")]
+    Invalid {
+        index: usize,
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("HBA rule #{index}: db `replication` is not allowed in the pgbouncer HBA")]
+    ReplicationInPgbouncer { index: usize },
+    #[error("HBA rule #{index}: `addr` or `rules` is required")]
+    MissingAddr { index: usize },
+}
+
+/// The `expected` texts of [`HbaError::Invalid`], shared with the renderer.
+pub(crate) const NAME: &str = "one name of [A-Za-z0-9_.@$+-] not starting with '@' (user may use ${dbsu}, ${repl}, ${monitor}, ${admin})";
+pub(crate) const ADDR: &str =
+    "local, localhost, admin, infra, cluster, intra, intranet, world, all or an IPv4 address/CIDR";
+pub(crate) const RAW: &str = "a single line without control characters";
+
+pub(crate) fn shape(index: usize, what: &'static str, expected: &'static str) -> HbaError {
+    HbaError::Shape {
+        index,
+        what,
+        expected,
+    }
+}
+
+pub(crate) fn invalid(
+    index: usize,
+    field: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> HbaError {
+    let value = value.to_string();
+    HbaError::Invalid {
+        index,
+        field,
+        value,
+        expected,
+    }
+}
+
 /// Resolved auth alias: (pg method, pgbouncer method, hostssl); a `None` method means pwenc.
-type Auth = (Option<&'static str>, Option<&'static str>, bool);
+pub(crate) type Auth = (Option<&'static str>, Option<&'static str>, bool);
 
 fn auth_alias(alias: &str) -> Option<Auth> {
     let (pg, pgb, ssl) = match alias {
@@ -36,30 +98,30 @@ fn auth_alias(alias: &str) -> Option<Auth> {
 }
 
 /// A statically validated rule.
-pub(super) struct Rule<'v> {
-    pub(super) index: usize,
-    pub(super) user: &'v str,
-    pub(super) db: &'v str,
-    pub(super) addr: Option<&'v str>,
-    pub(super) auth: Auth,
-    pub(super) title: Option<String>,
-    pub(super) role: &'v str,
-    pub(super) order: Option<i64>,
-    pub(super) raw: Option<Vec<&'v str>>,
+pub(crate) struct Rule<'v> {
+    pub(crate) index: usize,
+    pub(crate) user: &'v str,
+    pub(crate) db: &'v str,
+    pub(crate) addr: Option<&'v str>,
+    pub(crate) auth: Auth,
+    pub(crate) title: Option<String>,
+    pub(crate) role: &'v str,
+    pub(crate) order: Option<i64>,
+    pub(crate) raw: Option<Vec<&'v str>>,
 }
 
-pub(super) fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     let ok = |b: u8| b.is_ascii_alphanumeric() || b"_.@$+-".contains(&b);
     !s.is_empty() && !s.starts_with('@') && s.bytes().all(ok)
 }
 
-pub(super) fn substitute(user: &str, values: [&str; 4]) -> String {
+pub(crate) fn substitute(user: &str, values: [&str; 4]) -> String {
     let pairs = PLACEHOLDERS.iter().zip(values);
     pairs.fold(user.to_string(), |u, (p, v)| u.replace(p, v))
 }
 
 /// Normalise an address or CIDR: strict parse, bare address gets /32 (or /128 for IPv6).
-pub(super) fn norm_addr(s: &str, allow_v6: bool) -> Option<String> {
+pub(crate) fn norm_addr(s: &str, allow_v6: bool) -> Option<String> {
     let (ip, prefix) = s.split_once('/').map_or((s, None), |(ip, p)| (ip, Some(p)));
     let max = if ip.parse::<Ipv4Addr>().is_ok() {
         32
@@ -90,7 +152,7 @@ fn get_str<'v>(
     }
 }
 
-pub(super) fn parse(rule: &Value, index: usize, target: Target) -> Result<Rule<'_>, HbaError> {
+pub(crate) fn parse(rule: &Value, index: usize, target: Target) -> Result<Rule<'_>, HbaError> {
     let i = index;
     let m = rule.as_mapping().ok_or(shape(i, "the rule", "a mapping"))?;
     let user = get_str(m, "user", "field `user`", i)?.unwrap_or("all");

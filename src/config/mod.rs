@@ -2,6 +2,12 @@
 //! --config FILE` checks a file. Secrets are never written here: tokens and webhook secrets are
 //! named by environment variable or file.
 //!
+//! In: the file's text. Out: a [`Config`] whose closed sets (executor kind, `become`, forge kind,
+//! log format, window class) are enums and whose cron schedules and time zone are parsed
+//! ([`schedule`]), so a bad value refuses the file at load with its line and column, and nothing
+//! downstream parses or falls back again. [`Reporter::settings`] maps a `[[reporter]]` table onto
+//! the forge reporter's own settings.
+//!
 //! ```toml
 //! [repository]
 //! remote = "/srv/git/pigsty.git"   # local path, file://, ssh:// or https://
@@ -29,10 +35,14 @@
 //! token_env = "GITHUB_TOKEN"
 //! ```
 
+pub mod schedule;
+
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
+
+use crate::report::forge::{self, ForgeKind};
+pub use schedule::{Schedule, Window, WindowClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -98,8 +108,8 @@ impl Default for State {
 #[serde(deny_unknown_fields)]
 pub struct Executor {
     /// `native` (pgitops reaches the nodes) or `pigsty` (runs the playbooks of `pigsty_home`).
-    #[serde(default = "native")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: ExecutorKind,
     pub pigsty_home: Option<PathBuf>,
     #[serde(default = "ansible_playbook")]
     pub ansible_playbook: String,
@@ -109,8 +119,8 @@ pub struct Executor {
     pub ssh_config: Option<PathBuf>,
     #[serde(default = "control_dir")]
     pub control_dir: PathBuf,
-    #[serde(default = "runuser", rename = "become")]
-    pub become_method: String,
+    #[serde(default, rename = "become")]
+    pub become_method: BecomeMethod,
     /// Overrides of the inventory's `pg_dbsu`, `pg_bin_dir` and the socket directory.
     pub dbsu: Option<String>,
     pub pg_bin: Option<String>,
@@ -127,27 +137,24 @@ impl Default for Executor {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Schedule {
-    /// IANA time zone of the cron expressions (default UTC).
-    pub timezone: Option<String>,
-    /// Cron expression (with seconds) of full resyncs.
-    pub resync: Option<String>,
-    #[serde(default, rename = "window")]
-    pub windows: Vec<Window>,
+/// Who reaches the nodes: pgitops itself (`native`) or Pigsty's playbooks (`pigsty`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    #[default]
+    Native,
+    Pigsty,
 }
 
-/// Actions of `class` run only inside this window (from each `start` for `minutes`); with
-/// `deny = true`, never inside it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Window {
-    pub class: String,
-    pub start: String,
-    pub minutes: u64,
-    #[serde(default)]
-    pub deny: bool,
+/// How steps become the dbsu on a node (`become`): `runuser` (logged in as root), `sudo -n -u`,
+/// or `none` (the SSH user is the dbsu).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BecomeMethod {
+    #[default]
+    Runuser,
+    Sudo,
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,8 +179,8 @@ impl Default for Http {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reporter {
-    /// `github`, `gitea` or `gitlab`.
-    pub kind: String,
+    /// `github`, `gitea` (also `forgejo`) or `gitlab`.
+    pub kind: ForgeKind,
     /// API base URL, e.g. `https://api.github.com`, `https://gitea.example/api/v1`, `https://gitlab.example/api/v4`.
     pub url: String,
     /// `owner/name` (GitHub, Gitea) or the project id (GitLab).
@@ -182,11 +189,33 @@ pub struct Reporter {
     pub token_file: Option<PathBuf>,
 }
 
+impl Reporter {
+    /// The forge reporter's settings for this table.
+    pub fn settings(&self) -> forge::Settings {
+        forge::Settings {
+            kind: self.kind,
+            url: self.url.clone(),
+            repo: self.repo.clone(),
+            token_env: self.token_env.clone(),
+            token_file: self.token_file.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
-    /// `text` (default) or `json`.
-    pub format: Option<String>,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log lines on stderr: `text` (default) or `json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn main() -> String {
@@ -207,17 +236,11 @@ fn eight() -> usize {
 fn state_dir() -> PathBuf {
     PathBuf::from("/var/lib/pgitops")
 }
-fn native() -> String {
-    "native".into()
-}
 fn ansible_playbook() -> String {
     "ansible-playbook".into()
 }
 fn control_dir() -> PathBuf {
     PathBuf::from("/run/pgitops")
-}
-fn runuser() -> String {
-    "runuser".into()
 }
 fn listen() -> String {
     "127.0.0.1:9187".into()
@@ -246,66 +269,25 @@ impl Config {
         if self.repository.poll_seconds == 0 {
             return Err("`repository.poll_seconds` must be at least 1".into());
         }
-        match (self.executor.kind.as_str(), &self.executor.pigsty_home) {
-            ("native", _) | ("pigsty", Some(_)) => {}
-            ("pigsty", None) => {
-                return Err("`executor.kind = \"pigsty\"` needs `executor.pigsty_home`".into())
-            }
-            (k, _) => {
-                return Err(format!(
-                    "`executor.kind = {k:?}`: expected native or pigsty"
-                ))
-            }
+        if self.executor.kind == ExecutorKind::Pigsty && self.executor.pigsty_home.is_none() {
+            return Err("`executor.kind = \"pigsty\"` needs `executor.pigsty_home`".into());
         }
-        if !matches!(
-            self.log.format.as_deref(),
-            None | Some("text") | Some("json")
-        ) {
-            return Err("`log.format` must be text or json".into());
-        }
-        if !["runuser", "sudo", "none"].contains(&self.executor.become_method.as_str()) {
-            return Err("`executor.become` must be runuser, sudo or none".into());
-        }
-        let tz = self.timezone()?;
-        let _ = tz;
-        if let Some(r) = &self.schedule.resync {
-            cron::Schedule::from_str(r).map_err(|e| format!("`schedule.resync`: {e}"))?;
-        }
-        for w in &self.schedule.windows {
-            if !["online", "reload", "restart", "destructive"].contains(&w.class.as_str()) {
-                return Err(format!("`schedule.window.class = {:?}`: expected online, reload, restart or destructive", w.class));
-            }
-            cron::Schedule::from_str(&w.start)
-                .map_err(|e| format!("`schedule.window.start` {:?}: {e}", w.start))?;
-            if w.minutes == 0 {
-                return Err("`schedule.window.minutes` must be at least 1".into());
-            }
+        if self.schedule.windows.iter().any(|w| w.minutes == 0) {
+            return Err("`schedule.window.minutes` must be at least 1".into());
         }
         self.http
             .listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| format!("`http.listen`: {e}"))?;
         for r in &self.reporters {
-            if !["github", "gitea", "gitlab"].contains(&r.kind.as_str()) {
-                return Err(format!(
-                    "`reporter.kind = {:?}`: expected github, gitea or gitlab",
-                    r.kind
-                ));
-            }
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(
                     "the {} reporter needs `token_env` or `token_file`",
-                    r.kind
+                    r.kind.name()
                 ));
             }
         }
         Ok(())
-    }
-
-    pub fn timezone(&self) -> Result<chrono_tz::Tz, String> {
-        let name = self.schedule.timezone.as_deref().unwrap_or("UTC");
-        name.parse()
-            .map_err(|_| format!("`schedule.timezone = {name:?}` is not an IANA time zone"))
     }
 }
 
@@ -347,8 +329,17 @@ mod tests {
         assert!(
             parse("[repository]\nremote = 'x'\n[executor]\nkind = 'salt'\n")
                 .unwrap_err()
-                .contains("expected native or pigsty")
+                .contains("unknown variant `salt`, expected `native` or `pigsty`")
         );
+        for (table, bad) in [("executor", "become = 'doas'"), ("log", "format = 'xml'")] {
+            let e = parse(&format!("[repository]\nremote = 'x'\n[{table}]\n{bad}\n")).unwrap_err();
+            assert!(e.contains("unknown variant"), "{e}");
+        }
+        assert!(parse(
+            "[repository]\nremote = 'x'\n[[reporter]]\nkind = 'bitbucket'\nurl = 'u'\nrepo = 'a/b'\ntoken_env = 'T'\n"
+        )
+        .unwrap_err()
+        .contains("unknown variant `bitbucket`"));
         assert!(parse("[repository]\nremote = 'x'\nbogus = 1\n")
             .unwrap_err()
             .contains("unknown field"));
@@ -364,6 +355,26 @@ mod tests {
         .unwrap_err()
         .contains("token"));
         let ok = "[repository]\nremote = 'x'\n[schedule]\ntimezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\n[[schedule.window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n";
-        assert_eq!(parse(ok).unwrap().schedule.windows.len(), 1);
+        let c = parse(ok).unwrap();
+        assert_eq!(c.schedule.windows.len(), 1);
+        assert_eq!(
+            (c.executor.kind, c.executor.become_method, c.log.format),
+            (ExecutorKind::Native, BecomeMethod::Runuser, LogFormat::Text)
+        );
+        let c = parse("[repository]\nremote = 'x'\n[executor]\nbecome = 'sudo'\n[log]\nformat = 'json'\n[[reporter]]\nkind = 'forgejo'\nurl = 'https://f.example/api/v1/'\nrepo = 'a/b'\ntoken_env = 'T'\n").unwrap();
+        assert_eq!(
+            (c.executor.become_method, c.log.format),
+            (BecomeMethod::Sudo, LogFormat::Json)
+        );
+        assert_eq!(c.reporters[0].settings().kind, ForgeKind::Gitea);
+        assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'reload'\nstart = '0 0 2 * * Sun'\nminutes = 0\n").unwrap_err().contains("minutes"));
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/pgitops.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.schedule.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(c.executor.become_method, BecomeMethod::Sudo);
     }
 }
