@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::inventory::Inventory;
@@ -83,7 +83,7 @@ impl Default for ExecConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Done (on every host it targets).
@@ -101,7 +101,7 @@ pub enum Status {
     AwaitingWindow,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostResult {
     pub host: String,
     pub ok: bool,
@@ -109,15 +109,18 @@ pub struct HostResult {
     pub ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One action's outcome; also what a git note stores per action (read back with this type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionResult {
     pub id: String,
     pub cluster: String,
     pub class: crate::plan::Class,
     pub status: Status,
+    #[serde(default)]
     pub hosts: Vec<HostResult>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    #[serde(default)]
     pub ms: u64,
 }
 

@@ -8,6 +8,7 @@ use git2::Oid;
 use serde::Serialize;
 
 use super::RepoOptions;
+use crate::execute::Status;
 use crate::report::note::{self, Approval};
 use crate::report::state::State;
 
@@ -24,34 +25,31 @@ pub struct ClusterStatus {
     pub failed: Vec<String>,
 }
 
-/// Actions of `cluster` with `status` in the last run recorded on `commit`.
+/// Actions of `cluster` with `status` in the last run recorded on `commit` that covered it.
 fn last_run_actions(
     repo: &git2::Repository,
     commit: &str,
     cluster: &str,
-    status: &str,
+    status: Status,
 ) -> Vec<String> {
     let Ok(oid) = Oid::from_str(commit) else {
         return vec![];
     };
-    let doc = note::read(repo, oid);
-    let Some(run) = doc["runs"].as_array().and_then(|r| {
-        r.iter().rev().find(|r| {
-            r["clusters"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["name"] == cluster))
-        })
-    }) else {
+    let note = note::load(repo, oid).unwrap_or_default();
+    let Some(run) = note
+        .runs
+        .iter()
+        .rev()
+        .find(|r| r.clusters.iter().any(|c| c.name == cluster))
+    else {
         return vec![];
     };
-    run["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["name"] == cluster)
-        .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["status"] == status)
-        .filter_map(|a| a["id"].as_str().map(str::to_string))
+    run.clusters
+        .iter()
+        .filter(|c| c.name == cluster)
+        .flat_map(|c| &c.actions)
+        .filter(|a| a.status == status)
+        .map(|a| a.id.clone())
         .collect()
 }
 
@@ -65,9 +63,10 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
         .map(|(name, c)| {
             let attempted = c.last_attempted.clone().unwrap_or_default();
             let awaiting_approval =
-                last_run_actions(repo.git(), &attempted, name, "awaiting-approval");
-            let awaiting_window = last_run_actions(repo.git(), &attempted, name, "awaiting-window");
-            let failed = last_run_actions(repo.git(), &attempted, name, "failed");
+                last_run_actions(repo.git(), &attempted, name, Status::AwaitingApproval);
+            let awaiting_window =
+                last_run_actions(repo.git(), &attempted, name, Status::AwaitingWindow);
+            let failed = last_run_actions(repo.git(), &attempted, name, Status::Failed);
             let state = if !failed.is_empty() {
                 "failed"
             } else if !awaiting_approval.is_empty() {
@@ -109,25 +108,26 @@ pub fn history(opts: &RepoOptions, head: &str, cluster: Option<&str>) -> Result<
     let mut out = Vec::new();
     for c in repo.commits_between(None, &repo.commit(head)?.id)? {
         let git = repo.git();
-        let doc = note::read(git, Oid::from_str(&c.id)?);
+        let note = note::load(git, Oid::from_str(&c.id)?)?;
         let author = git
             .find_commit(Oid::from_str(&c.id)?)
             .map(|k| k.author().name().unwrap_or("").to_string())
             .unwrap_or_default();
-        for run in doc["runs"].as_array().into_iter().flatten().rev() {
+        for run in note.runs.iter().rev() {
             let result = match cluster {
-                None => run["result"].as_str().map(str::to_string),
-                Some(name) => run["clusters"]
-                    .as_array()
-                    .and_then(|cs| cs.iter().find(|x| x["name"] == name))
-                    .and_then(|x| x["result"].as_str().map(str::to_string)),
+                None => Some(run.result.clone()),
+                Some(name) => run
+                    .clusters
+                    .iter()
+                    .find(|x| x.name == name)
+                    .map(|x| x.result.clone()),
             };
             if let Some(result) = result {
                 out.push(HistoryEntry {
                     commit: c.id.clone(),
                     author: author.clone(),
                     summary: c.summary.clone(),
-                    applied: run["started"].as_u64().unwrap_or(0),
+                    applied: run.started,
                     result,
                 });
             }
@@ -142,17 +142,12 @@ pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, b
     let repo = opts.open()?;
     let commit = repo.commit(rev)?.id;
     let oid = Oid::from_str(&commit)?;
-    let held = note::read(repo.git(), oid)["runs"]
-        .as_array()
-        .and_then(|r| r.last())
-        .is_some_and(|run| {
-            run["clusters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
-                .any(|a| a["id"] == action && a["status"] == "awaiting-approval")
-        });
+    let held = note::load(repo.git(), oid)?.runs.last().is_some_and(|run| {
+        run.clusters
+            .iter()
+            .flat_map(|c| &c.actions)
+            .any(|a| a.id == action && a.status == Status::AwaitingApproval)
+    });
     let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let at = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -30,7 +30,7 @@ use crate::diff::Diff;
 use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     Online,

@@ -107,8 +107,7 @@ pub struct RunRecord {
     pub other: Map<String, Value>,
 }
 
-/// A [`ClusterRecord`] as stored in a note. The per-action results stay JSON objects (`id`,
-/// `cluster`, `class`, `status`, `hosts`, `message`, `ms`): the executor owns their type.
+/// A [`ClusterRecord`] as stored in a note; its actions are the executor's [`ActionResult`]s.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterRun {
     #[serde(default)]
@@ -118,7 +117,7 @@ pub struct ClusterRun {
     #[serde(default)]
     pub result: String,
     #[serde(default)]
-    pub actions: Vec<Value>,
+    pub actions: Vec<ActionResult>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -188,12 +187,6 @@ pub fn load(repo: &Repository, commit: Oid) -> Result<Note, git2::Error> {
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(Note::default()),
         Err(e) => Err(e),
     }
-}
-
-/// The note on `commit` as JSON (`{"runs": [...], "approvals": [...], ...}`): [`load`]'s
-/// document, for callers that still index JSON (prefer [`load`]).
-pub fn read(repo: &Repository, commit: Oid) -> Value {
-    serde_json::to_value(load(repo, commit).unwrap_or_default()).expect("note serializes")
 }
 
 fn write(repo: &Repository, commit: Oid, note: &Note) -> Result<(), git2::Error> {

@@ -91,17 +91,15 @@ fn unknown_fields_and_old_notes_survive_a_write() {
     let (_d, repo, oid) = repo();
     let sig = Signature::now("someone", "s@localhost").unwrap();
     let old = r#"{"runs": [{"commit": "abc", "result": "success", "extra": 1,
-        "clusters": [{"name": "pg-a", "actions": [{"id": "pg-a/user/u/create"}]}]}],
+        "clusters": [{"name": "pg-a", "actions": [{"id": "pg-a/user/u/create",
+        "cluster": "pg-a", "class": "online", "status": "applied", "hosts": [], "ms": 3}]}]}],
         "approvals": [{"action": "pg-a/database/x/drop"}], "ticket": "OPS-1"}"#;
     repo.note(&sig, &sig, Some(NOTES_REF), oid, old, true)
         .unwrap();
     remark(&repo, oid, "the branch was rewritten").unwrap();
     let note = load(&repo, oid).unwrap();
     assert!(note.unreadable.is_empty(), "{note:?}");
-    assert_eq!(
-        note.runs[0].clusters[0].actions[0]["id"],
-        "pg-a/user/u/create"
-    );
+    assert_eq!(note.runs[0].clusters[0].actions[0].id, "pg-a/user/u/create");
     assert_eq!(note.runs[0].other["extra"], 1);
     assert_eq!(note.other["ticket"], "OPS-1");
     assert_eq!(note.remark.as_deref(), Some("the branch was rewritten"));
