@@ -58,18 +58,21 @@ stats() { sort -n | awk '{a[NR]=$1} END {printf "median %d ms (min %d, max %d, n
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 commit() { git -c user.name=b -c user.email=b@b commit -qam "$1" >/dev/null; git rev-parse HEAD; }
 
-note_ms() { # commit: waits for a final note on the remote; prints its last run's `ms`
+note_wait() { # commit: waits for a final note on the remote (the time is taken right after)
   local doc
   for _ in $(seq 6000); do
     doc=$(git --git-dir "$work/remote.git" notes --ref=pgitops show "$1" 2>/dev/null || true)
-    case "$doc" in *'"status": "success"'*)
-      python3 -c 'import json,sys; print(json.loads(sys.argv[1])["runs"][-1]["ms"])' "$doc"; return 0 ;;
+    case "$doc" in *'"status": "success"'*) return 0 ;;
     *'"status": "failure"'*|*'"status": "held"'*|*'"status": "invalid"'*)
       echo "note on $1 is not success: $doc" >&2; exit 1 ;;
     esac
     sleep 0.002
   done
   echo "no note on $1; see $work/serve.log" >&2; exit 1
+}
+note_ms() { # commit: its note's last run's `ms` (the apply step inside the service)
+  git --git-dir "$work/remote.git" notes --ref=pgitops show "$1" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][-1]["ms"])'
 }
 
 # A Pigsty home for ansible: the test fixture playbooks and an ansible.cfg for the sandbox.
@@ -109,15 +112,16 @@ bench() { # name, clusters, change-kind (user|hba), count
   bash "$root/scripts/sandbox.sh" config "$work/remote.git" "$work/state" 127.0.0.1:9189 60 > "$work/pgitops.toml"
   "$bin" serve --config "$work/pgitops.toml" 2>"$work/serve.log" &
   serve=$!
-  note_ms "$(git rev-parse HEAD)" >/dev/null
+  note_wait "$(git rev-parse HEAD)"
   local latency=() step=()
   for i in $(seq 1 "$count"); do
     if [ "$kind" = user ]; then inventory "$i" 127.0.0.0/8 > pigsty.yml; else inventory 0 "127.$((i % 2)).0.0/8" > pigsty.yml; fi
     local c t0; c=$(commit "change $i")
     git push -q origin HEAD:main
     t0=$(now_ms)
-    step+=("$(note_ms "$c")")
+    note_wait "$c"
     latency+=($(( $(now_ms) - t0 )))
+    step+=("$(note_ms "$c")")
   done
   printf '%s push -> note: ' "$name"; printf '%s\n' "${latency[@]}" | stats
   printf '%s apply step in the service (warm masters): ' "$name"; printf '%s\n' "${step[@]}" | stats

@@ -164,6 +164,7 @@ async fn run(
         if stop.triggered() {
             return;
         }
+        tracing::debug!(?triggers, "woken");
         if let Err(e) = svc.reconcile(triggers.contains(&Trigger::Resync)).await {
             tracing::error!(error = %format!("{e:#}"), "reconcile failed");
         }

@@ -102,6 +102,7 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
         }
         runs.push(run);
     }
+    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "planned");
     if ao.dry_run {
         return Ok(Applied {
             runs,
@@ -165,9 +166,12 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
         results.extend(execute::run(&run.plan, old, new, runner.clone(), cfg).await);
     }
     record(&mut state, &runs, &results, &to.id, &keep);
+    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
     state.save(&state_dir)?;
+    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "state saved");
     let run = note_of(&runs, &results, &to.id, started);
     note::append(repo.git(), &run).context("writing the git note")?;
+    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
     Ok(Applied {
         runs,
         results,
