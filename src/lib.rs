@@ -19,13 +19,12 @@
 //! 6. [`report`] records the outcome: state per cluster, the journal of destructive steps, git
 //!    notes on the applied commit, forge commit statuses.
 //! 7. [`ops`] runs one verb over those stages, shared by the CLI and the service.
-//! 8. [`cli`] parses arguments and maps outcomes to exit codes; [`daemon`] is `pgitops serve`,
-//!    a per-cluster controller that requeues each cluster after a backoff, when a window
-//!    opens or when an approval arrives.
+//!
+//! The binary (`src/main.rs`) adds the edge, outside this library: `cli` parses arguments and
+//! maps outcomes to exit codes, and `daemon` is `pgitops serve`, a per-cluster controller that
+//! requeues each cluster after a backoff, when a window opens or when an approval arrives.
 
-pub mod cli;
 pub mod config;
-pub mod daemon;
 pub mod diff;
 pub mod execute;
 pub mod fsutil;

@@ -1,5 +1,9 @@
-//! The `pgitops` binary: see [`pgitops::cli`] for commands and exit codes. `main` owns the one
-//! tokio runtime every command runs on (the service's tasks, SSH masters and applies included).
+//! The `pgitops` binary: the CLI ([`cli`]: commands and exit codes) and the service
+//! ([`daemon`]) over the `pgitops` library's pipeline. `main` owns the one tokio runtime every
+//! command runs on (the service's tasks, SSH masters and applies included).
+
+mod cli;
+mod daemon;
 
 fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -7,10 +11,10 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(pgitops::cli::main()),
+        Ok(rt) => rt.block_on(cli::main()),
         Err(e) => {
             eprintln!("pgitops: error: starting the async runtime: {e}");
-            std::process::ExitCode::from(pgitops::cli::EXIT_ERROR)
+            std::process::ExitCode::from(cli::EXIT_ERROR)
         }
     }
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
-use crate::execute::settings::Overrides;
-use crate::execute::{Become, Status};
-use crate::ops::apply::{apply as run_apply, ApplyOptions};
-use crate::ops::executor::{self, ExecutorSettings};
-use crate::ops::RepoOptions;
+use pgitops::execute::settings::Overrides;
+use pgitops::execute::{Become, Status};
+use pgitops::ops::apply::{apply as run_apply, ApplyOptions};
+use pgitops::ops::executor::{self, ExecutorSettings};
+use pgitops::ops::RepoOptions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BecomeArg {
@@ -128,7 +128,7 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
     }
     if a.dry_run {
         for run in &done.runs {
-            text.push_str(&crate::plan::output::text(&run.report(), false));
+            text.push_str(&pgitops::plan::output::text(&run.report(), false));
         }
         emit(&text);
         return Ok(if done.runs.iter().any(|r| r.has_changes()) {

@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod apply;
 mod records;
 
-use crate::ops::{self, RepoOptions};
-use crate::plan::output;
+use pgitops::ops::{self, RepoOptions};
+use pgitops::plan::output;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHANGES: u8 = 1;
@@ -100,8 +100,8 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The service's configuration may ask for JSON logs (`[log] format = "json"`).
     let json = match &cli.command {
-        Command::Serve { config } => crate::config::Config::load(config)
-            .is_ok_and(|c| c.log.format == crate::config::LogFormat::Json),
+        Command::Serve { config } => pgitops::config::Config::load(config)
+            .is_ok_and(|c| c.log.format == pgitops::config::LogFormat::Json),
         _ => false,
     };
     let logs = tracing_subscriber::fmt()
@@ -138,7 +138,7 @@ pub async fn main() -> ExitCode {
         Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
         Command::Validate {
             config: Some(path), ..
-        } => crate::config::Config::load(&path)
+        } => pgitops::config::Config::load(&path)
             .map(|_| {
                 emit(&format!("{}: valid\n", path.display()));
                 EXIT_OK

@@ -1,8 +1,8 @@
 //! `pgitops status`, `history` and `approve`: render the records.
 
 use super::{emit, Output, EXIT_OK};
-use crate::ops::records;
-use crate::ops::RepoOptions;
+use pgitops::ops::records;
+use pgitops::ops::RepoOptions;
 
 fn short(sha: &Option<String>) -> &str {
     sha.as_deref().map(|s| &s[..12.min(s.len())]).unwrap_or("-")

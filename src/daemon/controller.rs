@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::execute::{ActionResult, Status};
-use crate::plan::Class;
+use pgitops::execute::{ActionResult, Status};
+use pgitops::plan::Class;
 
 /// When a cluster must run next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

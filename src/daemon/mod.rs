@@ -23,9 +23,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::config::{secret, Config};
-use crate::source::remote::{Credentials, Mirror};
 use http::Metrics;
+use pgitops::config::{secret, Config};
+use pgitops::source::remote::{Credentials, Mirror};
 pub use triggers::on_signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
             ssh_key: cfg.repository.ssh_key.clone(),
             token,
         },
-        crate::report::note::SYNC,
+        pgitops::report::note::SYNC,
     )?;
     let (tx, rx) = unbounded_channel::<Trigger>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));

@@ -13,16 +13,16 @@ use anyhow::Result;
 use super::controller::{Controller, Due};
 use super::http::Metrics;
 use super::{statuses, window, Shutdown};
-use crate::config::{BecomeMethod, Config, ExecutorKind};
-use crate::execute::settings::Overrides;
-use crate::execute::{Become, ExecConfig, Runner, Status};
-use crate::ops::apply::{apply, Applied, ApplyOptions};
-use crate::ops::executor::{build, ExecutorSettings};
-use crate::ops::RepoOptions;
-use crate::report::note;
-use crate::report::state::State;
-use crate::source::remote::Mirror;
-use crate::source::Repo;
+use pgitops::config::{BecomeMethod, Config, ExecutorKind};
+use pgitops::execute::settings::Overrides;
+use pgitops::execute::{Become, ExecConfig, Runner, Status};
+use pgitops::ops::apply::{apply, Applied, ApplyOptions};
+use pgitops::ops::executor::{build, ExecutorSettings};
+use pgitops::ops::RepoOptions;
+use pgitops::report::note;
+use pgitops::report::state::State;
+use pgitops::source::remote::Mirror;
+use pgitops::source::Repo;
 
 /// The service's working state between reconciles.
 pub struct Service<'a> {
@@ -266,7 +266,7 @@ fn read_head(dir: &Path) -> Option<String> {
 }
 
 fn write_head(dir: &Path, head: &str) -> Result<()> {
-    crate::fsutil::write_atomic(&dir.join("head"), head.as_bytes())?;
+    pgitops::fsutil::write_atomic(&dir.join("head"), head.as_bytes())?;
     Ok(())
 }
 

@@ -5,10 +5,10 @@
 //! lands after the result. No reporter configured: nothing happens.
 //! In: the configuration and apply outcomes. Out: statuses queued per reporter.
 
-use crate::config::Config;
-use crate::ops::apply::Applied;
-use crate::report::forge::{Reporter, State};
-use crate::report::status_queue::{Retry, StatusQueue};
+use pgitops::config::Config;
+use pgitops::ops::apply::Applied;
+use pgitops::report::forge::{Reporter, State};
+use pgitops::report::status_queue::{Retry, StatusQueue};
 
 pub struct Statuses(Vec<StatusQueue>);
 
@@ -71,7 +71,7 @@ impl Statuses {
             let failed = c
                 .actions
                 .iter()
-                .filter(|a| a.status == crate::execute::Status::Failed)
+                .filter(|a| a.status == pgitops::execute::Status::Failed)
                 .count();
             self.post(
                 sha,

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::{Config, WindowClass};
-use crate::plan::Class;
+use pgitops::config::{Config, WindowClass};
+use pgitops::plan::Class;
 
 fn class(c: WindowClass) -> Class {
     match c {
