@@ -83,23 +83,32 @@ impl Runner {
             match self {
                 Runner::Local => run_local(argv, stdin).await,
                 Runner::Ssh(ssh) => {
-                    let s = session(&ssh.options, &ssh.sessions, target).await?;
-                    match run_remote(&s, target, argv, stdin).await {
-                        // The master is gone (the host rebooted, sshd restarted, the network
-                        // dropped) and the command never started: connect again, once, with
-                        // the same strict host-key check.
-                        Err(Remote::NotStarted(e)) if s.check().await.is_err() => {
-                            tracing::info!(host = %target.host, error = %e, "SSH master lost; reconnecting");
-                            ssh.sessions.lock().await.remove(target);
-                            let s = session(&ssh.options, &ssh.sessions, target).await?;
-                            run_remote(&s, target, argv, stdin)
-                                .await
-                                .map_err(Remote::into_inner)
-                        }
-                        r => r.map_err(Remote::into_inner),
-                    }
+                    let child = ssh.spawn(target, argv, stdin.is_some()).await?;
+                    finish_remote(child, target, stdin).await
                 }
             }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExecError::Timeout {
+                host: target.host.clone(),
+                seconds: timeout.as_secs(),
+            })?
+    }
+
+    /// Starts `argv` on `target` with its stdin open and returns at once: what the command does
+    /// depends on what [`Started::send`] feeds it later (a `psql` connects meanwhile).
+    pub async fn start(
+        &self,
+        target: &Target,
+        argv: &[&str],
+        timeout: Duration,
+    ) -> Result<Started, ExecError> {
+        let work = async {
+            Ok(match self {
+                Runner::Local => Started::Local(spawn_local(argv, true)?),
+                Runner::Ssh(ssh) => Started::Remote(ssh.spawn(target, argv, true).await?),
+            })
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -128,6 +137,60 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+impl SshRunner {
+    /// Starts a remote command. When the master is gone (the host rebooted, sshd restarted, the
+    /// network dropped) and the command could not start, it connects again, once, with the same
+    /// strict host-key check.
+    async fn spawn(
+        &self,
+        target: &Target,
+        argv: &[&str],
+        stdin: bool,
+    ) -> Result<RemoteChild, ExecError> {
+        let s = session(&self.options, &self.sessions, target).await?;
+        match spawn_remote(s.clone(), target, argv, stdin).await {
+            Err(e) if s.check().await.is_err() => {
+                tracing::info!(host = %target.host, error = %e, "SSH master lost; reconnecting");
+                self.sessions.lock().await.remove(target);
+                let s = session(&self.options, &self.sessions, target).await?;
+                spawn_remote(s, target, argv, stdin).await
+            }
+            r => r,
+        }
+    }
+}
+
+type RemoteChild = openssh::Child<Arc<Session>>;
+
+/// A command started on a host, waiting for its input.
+pub enum Started {
+    Remote(RemoteChild),
+    Local(tokio::process::Child),
+}
+
+impl Started {
+    /// Feeds `stdin` (then end of input) and waits for the command, within `timeout`.
+    pub async fn send(
+        self,
+        target: &Target,
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<Output, ExecError> {
+        let work = async {
+            match self {
+                Started::Remote(child) => finish_remote(child, target, Some(stdin)).await,
+                Started::Local(child) => finish_local(child, Some(stdin)).await,
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExecError::Timeout {
+                host: target.host.clone(),
+                seconds: timeout.as_secs(),
+            })?
     }
 }
 
@@ -263,54 +326,47 @@ fn connect_reason(e: &openssh::Error) -> String {
     }
 }
 
-/// Why a remote command failed: before it started (safe to retry) or after.
-enum Remote {
-    NotStarted(ExecError),
-    Failed(ExecError),
-}
-
-impl Remote {
-    fn into_inner(self) -> ExecError {
-        match self {
-            Remote::NotStarted(e) | Remote::Failed(e) => e,
-        }
-    }
-}
-
-async fn run_remote(
-    session: &Session,
+async fn spawn_remote(
+    session: Arc<Session>,
     target: &Target,
     argv: &[&str],
-    stdin: Option<&[u8]>,
-) -> Result<Output, Remote> {
+    stdin: bool,
+) -> Result<RemoteChild, ExecError> {
     let (program, args) = argv.split_first().expect("a command has a program");
-    let mut cmd = session.raw_command(shell::word(program));
+    let mut cmd = session.arc_raw_command(shell::word(program));
     cmd.raw_args(args.iter().map(|a| shell::word(a)));
-    cmd.stdin(if stdin.is_some() {
+    cmd.stdin(if stdin {
         openssh::Stdio::piped()
     } else {
         openssh::Stdio::null()
     });
     cmd.stdout(openssh::Stdio::piped())
         .stderr(openssh::Stdio::piped());
-    let fail = |e: openssh::Error| ExecError::Command {
+    cmd.spawn().await.map_err(|e| ExecError::Command {
         host: target.host.clone(),
         reason: e.to_string(),
+    })
+}
+
+async fn finish_remote(
+    mut child: RemoteChild,
+    target: &Target,
+    stdin: Option<&[u8]>,
+) -> Result<Output, ExecError> {
+    let fail = |reason: String| ExecError::Command {
+        host: target.host.clone(),
+        reason,
     };
-    let mut child = cmd.spawn().await.map_err(|e| Remote::NotStarted(fail(e)))?;
-    if let (Some(bytes), Some(mut w)) = (stdin, child.stdin().take()) {
-        w.write_all(bytes).await.map_err(|e| {
-            Remote::Failed(ExecError::Command {
-                host: target.host.clone(),
-                reason: format!("writing stdin: {e}"),
-            })
-        })?;
+    if let Some(mut w) = child.stdin().take() {
+        w.write_all(stdin.unwrap_or_default())
+            .await
+            .map_err(|e| fail(format!("writing stdin: {e}")))?;
         w.shutdown().await.ok();
     }
     let out = child
         .wait_with_output()
         .await
-        .map_err(|e| Remote::Failed(fail(e)))?;
+        .map_err(|e| fail(e.to_string()))?;
     Ok(Output {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -319,24 +375,34 @@ async fn run_remote(
 }
 
 async fn run_local(argv: &[&str], stdin: Option<&[u8]>) -> Result<Output, ExecError> {
+    let child = spawn_local(argv, stdin.is_some())?;
+    finish_local(child, stdin).await
+}
+
+fn spawn_local(argv: &[&str], stdin: bool) -> Result<tokio::process::Child, ExecError> {
     let (program, args) = argv.split_first().expect("a command has a program");
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let fail = |e: std::io::Error| ExecError::Command {
+    cmd.spawn().map_err(|e| ExecError::Command {
         host: "localhost".into(),
         reason: format!("{program}: {e}"),
+    })
+}
+
+async fn finish_local(
+    mut child: tokio::process::Child,
+    stdin: Option<&[u8]>,
+) -> Result<Output, ExecError> {
+    let fail = |e: std::io::Error| ExecError::Command {
+        host: "localhost".into(),
+        reason: e.to_string(),
     };
-    let mut child = cmd.spawn().map_err(fail)?;
-    if let (Some(bytes), Some(mut w)) = (stdin, child.stdin.take()) {
-        w.write_all(bytes).await.map_err(fail)?;
+    if let Some(mut w) = child.stdin.take() {
+        w.write_all(stdin.unwrap_or_default()).await.map_err(fail)?;
         drop(w);
     }
     let out = child.wait_with_output().await.map_err(fail)?;

@@ -1,7 +1,7 @@
 //! Users and databases on the live primary: the SQL of [`crate::render::sql`], with a plaintext
 //! password turned into a SCRAM-SHA-256 verifier here (md5 and SCRAM verifiers pass through).
 
-use super::pg::{live_primary, psql};
+use super::pg::{live_primary, psql, start_psql, Psql};
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::ExecError;
 use crate::plan::{Action, Definition, ObjectStep};
@@ -23,24 +23,29 @@ fn verifier(password: &str) -> String {
     }
 }
 
-/// Runs a script on the primary; a failure's text never carries the verifier.
+/// Runs a script on the primary (through the psql started early when it waits in `db`); a
+/// failure's text never carries the verifier.
 async fn run(
     ctx: &Ctx<'_>,
-    host: &str,
+    p: &Primary,
     db: &str,
     script: &Script,
     secret: Option<&str>,
 ) -> Result<String, ExecError> {
-    psql(ctx, host, db, &script.to_psql_input())
-        .await
-        .map_err(|e| match (e, secret) {
-            (ExecError::Failed { host, what, stderr }, Some(s)) => ExecError::Failed {
-                host,
-                what,
-                stderr: stderr.replace(s, "<redacted>"),
-            },
-            (e, _) => e,
-        })
+    let input = script.to_psql_input();
+    let early = p.early(db);
+    let out = match early {
+        Some(psql) => psql.run(ctx, &input).await,
+        None => psql(ctx, &p.host, db, &input).await,
+    };
+    out.map_err(|e| match (e, secret) {
+        (ExecError::Failed { host, what, stderr }, Some(s)) => ExecError::Failed {
+            host,
+            what,
+            stderr: stderr.replace(s, "<redacted>"),
+        },
+        (e, _) => e,
+    })
 }
 
 /// Users and databases: observed is the live primary and its major version.
@@ -49,41 +54,88 @@ pub(crate) struct Objects;
 pub(crate) struct Primary {
     host: String,
     major: u32,
+    /// psql started on the declared primary while the members were asked, when that is the
+    /// live primary: it has run nothing yet.
+    early: std::sync::Mutex<Option<Psql>>,
+}
+
+impl Primary {
+    /// The early psql, when it waits in `db`.
+    fn early(&self, db: &str) -> Option<Psql> {
+        let mut early = self.early.lock().expect("early psql");
+        early.take_if(|p| p.db == db)
+    }
+
+    /// Ends the early psql if no script used it.
+    async fn finish(self, ctx: &Ctx<'_>) {
+        let early = self.early.into_inner().expect("early psql");
+        if let Some(psql) = early {
+            let _ = psql.run(ctx, "").await;
+        }
+    }
 }
 
 impl Component for Objects {
     type Step = ObjectStep;
     type Observed = Primary;
 
+    /// Asks every member whether it is the primary. Meanwhile psql connects on the declared
+    /// primary (nothing is sent to it until the answers agree it is the live one), which saves
+    /// a connection's time on the common path.
     async fn observe(ctx: &Ctx<'_>, a: &Action, _: &ObjectStep) -> Result<Primary, ExecError> {
-        let (host, major) = live_primary(ctx, ctx.cluster(a)?).await?;
-        Ok(Primary { host, major })
+        let c = ctx.cluster(a)?;
+        let early = async {
+            match &c.primary {
+                Some(host) => start_psql(ctx, host, "postgres").await.ok(),
+                None => None,
+            }
+        };
+        let (live, early) = tokio::join!(live_primary(ctx, c), early);
+        let (early, unused) = match early {
+            Some(p) if live.as_ref().is_ok_and(|(h, _)| *h == p.host) => (Some(p), None),
+            other => (None, other),
+        };
+        if let Some(psql) = unused {
+            let _ = psql.run(ctx, "").await;
+        }
+        let (host, major) = live?;
+        Ok(Primary {
+            host,
+            major,
+            early: std::sync::Mutex::new(early),
+        })
     }
 
     async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: Primary) -> Outcome {
-        match step {
-            ObjectStep::UserUpsert { name, def, sql, .. } => {
-                user_upsert(ctx, &p, name, def, &sql.context(Some(p.major))).await
-            }
-            ObjectStep::UserDrop { name, sql } => {
-                let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
-                let host = on_host(ctx, &p.host, || async {
-                    run(ctx, &p.host, "postgres", &script, None)
-                        .await
-                        .map(|_| format!("user {name} dropped"))
-                })
-                .await;
-                Ok((String::new(), vec![host]))
-            }
-            ObjectStep::DatabaseUpsert { name, def, sql, .. } => {
-                database_upsert(ctx, &p, name, def, &sql.context(Some(p.major))).await
-            }
-            ObjectStep::DatabaseDrop { name, sql } => {
-                database_drop(ctx, a, &p, name, None, &sql.context(Some(p.major))).await
-            }
-            ObjectStep::DatabaseRecreate { name, def, sql } => {
-                database_drop(ctx, a, &p, name, Some(def), &sql.context(Some(p.major))).await
-            }
+        let outcome = execute(ctx, a, step, &p).await;
+        p.finish(ctx).await;
+        outcome
+    }
+}
+
+async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: &Primary) -> Outcome {
+    match step {
+        ObjectStep::UserUpsert { name, def, sql, .. } => {
+            user_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
+        }
+        ObjectStep::UserDrop { name, sql } => {
+            let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
+            let host = on_host(ctx, &p.host, || async {
+                run(ctx, p, "postgres", &script, None)
+                    .await
+                    .map(|_| format!("user {name} dropped"))
+            })
+            .await;
+            Ok((String::new(), vec![host]))
+        }
+        ObjectStep::DatabaseUpsert { name, def, sql, .. } => {
+            database_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
+        }
+        ObjectStep::DatabaseDrop { name, sql } => {
+            database_drop(ctx, a, p, name, None, &sql.context(Some(p.major))).await
+        }
+        ObjectStep::DatabaseRecreate { name, def, sql } => {
+            database_drop(ctx, a, p, name, Some(def), &sql.context(Some(p.major))).await
         }
     }
 }
@@ -102,7 +154,7 @@ async fn user_upsert(
         .unwrap_or(Secret::Redacted);
     let script = render(sql::user_upsert(name, &def.0, secret, sc))?;
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, &p.host, "postgres", &script, v.as_deref())
+        run(ctx, p, "postgres", &script, v.as_deref())
             .await
             .map(|_| format!("user {name} converged on the live primary"))
     })
@@ -120,10 +172,10 @@ async fn database_upsert(
     let s =
         sql::database_upsert(name, &def.0, sc).map_err(|e| ExecError::Refused(e.to_string()))?;
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, &p.host, s.admin_db, &s.create, None).await?;
-        run(ctx, &p.host, name, &s.provision, None).await?;
+        run(ctx, p, s.admin_db, &s.create, None).await?;
+        run(ctx, p, name, &s.provision, None).await?;
         if !s.finish.statements.is_empty() {
-            run(ctx, &p.host, s.admin_db, &s.finish, None).await?;
+            run(ctx, p, s.admin_db, &s.finish, None).await?;
         }
         Ok(format!("database {name} converged on the live primary"))
     })
@@ -172,7 +224,7 @@ async fn database_drop(
                     "database {name} was already dropped by an interrupted run"
                 ));
             }
-            run(ctx, primary, "postgres", &script, None)
+            run(ctx, p, "postgres", &script, None)
                 .await
                 .map(|_| format!("database {name} dropped"))
         })

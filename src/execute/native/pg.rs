@@ -2,6 +2,7 @@
 //! live roles of a cluster's members.
 
 use super::Ctx;
+use crate::execute::runner::{Output, Started};
 use crate::execute::{Become, ExecError};
 use crate::inventory::model::PgCluster;
 use crate::plan::Action;
@@ -43,20 +44,62 @@ pub fn psql_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, Exe
 
 /// Runs `sql` (psql input) in database `db` on `host`; returns psql's unaligned, tuples-only output.
 pub async fn psql(ctx: &Ctx<'_>, host: &str, db: &str, sql: &str) -> Result<String, ExecError> {
-    let psql = psql_argv(ctx, host, db)?;
-    let dbsu = ctx.pg(host).dbsu;
-    let mut argv = become_argv(ctx.cfg.become_method, &dbsu);
-    argv.extend(psql.iter().map(String::as_str));
-    argv.extend(["-f", "-"]);
+    let argv = psql_stdin_argv(ctx, host, db)?;
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let target = ctx.target(host);
     let out = ctx
         .runner
-        .run(
-            &ctx.target(host),
-            &argv,
-            Some(sql.as_bytes()),
-            ctx.cfg.timeout,
-        )
+        .run(&target, &argv, Some(sql.as_bytes()), ctx.cfg.timeout)
         .await?;
+    psql_output(host, out)
+}
+
+/// psql on `host`, connected to `db` and waiting for its input: it does nothing until
+/// [`Psql::run`] sends a script (an unused one is ended with empty input).
+pub struct Psql {
+    pub host: String,
+    pub db: String,
+    started: Started,
+}
+
+pub async fn start_psql(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Psql, ExecError> {
+    let argv = psql_stdin_argv(ctx, host, db)?;
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let started = ctx
+        .runner
+        .start(&ctx.target(host), &argv, ctx.cfg.timeout)
+        .await?;
+    Ok(Psql {
+        host: host.to_string(),
+        db: db.to_string(),
+        started,
+    })
+}
+
+impl Psql {
+    pub async fn run(self, ctx: &Ctx<'_>, sql: &str) -> Result<String, ExecError> {
+        let target = ctx.target(&self.host);
+        let out = self
+            .started
+            .send(&target, sql.as_bytes(), ctx.cfg.timeout)
+            .await?;
+        psql_output(&self.host, out)
+    }
+}
+
+/// As the dbsu: psql reading its script from stdin.
+fn psql_stdin_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, ExecError> {
+    let dbsu = ctx.pg(host).dbsu;
+    let mut argv: Vec<String> = become_argv(ctx.cfg.become_method, &dbsu)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    argv.extend(psql_argv(ctx, host, db)?);
+    argv.extend(["-f".into(), "-".into()]);
+    Ok(argv)
+}
+
+fn psql_output(host: &str, out: Output) -> Result<String, ExecError> {
     if out.status != 0 {
         // runuser/sudo complain when the login user's home is not readable by the dbsu: noise.
         let stderr: Vec<&str> = out
