@@ -11,6 +11,7 @@
 #       hosts with forks=10;
 #   (c) the idle service over PGITOPS_BENCH_IDLE seconds (default 30): RSS and CPU time;
 #   (d) the release binary's size.
+# PGITOPS_BENCH_ONLY=user|hba runs one of (a) and (b).
 # Run as root: bash benches/service.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -152,6 +153,7 @@ bench() { # name, clusters, change-kind (user|hba), count
 three="127.0.50.11,127.0.50.12,127.0.50.13"
 thirty=""
 for c in $(seq 0 9); do thirty+="127.0.51.$((c * 3 + 1)),127.0.51.$((c * 3 + 2)),127.0.51.$((c * 3 + 3)) "; done
-bench "one-user-3-nodes" "$three" user "$pushes"
-bench "hba-30-hosts" "$thirty" hba "$runs"
+only=${PGITOPS_BENCH_ONLY:-all}   # all, user or hba
+[ "$only" = hba ] || bench "one-user-3-nodes" "$three" user "$pushes"
+[ "$only" = user ] || bench "hba-30-hosts" "$thirty" hba "$runs"
 echo "release binary: $(( $(stat -c %s "$bin") / 1024 / 1024 )) MB"

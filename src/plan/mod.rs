@@ -3,9 +3,10 @@
 //! In: the [`Diff`] of two inventories, both inventories, the approvals found in the commits of
 //! the range and the objects pgitops created before. Out: a [`Plan`]: actions with a stable id
 //! (`pg-meta/user/dbuser_app/create`), target cluster and hosts, the revision they read (`old`
-//! for removals), a class (`online`, `reload`, `restart`, `destructive`, `manual`), a preview of
-//! the native steps (passwords redacted) and the equivalent Pigsty command line; plus warnings
-//! for what is deliberately left alone. Order: infra, node, etcd, minio, pgsql, redis for
+//! for removals), a class (`online`, `reload`, `restart`, `destructive`, `manual`), one typed
+//! [`Step`] of a component (its preview has passwords redacted) and the equivalent Pigsty
+//! [`Playbook`]; plus warnings for what is deliberately left alone. Adding a component is a
+//! variant of [`Step`] (see `step`), its planner here and its executor in `execute::native`. Order: infra, node, etcd, minio, pgsql, redis for
 //! creation and the reverse for removal; inside a cluster roles before the databases they own,
 //! primary before replicas. Rendering to text and JSON lives in [`output`].
 

@@ -18,28 +18,28 @@ use crate::render::hba_for;
 
 /// The one remote step per instance, a fixed script. Its arguments: `$1` the file path, `$2` the
 /// byte length of the primary's file, then the psql command; none is part of the script text.
-/// Stdin: the primary's file, then the standby's. It asks the server whether it is in recovery,
-/// keeps the matching file, writes it atomically, asks PostgreSQL to parse it and reloads only
+/// Stdin: the primary's file, then the standby's (`head -c` reads exactly the first one's
+/// bytes). It asks the server whether it is in recovery, keeps the matching file (mode 0600),
+/// writes it atomically, asks PostgreSQL to parse it and, in the same statement, reloads only
 /// when no line is in error; otherwise (or when psql fails) it puts the previous file back and
 /// exits 3 with the reason on stdout (4: the server could not be asked, nothing was written).
 /// On success it prints the role it wrote.
 const WRITE_CHECK_RELOAD: &str = r#"set -e
+umask 077
 f=$1; n=$2; shift 2
-head -c "$n" > "$f.pgitops-primary"; cat > "$f.pgitops-standby"
-clean() { rm -f "$f.pgitops-primary" "$f.pgitops-standby"; }
 case "$("$@" -c "SELECT pg_is_in_recovery()" || true)" in
-  f) pick=primary ;;
-  t) pick=standby ;;
-  *) clean; echo "psql could not ask whether the server is in recovery"; exit 4 ;;
+  f) pick=primary; head -c "$n" > "$f.pgitops-new"; cat > /dev/null ;;
+  t) pick=standby; head -c "$n" > /dev/null; cat > "$f.pgitops-new" ;;
+  *) cat > /dev/null; echo "psql could not ask whether the server is in recovery"; exit 4 ;;
 esac
 if [ -f "$f" ]; then cp -p "$f" "$f.pgitops-prev"; fi
-chmod 600 "$f.pgitops-$pick"; mv "$f.pgitops-$pick" "$f"; clean
+mv "$f.pgitops-new" "$f"
 restore() { if [ -f "$f.pgitops-prev" ]; then mv "$f.pgitops-prev" "$f"; fi; }
-if ! errors=$("$@" -c "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL"); then
+# One statement: the file's error lines, or (none) the reload.
+if ! errors=$("$@" -c "SELECT CASE WHEN count(*) > 0 THEN string_agg('line ' || line_number || ': ' || error, '; ') WHEN pg_reload_conf() THEN 'reloaded' ELSE 'the reload was refused' END FROM pg_hba_file_rules WHERE error IS NOT NULL"); then
   restore; echo "psql could not check the file"; exit 3
 fi
-if [ -n "$errors" ]; then restore; echo "line $errors"; exit 3; fi
-"$@" -c "SELECT pg_reload_conf()" >/dev/null
+if [ "$errors" != reloaded ]; then restore; echo "$errors"; exit 3; fi
 echo "$pick""#;
 
 /// HBA files: nothing is observed beforehand; the remote step reads the live role itself.

@@ -1,9 +1,11 @@
 //! The native executor: pgitops reaches the nodes itself and runs idempotent steps.
 //!
-//! In: one plan action and both inventories. Out: its [`ActionResult`]. SQL goes to the **live**
-//! primary (every member is asked `pg_is_in_recovery()`; none or several primaries is refused)
-//! on psql's stdin; per-instance steps (HBA, parameters) run on each target host. Actions that
-//! are not PostgreSQL objects (bootstrap, node, etcd, redis, ...) are reported as not native.
+//! In: one plan action and both inventories. Out: its [`ActionResult`]. Each component
+//! implements [`Component`]: `observe` what the nodes have now, then `execute` the action's step
+//! from there; `apply` dispatches on the typed step. SQL goes to the **live** primary (every
+//! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
+//! per-instance steps (HBA, parameters) run on each target host. Steps delegated to Pigsty
+//! (bootstrap, node, etcd, redis, ...) are reported as not native.
 
 mod hba;
 mod objects;
