@@ -66,7 +66,10 @@ fn actions_held_by_a_window_run_when_it_opens_in_the_running_service() {
     push(&mut v, "pg_databases", "{ name: doomed }");
     // The window opens LEAD after the service starts: time for the base apply and the held one.
     const LEAD: i64 = 10;
-    let opens = Utc::now() + chrono::Duration::seconds(LEAD);
+    // Cron has whole seconds: the window opens at exactly `opens`.
+    let opens = (Utc::now() + chrono::Duration::seconds(LEAD))
+        .with_nanosecond(0)
+        .expect("a whole second");
     let mut svc = Service::start_with(&f, &windows_at(opens), &[]);
     let base = f.commit(&v, "base with doomed");
     svc.push(&f);

@@ -22,7 +22,7 @@ pub fn become_argv(how: Become, dbsu: &str) -> Vec<&str> {
 pub fn psql_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, ExecError> {
     let pg = ctx.pg(host);
     let dbname = format!(
-        "dbname={}",
+        "dbname={} application_name=pgitops",
         conninfo_value(db).map_err(|e| ExecError::Refused(e.to_string()))?
     );
     Ok(vec![
@@ -116,19 +116,33 @@ fn psql_output(host: &str, out: Output) -> Result<String, ExecError> {
     Ok(out.stdout.trim().to_string())
 }
 
+const PROBE: &str =
+    "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int / 10000;";
+
+/// Asks `host` whether it is in recovery, and its major version: through the host's long-lived
+/// psql conversation (a connection named `pgitops` that stays open as long as the runner), or a
+/// one-shot psql when there is none.
+async fn probe(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
+    let argv = psql_stdin_argv(ctx, host, "postgres")?;
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let target = ctx.target(host);
+    match ctx
+        .runner
+        .ask(&target, &argv, PROBE, ctx.cfg.timeout)
+        .await?
+    {
+        Some(line) => Ok(line),
+        None => psql(ctx, host, "postgres", PROBE).await,
+    }
+}
+
 /// The live primary of a cluster: the one member that is not in recovery. Also returns the
 /// server's major version. Refuses when no member, or more than one, answers primary.
 pub async fn live_primary(ctx: &Ctx<'_>, c: &PgCluster) -> Result<(String, u32), ExecError> {
-    let probes = c.members.keys().map(|host| async move {
-        let out = psql(
-            ctx,
-            host,
-            "postgres",
-            "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int / 10000;",
-        )
-        .await;
-        (host.clone(), out)
-    });
+    let probes = c
+        .members
+        .keys()
+        .map(|host| async move { (host.clone(), probe(ctx, host).await) });
     let mut primaries = Vec::new();
     let mut errors = Vec::new();
     for (host, out) in futures::future::join_all(probes).await {

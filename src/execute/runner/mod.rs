@@ -9,12 +9,18 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder};
+use openssh::Session;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::ExecError;
 use crate::render::shell;
+use ssh::{registry, session};
+
+mod conversation;
+mod ssh;
+
+pub use conversation::Conversations;
 
 /// Where and how to reach one host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,6 +65,7 @@ pub enum Runner {
 pub struct SshRunner {
     options: SshOptions,
     sessions: Sessions,
+    conversations: Conversations,
 }
 
 type Sessions = Mutex<HashMap<Target, Arc<OnceCell<Arc<Session>>>>>;
@@ -68,6 +75,7 @@ impl Runner {
         Runner::Ssh(Box::new(SshRunner {
             options,
             sessions: Mutex::new(HashMap::new()),
+            conversations: Conversations::default(),
         }))
     }
 
@@ -118,9 +126,26 @@ impl Runner {
             })?
     }
 
-    /// Closes every master connection.
+    /// Asks the long-lived `argv` on `target` one line (see [`Conversations`]): only for
+    /// read-only requests. `Ok(None)` when there is no conversation to be had (the local runner,
+    /// or it broke): the caller runs a one-shot command instead.
+    pub async fn ask(
+        &self,
+        target: &Target,
+        argv: &[&str],
+        request: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, ExecError> {
+        match self {
+            Runner::Ssh(ssh) => ssh.ask(target, argv, request, timeout).await,
+            Runner::Local => Ok(None),
+        }
+    }
+
+    /// Ends the conversations, then closes every master connection.
     pub async fn close(&self) {
         if let Runner::Ssh(ssh) = self {
+            ssh.conversations.close().await;
             for (target, cell) in ssh.sessions.lock().await.drain() {
                 let session = Arc::try_unwrap(cell).ok().and_then(OnceCell::into_inner);
                 let Some(s) = session.and_then(|s| Arc::try_unwrap(s).ok()) else {
@@ -150,13 +175,30 @@ impl SshRunner {
         argv: &[&str],
         stdin: bool,
     ) -> Result<RemoteChild, ExecError> {
+        self.spawn_with(target, argv, stdin, true).await
+    }
+
+    /// A command with its stdin and stdout piped and its stderr discarded (a conversation).
+    async fn spawn_piped(&self, target: &Target, argv: &[&str]) -> Result<Started, ExecError> {
+        Ok(Started::Remote(
+            self.spawn_with(target, argv, true, false).await?,
+        ))
+    }
+
+    async fn spawn_with(
+        &self,
+        target: &Target,
+        argv: &[&str],
+        stdin: bool,
+        stderr: bool,
+    ) -> Result<RemoteChild, ExecError> {
         let s = session(&self.options, &self.sessions, target).await?;
-        match spawn_remote(s.clone(), target, argv, stdin).await {
+        match spawn_remote(s.clone(), target, argv, stdin, stderr).await {
             Err(e) if s.check().await.is_err() => {
                 tracing::info!(host = %target.host, error = %e, "SSH master lost; reconnecting");
                 self.sessions.lock().await.remove(target);
                 let s = session(&self.options, &self.sessions, target).await?;
-                spawn_remote(s, target, argv, stdin).await
+                spawn_remote(s, target, argv, stdin, stderr).await
             }
             r => r,
         }
@@ -194,143 +236,12 @@ impl Started {
     }
 }
 
-/// Where a reusable master of `target` is recorded. The key covers everything the connection
-/// was checked with (address, port, user, identity, ssh configuration, and the known_hosts
-/// *content*), so a changed host-key policy never resumes an old master.
-fn registry(options: &SshOptions, target: &Target) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let user = target
-        .user
-        .clone()
-        .or_else(|| options.user.clone())
-        .unwrap_or_default();
-    let paths = [
-        &options.identity,
-        &options.config_file,
-        &options.known_hosts,
-    ]
-    .map(|p| {
-        p.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    });
-    for part in [
-        target.address.clone(),
-        target.port.unwrap_or(22).to_string(),
-        user,
-    ]
-    .iter()
-    .chain(paths.iter())
-    {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    if let Some(k) = &options.known_hosts {
-        h.update(std::fs::read(k).unwrap_or_default());
-    }
-    options
-        .control_dir
-        .join("masters")
-        .join(&hex::encode(h.finalize())[..32])
-}
-
-/// The master connection to `target`, opened once; different hosts connect concurrently.
-async fn session(
-    options: &SshOptions,
-    sessions: &Sessions,
-    target: &Target,
-) -> Result<Arc<Session>, ExecError> {
-    let cell = sessions
-        .lock()
-        .await
-        .entry(target.clone())
-        .or_default()
-        .clone();
-    cell.get_or_try_init(|| connect(options, target))
-        .await
-        .cloned()
-}
-
-async fn connect(options: &SshOptions, target: &Target) -> Result<Arc<Session>, ExecError> {
-    if options.reuse {
-        let reg = registry(options, target);
-        if let Ok(ctl) = std::fs::read_to_string(&reg) {
-            let s = Session::resume_mux(PathBuf::from(ctl).into_boxed_path(), None);
-            if s.check().await.is_ok() {
-                return Ok(Arc::new(s));
-            }
-            let _ = std::fs::remove_file(&reg);
-        }
-    }
-    let mut b = SessionBuilder::default();
-    // The CLI's masters stay a minute for the next run; a service closes its own at shutdown,
-    // and a master it leaves behind (kill -9) ends after ten idle minutes. A service whose master
-    // idled out reconnects on its next command (see `Runner::run`).
-    let idle = if options.reuse { 60 } else { 600 };
-    b.control_persist(openssh::ControlPersist::IdleFor(
-        std::num::NonZeroUsize::new(idle).expect("non-zero"),
-    ));
-    b.known_hosts_check(KnownHosts::Strict)
-        .control_directory(&options.control_dir)
-        .connect_timeout(options.connect_timeout);
-    if let Some(f) = &options.config_file {
-        b.config_file(f);
-    }
-    if let Some(k) = &options.identity {
-        b.keyfile(k);
-    }
-    if let Some(k) = &options.known_hosts {
-        b.user_known_hosts_file(k);
-    }
-    if let Some(u) = target.user.clone().or_else(|| options.user.clone()) {
-        b.user(u);
-    }
-    if let Some(p) = target.port {
-        b.port(p);
-    }
-    create_private_dir(&options.control_dir).map_err(|e| ExecError::Connect {
-        host: target.host.clone(),
-        reason: format!("control directory {}: {e}", options.control_dir.display()),
-    })?;
-    let s = b
-        .connect_mux(&target.address)
-        .await
-        .map_err(|e| ExecError::Connect {
-            host: target.host.clone(),
-            reason: connect_reason(&e),
-        })?;
-    Ok(Arc::new(s))
-}
-
-/// The control directory holds live SSH masters: only its owner may enter it.
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-/// ssh's own words for a failed connection, with the host-key case spelled out.
-fn connect_reason(e: &openssh::Error) -> String {
-    let text = format!(
-        "{e}: {}",
-        std::error::Error::source(e)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    );
-    if text.contains("Host key verification failed") || text.contains("IDENTIFICATION HAS CHANGED")
-    {
-        format!("{text} (refused: the host key is unknown or changed; add the host's key to the known_hosts file after checking it)")
-    } else {
-        text
-    }
-}
-
 async fn spawn_remote(
     session: Arc<Session>,
     target: &Target,
     argv: &[&str],
     stdin: bool,
+    stderr: bool,
 ) -> Result<RemoteChild, ExecError> {
     let (program, args) = argv.split_first().expect("a command has a program");
     let mut cmd = session.arc_raw_command(shell::word(program));
@@ -340,8 +251,12 @@ async fn spawn_remote(
     } else {
         openssh::Stdio::null()
     });
-    cmd.stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped());
+    cmd.stdout(openssh::Stdio::piped());
+    cmd.stderr(if stderr {
+        openssh::Stdio::piped()
+    } else {
+        openssh::Stdio::null()
+    });
     cmd.spawn().await.map_err(|e| ExecError::Command {
         host: target.host.clone(),
         reason: e.to_string(),
