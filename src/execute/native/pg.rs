@@ -119,10 +119,10 @@ fn psql_output(host: &str, out: Output) -> Result<String, ExecError> {
 const PROBE: &str =
     "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int / 10000;";
 
-/// Asks `host` whether it is in recovery, and its major version: through the host's long-lived
-/// psql conversation (a connection named `pgitops` that stays open as long as the runner), or a
-/// one-shot psql when there is none.
-async fn probe(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
+/// Asks `host` whether it is in recovery, and its major version (`f|15`): through the host's
+/// long-lived psql conversation (a connection named `pgitops` that stays open as long as the
+/// runner), or a one-shot psql when there is none.
+pub async fn probe(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
     let argv = psql_stdin_argv(ctx, host, "postgres")?;
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let target = ctx.target(host);
