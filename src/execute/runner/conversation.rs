@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
-use super::{SshRunner, Started, Target};
+use super::{within, SshRunner, Started, Target};
 use crate::execute::ExecError;
 
 type Writer = Pin<Box<dyn AsyncWrite + Send>>;
@@ -82,12 +82,7 @@ impl SshRunner {
         let slot = self.conversations.slot(target, argv);
         let mut conv = slot.lock().await;
         if conv.is_none() {
-            let started = tokio::time::timeout(timeout, self.spawn_piped(target, argv))
-                .await
-                .map_err(|_| ExecError::Timeout {
-                    host: target.host.clone(),
-                    seconds: timeout.as_secs(),
-                })??;
+            let started = within(target, timeout, self.spawn_piped(target, argv)).await?;
             *conv = converse(started);
         }
         let Some(c) = conv.as_mut() else {

@@ -96,12 +96,7 @@ impl Runner {
                 }
             }
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| ExecError::Timeout {
-                host: target.host.clone(),
-                seconds: timeout.as_secs(),
-            })?
+        within(target, timeout, work).await
     }
 
     /// Starts `argv` on `target` with its stdin open and returns at once: what the command does
@@ -118,12 +113,7 @@ impl Runner {
                 Runner::Ssh(ssh) => Started::Remote(ssh.spawn(target, argv, true).await?),
             })
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| ExecError::Timeout {
-                host: target.host.clone(),
-                seconds: timeout.as_secs(),
-            })?
+        within(target, timeout, work).await
     }
 
     /// Asks the long-lived `argv` on `target` one line (see [`Conversations`]): only for
@@ -207,6 +197,20 @@ impl SshRunner {
 
 type RemoteChild = openssh::Child<Arc<Session>>;
 
+/// `work`, or a timeout error for `target` once `timeout` has passed.
+pub(super) async fn within<T>(
+    target: &Target,
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ExecError::Timeout {
+            host: target.host.clone(),
+            seconds: timeout.as_secs(),
+        })?
+}
+
 /// A command started on a host, waiting for its input.
 pub enum Started {
     Remote(RemoteChild),
@@ -227,12 +231,7 @@ impl Started {
                 Started::Local(child) => finish_local(child, Some(stdin)).await,
             }
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| ExecError::Timeout {
-                host: target.host.clone(),
-                seconds: timeout.as_secs(),
-            })?
+        within(target, timeout, work).await
     }
 }
 
