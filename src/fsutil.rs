@@ -1,6 +1,7 @@
 //! Durable file writes shared by every stage that keeps state on disk (the per-cluster state,
-//! the journal of destructive actions, the daemon's `head` file). It depends on nothing else in
-//! the crate, so any stage can use it without a dependency running back up the pipeline.
+//! the journal of destructive actions, the daemon's `head` file), and reading a secret from the
+//! environment or a file. It depends on nothing else in the crate, so any stage can use it
+//! without a dependency running back up the pipeline.
 //!
 //! In: a target path and the bytes it must hold. Out: the file replaced atomically and durably,
 //! or an [`AtomicWriteError`] naming the path and keeping the IO cause. The bytes go to a
@@ -53,6 +54,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         .and_then(|d| d.sync_all())
         .map_err(fail("fsync of the directory"))?;
     Ok(())
+}
+
+/// Reads a secret from an environment variable or a file (trailing newline trimmed).
+pub fn secret(env: Option<&str>, file: Option<&Path>) -> Option<String> {
+    if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
+        return Some(v);
+    }
+    file.and_then(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim_end().to_string())
 }
 
 #[cfg(test)]

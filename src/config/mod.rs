@@ -291,15 +291,6 @@ impl Config {
     }
 }
 
-/// Reads a secret from an environment variable or a file (trailing newline trimmed).
-pub fn secret(env: Option<&str>, file: Option<&Path>) -> Option<String> {
-    if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
-        return Some(v);
-    }
-    file.and_then(|f| std::fs::read_to_string(f).ok())
-        .map(|s| s.trim_end().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,8 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use http::Metrics;
-use pgitops::config::{secret, Config};
+use pgitops::config::Config;
+use pgitops::fsutil::secret;
 use pgitops::source::remote::{Credentials, Mirror};
 pub use triggers::on_signals;
 

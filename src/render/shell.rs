@@ -24,45 +24,6 @@ pub fn line<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
-/// Splits a line made by [`line`] back into its words (bare words and `'...'` with `'\''`).
-/// `None` for anything [`line`] does not produce.
-pub fn split(line: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Some(words);
-        }
-        let mut w = String::new();
-        while let Some(&c) = chars.peek() {
-            match c {
-                ' ' => break,
-                '\'' => {
-                    chars.next();
-                    loop {
-                        match chars.next()? {
-                            '\'' => break,
-                            c => w.push(c),
-                        }
-                    }
-                }
-                '\\' => {
-                    chars.next();
-                    w.push(chars.next()?);
-                }
-                c => {
-                    chars.next();
-                    w.push(c);
-                }
-            }
-        }
-        words.push(w);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,7 +174,7 @@ impl Reporter {
             return Err(ForgeError::BadRepo { forge, repo });
         }
         let (env, file) = (cfg.token_env.as_deref(), cfg.token_file.as_deref());
-        let Some(token) = crate::config::secret(env, file).filter(|t| !t.trim().is_empty()) else {
+        let Some(token) = crate::fsutil::secret(env, file).filter(|t| !t.trim().is_empty()) else {
             let hint = match (env, file) {
                 (None, None) => "set token_env or token_file".to_string(),
                 _ => format!("token_env {env:?} unset or empty, token_file {file:?} unreadable"),
