@@ -92,18 +92,26 @@ impl Tree {
     pub fn from_document(file: &str, root: Value) -> Tree {
         let mut tree = Tree::default();
         match root {
-            Value::Mapping(m) => {
-                let has_all = m.contains_key("all");
-                for (k, v) in m {
-                    let name = scalar_text(&k).unwrap_or_default();
-                    if name == "all" {
-                        tree.read_group(file, vec![key("all")], "all", v, None);
-                    } else {
-                        tree.read_group(file, vec![Seg::Key(name.clone())], &name, v, Some("all"));
-                    }
-                }
-                if !has_all {
+            Value::Mapping(mut m) => {
+                // `all` first: other top-level keys are groups under it (as in Ansible), in
+                // whatever order the file has them.
+                let Some(all) = m.remove("all") else {
                     tree.err(file, vec![], "expected a mapping with the root key `all`");
+                    return tree;
+                };
+                tree.read_group(file, vec![key("all")], "all", all, None);
+                for (k, v) in m {
+                    match scalar_text(&k).filter(|n| !n.is_empty()) {
+                        Some(name) => {
+                            let path = vec![Seg::Key(name.clone())];
+                            tree.read_group(file, path, &name, v, Some("all"));
+                        }
+                        None => tree.err(
+                            file,
+                            vec![],
+                            "a top-level key must be a group name (a plain string)",
+                        ),
+                    }
                 }
             }
             Value::Null => tree.err(
@@ -410,6 +418,41 @@ mod tests {
                 .filter(|d| d.severity == Severity::Error)
                 .count(),
             2,
+            "{:?}",
+            t.diags
+        );
+    }
+
+    #[test]
+    fn keys_before_all_a_bom_and_odd_keys_never_panic() {
+        let d = "x-defaults: &d { pg_version: 15 }\nungrouped:\n  hosts: { 10.0.0.9: }\nall:\n  children:\n    pg-a:\n      hosts: { 10.0.0.2: { pg_seq: 1 } }\n      vars: { <<: *d, pg_cluster: pg-a }\n";
+        let t = tree(d);
+        assert_eq!(get(&t, "10.0.0.2", "pg_version"), &Value::from(15));
+        assert!(t.hosts.contains_key("10.0.0.9"));
+        assert!(t.groups["all"].children.contains(&"ungrouped".to_string()));
+        // `x-defaults` is read as a group, as Ansible does; its unknown key is an error.
+        assert!(
+            t.diags.iter().any(|d| d.message.contains("x-defaults")),
+            "{:?}",
+            t.diags
+        );
+        let flow = tree("{[a, b]: 1, all: { hosts: { h: } }}\n");
+        assert!(flow
+            .diags
+            .iter()
+            .any(|d| d.message.contains("top-level key")));
+        let none = tree("ungrouped:\n  hosts: { h: }\n");
+        assert!(none
+            .diags
+            .iter()
+            .any(|d| d.message.contains("root key `all`")));
+        let bom = crate::inventory::InventoryFiles::single(
+            "pigsty.yml",
+            "\u{feff}all:\n  hosts: { h: }\n",
+        );
+        let t = tree(&bom.main.text);
+        assert!(
+            t.hosts.contains_key("h") && t.diags.is_empty(),
             "{:?}",
             t.diags
         );

@@ -110,6 +110,7 @@ pub struct InventoryFiles {
 
 impl InventoryFiles {
     pub fn single(path: &str, text: &str) -> Self {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         InventoryFiles {
             main: SourceFile {
                 path: path.to_string(),

@@ -27,6 +27,11 @@ pub struct ParseError {
 /// Nesting deeper than this is refused (no inventory needs it; it protects the stack).
 const MAX_DEPTH: usize = 128;
 
+/// Aliases may expand to at most this many values in total (each alias is a full copy of its
+/// anchor): a "billion laughs" document of a few hundred bytes is refused instead of taking the
+/// memory of the machine. Pigsty's largest inventories expand to a few thousand.
+const MAX_ALIAS_VALUES: usize = 1_000_000;
+
 pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
     let mut b = Builder::default();
     let scanned = Parser::new_from_str(text).load(&mut b, true);
@@ -62,7 +67,12 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value and how many values it holds.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// The line each anchor is defined on.
+    anchor_lines: HashMap<usize, usize>,
+    /// Values copied by aliases so far.
+    expanded: usize,
     root: Option<Value>,
     documents: usize,
     error: Option<(Marker, String)>,
@@ -78,7 +88,8 @@ impl Builder {
     /// Adds a finished node to its parent (or makes it the document).
     fn node(&mut self, v: Value, anchor: usize, mark: Marker, merge_key: bool) {
         if anchor > 0 {
-            self.anchors.insert(anchor, v.clone());
+            self.anchors.insert(anchor, (v.clone(), values(&v)));
+            self.anchor_lines.entry(anchor).or_insert(mark.line());
         }
         match self.stack.last_mut() {
             None => self.root = Some(v),
@@ -154,6 +165,12 @@ impl Builder {
     }
 
     fn open(&mut self, frame: Frame, mark: Marker) {
+        let anchor = match &frame {
+            Frame::Seq { anchor, .. } | Frame::Map { anchor, .. } => *anchor,
+        };
+        if anchor > 0 {
+            self.anchor_lines.insert(anchor, mark.line());
+        }
         if self.stack.len() >= MAX_DEPTH {
             self.fail(mark, format!("nesting deeper than {MAX_DEPTH} levels"));
         }
@@ -184,8 +201,19 @@ impl MarkedEventReceiver for Builder {
                 let v = scalar(text, style, tag.as_ref());
                 self.node(v, anchor, mark, is_merge_key);
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(v) => self.node(v, 0, mark, false),
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, size)) if self.expanded + size > MAX_ALIAS_VALUES => {
+                    let line = self.anchor_lines.get(&id).copied().unwrap_or(0);
+                    self.fail(
+                        mark,
+                        format!("aliases expand to more than {MAX_ALIAS_VALUES} values in total; refusing this alias of the anchor on line {line}"),
+                    );
+                }
+                Some((v, size)) => {
+                    self.expanded += size;
+                    let v = v.clone();
+                    self.node(v, 0, mark, false);
+                }
                 None => self.fail(
                     mark,
                     "alias to an anchor that is not defined before it (or refers to itself)",
@@ -210,6 +238,16 @@ impl MarkedEventReceiver for Builder {
             Event::SequenceEnd | Event::MappingEnd => self.close(mark),
             _ => {}
         }
+    }
+}
+
+/// How many values `v` holds, itself included.
+fn values(v: &Value) -> usize {
+    1 + match v {
+        Value::Sequence(items) => items.iter().map(values).sum(),
+        Value::Mapping(m) => m.iter().map(|(k, v)| values(k) + values(v)).sum(),
+        Value::Tagged(t) => values(&t.value),
+        _ => 0,
     }
 }
 
@@ -356,6 +394,25 @@ mod tests {
 
     fn p(text: &str) -> Value {
         parse("f.yml", text).unwrap()
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_alias_naming_the_anchor_line() {
+        // Nine aliases per level, nine levels: 9^9 values if expanded (a "billion laughs").
+        let mut doc = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            doc.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let e = parse("pigsty.yml", &doc).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(e.message.contains("aliases expand to more than"), "{e}");
+        assert!(e.message.contains("anchor on line"), "{e}");
+        assert!(e.line > 1, "{e}");
+        // A document that uses aliases within reason still loads.
+        let ok = parse("pigsty.yml", "a: &a {x: 1}\nb: *a\nc: {<<: *a, y: 2}\n").unwrap();
+        assert_eq!(ok["c"]["x"], Value::from(1));
     }
 
     #[test]

@@ -135,6 +135,9 @@ impl Repo {
             path: path.to_string(),
             commit: commit.to_string(),
         })?;
+        // A UTF-8 byte-order mark (some Windows editors add one) is not part of the YAML;
+        // Ansible ignores it too.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         Ok(SourceFile {
             path: path.to_string(),
             text: text.to_string(),
