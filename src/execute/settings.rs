@@ -5,7 +5,7 @@
 //! inventory, the inventory over Pigsty's defaults (`postgres`, `/usr/pgsql/bin`, 5432,
 //! `/pg/data`; the socket directory is `/var/run/postgresql` in Pigsty's Patroni template).
 
-use crate::inventory::model::{int_var, str_var};
+use crate::inventory::model::{port_var, str_var};
 use crate::inventory::Inventory;
 
 pub const DEFAULT_DBSU: &str = "postgres";
@@ -37,9 +37,9 @@ impl PgSettings {
     pub fn of(inv: &Inventory, host: &str, o: &Overrides) -> PgSettings {
         let vars = inv.tree.hosts.get(host).map(|h| &h.vars);
         let s = |k: &str, d: &str| vars.and_then(|v| str_var(v, k)).unwrap_or(d).to_string();
+        // Validation refuses a port that does not read as one.
         let port = vars
-            .and_then(|v| int_var(v, "pg_port"))
-            .and_then(|p| u16::try_from(p).ok())
+            .and_then(|v| port_var(v, "pg_port").ok().flatten())
             .unwrap_or(DEFAULT_PORT);
         PgSettings {
             dbsu: o.dbsu.clone().unwrap_or_else(|| s("pg_dbsu", DEFAULT_DBSU)),

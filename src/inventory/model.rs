@@ -97,6 +97,23 @@ pub fn str_var<'a, V: VarSource + ?Sized>(vars: &'a V, name: &str) -> Option<&'a
     vars.var(name).and_then(|v| v.value.as_str())
 }
 
+/// A TCP port variable (`ansible_port`, `pg_port`) read as Ansible reads it: an integer, or an
+/// integer written as a string (`'2200'`). `Ok(None)` when unset; an error for anything else.
+pub fn port_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> Result<Option<u16>, String> {
+    let Some(v) = vars.var(name) else {
+        return Ok(None);
+    };
+    let n = match v.value.as_ref() {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n.and_then(|n| u16::try_from(n).ok()).filter(|p| *p > 0) {
+        Some(p) => Ok(Some(p)),
+        None => Err(format!("`{name}` must be a port number from 1 to 65535")),
+    }
+}
+
 pub fn int_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> Option<i64> {
     vars.var(name).and_then(|v| v.value.as_i64())
 }

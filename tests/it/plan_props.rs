@@ -220,6 +220,22 @@ fn hostile_values_stay_data() {
         "{}",
         run.stderr
     );
+    // a port in a string reads as Ansible reads it; anything else that is not a port is refused
+    let mut v = base();
+    hosts(&mut v, "pg-test")["127.0.10.12"]["ansible_port"] = "2200".into();
+    repo.commit_inventory(&to_yaml(&v), "quoted port");
+    let run = pgitops(repo.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    hosts(&mut v, "pg-test")["127.0.10.13"]["pg_port"] = "5432; rm -rf /".into();
+    repo.commit_inventory(&to_yaml(&v), "not a port");
+    let run = pgitops(repo.path(), &["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("`pg_port` must be a port number")
+            && run.stderr.contains("pigsty.yml:"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::settings::PgSettings;
 use super::Target;
 use super::{result, ActionResult, ExecConfig, ExecError, HostLocks, HostResult, Runner, Status};
-use crate::inventory::model::{str_var, PgCluster};
+use crate::inventory::model::{port_var, str_var, PgCluster};
 use crate::inventory::Inventory;
 use crate::plan::{Action, Approval, Class, Step};
 
@@ -40,10 +40,8 @@ impl Ctx<'_> {
             .or_else(|| self.old.tree.hosts.get(host))
             .map(|h| &h.vars);
         let get = |k: &str| vars.and_then(|v| str_var(v, k)).map(str::to_string);
-        let port = vars
-            .and_then(|v| v.get("ansible_port"))
-            .and_then(|v| v.value.as_u64())
-            .and_then(|p| u16::try_from(p).ok());
+        // Validation refuses a port that does not read as one.
+        let port = vars.and_then(|v| port_var(v, "ansible_port").ok().flatten());
         Target {
             host: host.to_string(),
             address: get("ansible_host").unwrap_or_else(|| host.to_string()),

@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
-use super::model::Model;
+use super::model::{port_var, Model};
 use super::module::group_module;
 use super::positions::Seg;
 use super::Origin;
@@ -101,6 +101,11 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
                 if !ok {
                     out.err(&v.origin, format!("`{key}` must be a host name, an address or a user name (letters, digits, `.`, `_`, `:`, `-`; not starting with `-`)"));
                 }
+            }
+        }
+        for key in ["ansible_port", "pg_port"] {
+            if let (Err(e), Some(v)) = (port_var(&host.vars, key), host.vars.get(key)) {
+                out.err(&v.origin, e);
             }
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
