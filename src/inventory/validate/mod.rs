@@ -79,6 +79,43 @@ fn check_globals(tree: &Tree, out: &mut Out) {
     }
 }
 
+/// `pg_parameters`: a mapping of GUC names to scalar values (absent or null: none). Anything
+/// else would read as "no parameters" and reset every parameter the cluster has.
+fn check_parameters(v: &serde_yaml_ng::Value) -> Result<(), String> {
+    use serde_yaml_ng::Value;
+    let map = match v {
+        Value::Null => return Ok(()),
+        Value::Mapping(m) => m,
+        _ => return Err("`pg_parameters` must be a mapping of parameter names to values".into()),
+    };
+    for (k, v) in map {
+        let name = k.as_str().unwrap_or_default();
+        let guc = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !guc {
+            return Err(format!(
+                "`pg_parameters` key {name:?} is not a parameter name (letters, digits, `_`, `.`)"
+            ));
+        }
+        let one = |v: &Value| match v {
+            Value::String(s) => !s.contains(['\n', '\r', '\0']),
+            Value::Number(_) | Value::Bool(_) => true,
+            _ => false,
+        };
+        // A list is for list parameters (`search_path`, `shared_preload_libraries`, ...).
+        let ok = match v {
+            Value::Sequence(items) => items.iter().all(one),
+            v => one(v),
+        };
+        if !ok {
+            return Err(format!("`pg_parameters.{name}` must be one line of text, a number, a boolean or a list of them"));
+        }
+    }
+    Ok(())
+}
+
 fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
     for (name, host) in &tree.hosts {
         let origin = host.origin.as_deref().expect("hosts have an origin");
@@ -105,6 +142,11 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
         }
         for key in ["ansible_port", "pg_port"] {
             if let (Err(e), Some(v)) = (port_var(&host.vars, key), host.vars.get(key)) {
+                out.err(&v.origin, e);
+            }
+        }
+        if let Some(v) = host.vars.get("pg_parameters") {
+            if let Err(e) = check_parameters(&v.value) {
                 out.err(&v.origin, e);
             }
         }
