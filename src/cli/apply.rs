@@ -156,7 +156,7 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    if let Some(note) = &done.note {
+    if let Some(note) = done.note.as_ref().filter(|_| done.unrecorded.is_none()) {
         text.push_str(&format!(
             "{}: {} ({} actions, {} ms); note written to refs/notes/pgitops\n",
             &note.commit[..12],
@@ -165,7 +165,12 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             note.ms
         ));
     }
+    // The report is out before anything about recording it: nothing applied goes unreported.
     emit(&text);
+    if let Some(why) = &done.unrecorded {
+        eprintln!("pgitops: error: the results above were not recorded: {why}");
+        return Ok(EXIT_CHANGES);
+    }
     let failed = done.failed() || done.results.iter().any(|r| r.status == Status::Failed);
     Ok(if failed { EXIT_CHANGES } else { EXIT_OK })
 }

@@ -75,6 +75,16 @@ impl Controller {
         )
     }
 
+    /// A cluster whose run failed or could not be recorded: retried after its backoff.
+    pub fn failed(&mut self, cluster: &str, now: Instant) {
+        let ctl = self.clusters.entry(cluster.to_string()).or_default();
+        ctl.failures += 1;
+        ctl.next = Requeue {
+            at: Some(now + backoff(ctl.failures)),
+            on_approval: false,
+        };
+    }
+
     /// Records a cluster's run: its results decide when it runs next. `opens_in` gives the time
     /// until a closed class's window opens (None: it never opens on its own).
     pub fn ran(
@@ -84,15 +94,10 @@ impl Controller {
         now: Instant,
         opens_in: &dyn Fn(Class) -> Option<Duration>,
     ) {
-        let ctl = self.clusters.entry(cluster.to_string()).or_default();
         if results.iter().any(|r| r.status == Status::Failed) {
-            ctl.failures += 1;
-            ctl.next = Requeue {
-                at: Some(now + backoff(ctl.failures)),
-                on_approval: false,
-            };
-            return;
+            return self.failed(cluster, now);
         }
+        let ctl = self.clusters.entry(cluster.to_string()).or_default();
         ctl.failures = 0;
         let window = results
             .iter()

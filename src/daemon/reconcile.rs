@@ -190,6 +190,9 @@ impl<'a> Service<'a> {
         self.last_head = Some(newest.clone());
         write_head(&cfg.state.dir, &newest)?;
         self.requeue(&done, &known, &skip);
+        if let Some(why) = &done.unrecorded {
+            tracing::error!(commit = %newest, "results not recorded: {why}");
+        }
         if !off_branch.is_empty() {
             let short: Vec<&str> = off_branch.iter().map(|c| &c[..12.min(c.len())]).collect();
             let text = format!("the branch was rewritten: last applied {} is not an ancestor of this commit; the trees were diffed", short.join(", "));

@@ -4,7 +4,8 @@
 //! are planned in groups), or the empty inventory on the first apply. After execution, each
 //! cluster's state advances to TO unless one of its actions failed or awaits approval (then the
 //! next apply plans it again), the objects pgitops created are recorded, and the run is written
-//! as a git note on TO.
+//! as a git note on TO. The note is written before the state: a note that cannot be written
+//! never advances the state (see [`Applied::unrecorded`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub struct Applied {
     pub runs: Vec<PlanRun>,
     pub results: Vec<ActionResult>,
     pub note: Option<Run>,
+    /// Why the results could not all be recorded. The note is written first and the state only
+    /// after it, so a failed note never advances the state: the next apply plans these actions
+    /// again (each step is idempotent; destructive ones are journaled) and records them.
+    pub unrecorded: Option<String>,
 }
 
 impl Applied {
@@ -108,6 +113,7 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
             runs,
             results: vec![],
             note: None,
+            unrecorded: None,
         });
     }
     if runs.iter().any(|r| !r.errors.is_empty()) {
@@ -127,6 +133,7 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
             runs,
             results: vec![],
             note: Some(run),
+            unrecorded: None,
         });
     }
     let mut exec = ao.exec;
@@ -165,17 +172,21 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
         };
         results.extend(execute::run(&run.plan, old, new, runner.clone(), cfg).await);
     }
-    record(&mut state, &runs, &results, &to.id, &keep);
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
-    state.save(&state_dir)?;
-    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "state saved");
     let run = note_of(&runs, &results, &to.id, started);
-    note::append(repo.git(), &run).context("writing the git note")?;
-    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
+    let unrecorded = match note::append(repo.git(), &run) {
+        Err(e) => Some(format!("writing the git note: {e}; the state was not advanced, so the next apply runs these actions again and records them")),
+        Ok(()) => {
+            tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
+            record(&mut state, &runs, &results, &to.id, &keep);
+            state.save(&state_dir).err().map(|e| format!("saving the state: {e}; the note is written, and the next apply runs these actions again"))
+        }
+    };
     Ok(Applied {
         runs,
         results,
         note: Some(run),
+        unrecorded,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod apply_instances;
 mod apply_objects;
+mod apply_records;
 mod corpus;
 mod forge;
 mod forge_order;
