@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
 pub use schedule::{Schedule, Window, WindowClass};
 
@@ -120,7 +121,9 @@ pub struct Executor {
     #[serde(default = "control_dir")]
     pub control_dir: PathBuf,
     #[serde(default, rename = "become")]
-    pub become_method: BecomeMethod,
+    /// How steps become the dbsu on a node: `runuser` (logged in as root), `sudo -n -u`, or
+    /// `none` (the SSH user is the dbsu).
+    pub become_method: Become,
     /// Overrides of the inventory's `pg_dbsu`, `pg_bin_dir` and the socket directory.
     pub dbsu: Option<String>,
     pub pg_bin: Option<String>,
@@ -144,17 +147,6 @@ pub enum ExecutorKind {
     #[default]
     Native,
     Pigsty,
-}
-
-/// How steps become the dbsu on a node (`become`): `runuser` (logged in as root), `sudo -n -u`,
-/// or `none` (the SSH user is the dbsu).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BecomeMethod {
-    #[default]
-    Runuser,
-    Sudo,
-    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,12 +342,12 @@ mod tests {
         assert_eq!(c.schedule.windows.len(), 1);
         assert_eq!(
             (c.executor.kind, c.executor.become_method, c.log.format),
-            (ExecutorKind::Native, BecomeMethod::Runuser, LogFormat::Text)
+            (ExecutorKind::Native, Become::Runuser, LogFormat::Text)
         );
         let c = parse("[repository]\nremote = 'x'\n[executor]\nbecome = 'sudo'\n[log]\nformat = 'json'\n[[reporter]]\nkind = 'forgejo'\nurl = 'https://f.example/api/v1/'\nrepo = 'a/b'\ntoken_env = 'T'\n").unwrap();
         assert_eq!(
             (c.executor.become_method, c.log.format),
-            (BecomeMethod::Sudo, LogFormat::Json)
+            (Become::Sudo, LogFormat::Json)
         );
         assert_eq!(c.reporters[0].settings().kind, ForgeKind::Gitea);
         assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'reload'\nstart = '0 0 2 * * Sun'\nminutes = 0\n").unwrap_err().contains("minutes"));
@@ -366,6 +358,6 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/pgitops.toml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.schedule.timezone, chrono_tz::Europe::Berlin);
-        assert_eq!(c.executor.become_method, BecomeMethod::Sudo);
+        assert_eq!(c.executor.become_method, Become::Sudo);
     }
 }

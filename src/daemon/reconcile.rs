@@ -13,9 +13,9 @@ use anyhow::Result;
 use super::controller::{Controller, Due};
 use super::http::Metrics;
 use super::{statuses, window, Shutdown};
-use pgitops::config::{BecomeMethod, Config, ExecutorKind};
+use pgitops::config::{Config, ExecutorKind};
 use pgitops::execute::settings::Overrides;
-use pgitops::execute::{Become, ExecConfig, Runner, Status};
+use pgitops::execute::{ExecConfig, Runner, Status};
 use pgitops::ops::apply::{apply, Applied, ApplyOptions};
 use pgitops::ops::executor::{build, ExecutorSettings};
 use pgitops::ops::RepoOptions;
@@ -50,11 +50,7 @@ fn executor_settings(cfg: &Config) -> ExecutorSettings {
         ssh_config: e.ssh_config.clone(),
         control_dir: e.control_dir.clone(),
         ssh_reuse: false,
-        become_method: match e.become_method {
-            BecomeMethod::Runuser => Become::Runuser,
-            BecomeMethod::Sudo => Become::Sudo,
-            BecomeMethod::None => Become::None,
-        },
+        become_method: e.become_method,
         pg: Overrides {
             dbsu: e.dbsu.clone(),
             bin_dir: e.pg_bin.clone(),
@@ -81,11 +77,8 @@ impl<'a> Service<'a> {
         // A cluster left behind the last head (a crash, a hold) makes the first reconcile a
         // full one.
         let head = read_head(&cfg.state.dir);
-        let behind = State::load(&cfg.state.dir).is_ok_and(|s| {
-            s.clusters
-                .values()
-                .any(|c| c.last_applied.is_none() || c.last_applied != head)
-        });
+        let behind = State::load(&cfg.state.dir)
+            .is_ok_and(|s| s.clusters.values().any(|c| c.last_applied != head));
         Service {
             cfg,
             mirror,

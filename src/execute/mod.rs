@@ -39,10 +39,12 @@ pub enum ExecError {
     Refused(String),
 }
 
-/// How the native executor reaches PostgreSQL on a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the native executor reaches PostgreSQL on a host (`become` in `pgitops.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Become {
     /// `runuser -u <dbsu> --` (root login).
+    #[default]
     Runuser,
     /// `sudo -n -u <dbsu> --`.
     Sudo,

@@ -7,7 +7,7 @@
 //! as a git note on TO. The note is written before the state: a note that cannot be written
 //! never advances the state (see [`Applied::unrecorded`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -216,7 +216,11 @@ fn record(
         }
         clusters.extend(run.plan.actions.iter().map(|a| a.cluster.clone()));
     }
-    let actions: Vec<&crate::plan::Action> = runs.iter().flat_map(|r| &r.plan.actions).collect();
+    let actions: HashMap<&str, &crate::plan::Action> = runs
+        .iter()
+        .flat_map(|r| &r.plan.actions)
+        .map(|a| (a.id.as_str(), a))
+        .collect();
     for name in clusters.iter().map(String::as_str).filter(|c| covered(c)) {
         let mine: Vec<&ActionResult> = results.iter().filter(|r| r.cluster == name).collect();
         let entry = state.clusters.entry(name.to_string()).or_default();
@@ -233,7 +237,7 @@ fn record(
             entry.last_applied = Some(to.to_string());
         }
         for r in mine.iter().filter(|r| r.status == Status::Applied) {
-            let Some(a) = actions.iter().find(|a| a.id == r.id) else {
+            let Some(a) = actions.get(r.id.as_str()) else {
                 continue;
             };
             match &a.step {
@@ -253,13 +257,14 @@ fn record(
 
 fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
     let mut by_cluster: BTreeMap<(String, String), Vec<ActionResult>> = BTreeMap::new();
+    let by_id: HashMap<&str, &ActionResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
     for run in runs {
         for a in &run.plan.actions {
-            if let Some(r) = results.iter().find(|r| r.id == a.id) {
+            if let Some(r) = by_id.get(a.id.as_str()) {
                 by_cluster
                     .entry((a.module.as_str().to_string(), a.cluster.clone()))
                     .or_default()
-                    .push(r.clone());
+                    .push((*r).clone());
             }
         }
     }

@@ -26,6 +26,12 @@ pub(crate) fn sql_target(inv: &Inventory, c: &PgCluster) -> SqlTarget {
     }
 }
 
+/// An entry whose definition is not a mapping is not planned (validation refuses such
+/// entries; this says so if one gets through).
+fn unreadable(what: &str, name: &str) -> String {
+    format!("{what} {name} has no definition mapping: not planned")
+}
+
 /// The definition of the named entry.
 pub(crate) fn def(list: &[crate::inventory::named::Named], name: &str) -> Option<Definition> {
     list.iter()
@@ -57,7 +63,10 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                 b.push(act(step, Class::Online, drop).pigsty(cmd));
             }
             op => {
-                let Some(def) = def(&new.users, &user) else { continue };
+                let Some(def) = def(&new.users, &user) else {
+                    b.warn(name, unreadable("user", &user));
+                    continue;
+                };
                 let step = ObjectStep::UserUpsert { name: user, def, create: op == Op::Create, sql: sql_new.clone() };
                 b.push(act(step, Class::Online, Order::Create(Phase::User)).pigsty(cmd));
             }
@@ -77,7 +86,10 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                 b.push(a.pigsty(cmd).reason("drops the database and all its data"));
             }
             _ if st == "recreate" => {
-                let Some(def) = def(&new.databases, &db) else { continue };
+                let Some(def) = def(&new.databases, &db) else {
+                    b.warn(name, unreadable("database", &db));
+                    continue;
+                };
                 let step = ObjectStep::DatabaseRecreate { name: db, def, sql: sql_new.clone() };
                 b.push(act(step, Class::Destructive, create).pigsty(cmd).reason("drops and creates the database again: all its data is lost; applied once for this commit, never re-applied"));
             }
@@ -93,7 +105,10 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                 if d.is_some_and(|d| d.get("baseline").is_some_and(|v| !v.is_null())) {
                     b.warn(name, format!("database {db} has a `baseline`: Pigsty re-runs it on every pgsql-db run"));
                 }
-                let Some(def) = def(&new.databases, &db) else { continue };
+                let Some(def) = def(&new.databases, &db) else {
+                    b.warn(name, unreadable("database", &db));
+                    continue;
+                };
                 let step = ObjectStep::DatabaseUpsert { name: db, def, create: op == Op::Create, sql: sql_new.clone() };
                 let mut a = act(step, class, create).pigsty(cmd);
                 if dropping {

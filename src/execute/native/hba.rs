@@ -91,9 +91,10 @@ async fn one(
     };
     let text = hba_for(ctx.new, c, host, Target::Postgres, Some(role))
         .map_err(|e| ExecError::Refused(e.to_string()))?;
-    let path = format!("{}/pg_hba.conf", ctx.pg(host).data);
-    let psql = psql_argv(ctx, host, "postgres")?;
-    let dbsu = ctx.pg(host).dbsu;
+    let pg = ctx.pg(host);
+    let path = format!("{}/pg_hba.conf", pg.data);
+    let dbsu = pg.dbsu.clone();
+    let psql = psql_argv(pg, "postgres")?;
     let live = if in_recovery { "standby" } else { "primary" };
     let mut argv = become_argv(ctx.cfg.become_method, &dbsu);
     argv.extend(["sh", "-c", WRITE_CHECK_RELOAD, "sh", &path, live]);

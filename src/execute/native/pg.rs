@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::execute::runner::{Output, Started};
+use crate::execute::settings::PgSettings;
 use crate::execute::{Become, ExecError};
 use crate::inventory::model::PgCluster;
 use crate::plan::Action;
@@ -17,10 +18,9 @@ pub fn become_argv(how: Become, dbsu: &str) -> Vec<&str> {
     }
 }
 
-/// `psql` on `host`'s socket, connected to `db`, unaligned and tuples-only, to be run as the
-/// dbsu; the caller adds how it passes SQL.
-pub fn psql_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, ExecError> {
-    let pg = ctx.pg(host);
+/// `psql` on the host's socket (`pg`: its settings), connected to `db`, unaligned and
+/// tuples-only, to be run as the dbsu; the caller adds how it passes SQL.
+pub fn psql_argv(pg: PgSettings, db: &str) -> Result<Vec<String>, ExecError> {
     let dbname = format!(
         "dbname={} application_name=pgitops",
         conninfo_value(db).map_err(|e| ExecError::Refused(e.to_string()))?
@@ -89,12 +89,12 @@ impl Psql {
 
 /// As the dbsu: psql reading its script from stdin.
 fn psql_stdin_argv(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Vec<String>, ExecError> {
-    let dbsu = ctx.pg(host).dbsu;
-    let mut argv: Vec<String> = become_argv(ctx.cfg.become_method, &dbsu)
+    let pg = ctx.pg(host);
+    let mut argv: Vec<String> = become_argv(ctx.cfg.become_method, &pg.dbsu)
         .into_iter()
         .map(str::to_string)
         .collect();
-    argv.extend(psql_argv(ctx, host, db)?);
+    argv.extend(psql_argv(pg, db)?);
     argv.extend(["-f".into(), "-".into()]);
     Ok(argv)
 }
