@@ -37,6 +37,10 @@ pub enum ExecError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A step that cannot be rolled back (`done`, e.g. `created database app`) went through, then
+    /// a later one failed: the result says exactly what stays.
+    #[error("{done}; then failed: {cause}")]
+    Partial { done: String, cause: Box<ExecError> },
 }
 
 /// How the native executor reaches PostgreSQL on a host (`become` in `pgitops.toml`).

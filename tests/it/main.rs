@@ -3,6 +3,7 @@
 mod apply_instances;
 mod apply_objects;
 mod apply_records;
+mod apply_txn;
 mod corpus;
 mod forge;
 mod forge_order;

@@ -162,6 +162,10 @@ async fn user_upsert(
     Ok((String::new(), vec![host]))
 }
 
+/// CREATE DATABASE runs on its own (it cannot run in a transaction block); what follows runs in
+/// transactions of its own. When the database was created by this run and a later script fails,
+/// the result says `created database <name>; then failed: <why>`: the database stays, the
+/// cluster's state does not advance, and the next apply converges it.
 async fn database_upsert(
     ctx: &Ctx<'_>,
     p: &Primary,
@@ -172,12 +176,23 @@ async fn database_upsert(
     let s =
         sql::database_upsert(name, &def.0, sc).map_err(|e| ExecError::Refused(e.to_string()))?;
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, p, s.admin_db, &s.create, None).await?;
-        run(ctx, p, name, &s.provision, None).await?;
-        if !s.finish.statements.is_empty() {
-            run(ctx, p, s.admin_db, &s.finish, None).await?;
+        let created = sql::DbScripts::created(&run(ctx, p, s.admin_db, &s.create, None).await?);
+        let rest = async {
+            run(ctx, p, name, &s.provision, None).await?;
+            if !s.finish.statements.is_empty() {
+                run(ctx, p, s.admin_db, &s.finish, None).await?;
+            }
+            Ok(())
+        };
+        match (rest.await, created) {
+            (Ok(()), true) => Ok(format!("database {name} created on the live primary")),
+            (Ok(()), false) => Ok(format!("database {name} converged on the live primary")),
+            (Err(cause), true) => Err(ExecError::Partial {
+                done: format!("created database {name}"),
+                cause: Box::new(cause),
+            }),
+            (Err(e), false) => Err(e),
         }
-        Ok(format!("database {name} converged on the live primary"))
     })
     .await;
     Ok((String::new(), vec![host]))

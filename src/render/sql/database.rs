@@ -7,6 +7,8 @@
 //! re-enables connections so that `provision` can connect, and `finish` disables them again. Schema
 //! owners are converged with `ALTER SCHEMA ... OWNER TO`. `pg_default_privileges` and `baseline`
 //! are not handled here. `postgres`, `template0` and `template1` are never dropped.
+//! `create` and the drop run statement by statement (PostgreSQL refuses CREATE/DROP DATABASE and
+//! SET TABLESPACE in a transaction block); `provision` and `finish` each run in one transaction.
 
 use serde_yaml_ng::Mapping;
 
@@ -14,7 +16,7 @@ use super::def::Def;
 use super::out::{with, Out};
 use super::params::{set_parameters, LIST_GUCS};
 use super::quote::{ident, literal, names};
-use super::{invalid, protected, DbScripts, Result, Script, SqlContext, SqlError};
+use super::{invalid, protected, DbScripts, Result, Script, SqlContext, SqlError, DB_CREATED};
 
 enum Kind {
     Ident,
@@ -115,6 +117,7 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
             o.sql(terminate(t)); // as Pigsty does for non-standard templates
         }
         o.sql(format!("CREATE DATABASE {db}{};", with(&opts, " ")));
+        o.sql(format!("\\echo {DB_CREATED}"));
     });
     if d.bool("allowconn")?.is_some() {
         out.sql(format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;"));
@@ -129,7 +132,7 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
             o.sql(format!("ALTER DATABASE {db} SET TABLESPACE {ts_id};"))
         });
     }
-    Ok(out.done())
+    Ok(out.done_outside_transaction())
 }
 
 fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) -> Result<Script> {
@@ -248,7 +251,7 @@ pub fn database_drop(name: &str, ctx: &SqlContext) -> Result<Script> {
             o.sql(format!("DROP DATABASE IF EXISTS {db};"));
         }
     });
-    Ok(out.done())
+    Ok(out.done_outside_transaction())
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //! (or, for databases, [`DbScripts`]) or a [`SqlError`] naming the refused field.
 //!
 //! Scripts are fed to `psql -X -v ON_ERROR_STOP=1 -f -` on stdin ([`Script::to_psql_input`]).
+//! A script runs in one transaction (`BEGIN` ... `COMMIT`) unless it holds a statement that
+//! PostgreSQL refuses inside a transaction block (`CREATE`/`DROP DATABASE`, `ALTER DATABASE ...
+//! SET TABLESPACE`, `ALTER SYSTEM`): a statement that fails leaves nothing of the script behind.
 //! They are idempotent without DO blocks: conditionals are `SELECT ... \gset` plus `\if`. The only
 //! DO block is a constant one (no inventory text) that raises the message a preceding query stored
 //! in the custom setting `pgitops.error`. The executor must connect as a superuser (the dbsu).
@@ -108,6 +111,9 @@ pub struct SqlContext<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Script {
     pub statements: Vec<Statement>,
+    /// Run as one transaction: psql stops at the first error and the server rolls the open
+    /// transaction back when the connection ends, so nothing of a failed script stays.
+    pub transaction: bool,
 }
 
 /// One SQL statement or psql meta-command line.
@@ -137,10 +143,14 @@ RESET log_min_duration_statement;\nRESET log_min_error_statement;\n\
 RESET pg_stat_statements.track_utility;\n";
 
 impl Script {
-    /// Text for `psql -X -v ON_ERROR_STOP=1 -f -`. Stops at the first error even without `-v`.
-    /// The executor must not pass `-a`/`-e`, which would echo secret statements.
+    /// Text for `psql -X -v ON_ERROR_STOP=1 -f -`. Stops at the first error even without `-v`
+    /// (a [`Script::transaction`] is then rolled back). The executor must not pass `-a`/`-e`,
+    /// which would echo secret statements.
     pub fn to_psql_input(&self) -> String {
         let mut out = String::from("\\set ON_ERROR_STOP on\nSET client_encoding = 'UTF8';\n");
+        if self.transaction {
+            out.push_str("BEGIN;\n");
+        }
         for st in &self.statements {
             if st.secret {
                 out.push_str(SECRET_ON);
@@ -151,6 +161,9 @@ impl Script {
                 out.push_str(SECRET_OFF);
             }
         }
+        if self.transaction {
+            out.push_str("COMMIT;\n");
+        }
         out
     }
 }
@@ -160,10 +173,22 @@ impl Script {
 pub struct DbScripts {
     /// Where `create` and `finish` run: `postgres`, or `template1` when the template is `postgres`.
     pub admin_db: &'static str,
-    /// In `admin_db`: CREATE DATABASE if missing, re-enable connections, move tablespace.
+    /// In `admin_db`, outside a transaction: CREATE DATABASE if missing, re-enable connections,
+    /// move tablespace. Prints [`DB_CREATED`] when it created the database.
     pub create: Script,
-    /// Inside the database itself (refuses to run anywhere else).
+    /// Inside the database itself (refuses to run anywhere else), in one transaction.
     pub provision: Script,
-    /// In `admin_db`: `ALLOW_CONNECTIONS false` when requested; often empty.
+    /// In `admin_db`, in one transaction: `ALLOW_CONNECTIONS false` when requested; often empty.
     pub finish: Script,
+}
+
+/// The line [`DbScripts::create`] prints (psql `\echo`) when it created the database: the
+/// executor says so when a later script fails, since CREATE DATABASE cannot be rolled back.
+pub const DB_CREATED: &str = "pgitops: database created";
+
+impl DbScripts {
+    /// Whether the output of [`DbScripts::create`] says it created the database.
+    pub fn created(create_output: &str) -> bool {
+        create_output.lines().any(|l| l.trim() == DB_CREATED)
+    }
 }

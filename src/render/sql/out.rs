@@ -39,8 +39,23 @@ impl Out {
         self.sql("\\endif");
     }
 
+    /// The script, run as one transaction.
     pub(super) fn done(self) -> Script {
-        Script { statements: self.0 }
+        let statements = self.0;
+        Script {
+            statements,
+            transaction: true,
+        }
+    }
+
+    /// The script, each statement on its own: for those PostgreSQL refuses inside a transaction
+    /// block (`CREATE`/`DROP DATABASE`, `ALTER DATABASE ... SET TABLESPACE`, `ALTER SYSTEM`).
+    pub(super) fn done_outside_transaction(self) -> Script {
+        let statements = self.0;
+        Script {
+            statements,
+            transaction: false,
+        }
     }
 }
 

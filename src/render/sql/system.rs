@@ -37,7 +37,7 @@ pub fn alter_system(set: &[(&str, &Value)], reset: &[&str]) -> Result<Script> {
         out.sql(format!("ALTER SYSTEM RESET {};", ident(&field, name)?));
     }
     out.sql("SELECT pg_reload_conf();".to_string());
-    Ok(out.done())
+    Ok(out.done_outside_transaction())
 }
 
 /// Lists those of `names` that are waiting for a restart.

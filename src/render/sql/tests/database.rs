@@ -19,7 +19,7 @@ fn database_create_options() {
     let minimal = text(&db("{}").create);
     has(
         &minimal,
-        &["\\if :pgitops_missing\nCREATE DATABASE \"d\";\n\\endif"],
+        &["\\if :pgitops_missing\nCREATE DATABASE \"d\";\n\\echo pgitops: database created\n\\endif"],
     );
     lacks(&minimal, &["TABLESPACE", "terminate", "ALLOW_CONNECTIONS"]);
     assert_eq!(
@@ -95,4 +95,20 @@ fn database_drop_rules() {
         &sql,
         &["pg_terminate_backend", "DROP DATABASE IF EXISTS \"d\";"],
     );
+}
+
+/// CREATE/DROP DATABASE run statement by statement (PostgreSQL refuses them in a transaction
+/// block); what runs inside the database and the finish each run in one transaction.
+#[test]
+fn database_scripts_run_in_transactions_where_postgres_allows() {
+    let s = db("{owner: o, allowconn: false, extensions: [postgis]}");
+    let (create, provision) = (s.create.to_psql_input(), s.provision.to_psql_input());
+    lacks(&create, &["BEGIN;", "COMMIT;"]);
+    assert!(!s.create.transaction && s.provision.transaction && s.finish.transaction);
+    has(&provision, &["SET client_encoding = 'UTF8';\nBEGIN;\n"]);
+    assert!(provision.ends_with("CASCADE;\nCOMMIT;\n"), "{provision}");
+    let drop = database_drop("d", &ctx(15)).unwrap().to_psql_input();
+    lacks(&drop, &["BEGIN;", "COMMIT;"]);
+    assert!(DbScripts::created("\npgitops: database created\n"));
+    assert!(!DbScripts::created(""));
 }

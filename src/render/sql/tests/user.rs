@@ -204,3 +204,29 @@ fn user_drop_checks_ownership() {
     assert!(sql.ends_with("\\endif\nDROP ROLE IF EXISTS \"o'u\";"));
     lacks(&sql, &["REASSIGN", "DROP OWNED"]);
 }
+
+/// A user's statements run as one transaction: a failing GRANT leaves no role behind. The
+/// password statement and its logging guards are inside it.
+#[test]
+fn user_scripts_run_in_one_transaction() {
+    let def = yaml("{password: x, roles: [dbrole_readonly]}");
+    let s = user_upsert("u", &def, Secret::Verifier(MD5), &ctx(16)).unwrap();
+    let input = s.to_psql_input();
+    let (begin, commit) = (
+        input.find("BEGIN;\n").unwrap(),
+        input.find("COMMIT;\n").unwrap(),
+    );
+    let (create, secret) = (input.find("CREATE ROLE").unwrap(), input.find(MD5).unwrap());
+    assert!(
+        begin < create && create < secret && secret < commit,
+        "{input}"
+    );
+    assert!(input.ends_with("COMMIT;\n"), "{input}");
+    let drop = user_drop("u", &ctx(16)).unwrap().to_psql_input();
+    has(
+        &drop,
+        &["BEGIN;\n", "DROP ROLE IF EXISTS \"u\";\nCOMMIT;\n"],
+    );
+    let system = alter_system(&[], &["work_mem"]).unwrap().to_psql_input();
+    lacks(&system, &["BEGIN;"]);
+}
