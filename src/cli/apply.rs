@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use pgitops::execute::settings::Overrides;
-use pgitops::execute::{Become, Status};
-use pgitops::ops::apply::{apply as run_apply, ApplyOptions};
+use pgitops::execute::{ActionResult, Become, Status};
+use pgitops::ops::apply::{apply_then, ApplyOptions};
 use pgitops::ops::executor::{self, ExecutorSettings};
 use pgitops::ops::RepoOptions;
 
@@ -113,7 +113,9 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         dry_run: a.dry_run,
         exec,
     };
-    let done = run_apply(opts, options, &runner).await;
+    // The report is out as soon as the actions have run, before the note and the state are
+    // written: nothing applied goes unreported, whatever happens to the records.
+    let done = apply_then(opts, options, &runner, |results| emit(&report(results))).await;
     runner.close().await;
     let done = done?;
     let mut text = String::new();
@@ -137,7 +139,28 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             EXIT_OK
         });
     }
-    for r in &done.results {
+    if let Some(note) = done.note.as_ref().filter(|_| done.unrecorded.is_none()) {
+        text.push_str(&format!(
+            "{}: {} ({} actions, {} ms); note written to refs/notes/pgitops\n",
+            &note.commit[..12],
+            note.result,
+            done.results.len(),
+            note.ms
+        ));
+    }
+    emit(&text);
+    if let Some(why) = &done.unrecorded {
+        eprintln!("pgitops: error: the results above were not recorded: {why}");
+        return Ok(EXIT_CHANGES);
+    }
+    let failed = done.failed() || done.results.iter().any(|r| r.status == Status::Failed);
+    Ok(if failed { EXIT_CHANGES } else { EXIT_OK })
+}
+
+/// One block per action: its status, message and per-host results.
+fn report(results: &[ActionResult]) -> String {
+    let mut text = String::new();
+    for r in results {
         let status = serde_json::to_value(r.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -156,21 +179,5 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    if let Some(note) = done.note.as_ref().filter(|_| done.unrecorded.is_none()) {
-        text.push_str(&format!(
-            "{}: {} ({} actions, {} ms); note written to refs/notes/pgitops\n",
-            &note.commit[..12],
-            note.result,
-            done.results.len(),
-            note.ms
-        ));
-    }
-    // The report is out before anything about recording it: nothing applied goes unreported.
-    emit(&text);
-    if let Some(why) = &done.unrecorded {
-        eprintln!("pgitops: error: the results above were not recorded: {why}");
-        return Ok(EXIT_CHANGES);
-    }
-    let failed = done.failed() || done.results.iter().any(|r| r.status == Status::Failed);
-    Ok(if failed { EXIT_CHANGES } else { EXIT_OK })
+    text
 }

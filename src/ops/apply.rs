@@ -4,8 +4,9 @@
 //! are planned in groups), or the empty inventory on the first apply. After execution, each
 //! cluster's state advances to TO unless one of its actions failed or awaits approval (then the
 //! next apply plans it again), the objects pgitops created are recorded, and the run is written
-//! as a git note on TO. The note is written before the state: a note that cannot be written
-//! never advances the state (see [`Applied::unrecorded`]).
+//! as a git note on TO. The results go to the caller ([`apply_then`]) before anything is
+//! written, and the note is written before the state: a note that cannot be written never
+//! advances the state (see [`Applied::unrecorded`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -54,6 +55,18 @@ impl Applied {
 /// stay open for the caller: the CLI closes them, the service keeps them), records state and
 /// the note.
 pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -> Result<Applied> {
+    apply_then(opts, ao, runner, |_| {}).await
+}
+
+/// [`apply`], calling `executed` with the results as soon as the actions have run, before
+/// anything is written: the CLI prints its report there, so a note or state that cannot be
+/// written (a full disk, a read-only directory) never takes the report with it.
+pub async fn apply_then(
+    opts: &RepoOptions,
+    ao: ApplyOptions,
+    runner: &Arc<Runner>,
+    executed: impl FnOnce(&[ActionResult]),
+) -> Result<Applied> {
     let started = Instant::now();
     let repo = opts.open()?;
     let state_dir = opts.state_dir(&repo);
@@ -173,13 +186,14 @@ pub async fn apply(opts: &RepoOptions, ao: ApplyOptions, runner: &Arc<Runner>) -
         results.extend(execute::run(&run.plan, old, new, runner.clone(), cfg).await);
     }
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
+    executed(&results);
     let run = note_of(&runs, &results, &to.id, started);
     let unrecorded = match note::append(repo.git(), &run) {
         Err(e) => Some(format!("writing the git note: {e}; the state was not advanced, so the next apply runs these actions again and records them")),
         Ok(()) => {
             tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
             record(&mut state, &runs, &results, &to.id, &keep);
-            state.save(&state_dir).err().map(|e| format!("saving the state: {e}; the note is written, and the next apply runs these actions again"))
+            state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e)))
         }
     };
     Ok(Applied {

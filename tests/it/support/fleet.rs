@@ -4,7 +4,7 @@
 use serde_yaml_ng::Value;
 
 use super::nodes::{Cluster, Node};
-use super::{pgitops, to_yaml, yaml, Repo, Run};
+use super::{pgitops_via, to_yaml, yaml, Repo, Run};
 
 pub struct Fleet {
     pub nodes: Cluster,
@@ -63,6 +63,11 @@ impl Fleet {
 
     /// `pgitops apply` over SSH with the fleet's keys; `args` go after `apply`.
     pub fn apply(&self, args: &[&str]) -> Run {
+        self.apply_via(&[], args)
+    }
+
+    /// [`Fleet::apply`] run through `prefix` (see [`pgitops_via`]).
+    pub fn apply_via(&self, prefix: &[&str], args: &[&str]) -> Run {
         let (cfg, key, kh) = (
             self.nodes.ssh_config(),
             self.nodes.identity(),
@@ -84,7 +89,7 @@ impl Fleet {
             &kh,
         ]);
         all.extend_from_slice(args);
-        pgitops(self.repo.path(), &all)
+        pgitops_via(prefix, self.repo.path(), &all)
     }
 
     pub fn primary(&self) -> &super::nodes::Node {

@@ -84,7 +84,21 @@ impl Run {
 }
 
 pub fn pgitops(repo: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgitops"))
+    pgitops_via(&[], repo, args)
+}
+
+/// `pgitops` run through `prefix` (a program and its arguments, e.g. `nsenter -t PID -m --`).
+pub fn pgitops_via(prefix: &[&str], repo: &Path, args: &[&str]) -> Run {
+    let bin = env!("CARGO_BIN_EXE_pgitops");
+    let mut cmd = match prefix.split_first() {
+        None => Command::new(bin),
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(bin);
+            cmd
+        }
+    };
+    let out = cmd
         .arg("--repo")
         .arg(repo)
         .args(args)
