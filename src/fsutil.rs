@@ -7,10 +7,16 @@
 //! or an [`AtomicWriteError`] naming the path and keeping the IO cause. The bytes go to a
 //! temporary file with a unique name in the target's directory (so writers running at the same
 //! time never share one), which is fsynced, renamed over the target, and then the directory is
-//! fsynced so the rename itself survives a crash. On any failure the temporary file is removed.
+//! fsynced so the rename itself survives a crash. On any failure the temporary file is removed;
+//! one left by a process killed mid-write is removed by a later write of the same file once it
+//! is older than [`STALE`] (no live writer keeps one that long).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Age after which a temporary file of [`write_atomic`] is taken as left by a killed writer.
+pub const STALE: Duration = Duration::from_secs(600);
 
 /// A file could not be replaced; the old content (if any) is still in place.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +47,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
     };
     std::fs::create_dir_all(dir).map_err(fail("creating the directory"))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{}.", name.as_deref().unwrap_or("file"));
+    remove_stale(dir, &prefix);
     // Dropping `tmp` on an early return removes the temporary file.
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.as_deref().unwrap_or("file")))
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(fail("creating a temporary file"))?;
@@ -54,6 +62,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         .and_then(|d| d.sync_all())
         .map_err(fail("fsync of the directory"))?;
     Ok(())
+}
+
+/// Best effort: removes `<prefix>*.tmp` files in `dir` older than [`STALE`].
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(prefix) && name.ends_with(".tmp");
+        let age = e.metadata().and_then(|m| m.modified()).ok();
+        let age = age.and_then(|t| t.elapsed().ok());
+        if ours && age.is_some_and(|a| a > STALE) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Reads a secret from an environment variable or a file (trailing newline trimmed).
@@ -99,6 +124,33 @@ mod tests {
         assert_eq!(e.step, "rename");
         assert!(e.to_string().contains("head"), "{e}");
         assert_eq!(entries(dir.path()), ["head"]);
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_writer_goes_with_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let old = std::time::SystemTime::now() - STALE - Duration::from_secs(60);
+        for (name, modified) in [
+            (".state.json.dead01.tmp", Some(old)),
+            (".state.json.live01.tmp", None),
+            (".journal.json.dead02.tmp", Some(old)),
+        ] {
+            let f = std::fs::File::create(dir.path().join(name)).unwrap();
+            if let Some(t) = modified {
+                f.set_modified(t).unwrap();
+            }
+        }
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(
+            entries(dir.path()),
+            [
+                ".journal.json.dead02.tmp",
+                ".state.json.live01.tmp",
+                "state.json"
+            ],
+            "only this file's stale temporary is removed; a recent one may be a live writer's"
+        );
     }
 
     #[test]
