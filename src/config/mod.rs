@@ -33,7 +33,20 @@
 //! url = "https://api.github.com"
 //! repo = "acme/pg-inventory"        # gitlab: the project id
 //! token_env = "GITHUB_TOKEN"
+//!
+//! [http]
+//! listen = "127.0.0.1:9187"         # GET /healthz, GET /metrics, POST /hook
+//! hook_secret_env = "PGITOPS_HOOK_SECRET"
+//! max_connections = 64              # open at once; more wait in the backlog
+//! header_timeout_seconds = 10       # the request head must arrive within this
+//! body_timeout_seconds = 10         # the body must arrive within this
+//! connection_timeout_seconds = 30   # a connection lives at most this long
+//! max_body_bytes = 1048576          # a larger hook body is answered 413
+//! hook_deliveries = 1024            # delivery ids remembered: a replay is answered, not fetched
 //! ```
+//!
+//! The HTTP listener takes at most half of the process's open-files limit (raised to the hard
+//! limit at start), whatever `max_connections` says, so SSH and Git always have descriptors.
 
 pub mod schedule;
 
@@ -157,14 +170,30 @@ pub struct Http {
     pub listen: String,
     /// The webhook's HMAC secret, from this environment variable (no hook without it).
     pub hook_secret_env: Option<String>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[serde(default = "sixty_four")]
+    pub max_connections: usize,
+    /// A connection whose request head has not arrived within this is closed.
+    #[serde(default = "ten")]
+    pub header_timeout_seconds: u64,
+    /// A hook whose body has not arrived within this is answered 408.
+    #[serde(default = "ten")]
+    pub body_timeout_seconds: u64,
+    /// A connection is closed after this, whatever it is doing.
+    #[serde(default = "thirty")]
+    pub connection_timeout_seconds: u64,
+    /// A hook body over this is answered 413.
+    #[serde(default = "one_mib")]
+    pub max_body_bytes: usize,
+    /// How many webhook delivery ids are remembered; a signed delivery seen again is answered
+    /// but triggers no fetch.
+    #[serde(default = "deliveries")]
+    pub hook_deliveries: usize,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Http {
-            listen: listen(),
-            hook_secret_env: None,
-        }
+        toml::from_str("").expect("http defaults")
     }
 }
 
@@ -225,6 +254,21 @@ fn sixty() -> u64 {
 fn eight() -> usize {
     8
 }
+fn ten() -> u64 {
+    10
+}
+fn thirty() -> u64 {
+    30
+}
+fn sixty_four() -> usize {
+    64
+}
+fn one_mib() -> usize {
+    1 << 20
+}
+fn deliveries() -> usize {
+    1024
+}
 fn state_dir() -> PathBuf {
     PathBuf::from("/var/lib/pgitops")
 }
@@ -271,6 +315,19 @@ impl Config {
             .listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| format!("`http.listen`: {e}"))?;
+        let h = &self.http;
+        for (key, value) in [
+            ("max_connections", h.max_connections as u64),
+            ("header_timeout_seconds", h.header_timeout_seconds),
+            ("body_timeout_seconds", h.body_timeout_seconds),
+            ("connection_timeout_seconds", h.connection_timeout_seconds),
+            ("max_body_bytes", h.max_body_bytes as u64),
+            ("hook_deliveries", h.hook_deliveries as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("`http.{key}` must be at least 1"));
+            }
+        }
         for r in &self.reporters {
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(
@@ -351,6 +408,21 @@ mod tests {
         );
         assert_eq!(c.reporters[0].settings().kind, ForgeKind::Gitea);
         assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'reload'\nstart = '0 0 2 * * Sun'\nminutes = 0\n").unwrap_err().contains("minutes"));
+        let h = parse("[repository]\nremote = 'x'\n").unwrap().http;
+        assert_eq!(
+            (
+                h.max_connections,
+                h.header_timeout_seconds,
+                h.max_body_bytes,
+                h.hook_deliveries
+            ),
+            (64, 10, 1 << 20, 1024)
+        );
+        assert!(
+            parse("[repository]\nremote = 'x'\n[http]\nmax_connections = 0\n")
+                .unwrap_err()
+                .contains("`http.max_connections` must be at least 1")
+        );
     }
 
     #[test]
