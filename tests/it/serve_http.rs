@@ -131,7 +131,9 @@ fn nofile_limits(pid: u32) -> (String, String) {
 #[test]
 fn idle_connections_beyond_the_cap_neither_hold_the_listener_nor_stop_applies() {
     let f = Fleet::new(&["127.0.91.11"]);
-    let extra = "max_connections = 8\nheader_timeout_seconds = 1\nbody_timeout_seconds = 1\nconnection_timeout_seconds = 5\n";
+    // timeouts far longer than the test: only the cap's eviction of idle connections can help
+    let extra =
+        "max_connections = 8\nheader_timeout_seconds = 60\nconnection_timeout_seconds = 120\n";
     let (svc, mut v) = applied_with(&f, extra, true);
     let pid = svc.child.id();
     // the soft open-files limit (lowered to 256 for the test) was raised to the hard limit
@@ -141,15 +143,15 @@ fn idle_connections_beyond_the_cap_neither_hold_the_listener_nor_stop_applies() 
     let stop = Arc::new(AtomicBool::new(false));
     let attack = flood(svc.port, 40, stop.clone());
     std::thread::sleep(Duration::from_millis(500));
-    // never more connections held than the cap, however many are waiting
+    // never more connections held than the cap (and the one accepted that waits for a place)
     let mut most = 0;
     for _ in 0..10 {
         most = most.max(served_connections(pid, svc.port));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!((1..=8).contains(&most), "{most} connections held (cap 8)");
+    assert!((1..=9).contains(&most), "{most} connections held (cap 8)");
 
-    // /healthz answers while the flood goes on: the idle ones time out and free the cap
+    // /healthz answers while the flood goes on: it takes the place of the oldest idle one
     let t = Instant::now();
     let health = exchange(
         svc.port,
@@ -158,7 +160,7 @@ fn idle_connections_beyond_the_cap_neither_hold_the_listener_nor_stop_applies() 
     );
     let waited = t.elapsed();
     assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
-    assert!(waited < Duration::from_secs(10), "/healthz took {waited:?}");
+    assert!(waited < Duration::from_secs(3), "/healthz took {waited:?}");
     eprintln!("/healthz answered in {waited:?} under 40 idle connections (cap 8)");
 
     // a push is applied while the flood goes on
@@ -173,13 +175,14 @@ fn idle_connections_beyond_the_cap_neither_hold_the_listener_nor_stop_applies() 
     f.primary()
         .login("flooded", "Flood.Ed1", "postgres")
         .expect("the user pushed during the flood exists");
-    assert!(served_connections(pid, svc.port) <= 8);
+    assert!(served_connections(pid, svc.port) <= 9);
 
     stop.store(true, Ordering::SeqCst);
     let opened = attack.join().unwrap();
+    eprintln!("the flood opened {opened} connections; at most {most} were held at once");
     assert!(
         opened > 40,
-        "the service closed idle connections, so the flood opened more ({opened})"
+        "the service closed idle connections at the cap, so the flood opened more ({opened})"
     );
 }
 

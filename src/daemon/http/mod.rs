@@ -4,14 +4,15 @@
 //! fetch).
 //!
 //! The listener is unauthenticated, so it is bounded: at most [`Limits::max_connections`]
-//! connections are open at once (more wait in the kernel's backlog and take no file descriptor
-//! of the service); the request head must arrive within [`Limits::header_timeout`], the body
+//! connections are open at once ([`cap`]: at the cap a new connection takes the place of the
+//! oldest one still waiting for its request head); the request head must arrive within [`Limits::header_timeout`], the body
 //! within [`Limits::body_timeout`], and a connection lives at most
 //! [`Limits::connection_timeout`]; one request per connection (no keep-alive). A body over
 //! [`Limits::max_body`] is answered `413 Payload Too Large`. A failing `accept` (out of file
 //! descriptors) backs off from 100 ms doubling to 1 s instead of spinning, and is logged once
 //! per burst.
 
+mod cap;
 mod hook;
 mod metrics;
 
@@ -26,7 +27,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Trigger;
 pub use hook::Hook;
@@ -57,20 +57,18 @@ fn backoff(n: u32) -> Duration {
 
 /// Accepts connections (at most `max_connections` open at once) and serves each on its own task.
 pub async fn serve(listener: TcpListener, ep: Arc<Endpoint>) {
-    let permits = Arc::new(Semaphore::new(ep.limits.max_connections.max(1)));
+    let cap = cap::Cap::new(ep.limits.max_connections);
     let mut errors = 0u32;
     loop {
-        // At the cap, wait for a connection to end before accepting another.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
         match listener.accept().await {
             Ok((sock, _)) => {
                 if errors > 0 {
-                    tracing::info!(errors, "accepting connections again");
+                    tracing::info!(errors, "accepting HTTP connections again");
                     errors = 0;
                 }
-                tokio::spawn(connection(sock, ep.clone(), permit));
+                // At the cap this closes an idle connection or waits for one to end.
+                let place = cap.admit().await;
+                tokio::spawn(connection(sock, ep.clone(), place));
             }
             Err(e) => {
                 errors += 1;
@@ -78,19 +76,25 @@ pub async fn serve(listener: TcpListener, ep: Arc<Endpoint>) {
                 if errors == 1 {
                     tracing::warn!(error = %e, "accepting an HTTP connection failed; backing off");
                 }
-                drop(permit);
                 tokio::time::sleep(backoff(errors)).await;
             }
         }
     }
 }
 
-/// Serves one connection: one request, within the header and connection time limits.
-async fn connection(sock: TcpStream, ep: Arc<Endpoint>, _permit: OwnedSemaphorePermit) {
+/// Serves one connection: one request, within the header and connection time limits, unless a
+/// newer connection takes its place while it still waits for its request head.
+async fn connection(sock: TcpStream, ep: Arc<Endpoint>, place: cap::Admitted) {
     let limits = ep.limits.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let ep = ep.clone();
-        async move { Ok::<_, Infallible>(respond(&ep, req).await) }
+    let place = Arc::new(place);
+    let service = hyper::service::service_fn({
+        let place = place.clone();
+        move |req| {
+            // The request head arrived: from now on the connection is not evicted.
+            place.start();
+            let ep = ep.clone();
+            async move { Ok::<_, Infallible>(respond(&ep, req).await) }
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -98,10 +102,15 @@ async fn connection(sock: TcpStream, ep: Arc<Endpoint>, _permit: OwnedSemaphoreP
         .keep_alive(false)
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(sock), service);
-    match tokio::time::timeout(limits.connection_timeout, conn).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection"),
-        Err(_) => tracing::debug!("HTTP connection closed: over the connection time limit"),
+    tokio::select! {
+        r = tokio::time::timeout(limits.connection_timeout, conn) => match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection"),
+            Err(_) => tracing::debug!("HTTP connection closed: over the connection time limit"),
+        },
+        () = place.evicted() => {
+            tracing::debug!("HTTP connection closed: idle at the cap, a newer one took its place");
+        }
     }
 }
 
