@@ -37,7 +37,7 @@
 //! [http]
 //! listen = "127.0.0.1:9187"         # GET /healthz, GET /metrics, POST /hook
 //! hook_secret_env = "PGITOPS_HOOK_SECRET"
-//! max_connections = 64              # open at once; more wait in the backlog
+//! max_connections = 64              # open at once; at the cap the oldest idle one is closed
 //! header_timeout_seconds = 10       # the request head must arrive within this
 //! body_timeout_seconds = 10         # the body must arrive within this
 //! connection_timeout_seconds = 30   # a connection lives at most this long
@@ -47,6 +47,9 @@
 //!
 //! The HTTP listener takes at most half of the process's open-files limit (raised to the hard
 //! limit at start), whatever `max_connections` says, so SSH and Git always have descriptors.
+//! A signed hook whose delivery id (`X-GitHub-Delivery`, `X-Gitea-Delivery`,
+//! `X-Forgejo-Delivery`) is among the last `hook_deliveries` seen is answered
+//! `200 duplicate delivery` and fetches nothing.
 
 pub mod schedule;
 
@@ -170,7 +173,8 @@ pub struct Http {
     pub listen: String,
     /// The webhook's HMAC secret, from this environment variable (no hook without it).
     pub hook_secret_env: Option<String>,
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections open at once; at the cap a new connection takes the place of the oldest one
+    /// still waiting for its request head.
     #[serde(default = "sixty_four")]
     pub max_connections: usize,
     /// A connection whose request head has not arrived within this is closed.
