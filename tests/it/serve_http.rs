@@ -286,3 +286,91 @@ fn slow_heads_and_bodies_are_cut_off_after_their_timeouts() {
     // and the listener still answers
     assert!(svc.get("/healthz").contains("200 OK"));
 }
+
+/// User and system CPU time of process `pid` so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = after_name
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis((f[11] + f[12]) * 1000 / ticks)
+}
+
+#[test]
+fn out_of_file_descriptors_the_listener_backs_off_and_still_answers() {
+    let f = Fleet::new(&["127.0.94.11"]);
+    let extra = format!("{HOOK}body_timeout_seconds = 60\n");
+    let (svc, _) = applied_with(&f, &extra, false);
+    let pid = svc.child.id();
+    // descriptors run out below the cap (64): something else took them since the start
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    let tight = libc::rlimit {
+        rlim_cur: open + 16,
+        rlim_max: open + 16,
+    };
+    // SAFETY: prlimit on our own child with a valid rlimit; no old value is read back.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &tight,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+
+    // idle connections: the oldest makes room for /healthz
+    let stop = Arc::new(AtomicBool::new(false));
+    let attack = flood(svc.port, 100, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let health = exchange(
+        svc.port,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        Duration::from_secs(20),
+    );
+    let waited = t.elapsed();
+    assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
+    assert!(waited < Duration::from_secs(5), "/healthz took {waited:?}");
+    stop.store(true, Ordering::SeqCst);
+    attack.join().unwrap();
+    let errors = || -> u64 {
+        metric(&svc, "pgitops_http_accept_errors_total")
+            .parse()
+            .unwrap()
+    };
+    let idle_errors = errors();
+    assert!(
+        idle_errors > 0,
+        "the flood ran the service out of descriptors"
+    );
+
+    // requests whose bodies trickle (nothing to make room): accept backs off, no spinning
+    let slow: Vec<TcpStream> = (0..40)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", svc.port)).ok()?;
+            s.write_all(b"POST /hook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 100\r\n\r\n{")
+                .ok()?;
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = cpu_time(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_time(pid) - cpu;
+    // (closing them frees the descriptors, so /metrics answers)
+    drop(slow);
+    let busy_errors = errors() - idle_errors;
+    eprintln!("out of descriptors: /healthz in {waited:?} among idle connections; {used:?} CPU in 3 s and {busy_errors} accept errors among busy ones");
+    assert!(busy_errors > 0, "still out of descriptors");
+    assert!(
+        used < Duration::from_secs(1),
+        "the accept loop does not spin: {used:?} CPU in 3 s"
+    );
+}

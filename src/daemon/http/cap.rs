@@ -2,8 +2,8 @@
 //! Out: an [`Admitted`] place, held as long as the connection is open.
 //!
 //! At most `max` connections are open at once. At the cap, a new connection takes the place of
-//! the oldest one that is still waiting for its request head (an idle or half-sent connection:
-//! the kind a flood is made of), which is closed; a client that sends its request at once, as
+//! the oldest one that is still waiting for its request head after [`GRACE`] (an idle or
+//! half-sent connection: the kind a flood is made of), which is closed; a client that sends its request at once, as
 //! `/healthz` probes, Prometheus and the forges do, gets served within a flood of idle
 //! connections instead of queueing behind it. When every open connection is inside a request,
 //! the new one waits for a place (the accept loop waits with it), so file descriptors stay
@@ -12,18 +12,24 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// How long a new connection has to deliver its request head before it can be evicted: a real
+/// client sends it with the handshake's last packet, so only idle connections grow older.
+pub const GRACE: Duration = Duration::from_millis(200);
 
 const WAITING: u8 = 0;
 const STARTED: u8 = 1;
 const EVICTED: u8 = 2;
 
 /// One open connection's state, shared between the cap and the connection's task.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     state: AtomicU8,
     evict: Notify,
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -54,19 +60,26 @@ impl Cap {
     /// A place for a new connection: at once under the cap; at the cap, once the oldest
     /// connection still waiting for its request head is closed, or once any connection ends.
     pub async fn admit(self: &Arc<Self>) -> Admitted {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.evict_oldest_waiting();
-                self.permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed")
+        let permit = loop {
+            let acquire = self.permits.clone().acquire_owned();
+            if let Ok(p) = self.permits.clone().try_acquire_owned() {
+                break p;
+            }
+            if self.evict_oldest_waiting() {
+                break acquire.await.expect("the semaphore is never closed");
+            }
+            // None is evictable yet: wait for a place, or for the youngest to age past GRACE.
+            tokio::select! {
+                p = acquire => break p.expect("the semaphore is never closed"),
+                () = tokio::time::sleep(GRACE / 4) => {}
             }
         };
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            state: AtomicU8::new(WAITING),
+            evict: Notify::new(),
+            since: Instant::now(),
+        });
         self.open
             .lock()
             .expect("open connections")
@@ -79,10 +92,14 @@ impl Cap {
         }
     }
 
-    /// Closes the oldest connection still waiting for its request head, if there is one.
-    fn evict_oldest_waiting(&self) -> bool {
+    /// Closes the oldest connection still waiting for its request head after [`GRACE`], if
+    /// there is one.
+    pub fn evict_oldest_waiting(&self) -> bool {
         let open = self.open.lock().expect("open connections");
         for (_, slot) in open.iter() {
+            if slot.since.elapsed() < GRACE {
+                return false;
+            }
             let evicted = slot
                 .state
                 .compare_exchange(WAITING, EVICTED, Ordering::SeqCst, Ordering::SeqCst)
@@ -131,6 +148,8 @@ mod tests {
         let a = cap.admit().await;
         let b = cap.admit().await;
         assert!(a.start(), "a's request arrived");
+        assert!(!cap.evict_oldest_waiting(), "b is within its grace");
+        tokio::time::sleep(GRACE).await;
         // the third evicts b (a is inside its request), and gets b's place once b is closed
         let third = tokio::spawn({
             let cap = cap.clone();

@@ -9,8 +9,9 @@
 //! within [`Limits::body_timeout`], and a connection lives at most
 //! [`Limits::connection_timeout`]; one request per connection (no keep-alive). A body over
 //! [`Limits::max_body`] is answered `413 Payload Too Large`. A failing `accept` (out of file
-//! descriptors) backs off from 100 ms doubling to 1 s instead of spinning, and is logged once
-//! per burst.
+//! descriptors) closes the oldest connection still waiting for its request head, if there is
+//! one, and otherwise backs off from 100 ms doubling to 1 s instead of spinning; it is logged
+//! once per burst.
 
 mod cap;
 mod hook;
@@ -76,7 +77,13 @@ pub async fn serve(listener: TcpListener, ep: Arc<Endpoint>) {
                 if errors == 1 {
                     tracing::warn!(error = %e, "accepting an HTTP connection failed; backing off");
                 }
-                tokio::time::sleep(backoff(errors)).await;
+                // Out of descriptors (or memory) below the cap: an idle connection makes room.
+                let wait = if cap.evict_oldest_waiting() {
+                    Duration::from_millis(10)
+                } else {
+                    backoff(errors)
+                };
+                tokio::time::sleep(wait).await;
             }
         }
     }
