@@ -5,13 +5,13 @@
 //!
 //! The listener is unauthenticated, so it is bounded: at most [`Limits::max_connections`]
 //! connections are open at once ([`cap`]: at the cap a new connection takes the place of the
-//! oldest one still waiting for its request head); the request head must arrive within [`Limits::header_timeout`], the body
-//! within [`Limits::body_timeout`], and a connection lives at most
-//! [`Limits::connection_timeout`]; one request per connection (no keep-alive). A body over
-//! [`Limits::max_body`] is answered `413 Payload Too Large`. A failing `accept` (out of file
+//! oldest one still waiting for its request head); the request head must arrive within
+//! [`Limits::header_timeout`], the body within [`Limits::body_timeout`], and a connection lives
+//! at most [`Limits::connection_timeout`]; one request per connection (no keep-alive). A body
+//! over [`Limits::max_body`] is answered `413 Payload Too Large`. A failing `accept` (out of file
 //! descriptors) closes the oldest connection still waiting for its request head, if there is
-//! one, and otherwise backs off from 100 ms doubling to 1 s instead of spinning; it is logged
-//! once per burst.
+//! one, and otherwise backs off from 100 ms doubling to 1 s instead of spinning; it is logged at
+//! most once a minute, with the number of failures since the last line.
 
 mod cap;
 mod hook;
@@ -19,7 +19,7 @@ mod metrics;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -56,26 +56,29 @@ fn backoff(n: u32) -> Duration {
     Duration::from_millis(100u64 << n.saturating_sub(1).min(4)).min(Duration::from_secs(1))
 }
 
+/// How often a failing `accept` is logged at most.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Accepts connections (at most `max_connections` open at once) and serves each on its own task.
 pub async fn serve(listener: TcpListener, ep: Arc<Endpoint>) {
     let cap = cap::Cap::new(ep.limits.max_connections);
-    let mut errors = 0u32;
+    // Failures in a row (for the backoff), since the last log line, and when that was.
+    let (mut errors, mut unlogged, mut logged) = (0u32, 0u64, None::<Instant>);
     loop {
         match listener.accept().await {
             Ok((sock, _)) => {
-                if errors > 0 {
-                    tracing::info!(errors, "accepting HTTP connections again");
-                    errors = 0;
-                }
+                errors = 0;
                 // At the cap this closes an idle connection or waits for one to end.
                 let place = cap.admit().await;
                 tokio::spawn(connection(sock, ep.clone(), place));
             }
             Err(e) => {
-                errors += 1;
+                errors = errors.saturating_add(1);
+                unlogged += 1;
                 ep.metrics.lock().expect("metrics").accept_errors += 1;
-                if errors == 1 {
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed; backing off");
+                if logged.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                    tracing::warn!(error = %e, failures = unlogged, "accepting HTTP connections fails; backing off");
+                    (unlogged, logged) = (0, Some(Instant::now()));
                 }
                 // Out of descriptors (or memory) below the cap: an idle connection makes room.
                 let wait = if cap.evict_oldest_waiting() {
