@@ -33,8 +33,14 @@
 //! url = "https://api.github.com"
 //! repo = "acme/pg-inventory"        # gitlab: the project id
 //! token_env = "GITHUB_TOKEN"
+//!
+//! [http]                            # the listener and its bounds: see [`Http`]
+//! listen = "127.0.0.1:9187"
+//! hook_secret_env = "PGITOPS_HOOK_SECRET"
+//! max_connections = 64
 //! ```
 
+mod http;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +49,7 @@ use serde::Deserialize;
 
 use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
+pub use http::Http;
 pub use schedule::{Schedule, Window, WindowClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -151,25 +158,6 @@ pub enum ExecutorKind {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Http {
-    /// `/metrics`, `/healthz`, `POST /hook`.
-    #[serde(default = "listen")]
-    pub listen: String,
-    /// The webhook's HMAC secret, from this environment variable (no hook without it).
-    pub hook_secret_env: Option<String>,
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            listen: listen(),
-            hook_secret_env: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Reporter {
     /// `github`, `gitea` (also `forgejo`) or `gitlab`.
     pub kind: ForgeKind,
@@ -234,9 +222,6 @@ fn ansible_playbook() -> String {
 fn control_dir() -> PathBuf {
     PathBuf::from("/run/pgitops")
 }
-fn listen() -> String {
-    "127.0.0.1:9187".into()
-}
 
 impl Config {
     /// Reads and checks a configuration file.
@@ -267,10 +252,7 @@ impl Config {
         if self.schedule.windows.iter().any(|w| w.minutes == 0) {
             return Err("`schedule.window.minutes` must be at least 1".into());
         }
-        self.http
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|e| format!("`http.listen`: {e}"))?;
+        self.http.check()?;
         for r in &self.reporters {
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(
@@ -351,6 +333,21 @@ mod tests {
         );
         assert_eq!(c.reporters[0].settings().kind, ForgeKind::Gitea);
         assert!(parse("[repository]\nremote = 'x'\n[[schedule.window]]\nclass = 'reload'\nstart = '0 0 2 * * Sun'\nminutes = 0\n").unwrap_err().contains("minutes"));
+        let h = parse("[repository]\nremote = 'x'\n").unwrap().http;
+        assert_eq!(
+            (
+                h.max_connections,
+                h.header_timeout_seconds,
+                h.max_body_bytes,
+                h.hook_deliveries
+            ),
+            (64, 10, 1 << 20, 1024)
+        );
+        assert!(
+            parse("[repository]\nremote = 'x'\n[http]\nmax_connections = 0\n")
+                .unwrap_err()
+                .contains("`http.max_connections` must be at least 1")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! fires, no new work starts; running steps finish and partial results are recorded.
 
 mod controller;
+mod fds;
 mod http;
 mod lock;
 mod reconcile;
@@ -94,21 +95,13 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     )?;
     let (tx, rx) = unbounded_channel::<Trigger>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
+    let open_files = fds::raise_nofile_limit();
     let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.http.listen))?;
-    let hook_secret = cfg
-        .http
-        .hook_secret_env
-        .as_deref()
-        .and_then(|e| std::env::var(e).ok());
+    let endpoint = http_endpoint(&cfg, open_files, &metrics, &tx);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(http::serve(
-        listener,
-        metrics.clone(),
-        tx.clone(),
-        hook_secret,
-    ));
+    tasks.spawn(http::serve(listener, Arc::new(endpoint)));
     tasks.spawn(triggers::hangup(tx.clone()));
     tasks.spawn(triggers::poll(
         tx.clone(),
@@ -133,6 +126,41 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     }
     tracing::info!("pgitops stopped");
     Ok(())
+}
+
+/// The HTTP endpoint's settings, its connection cap kept under half of `open_files`.
+fn http_endpoint(
+    cfg: &Config,
+    open_files: u64,
+    metrics: &Arc<Mutex<Metrics>>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Trigger>,
+) -> http::Endpoint {
+    let h = &cfg.http;
+    let max_connections = fds::connection_cap(h.max_connections, open_files);
+    if max_connections < h.max_connections {
+        tracing::warn!(
+            configured = h.max_connections,
+            open_files,
+            max_connections,
+            "`http.max_connections` lowered to half the open-files limit"
+        );
+    }
+    let secret = h
+        .hook_secret_env
+        .as_deref()
+        .and_then(|e| std::env::var(e).ok());
+    http::Endpoint {
+        metrics: metrics.clone(),
+        triggers: tx.clone(),
+        hook: http::Hook::new(secret, h.hook_deliveries),
+        limits: http::Limits {
+            max_connections,
+            header_timeout: Duration::from_secs(h.header_timeout_seconds),
+            body_timeout: Duration::from_secs(h.body_timeout_seconds),
+            connection_timeout: Duration::from_secs(h.connection_timeout_seconds),
+            max_body: h.max_body_bytes,
+        },
+    }
 }
 
 /// The controller loop: wait for a trigger, the earliest requeue time or shutdown; reconcile.

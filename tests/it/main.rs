@@ -17,6 +17,7 @@ mod records;
 mod serve;
 mod serve_controller;
 mod serve_crash;
+mod serve_http;
 mod serve_policy;
 mod serve_resilience;
 mod support;

@@ -37,6 +37,16 @@ impl Service {
 
     /// With `extra` TOML appended to the configuration and `env` set for the process.
     pub fn start_with(f: &Fleet, extra: &str, env: &[(&str, &str)]) -> Service {
+        Service::start_prepared(f, extra, env, |_| {})
+    }
+
+    /// As [`Service::start_with`], with `prepare` applied to the command before it is spawned.
+    pub fn start_prepared(
+        f: &Fleet,
+        extra: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Service {
         let remote = tempfile::tempdir().unwrap();
         git2::Repository::init_bare(remote.path()).unwrap();
         let state = tempfile::Builder::new()
@@ -55,13 +65,13 @@ impl Service {
         );
         let cfg_path = state.path().join("pgitops.toml");
         std::fs::write(&cfg_path, cfg + extra).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgitops"));
+        cmd.args(["serve", "--config"])
+            .arg(&cfg_path)
+            .envs(env.iter().copied());
+        prepare(&mut cmd);
         let svc = Service {
-            child: Command::new(env!("CARGO_BIN_EXE_pgitops"))
-                .args(["serve", "--config"])
-                .arg(&cfg_path)
-                .envs(env.iter().copied())
-                .spawn()
-                .unwrap(),
+            child: cmd.spawn().unwrap(),
             remote,
             state,
             port,
