@@ -112,6 +112,7 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         resync: a.resync,
         dry_run: a.dry_run,
         exec,
+        cache: None,
     };
     let done = run_apply(opts, options, &runner).await;
     runner.close().await;
