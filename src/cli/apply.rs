@@ -112,6 +112,7 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         resync: a.resync,
         dry_run: a.dry_run,
         exec,
+        cache: None,
     };
     // The report is out as soon as the actions have run, before the note and the state are
     // written: nothing applied goes unreported, whatever happens to the records.

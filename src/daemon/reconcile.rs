@@ -18,6 +18,7 @@ use pgitops::execute::settings::Overrides;
 use pgitops::execute::{ExecConfig, Runner, Status};
 use pgitops::ops::apply::{apply, Applied, ApplyOptions};
 use pgitops::ops::executor::{build, ExecutorSettings};
+use pgitops::ops::loads::LoadCache;
 use pgitops::ops::RepoOptions;
 use pgitops::report::note;
 use pgitops::report::state::State;
@@ -38,6 +39,8 @@ pub struct Service<'a> {
     last_head: Option<String>,
     last_notes: Option<git2::Oid>,
     statuses: statuses::Statuses,
+    /// The last applied revision's load (and the newest): a new commit costs one load.
+    loads: Arc<LoadCache>,
 }
 
 fn executor_settings(cfg: &Config) -> ExecutorSettings {
@@ -90,6 +93,7 @@ impl<'a> Service<'a> {
             last_head: head.filter(|_| !behind),
             last_notes: None,
             statuses: statuses::Statuses::new(cfg),
+            loads: Arc::new(LoadCache::new(2)),
         }
     }
 
@@ -164,6 +168,7 @@ impl<'a> Service<'a> {
             resync,
             dry_run: false,
             exec,
+            cache: Some(self.loads.clone()),
         };
         let fetched = t0.elapsed();
         let started = Instant::now();

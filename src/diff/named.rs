@@ -1,6 +1,6 @@
 //! Diff of named lists (`pg_users`, `pg_databases`, `pg_services`) with Pigsty's `state` rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -47,8 +47,13 @@ impl Lists<'_> {
     pub fn diff(&self, old: &[Named], new: &[Named], out: &mut Vec<Change>) {
         let change =
             |name: &str, op: Op| Change::new(self.module, self.cluster, self.entity, name, op);
+        // The first entry of a name, as a scan would find it (named_list keeps names unique).
+        let mut by_name: HashMap<&str, &Named> = HashMap::with_capacity(old.len());
+        for o in old {
+            by_name.entry(o.name.as_str()).or_insert(o);
+        }
         for n in new {
-            let o = old.iter().find(|o| o.name == n.name);
+            let o = by_name.get(n.name.as_str()).copied();
             let ns = state(n.def());
             let os = o.map(|o| state(o.def()));
             let c = match (os, ns) {
@@ -66,7 +71,8 @@ impl Lists<'_> {
                 out.push(c.values(o.map(|o| o.def()), Some(n.def())));
             }
         }
-        for o in old.iter().filter(|o| !new.iter().any(|n| n.name == o.name)) {
+        let kept: HashSet<&str> = new.iter().map(|n| n.name.as_str()).collect();
+        for o in old.iter().filter(|o| !kept.contains(o.name.as_str())) {
             let op = match (self.removal, state(o.def())) {
                 (_, "absent") => continue,
                 (Removal::LeftInPlace, _) => Op::Unmanaged,

@@ -91,14 +91,14 @@ impl VarSource for HostVars {
 }
 
 /// A file of the inventory as read from a revision.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     pub path: String,
     pub text: String,
 }
 
 /// All files that make one inventory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryFiles {
     /// `pigsty.yml`, or the split layout's `hosts.yml` / `inventory.yml`.
     pub main: SourceFile,

@@ -1,6 +1,7 @@
 //! Named entries of list variables (`pg_users`, `pg_databases`, `pg_services`): each entry by
 //! its name, sharing the parsed list rather than copying it, with its location on demand.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_yaml_ng::Value;
@@ -51,6 +52,7 @@ impl Named {
 /// name wins, as in Pigsty's lookups. A plain string entry is shorthand for `{name: ...}`.
 pub fn named_list(vars: &HostVars, keys: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for key in keys {
         let Some(var) = vars.get(key) else { continue };
         let items = match var.value.as_ref() {
@@ -99,7 +101,7 @@ pub fn named_list(vars: &HostVars, keys: &[&str], diags: &mut Vec<Diagnostic>) -
                     continue;
                 }
             };
-            if out.iter().any(|n| n.name == name) {
+            if !seen.insert(name.clone()) {
                 let mut d = here(format!("`{key}` lists {name:?} more than once; the first entry is used, as Pigsty does"));
                 d.severity = Severity::Warning;
                 diags.push(d);

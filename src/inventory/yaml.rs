@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use serde_yaml_ng::mapping::Entry;
 use serde_yaml_ng::{Mapping, Number, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -100,16 +101,16 @@ impl Builder {
                 None if merge_key => *key = Some((None, mark)),
                 None => *key = Some((Some(v), mark)),
                 Some((None, kmark)) => merges.push((v, kmark)),
-                Some((Some(k), kmark)) => {
-                    if map.contains_key(&k) {
-                        self.fail(
-                            kmark,
-                            "duplicate key in a mapping (each key may appear once)",
-                        );
-                    } else {
-                        map.insert(k, v);
+                // One lookup per key: the entry tells both "seen before" and where to insert.
+                Some((Some(k), kmark)) => match map.entry(k) {
+                    Entry::Occupied(_) => self.fail(
+                        kmark,
+                        "duplicate key in a mapping (each key may appear once)",
+                    ),
+                    Entry::Vacant(slot) => {
+                        slot.insert(v);
                     }
-                }
+                },
             },
         }
     }

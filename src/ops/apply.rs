@@ -31,6 +31,8 @@ pub struct ApplyOptions {
     pub resync: bool,
     pub dry_run: bool,
     pub exec: ExecConfig,
+    /// Loads kept between runs (the service's): a revision kept there is not loaded again.
+    pub cache: Option<Arc<super::loads::LoadCache>>,
 }
 
 pub struct Applied {
@@ -104,7 +106,14 @@ pub async fn apply_then(
         .collect();
     bases.push(default_base.clone());
     for base in bases {
-        let mut run = plan_between(&repo, opts, base.as_deref(), &to, &created)?;
+        let mut run = plan_between(
+            &repo,
+            opts,
+            base.as_deref(),
+            &to,
+            &created,
+            ao.cache.as_deref(),
+        )?;
         let members = groups.get(&base).cloned().unwrap_or_default();
         let is_default = base == default_base;
         run.retain_clusters(|c| {

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod executor;
+pub mod loads;
 pub mod plan;
 pub mod records;
 pub mod validate;

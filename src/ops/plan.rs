@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::{errors, load_files, read_revision, RepoOptions};
+use super::loads::{self, LoadCache, Shared};
+use super::{load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
 use crate::inventory::{Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
@@ -79,7 +80,14 @@ pub fn plan(opts: &RepoOptions, range: Option<&str>) -> Result<PlanRun> {
         None if !state.clusters.is_empty() => applied_base(&state),
         None => to.first_parent.clone(),
     };
-    let run = plan_between(&repo, opts, from.as_deref(), &to, &state.created_ids())?;
+    let run = plan_between(
+        &repo,
+        opts,
+        from.as_deref(),
+        &to,
+        &state.created_ids(),
+        None,
+    )?;
     Ok(run)
 }
 
@@ -98,12 +106,15 @@ pub fn applied_base(state: &State) -> Option<String> {
 }
 
 /// Plans `from..to` (`from` None: from the empty inventory). `created`: objects pgitops created.
+/// `cache`: loads kept between plans (the service's); a revision found there is not loaded
+/// again, and both revisions are kept there afterwards.
 pub fn plan_between(
     repo: &Repo,
     opts: &RepoOptions,
     from: Option<&str>,
     to: &CommitInfo,
     created: &BTreeSet<String>,
+    cache: Option<&LoadCache>,
 ) -> Result<PlanRun> {
     let started = std::time::Instant::now();
     let mut run = PlanRun {
@@ -115,31 +126,18 @@ pub fn plan_between(
         warnings: vec![],
         inventories: None,
     };
-    // The two revisions are read and loaded independently: one thread each (git2 handles are
-    // per thread, so the second thread opens its own).
-    let (old, new) = std::thread::scope(|s| {
-        let old = s.spawn(|| -> Result<_> {
-            let Some(f) = from else {
-                return Ok(load_files(None, ""));
-            };
-            let files = read_revision(&opts.open()?, opts, f, true)?;
-            Ok(load_files(files.as_ref(), f))
-        });
-        let new = read_revision(repo, opts, &to.id, false)
-            .map(|files| load_files(files.as_ref(), &to.id));
-        (old.join().expect("loading thread panicked"), new)
-    });
-    let (old, new) = (old?, new?);
+    let (old, new) = load_both(repo, opts, from, &to.id, cache)?;
     tracing::debug!(
         ms = started.elapsed().as_secs_f64() * 1e3,
         "loaded both revisions"
     );
-    run.errors = errors(&old);
-    run.errors.extend(errors(&new));
+    let from_label = from.unwrap_or("");
+    run.errors = loads::errors(&old, from_label);
+    run.errors.extend(loads::errors(&new, &to.id));
     let (Ok(old), Ok(new)) = (old, new) else {
         return Ok(run);
     };
-    run.warnings = new.warnings().cloned().collect();
+    run.warnings = loads::warnings(&new, &to.id);
     if !run.errors.is_empty() {
         return Ok(run);
     }
@@ -162,6 +160,70 @@ pub fn plan_between(
         actions = run.plan.actions.len(),
         "planned"
     );
-    run.inventories = Some((Arc::new(old), Arc::new(new)));
+    run.inventories = Some((old, new));
     Ok(run)
+}
+
+/// Loads `from` (None: the empty inventory) and `to`: from `cache` when kept there, once when
+/// both hold the same inventory files, else one thread each (git2 handles are per thread, so
+/// the second thread opens its own repository).
+fn load_both(
+    repo: &Repo,
+    opts: &RepoOptions,
+    from: Option<&str>,
+    to: &str,
+    cache: Option<&LoadCache>,
+) -> Result<(Shared, Shared)> {
+    let kept = |rev: &str| cache.and_then(|c| c.get(rev, &opts.inventory));
+    let (old_kept, new_kept) = (from.and_then(kept), kept(to));
+    let (old, new) = match (from, old_kept, new_kept) {
+        (None, _, Some(new)) => (Ok(Arc::new(Inventory::empty(""))), new),
+        (Some(_), Some(old), Some(new)) => (old, new),
+        (Some(_), Some(old), None) => (old, load_shared(repo, opts, to, false)?),
+        (Some(f), None, Some(new)) => (load_shared(repo, opts, f, true)?, new),
+        (None, _, None) => (
+            Ok(Arc::new(Inventory::empty(""))),
+            load_shared(repo, opts, to, false)?,
+        ),
+        (Some(f), None, None) => {
+            let (old_files, new_files) = std::thread::scope(|s| {
+                let old = s.spawn(|| read_revision(&opts.open()?, opts, f, true));
+                let new = read_revision(repo, opts, to, false);
+                (old.join().expect("reading thread panicked"), new)
+            });
+            let (old_files, new_files) = (old_files?, new_files?);
+            if old_files.is_some() && old_files == new_files {
+                // The same inventory files (a commit that changed something else): one load.
+                let both = share(load_files(new_files.as_ref(), to));
+                (both.clone(), both)
+            } else {
+                std::thread::scope(|s| {
+                    let old = s.spawn(|| share(load_files(old_files.as_ref(), f)));
+                    let new = share(load_files(new_files.as_ref(), to));
+                    (old.join().expect("loading thread panicked"), new)
+                })
+            }
+        }
+    };
+    if let Some(c) = cache {
+        if let Some(f) = from {
+            c.put(f, &opts.inventory, &old);
+        }
+        c.put(to, &opts.inventory, &new);
+    }
+    Ok((old, new))
+}
+
+fn load_shared(
+    repo: &Repo,
+    opts: &RepoOptions,
+    rev: &str,
+    missing_is_empty: bool,
+) -> Result<Shared> {
+    let files = read_revision(repo, opts, rev, missing_is_empty)?;
+    Ok(share(load_files(files.as_ref(), rev)))
+}
+
+fn share(loaded: super::Loaded) -> Shared {
+    loaded.map(Arc::new)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{errors, load_revision, RepoOptions};
+use super::{errors, load_revision, Loaded, RepoOptions};
 use crate::inventory::Diagnostic;
 
 pub struct Validation {
@@ -12,6 +12,9 @@ pub struct Validation {
     /// Hosts and PGSQL clusters found, for the summary line.
     pub hosts: usize,
     pub clusters: usize,
+    /// The loaded revision, for a caller that wants more than the summary (or to skip freeing
+    /// it before the process exits).
+    pub loaded: Loaded,
 }
 
 pub fn validate(opts: &RepoOptions, rev: &str) -> Result<Validation> {
@@ -33,5 +36,6 @@ pub fn validate(opts: &RepoOptions, rev: &str) -> Result<Validation> {
         warnings,
         hosts,
         clusters,
+        loaded,
     })
 }

@@ -2,7 +2,7 @@
 //! a role comes before the users granted it, databases after their owners; deletions without
 //! `state: absent` reported as unmanaged, never dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{
     Action, Builder, Class, Definition, Manual, ObjectStep, Order, Phase, Playbook, RemovalPhase,
@@ -158,16 +158,25 @@ fn ordered_users<'c>(changes: &[&'c Change], cluster: &PgCluster) -> Vec<&'c Cha
         .copied()
         .filter(|c| c.entity == Entity::User)
         .collect();
-    let position = |name: &str| {
-        cluster
-            .users
-            .iter()
-            .position(|u| u.name == name)
-            .unwrap_or(usize::MAX)
-    };
-    let mut out: Vec<&Change> = Vec::new();
-    fn visit<'c>(c: &'c Change, users: &[&'c Change], out: &mut Vec<&'c Change>, depth: usize) {
-        if out.iter().any(|o| std::ptr::eq(*o, c)) || depth > users.len() {
+    // Indexes instead of scans: a user's position in pg_users, and the (first) user change a
+    // role name refers to.
+    let mut positions: HashMap<&str, usize> = HashMap::with_capacity(cluster.users.len());
+    for (i, u) in cluster.users.iter().enumerate() {
+        positions.entry(u.name.as_str()).or_insert(i);
+    }
+    let mut by_role: HashMap<&str, &'c Change> = HashMap::with_capacity(users.len());
+    for u in users.iter().filter(|u| u.op != Op::Delete) {
+        by_role.entry(u.name.as_str()).or_insert(u);
+    }
+    struct Walk<'c, 'm> {
+        by_role: &'m HashMap<&'m str, &'c Change>,
+        limit: usize,
+        out: Vec<&'c Change>,
+        /// The changes in `out`, by address.
+        placed: HashSet<*const Change>,
+    }
+    fn visit<'c>(c: &'c Change, w: &mut Walk<'c, '_>, depth: usize) {
+        if w.placed.contains(&(c as *const Change)) || depth > w.limit {
             return;
         }
         for role in c
@@ -181,19 +190,28 @@ fn ordered_users<'c>(changes: &[&'c Change], cluster: &PgCluster) -> Vec<&'c Cha
             let rname = role
                 .as_str()
                 .or_else(|| role.get("name").and_then(|n| n.as_str()));
-            if let Some(dep) = users
-                .iter()
-                .find(|u| Some(u.name.as_str()) == rname && u.op != Op::Delete)
-            {
-                visit(dep, users, out, depth + 1);
+            if let Some(dep) = rname.and_then(|r| w.by_role.get(r)).copied() {
+                visit(dep, w, depth + 1);
             }
         }
-        out.push(c);
+        w.placed.insert(c as *const Change);
+        w.out.push(c);
     }
     let mut sorted = users.clone();
-    sorted.sort_by_key(|c| position(&c.name));
+    sorted.sort_by_key(|c| {
+        positions
+            .get(c.name.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
+    let mut walk = Walk {
+        by_role: &by_role,
+        limit: users.len(),
+        out: Vec::new(),
+        placed: HashSet::new(),
+    };
     for c in &sorted {
-        visit(c, &users, &mut out, 0);
+        visit(c, &mut walk, 0);
     }
-    out
+    walk.out
 }

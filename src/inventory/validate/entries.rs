@@ -182,13 +182,17 @@ pub(super) fn check_hba(vars: &HostVars, key: &str, target: Target, out: &mut Ou
         }
         return;
     };
-    for (i, rule) in rules.iter().enumerate() {
+    // The rule's location is built only when there is something to say about it.
+    let at = |i: usize| {
         let mut o = (**origin).clone();
         o.path.push(Seg::Index(i));
+        o
+    };
+    for (i, rule) in rules.iter().enumerate() {
         if let Err(msg) = check_rule(rule, target) {
-            out.err(&o, msg);
+            out.err(&at(i), msg);
         } else if rule.get("title").is_none() {
-            out.warn(&o, format!("`{key}` rule without a `title`"));
+            out.warn(&at(i), format!("`{key}` rule without a `title`"));
         }
     }
 }
