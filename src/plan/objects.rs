@@ -23,6 +23,7 @@ pub(crate) fn sql_target(inv: &Inventory, c: &PgCluster) -> SqlTarget {
         admin: ctx.admin.to_string(),
         monitor: ctx.monitor.to_string(),
         replicator: ctx.replicator.to_string(),
+        default_privileges: c.default_privileges.clone(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde_yaml_ng::Mapping;
 
+use crate::inventory::default_privilege::DefaultPrivilege;
 use crate::render::sql::{self, Secret, SqlContext};
 
 /// One step of one action.
@@ -48,6 +49,8 @@ pub struct SqlTarget {
     pub admin: String,
     pub monitor: String,
     pub replicator: String,
+    /// `pg_default_privileges`, typed (see [`crate::inventory::defaults`]).
+    pub default_privileges: Result<Vec<DefaultPrivilege>, String>,
 }
 
 impl SqlTarget {
@@ -59,6 +62,7 @@ impl SqlTarget {
             monitor: &self.monitor,
             replicator: &self.replicator,
             today: None,
+            default_privileges: self.default_privileges.as_deref().map_err(String::as_str),
         }
     }
 }

@@ -38,6 +38,7 @@ mod database;
 mod def;
 mod out;
 mod params;
+mod privileges;
 mod quote;
 mod system;
 mod user;
@@ -51,6 +52,8 @@ pub use system::{alter_system, pending_restart_query};
 pub use user::{user_drop, user_ownership_check, user_upsert};
 
 use std::fmt;
+
+use crate::inventory::default_privilege::DefaultPrivilege;
 
 /// A refused input. Names the field and what was expected; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +109,9 @@ pub struct SqlContext<'a> {
     pub replicator: &'a str,
     /// `YYYY-MM-DD` for `expire_in`; `None` lets the server compute the date at run time.
     pub today: Option<&'a str>,
+    /// `pg_default_privileges` (Pigsty's when unset), granted for every database owner; the
+    /// error of an entry that does not parse (validation refuses such inventories).
+    pub default_privileges: std::result::Result<&'a [DefaultPrivilege], &'a str>,
 }
 
 #[derive(Debug, Clone, Default)]
