@@ -11,6 +11,7 @@
 //! primary before replicas. Rendering to text and JSON lives in [`output`].
 
 pub mod catalog;
+mod defaults;
 mod modules;
 mod objects;
 pub mod output;
@@ -180,6 +181,7 @@ pub enum Order {
 pub enum Phase {
     Cluster,
     Member,
+    DefaultRoles,
     User,
     Database,
     Hba,

@@ -69,6 +69,13 @@ impl SqlTarget {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectStep {
+    /// `pg_default_roles`: created when missing, converged otherwise (Pigsty: at bootstrap).
+    /// A role's definition carries the password it gets if it is created (for the system
+    /// users: `pg_*_password` when the inventory sets it).
+    DefaultRoles {
+        roles: Vec<(String, Definition)>,
+        sql: SqlTarget,
+    },
     UserUpsert {
         name: String,
         def: Definition,
@@ -101,6 +108,7 @@ pub enum ObjectStep {
 impl ObjectStep {
     pub fn name(&self) -> &str {
         match self {
+            ObjectStep::DefaultRoles { .. } => "pg_default_roles",
             ObjectStep::UserUpsert { name, .. }
             | ObjectStep::UserDrop { name, .. }
             | ObjectStep::DatabaseUpsert { name, .. }
@@ -200,6 +208,7 @@ impl Step {
     pub fn path(&self) -> String {
         match self {
             Step::Object(o) => match o {
+                ObjectStep::DefaultRoles { .. } => "default-roles/converge".into(),
                 ObjectStep::UserUpsert { name, create, .. } => {
                     format!("user/{name}/{}", verb(*create))
                 }
@@ -244,6 +253,7 @@ impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Object(o) => match o {
+                ObjectStep::DefaultRoles { .. } => "default-roles",
                 ObjectStep::UserUpsert { create: true, .. } => "user-create",
                 ObjectStep::UserUpsert { .. } => "user-update",
                 ObjectStep::UserDrop { .. } => "user-drop",
@@ -323,6 +333,17 @@ impl ObjectStep {
             Err(e) => format!("cannot render SQL: {e}"),
         };
         match self {
+            ObjectStep::DefaultRoles { roles, sql } => {
+                let roles: Vec<sql::DefaultRole> = roles
+                    .iter()
+                    .map(|(name, def)| sql::DefaultRole {
+                        name,
+                        def: &def.0,
+                        password: def.0.contains_key("password").then_some(Secret::Redacted),
+                    })
+                    .collect();
+                vec![one(sql::default_roles(&roles, &sql.context(None)))]
+            }
             ObjectStep::UserUpsert { name, def, sql, .. } => vec![one(sql::user_upsert(
                 name,
                 &def.0,

@@ -37,6 +37,8 @@ fn new_pg_cluster() {
                 "new",
                 "./pgsql.yml -l pg-new"
             ),
+            // Pigsty creates the default roles while bootstrapping: no narrower command
+            a("pg-new/default-roles/converge", "online", "new", ""),
             a(
                 "pg-new/user/app/create",
                 "online",
@@ -650,4 +652,22 @@ fn node_knobs_and_haproxy_services() {
             "./node.yml -l 127.0.10.10 -t haproxy_config,haproxy_reload"
         )]
     );
+}
+
+#[test]
+fn default_roles_changed() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_default_roles"] =
+            yaml("[ { name: dbrole_readonly, login: false } ]");
+        vars(v, "pg-test")["pg_default_privileges"] =
+            yaml("[ GRANT SELECT ON TABLES TO dbrole_readonly ]");
+    });
+    let rows = actions(&p);
+    assert_eq!(
+        rows[0],
+        a("pg-test/default-roles/converge", "online", "new", "")
+    );
+    // pg_default_privileges only feeds databases created or changed later (as in Pigsty)
+    assert_eq!(rows[1].0, "pg-test/var/pg_default_privileges/manual");
+    assert_eq!(rows.len(), 2, "{rows:?}");
 }

@@ -30,7 +30,7 @@ async fn run(
     p: &Primary,
     db: &str,
     script: &Script,
-    secret: Option<&str>,
+    secrets: &[String],
 ) -> Result<String, ExecError> {
     let input = script.to_psql_input();
     let early = p.early(db);
@@ -38,13 +38,15 @@ async fn run(
         Some(psql) => psql.run(ctx, &input).await,
         None => psql(ctx, &p.host, db, &input).await,
     };
-    out.map_err(|e| match (e, secret) {
-        (ExecError::Failed { host, what, stderr }, Some(s)) => ExecError::Failed {
+    out.map_err(|e| match e {
+        ExecError::Failed { host, what, stderr } => ExecError::Failed {
             host,
             what,
-            stderr: stderr.replace(s, "<redacted>"),
+            stderr: secrets
+                .iter()
+                .fold(stderr, |t, s| t.replace(s.as_str(), "<redacted>")),
         },
-        (e, _) => e,
+        e => e,
     })
 }
 
@@ -115,13 +117,16 @@ impl Component for Objects {
 
 async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: &Primary) -> Outcome {
     match step {
+        ObjectStep::DefaultRoles { roles, sql } => {
+            default_roles(ctx, p, roles, &sql.context(Some(p.major))).await
+        }
         ObjectStep::UserUpsert { name, def, sql, .. } => {
             user_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
         }
         ObjectStep::UserDrop { name, sql } => {
             let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
             let host = on_host(ctx, &p.host, || async {
-                run(ctx, p, "postgres", &script, None)
+                run(ctx, p, "postgres", &script, &[])
                     .await
                     .map(|_| format!("user {name} dropped"))
             })
@@ -154,9 +159,44 @@ async fn user_upsert(
         .unwrap_or(Secret::Redacted);
     let script = render(sql::user_upsert(name, &def.0, secret, sc))?;
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, p, "postgres", &script, v.as_deref())
+        run(ctx, p, "postgres", &script, v.as_slice())
             .await
             .map(|_| format!("user {name} converged on the live primary"))
+    })
+    .await;
+    Ok((String::new(), vec![host]))
+}
+
+/// `pg_default_roles` in one transaction; a password (a verifier, as for users) only reaches a
+/// role the script creates.
+async fn default_roles(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    roles: &[(String, Definition)],
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let verifiers: Vec<Option<String>> = roles
+        .iter()
+        .map(|(_, d)| d.0.get("password").and_then(|p| p.as_str()).map(verifier))
+        .collect();
+    let list: Vec<sql::DefaultRole> = roles
+        .iter()
+        .zip(&verifiers)
+        .map(|((name, def), v)| sql::DefaultRole {
+            name,
+            def: &def.0,
+            password: v.as_deref().map(Secret::Verifier),
+        })
+        .collect();
+    let script = render(sql::default_roles(&list, sc))?;
+    let secrets: Vec<String> = verifiers.into_iter().flatten().collect();
+    let host = on_host(ctx, &p.host, || async {
+        run(ctx, p, "postgres", &script, &secrets).await.map(|_| {
+            format!(
+                "{} default roles converged on the live primary",
+                roles.len()
+            )
+        })
     })
     .await;
     Ok((String::new(), vec![host]))
@@ -176,11 +216,11 @@ async fn database_upsert(
     let s =
         sql::database_upsert(name, &def.0, sc).map_err(|e| ExecError::Refused(e.to_string()))?;
     let host = on_host(ctx, &p.host, || async {
-        let created = sql::DbScripts::created(&run(ctx, p, s.admin_db, &s.create, None).await?);
+        let created = sql::DbScripts::created(&run(ctx, p, s.admin_db, &s.create, &[]).await?);
         let rest = async {
-            run(ctx, p, name, &s.provision, None).await?;
+            run(ctx, p, name, &s.provision, &[]).await?;
             if !s.finish.statements.is_empty() {
-                run(ctx, p, s.admin_db, &s.finish, None).await?;
+                run(ctx, p, s.admin_db, &s.finish, &[]).await?;
             }
             Ok(())
         };
@@ -239,7 +279,7 @@ async fn database_drop(
                     "database {name} was already dropped by an interrupted run"
                 ));
             }
-            run(ctx, p, "postgres", &script, None)
+            run(ctx, p, "postgres", &script, &[])
                 .await
                 .map(|_| format!("database {name} dropped"))
         })

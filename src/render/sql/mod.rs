@@ -49,7 +49,7 @@ mod tests;
 pub use database::{database_drop, database_upsert};
 pub use quote::{conninfo_value, quote_ident, quote_literal};
 pub use system::{alter_system, pending_restart_query};
-pub use user::{user_drop, user_ownership_check, user_upsert};
+pub use user::{default_roles, user_drop, user_ownership_check, user_upsert, DefaultRole};
 
 use std::fmt;
 

@@ -21,9 +21,53 @@ pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> R
     if name == "postgres" {
         return Err(protected("manage role", name));
     }
-    let d = Def::new(def, format!("pg_users[{name}]"), name)?;
-    let (role, lit) = names(&d.field("name"), name)?;
     let mut out = Out::default();
+    role(&mut out, "pg_users", name, def, pw, false, ctx)?;
+    Ok(out.done())
+}
+
+/// One `pg_default_roles` entry: its name, definition and password (used only if it is created).
+pub struct DefaultRole<'a> {
+    pub name: &'a str,
+    pub def: &'a Mapping,
+    pub password: Option<Secret<'a>>,
+}
+
+/// `pg_default_roles` (Pigsty's `pg-init-roles.sql`), in list order and in one transaction:
+/// each role is created when missing and its attributes, settings, comment and memberships are
+/// converged like a user's. A password is set only on a role this script creates: existing
+/// system users keep the credentials Patroni, pgbouncer and the exporters use. The dbsu
+/// (`postgres`) is allowed here: it exists, so only its attributes and comment are converged.
+pub fn default_roles(roles: &[DefaultRole], ctx: &SqlContext) -> Result<Script> {
+    let mut out = Out::default();
+    for r in roles {
+        role(
+            &mut out,
+            "pg_default_roles",
+            r.name,
+            r.def,
+            r.password.unwrap_or(Secret::Redacted),
+            r.password.is_some(),
+            ctx,
+        )?;
+    }
+    Ok(out.done())
+}
+
+/// The statements converging one role. `on_create_password`: the password statement is emitted
+/// only inside `\if :pgitops_missing` (set before the role was created), from `pw`; otherwise it
+/// is emitted when the definition has a `password`.
+fn role(
+    out: &mut Out,
+    list: &str,
+    name: &str,
+    def: &Mapping,
+    pw: Secret,
+    on_create_password: bool,
+    ctx: &SqlContext,
+) -> Result<()> {
+    let d = Def::new(def, format!("{list}[{name}]"), name)?;
+    let (role, lit) = names(&d.field("name"), name)?;
     let login = if d.bool("login")? == Some(false) {
         "NOLOGIN"
     } else {
@@ -49,24 +93,31 @@ pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> R
     if !attrs.is_empty() {
         out.sql(format!("ALTER ROLE {role}{};", with(&attrs, " ")));
     }
-    if d.get("password").is_some() {
+    if d.get("password").is_some() || on_create_password {
         let field = d.field("password");
         let value = match pw {
             Secret::Redacted => "<redacted>".to_string(),
             Secret::Verifier(v) if is_verifier(v) => literal(&field, v)?,
             Secret::Verifier(_) => return Err(invalid(field, "a SCRAM-SHA-256 or md5 verifier")),
         };
-        out.push(format!("ALTER ROLE {role} PASSWORD {value};"), true);
+        let sql = format!("ALTER ROLE {role} PASSWORD {value};");
+        if on_create_password {
+            out.sql("\\if :pgitops_missing");
+            out.push(sql, true);
+            out.sql("\\endif");
+        } else {
+            out.push(sql, true);
+        }
     }
-    valid_until(&mut out, &d, &role, ctx)?;
-    set_parameters(&mut out, &d, &format!("ROLE {role}"), &LIST_GUCS[..4])?;
+    valid_until(out, &d, &role, ctx)?;
+    set_parameters(out, &d, &format!("ROLE {role}"), &LIST_GUCS[..4])?;
     d.comment(
-        &mut out,
+        out,
         &format!("ROLE {role}"),
         format!("business user {name}"),
     )?;
-    grant_roles(&mut out, &d, &role, ctx)?;
-    Ok(out.done())
+    grant_roles(out, &d, &role, ctx)?;
+    Ok(())
 }
 
 /// `md5` + 32 hex, or `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` with 32-byte keys.
