@@ -11,7 +11,7 @@ use super::{
 use crate::diff::named::state;
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::fields;
-use crate::inventory::model::PgCluster;
+use crate::inventory::model::{str_var, PgCluster};
 use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 
@@ -54,14 +54,17 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
         match c.op {
             Op::Unmanaged if b.created.contains(&format!("{name}/user/{user}")) => {
                 let old = b.old.model.pgsql.get(name).unwrap_or(new);
-                let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old) };
+                let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old), reassign_to: None };
                 let a = act(step, Class::Online, drop).reads_old().pigsty(cmd);
                 b.push(a.reason("pruned: pgitops created this user and it left the inventory"));
             }
             Op::Unmanaged => b.warn(name, format!("user {user} was removed from the inventory without `state: absent`: left in place (unmanaged)")),
             Op::Delete => {
-                let step = ObjectStep::UserDrop { name: user, sql: sql_new.clone() };
-                b.push(act(step, Class::Online, drop).pigsty(cmd));
+                // as Pigsty's user.yml: ownership goes to the dbsu
+                let dbsu = new.primary.as_ref().and_then(|p| str_var(&b.new.tree.hosts[p].vars, "pg_dbsu")).unwrap_or("postgres");
+                let why = format!("terminates the role's sessions, reassigns what it owns in every database to {dbsu} and drops its privileges (Pigsty's pg-drop-role), then drops it");
+                let step = ObjectStep::UserDrop { name: user, sql: sql_new.clone(), reassign_to: Some(dbsu.to_string()) };
+                b.push(act(step, Class::Destructive, drop).pigsty(cmd).reason(why));
             }
             op => {
                 let Some(def) = def(&new.users, &user) else {

@@ -86,6 +86,10 @@ pub enum ObjectStep {
     UserDrop {
         name: String,
         sql: SqlTarget,
+        /// `state: absent`: Pigsty's `pg-drop-role` (terminate sessions, reassign what the role
+        /// owns to this role, the dbsu, drop its privileges, drop it). `None` (a prune): drop
+        /// only a role that owns and holds nothing.
+        reassign_to: Option<String>,
     },
     DatabaseUpsert {
         name: String,
@@ -350,9 +354,29 @@ impl ObjectStep {
                 Secret::Redacted,
                 &sql.context(None),
             ))],
-            ObjectStep::UserDrop { name, sql } => {
-                vec![one(sql::user_drop(name, &sql.context(None)))]
-            }
+            ObjectStep::UserDrop {
+                name,
+                sql,
+                reassign_to: None,
+            } => vec![one(sql::user_drop(name, &sql.context(None)))],
+            ObjectStep::UserDrop {
+                name,
+                sql,
+                reassign_to: Some(to),
+            } => vec![
+                format!(
+                    "-- in database postgres\n{}",
+                    one(sql::user_drop_prepare(name, to, &sql.context(None)))
+                ),
+                format!(
+                    "-- in every database that allows connections\n{}",
+                    one(sql::user_reassign(name, to))
+                ),
+                format!(
+                    "-- in database postgres\n{}",
+                    one(sql::user_drop_role(name))
+                ),
+            ],
             ObjectStep::DatabaseUpsert { name, def, sql, .. } => database(name, def, sql),
             ObjectStep::DatabaseDrop { name, sql } => {
                 vec![one(sql::database_drop(name, &sql.context(None)))]

@@ -123,7 +123,16 @@ async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: &Primary) -> O
         ObjectStep::UserUpsert { name, def, sql, .. } => {
             user_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
         }
-        ObjectStep::UserDrop { name, sql } => {
+        ObjectStep::UserDrop {
+            name,
+            sql,
+            reassign_to: Some(to),
+        } => user_drop_reassign(ctx, p, name, to, &sql.context(Some(p.major))).await,
+        ObjectStep::UserDrop {
+            name,
+            sql,
+            reassign_to: None,
+        } => {
             let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
             let host = on_host(ctx, &p.host, || async {
                 run(ctx, p, "postgres", &script, &[])
@@ -164,6 +173,65 @@ async fn user_upsert(
             .map(|_| format!("user {name} converged on the live primary"))
     })
     .await;
+    Ok((String::new(), vec![host]))
+}
+
+/// The databases a role's objects can be reached in (`datallowconn`), names hex-encoded so that
+/// any name survives psql's line output.
+const CONNECTABLE: &str = "SELECT encode(convert_to(datname, 'UTF8'), 'hex') \
+    FROM pg_catalog.pg_database WHERE datallowconn ORDER BY datname;";
+
+fn unhex(line: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..line.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(line.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `state: absent`, as Pigsty's `pg-drop-role <role> <dbsu> --force`: disable login and end the
+/// role's sessions, then in every database that allows connections reassign what it owns to the
+/// dbsu and drop its privileges (one transaction per database: a failed REASSIGN drops nothing),
+/// then drop the role. A failure stops there and says what was done; the next apply resumes.
+async fn user_drop_reassign(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    name: &str,
+    to: &str,
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let prepare = render(sql::user_drop_prepare(name, to, sc))?;
+    let reassign = render(sql::user_reassign(name, to))?;
+    let drop = render(sql::user_drop_role(name))?;
+    let host =
+        on_host(ctx, &p.host, || async {
+            run(ctx, p, "postgres", &prepare, &[]).await?;
+            let listed = psql(ctx, &p.host, "postgres", CONNECTABLE).await?;
+            let dbs: Vec<String> = listed.lines().filter_map(unhex).collect();
+            let mut done = vec![];
+            let partial =
+                |done: &[String], cause| ExecError::Partial {
+                    done: format!(
+                "disabled login of {name} and ended its sessions; reassigned to {to} in: {}",
+                if done.is_empty() { "none".to_string() } else { done.join(", ") }
+            ),
+                    cause: Box::new(cause),
+                };
+            for db in &dbs {
+                if let Err(e) = run(ctx, p, db, &reassign, &[]).await {
+                    return Err(partial(&done, e));
+                }
+                done.push(db.clone());
+            }
+            match run(ctx, p, "postgres", &drop, &[]).await {
+                Ok(_) => Ok(format!(
+                    "user {name} dropped; what it owned in {} database(s) now belongs to {to}",
+                    dbs.len()
+                )),
+                Err(e) => Err(partial(&done, e)),
+            }
+        })
+        .await;
     Ok((String::new(), vec![host]))
 }
 

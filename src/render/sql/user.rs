@@ -246,10 +246,70 @@ pub fn user_ownership_check(name: &str, ctx: &SqlContext) -> Result<Script> {
     Ok(out.done())
 }
 
-/// [`user_ownership_check`] then `DROP ROLE IF EXISTS`. No REASSIGN, no DROP OWNED.
+/// [`user_ownership_check`] then `DROP ROLE IF EXISTS`. No REASSIGN, no DROP OWNED: used when
+/// pgitops prunes a user it created (Pigsty never drops on removal, so nothing is forced).
 pub fn user_drop(name: &str, ctx: &SqlContext) -> Result<Script> {
     let mut script = user_ownership_check(name, ctx)?;
     let sql = format!("DROP ROLE IF EXISTS {};", ident("pg_users.name", name)?);
     script.statements.push(Statement { sql, secret: false });
     Ok(script)
+}
+
+/// Pigsty's `pg-drop-role`, step by step (`state: absent`). [`user_drop_prepare`] runs first in
+/// `postgres`, then [`user_reassign`] in every database that allows connections, then
+/// [`user_drop_role`]. The successor is the dbsu, where Pigsty's `user.yml` sends ownership.
+///
+/// This step, outside a transaction so that `NOLOGIN` holds before the sessions end: disable
+/// login, terminate the role's sessions (waiting up to 10 s for each on PostgreSQL 14+, as
+/// `--force` does). Refuses the protected roles and the successor itself.
+pub fn user_drop_prepare(name: &str, successor: &str, ctx: &SqlContext) -> Result<Script> {
+    if [
+        "postgres",
+        successor,
+        ctx.replicator,
+        ctx.admin,
+        ctx.monitor,
+    ]
+    .contains(&name)
+    {
+        return Err(protected("drop role", name));
+    }
+    let (role, lit) = names("pg_users.name", name)?;
+    let mut out = Out::default();
+    let exists = format!("EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
+    let wait = if ctx.pg_major >= 14 { ", 10000" } else { "" };
+    out.when("pgitops_exists", &exists, |o| {
+        o.sql(format!("ALTER ROLE {role} NOLOGIN;"));
+        o.sql(format!(
+            "SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid{wait})) AS pgitops_terminated \
+             FROM pg_catalog.pg_stat_activity\n  WHERE usename = {lit} AND pid <> pg_catalog.pg_backend_pid() \\gset"
+        ));
+    });
+    Ok(out.done_outside_transaction())
+}
+
+/// In one database, in one transaction: `REASSIGN OWNED BY <role> TO <successor>` (this also
+/// moves the databases and tablespaces it owns), then `DROP OWNED BY <role>` (its privileges
+/// and default privileges). If the REASSIGN fails, nothing is dropped: Pigsty's safety rule.
+pub fn user_reassign(name: &str, successor: &str) -> Result<Script> {
+    let (role, lit) = names("pg_users.name", name)?;
+    let to = ident("pg_dbsu", successor)?;
+    let mut out = Out::default();
+    let exists = format!("EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
+    out.when("pgitops_exists", &exists, |o| {
+        o.sql(format!("REASSIGN OWNED BY {role} TO {to};"));
+        o.sql(format!("DROP OWNED BY {role};"));
+    });
+    Ok(out.done())
+}
+
+/// The last step: `DROP ROLE IF EXISTS`. PostgreSQL refuses it while the role still has
+/// dependencies (in a database that allows no connections), and so does Pigsty.
+pub fn user_drop_role(name: &str) -> Result<Script> {
+    let mut out = Out::default();
+    out.sql(format!(
+        "DROP ROLE IF EXISTS {};",
+        ident("pg_users.name", name)?
+    ));
+    Ok(out.done())
 }
