@@ -105,7 +105,21 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                     b.push(a.reason(format!("{} can only be set by CREATE DATABASE; use `state: recreate` (destructive) or migrate by hand", create_only.join(", "))));
                 }
                 let dropping = d.is_some_and(drops_schema_or_extension) && !c.old.as_ref().is_some_and(drops_schema_or_extension_same(d));
-                let class = if dropping { Class::Destructive } else { Class::Online };
+                let mut why: Vec<&str> = vec![];
+                if dropping {
+                    why.push("drops a schema or extension (CASCADE)");
+                }
+                // pgitops does more than Pigsty here (its pg-db.sql runs these inside the
+                // database, where PostgreSQL refuses them): said, and classed for what they cost
+                let moving = op == Op::Update && c.fields.iter().any(|f| f == "tablespace") && d.is_some_and(|d| d.get("tablespace").is_some_and(|t| !t.is_null()));
+                if moving {
+                    why.push("moves the database to another tablespace: ALTER DATABASE ... SET TABLESPACE copies every file under an exclusive lock and fails while anyone is connected (Pigsty never moves a database)");
+                }
+                let closing = d.and_then(|d| d.get("allowconn")).and_then(|v| v.as_bool()) == Some(false) && (op == Op::Create || c.fields.iter().any(|f| f == "allowconn"));
+                if closing {
+                    why.push("allowconn: false: the database refuses new connections (Pigsty's pg-db.sql cannot apply it; pgitops does)");
+                }
+                let class = if dropping || moving { Class::Destructive } else { Class::Online };
                 if d.is_some_and(|d| d.get("baseline").is_some_and(|v| !v.is_null())) {
                     b.warn(name, format!("database {db} has a `baseline`: Pigsty re-runs it on every pgsql-db run"));
                 }
@@ -115,8 +129,8 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                 };
                 let step = ObjectStep::DatabaseUpsert { name: db, def, create: op == Op::Create, sql: sql_new.clone() };
                 let mut a = act(step, class, create).pigsty(cmd);
-                if dropping {
-                    a = a.reason("drops a schema or extension (CASCADE)");
+                if !why.is_empty() {
+                    a = a.reason(why.join("; "));
                 }
                 b.push(a);
             }

@@ -245,7 +245,7 @@ fn user_absent_is_dropped_and_deleted_user_is_left_in_place() {
         actions(&p),
         vec![a(
             "pg-meta/user/dbuser_meta/drop",
-            "online",
+            "destructive",
             "new",
             "./pgsql-user.yml -l pg-meta -e username=dbuser_meta"
         )]
@@ -670,4 +670,29 @@ fn default_roles_changed() {
     // pg_default_privileges only feeds databases created or changed later (as in Pigsty)
     assert_eq!(rows[1].0, "pg-test/var/pg_default_privileges/manual");
     assert_eq!(rows.len(), 2, "{rows:?}");
+}
+
+#[test]
+fn database_moves_and_closes_are_classed_for_what_they_cost() {
+    let p = plan_edit(|v| {
+        let db = &mut vars(v, "pg-meta")["pg_databases"][0];
+        db["tablespace"] = "fast".into();
+        db["allowconn"] = false.into();
+    });
+    let a = action(&p, "pg-meta/database/meta/update");
+    assert_eq!(a["class"], "destructive", "moving a database is not online");
+    let why = a["reason"].as_str().unwrap();
+    assert!(
+        why.contains("SET TABLESPACE copies every file under an exclusive lock")
+            && why.contains("Pigsty never moves"),
+        "{why}"
+    );
+    assert!(why.contains("allowconn: false"), "{why}");
+    let p = plan_edit(|v| vars(v, "pg-meta")["pg_databases"][0]["allowconn"] = false.into());
+    let a = action(&p, "pg-meta/database/meta/update");
+    assert_eq!(a["class"], "online");
+    assert!(a["reason"]
+        .as_str()
+        .unwrap()
+        .contains("refuses new connections"));
 }

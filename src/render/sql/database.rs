@@ -8,6 +8,10 @@
 //! owners are converged with `ALTER SCHEMA ... OWNER TO`. With an `owner`, the cluster's
 //! `pg_default_privileges` are granted `FOR ROLE <owner>` before the schemas are created, as
 //! Pigsty's `pg-db.sql` does. `baseline` is not handled here. `postgres`, `template0` and `template1` are never dropped.
+//! Version-gated create options: `strategy` (how files are copied; nothing lasts) is left out
+//! below PostgreSQL 15 as Pigsty leaves it out; the locale options (`locale_provider`, `icu_*`,
+//! `builtin_locale`) are refused, since leaving them out would create a database that sorts
+//! differently from the declared one, for good.
 //! `create` and the drop run statement by statement (PostgreSQL refuses CREATE/DROP DATABASE and
 //! SET TABLESPACE in a transaction block); `provision` and `finish` each run in one transaction.
 
@@ -88,10 +92,17 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
         .map(|o| format!("OWNER {o}"))
         .into_iter()
         .collect();
+    let mut notes = Vec::new();
     for (key, min, kind) in &CREATE_OPTS {
         let (Some(v), field) = (d.str(key)?, d.field(key)) else {
             continue;
         };
+        if ctx.pg_major < *min && *key == "strategy" {
+            // How the files are copied, nothing that lasts: left out, as Pigsty leaves it out.
+            let note = format!("-- {key} left out: needs PostgreSQL {min}+");
+            notes.push(note);
+            continue;
+        }
         if ctx.pg_major < *min {
             let (min, actual) = (*min, ctx.pg_major);
             return Err(SqlError::Unsupported { field, min, actual });
@@ -113,6 +124,9 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
         .map(|t| literal(&d.field("template"), t))
         .transpose()?;
     let mut out = Out::default();
+    for n in notes {
+        out.sql(n);
+    }
     let missing = format!("NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {lit})");
     out.when("pgitops_missing", &missing, |o| {
         if let Some(t) = &template {

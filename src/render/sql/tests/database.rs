@@ -31,7 +31,13 @@ fn database_create_options() {
         e,
         "pg_databases[d].icu_rules: requires PostgreSQL 16+, target is PostgreSQL 15"
     );
-    assert!(db_err("strategy: wal_log", 14).contains("requires PostgreSQL 15+"));
+    let old = database_upsert("d", &yaml("strategy: wal_log"), &ctx(14)).unwrap();
+    has(
+        &text(&old.create),
+        &["-- strategy left out: needs PostgreSQL 15+"],
+    );
+    lacks(&text(&old.create), &["STRATEGY"]);
+    assert!(db_err("locale_provider: icu", 14).contains("requires PostgreSQL 15+"));
     assert!(db_err("template: d", 15).starts_with("pg_databases[d].template"));
 }
 
