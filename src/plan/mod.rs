@@ -16,6 +16,7 @@ mod modules;
 mod objects;
 pub mod output;
 mod pgsql;
+mod preview;
 mod step;
 mod vars;
 

@@ -1,4 +1,5 @@
-//! SQL rendering for `pg_users` and `pg_databases` entries (reference §2 and §3).
+//! SQL rendering for `pg_users`, `pg_databases`, `pg_default_roles` and `pg_default_privileges`
+//! entries (reference §2 and §3).
 //!
 //! This is the one audited place where SQL text is built from inventory values:
 //! * every identifier goes through [`quote_ident`] and every literal through [`quote_literal`]
@@ -22,7 +23,8 @@
 //! * `quote`: identifier and literal quoting;
 //! * `out` (the statement list builder) and `def` (typed access to an inventory mapping);
 //! * `params`: `parameters` (GUC) rendering, shared by users and databases;
-//! * `user`: `pg_users` scripts; `database`: `pg_databases` scripts.
+//! * `user`: `pg_users` and `pg_default_roles` scripts, and the drop as Pigsty's `pg-drop-role`;
+//!   `database`: `pg_databases` scripts; `privileges`: `pg_default_privileges` for an owner.
 //!
 //! Decisions:
 //! * Quoting refuses NUL, and identifiers must be 1..=63 bytes (PostgreSQL would silently truncate

@@ -1,4 +1,6 @@
-//! `pg_users` scripts (reference §2): create-or-converge a role, check it owns nothing, drop it.
+//! `pg_users` scripts (reference §2): create-or-converge a role (also for `pg_default_roles`);
+//! drop it as Pigsty's `pg-drop-role` does (`state: absent`), or only when it owns nothing (a
+//! prune).
 //!
 //! In: the role name, its inventory mapping, a [`Secret`] and the [`SqlContext`]. Out: a
 //! [`Script`] for the dbsu to run. Protected roles (`postgres`, and for drops the admin, monitor
