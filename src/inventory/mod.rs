@@ -6,6 +6,8 @@
 //! the diagnostics of [`validate`], each located at file, line and column. Pure: no IO.
 
 pub mod ansible;
+pub mod default_privilege;
+pub mod defaults;
 pub mod diag;
 pub mod fields;
 pub mod hba_rule;

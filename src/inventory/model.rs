@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 
 use super::ansible::Tree;
+use super::default_privilege::DefaultPrivilege;
 use super::diag::Diagnostic;
 use super::module::group_module;
 use super::named::{named_list, Named};
@@ -47,6 +48,9 @@ pub struct PgCluster {
     pub users: Vec<Named>,
     pub databases: Vec<Named>,
     pub services: Vec<Named>,
+    /// `pg_default_privileges` of the primary, typed (Pigsty's when unset); the error of an
+    /// entry that does not parse (validation reports it at the entry).
+    pub default_privileges: Result<Vec<DefaultPrivilege>, String>,
 }
 
 impl PgCluster {
@@ -188,6 +192,7 @@ impl Model {
                 cluster.databases = named_list(vars, &["pg_databases"], &mut diags);
                 cluster.services =
                     named_list(vars, &["pg_default_services", "pg_services"], &mut diags);
+                cluster.default_privileges = super::defaults::privileges(vars);
             }
             cluster.primary = primary;
             cluster.groups = exact_groups(tree, cluster.members.keys());
@@ -222,6 +227,7 @@ impl Model {
                 users: vec![],
                 databases: vec![],
                 services: vec![],
+                default_privileges: Ok(vec![]),
             });
         cluster.members.insert(
             host.to_string(),

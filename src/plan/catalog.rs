@@ -46,8 +46,6 @@ pub fn pgsql_var(key: &str) -> VarRule {
         "pg_mode",
         "pg_namespace",
         "pg_init",
-        "pg_default_roles",
-        "pg_default_privileges",
         "pg_default_schemas",
         "pg_default_extensions",
         "pg_max_conn",
@@ -67,6 +65,9 @@ pub fn pgsql_var(key: &str) -> VarRule {
         "pg_rto" | "pg_rto_plan" => VarRule::Manual(BOOTSTRAP),
         k if SERVICE_VARS.contains(&k) => VarRule::Covered,
         "pg_pwd_enc" | "node_firewall_intranet" => VarRule::Covered,
+        // the default-roles action (plan/defaults)
+        "pg_default_roles" => VarRule::Covered,
+        "pg_default_privileges" => VarRule::Manual("granted FOR ROLE <owner> when a database with an owner is created or converged (as Pigsty's pgsql-db.yml does): existing databases get the new list when their entry next changes; entries removed from the list are not revoked (Pigsty does not either)"),
         "pg_crontab" => tag(Class::Online, "pg_crontab"),
         "pg_extensions" => tag(Class::Online, "pg_ext"),
         k if k.starts_with("pg_vip_") => tag(Class::Online, "pg_vip"),

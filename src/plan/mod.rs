@@ -11,10 +11,12 @@
 //! primary before replicas. Rendering to text and JSON lives in [`output`].
 
 pub mod catalog;
+mod defaults;
 mod modules;
 mod objects;
 pub mod output;
 mod pgsql;
+mod preview;
 mod step;
 mod vars;
 
@@ -180,6 +182,7 @@ pub enum Order {
 pub enum Phase {
     Cluster,
     Member,
+    DefaultRoles,
     User,
     Database,
     Hba,

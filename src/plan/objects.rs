@@ -11,7 +11,7 @@ use super::{
 use crate::diff::named::state;
 use crate::diff::{Change, Entity, Op};
 use crate::inventory::fields;
-use crate::inventory::model::PgCluster;
+use crate::inventory::model::{str_var, PgCluster};
 use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 
@@ -23,6 +23,7 @@ pub(crate) fn sql_target(inv: &Inventory, c: &PgCluster) -> SqlTarget {
         admin: ctx.admin.to_string(),
         monitor: ctx.monitor.to_string(),
         replicator: ctx.replicator.to_string(),
+        default_privileges: c.default_privileges.clone(),
     }
 }
 
@@ -53,14 +54,17 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
         match c.op {
             Op::Unmanaged if b.created.contains(&format!("{name}/user/{user}")) => {
                 let old = b.old.model.pgsql.get(name).unwrap_or(new);
-                let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old) };
+                let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old), reassign_to: None };
                 let a = act(step, Class::Online, drop).reads_old().pigsty(cmd);
                 b.push(a.reason("pruned: pgitops created this user and it left the inventory"));
             }
             Op::Unmanaged => b.warn(name, format!("user {user} was removed from the inventory without `state: absent`: left in place (unmanaged)")),
             Op::Delete => {
-                let step = ObjectStep::UserDrop { name: user, sql: sql_new.clone() };
-                b.push(act(step, Class::Online, drop).pigsty(cmd));
+                // as Pigsty's user.yml: ownership goes to the dbsu
+                let dbsu = new.primary.as_ref().and_then(|p| str_var(&b.new.tree.hosts[p].vars, "pg_dbsu")).unwrap_or("postgres");
+                let why = format!("terminates the role's sessions, reassigns what it owns in every database to {dbsu} and drops its privileges (Pigsty's pg-drop-role), then drops it");
+                let step = ObjectStep::UserDrop { name: user, sql: sql_new.clone(), reassign_to: Some(dbsu.to_string()) };
+                b.push(act(step, Class::Destructive, drop).pigsty(cmd).reason(why));
             }
             op => {
                 let Some(def) = def(&new.users, &user) else {
@@ -101,7 +105,21 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                     b.push(a.reason(format!("{} can only be set by CREATE DATABASE; use `state: recreate` (destructive) or migrate by hand", create_only.join(", "))));
                 }
                 let dropping = d.is_some_and(drops_schema_or_extension) && !c.old.as_ref().is_some_and(drops_schema_or_extension_same(d));
-                let class = if dropping { Class::Destructive } else { Class::Online };
+                let mut why: Vec<&str> = vec![];
+                if dropping {
+                    why.push("drops a schema or extension (CASCADE)");
+                }
+                // pgitops does more than Pigsty here (its pg-db.sql runs these inside the
+                // database, where PostgreSQL refuses them): said, and classed for what they cost
+                let moving = op == Op::Update && c.fields.iter().any(|f| f == "tablespace") && d.is_some_and(|d| d.get("tablespace").is_some_and(|t| !t.is_null()));
+                if moving {
+                    why.push("moves the database to another tablespace: ALTER DATABASE ... SET TABLESPACE copies every file under an exclusive lock and fails while anyone is connected (Pigsty never moves a database)");
+                }
+                let closing = d.and_then(|d| d.get("allowconn")).and_then(|v| v.as_bool()) == Some(false) && (op == Op::Create || c.fields.iter().any(|f| f == "allowconn"));
+                if closing {
+                    why.push("allowconn: false: the database refuses new connections (Pigsty's pg-db.sql cannot apply it; pgitops does)");
+                }
+                let class = if dropping || moving { Class::Destructive } else { Class::Online };
                 if d.is_some_and(|d| d.get("baseline").is_some_and(|v| !v.is_null())) {
                     b.warn(name, format!("database {db} has a `baseline`: Pigsty re-runs it on every pgsql-db run"));
                 }
@@ -111,8 +129,8 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
                 };
                 let step = ObjectStep::DatabaseUpsert { name: db, def, create: op == Op::Create, sql: sql_new.clone() };
                 let mut a = act(step, class, create).pigsty(cmd);
-                if dropping {
-                    a = a.reason("drops a schema or extension (CASCADE)");
+                if !why.is_empty() {
+                    a = a.reason(why.join("; "));
                 }
                 b.push(a);
             }

@@ -66,6 +66,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         );
         // Pigsty creates the cluster's objects while bootstrapping; natively they are
         // converged on the running members by these actions.
+        super::defaults::plan(b, name, new, "first contact with this cluster");
         super::objects::plan(b, name, &limit, new, changes);
         hba(b, name, &limit, new, changes);
         parameters(b, name, &limit, changes);
@@ -142,6 +143,12 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 }
             }
         }
+    }
+    let roles_changed = changes
+        .iter()
+        .any(|c| c.entity == Entity::Var && c.name == "pg_default_roles");
+    if roles_changed {
+        super::defaults::plan(b, name, new, "`pg_default_roles` changed");
     }
     super::objects::plan(b, name, &limit, new, changes);
     hba(b, name, &limit, new, changes);

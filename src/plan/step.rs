@@ -4,13 +4,14 @@
 //!
 //! In: names, definitions and argv built by the planners. Out: the action id's path
 //! (`user/dbuser_app/create`), the JSON `kind`, and the preview lines (`Display`), with SQL from
-//! the one audited renderer ([`crate::render::sql`]) and passwords redacted.
+//! the one audited renderer ([`crate::render::sql`], see `preview`) and passwords redacted.
 
 use std::fmt;
 
 use serde_yaml_ng::Mapping;
 
-use crate::render::sql::{self, Secret, SqlContext};
+use crate::inventory::default_privilege::DefaultPrivilege;
+use crate::render::sql::SqlContext;
 
 /// One step of one action.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,8 @@ pub struct SqlTarget {
     pub admin: String,
     pub monitor: String,
     pub replicator: String,
+    /// `pg_default_privileges`, typed (see [`crate::inventory::defaults`]).
+    pub default_privileges: Result<Vec<DefaultPrivilege>, String>,
 }
 
 impl SqlTarget {
@@ -59,12 +62,20 @@ impl SqlTarget {
             monitor: &self.monitor,
             replicator: &self.replicator,
             today: None,
+            default_privileges: self.default_privileges.as_deref().map_err(String::as_str),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectStep {
+    /// `pg_default_roles`: created when missing, converged otherwise (Pigsty: at bootstrap).
+    /// A role's definition carries the password it gets if it is created (for the system
+    /// users: `pg_*_password` when the inventory sets it).
+    DefaultRoles {
+        roles: Vec<(String, Definition)>,
+        sql: SqlTarget,
+    },
     UserUpsert {
         name: String,
         def: Definition,
@@ -75,6 +86,10 @@ pub enum ObjectStep {
     UserDrop {
         name: String,
         sql: SqlTarget,
+        /// `state: absent`: Pigsty's `pg-drop-role` (terminate sessions, reassign what the role
+        /// owns to this role, the dbsu, drop its privileges, drop it). `None` (a prune): drop
+        /// only a role that owns and holds nothing.
+        reassign_to: Option<String>,
     },
     DatabaseUpsert {
         name: String,
@@ -97,6 +112,7 @@ pub enum ObjectStep {
 impl ObjectStep {
     pub fn name(&self) -> &str {
         match self {
+            ObjectStep::DefaultRoles { .. } => "pg_default_roles",
             ObjectStep::UserUpsert { name, .. }
             | ObjectStep::UserDrop { name, .. }
             | ObjectStep::DatabaseUpsert { name, .. }
@@ -196,6 +212,7 @@ impl Step {
     pub fn path(&self) -> String {
         match self {
             Step::Object(o) => match o {
+                ObjectStep::DefaultRoles { .. } => "default-roles/converge".into(),
                 ObjectStep::UserUpsert { name, create, .. } => {
                     format!("user/{name}/{}", verb(*create))
                 }
@@ -240,6 +257,7 @@ impl Step {
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Object(o) => match o {
+                ObjectStep::DefaultRoles { .. } => "default-roles",
                 ObjectStep::UserUpsert { create: true, .. } => "user-create",
                 ObjectStep::UserUpsert { .. } => "user-update",
                 ObjectStep::UserDrop { .. } => "user-drop",
@@ -309,59 +327,6 @@ impl Step {
             }
             Step::Manual(_) => vec![],
         }
-    }
-}
-
-impl ObjectStep {
-    fn preview(&self) -> Vec<String> {
-        let one = |s: Result<sql::Script, sql::SqlError>| match s {
-            Ok(s) => s.to_psql_input(),
-            Err(e) => format!("cannot render SQL: {e}"),
-        };
-        match self {
-            ObjectStep::UserUpsert { name, def, sql, .. } => vec![one(sql::user_upsert(
-                name,
-                &def.0,
-                Secret::Redacted,
-                &sql.context(None),
-            ))],
-            ObjectStep::UserDrop { name, sql } => {
-                vec![one(sql::user_drop(name, &sql.context(None)))]
-            }
-            ObjectStep::DatabaseUpsert { name, def, sql, .. } => database(name, def, sql),
-            ObjectStep::DatabaseDrop { name, sql } => {
-                vec![one(sql::database_drop(name, &sql.context(None)))]
-            }
-            ObjectStep::DatabaseRecreate { name, def, sql } => {
-                let mut out = vec![one(sql::database_drop(name, &sql.context(None)))];
-                out.extend(database(name, def, sql));
-                out
-            }
-        }
-    }
-}
-
-fn database(name: &str, def: &Definition, t: &SqlTarget) -> Vec<String> {
-    match sql::database_upsert(name, &def.0, &t.context(None)) {
-        Ok(s) => {
-            let mut out = vec![
-                format!(
-                    "-- in database {}\n{}",
-                    s.admin_db,
-                    s.create.to_psql_input()
-                ),
-                format!("-- in database {name:?}\n{}", s.provision.to_psql_input()),
-            ];
-            if !s.finish.statements.is_empty() {
-                out.push(format!(
-                    "-- in database {}\n{}",
-                    s.admin_db,
-                    s.finish.to_psql_input()
-                ));
-            }
-            out
-        }
-        Err(e) => vec![format!("cannot render SQL: {e}")],
     }
 }
 

@@ -145,7 +145,7 @@ pub fn hba_for(
 /// server's when the executor knows it; previews use `pg_version` (default 17).
 pub fn sql_context<'a>(
     inv: &'a Inventory,
-    c: &PgCluster,
+    c: &'a PgCluster,
     pg_major: Option<u32>,
 ) -> sql::SqlContext<'a> {
     let vars = c.primary.as_ref().map(|p| &inv.tree.hosts[p].vars);
@@ -160,5 +160,6 @@ pub fn sql_context<'a>(
         monitor: get("pg_monitor_username", "dbuser_monitor"),
         replicator: get("pg_replication_username", "replicator"),
         today: None,
+        default_privileges: c.default_privileges.as_deref().map_err(String::as_str),
     }
 }

@@ -72,15 +72,15 @@ fn users_are_created_changed_and_dropped() {
     p.login("app", "App.Pass.2", "postgres")
         .expect("the new password works");
 
-    // state: absent drops it
+    // state: absent drops it (destructive, as Pigsty's pg-drop-role: approved in the commit)
     user(&mut v, "app")["state"] = "absent".into();
-    f.commit(&v, "drop app");
+    f.commit(&v, "drop app\n\nPgitops-Approve: pg-t/user/app/drop\n");
     ok(&f.apply(&[]));
     assert!(!has_role(p, "app"));
 }
 
 #[test]
-fn a_user_that_owns_objects_is_refused_and_nothing_else_is_harmed() {
+fn a_pruned_user_that_owns_objects_is_refused_and_nothing_else_is_harmed() {
     let f = Fleet::new(&["127.0.31.11"]);
     let mut v = f.inventory();
     push(
@@ -95,7 +95,12 @@ fn a_user_that_owns_objects_is_refused_and_nothing_else_is_harmed() {
         "postgres",
         "CREATE TABLE owned_thing (id int); ALTER TABLE owned_thing OWNER TO owner;",
     );
-    user(&mut v, "owner")["state"] = "absent".into();
+    // removed from the inventory (not `state: absent`): pgitops created it, so it is pruned,
+    // but a prune never takes what the role owns
+    v["all"]["children"]["pg-t"]["vars"]["pg_users"]
+        .as_sequence_mut()
+        .unwrap()
+        .retain(|u| u["name"] != "owner");
     push(
         &mut v,
         "pg_users",

@@ -1,5 +1,7 @@
 //! The one integration test binary: real Git repositories, the real `pgitops` binary.
 
+mod apply_defaults;
+mod apply_drop_role;
 mod apply_faults;
 mod apply_instances;
 mod apply_objects;

@@ -68,12 +68,12 @@ fn users_databases_and_hba_through_ansible() {
     );
     let replica_hba = std::fs::read_to_string(f.nodes.node("127.0.57.12").hba_file()).unwrap();
     assert!(replica_hba.contains("via_ansible"), "{replica_hba}");
-    // state: absent drops the user (after the database it owns is dropped, with approval)
+    // state: absent drops the user (after the database it owns is dropped; both approved)
     v["all"]["children"]["pg-t"]["vars"]["pg_databases"][0]["state"] = "absent".into();
     user(&mut v, "via_ansible")["state"] = "absent".into();
     f.commit(
         &v,
-        "drop both\n\nPgitops-Approve: pg-t/database/via_db/drop\n",
+        "drop both\n\nPgitops-Approve: pg-t/database/via_db/drop\nPgitops-Approve: pg-t/user/via_ansible/drop\n",
     );
     ok(&apply(&f, home.path(), &[]));
     assert!(!has_database(p, "via_db"));

@@ -37,6 +37,8 @@ fn new_pg_cluster() {
                 "new",
                 "./pgsql.yml -l pg-new"
             ),
+            // Pigsty creates the default roles while bootstrapping: no narrower command
+            a("pg-new/default-roles/converge", "online", "new", ""),
             a(
                 "pg-new/user/app/create",
                 "online",
@@ -243,7 +245,7 @@ fn user_absent_is_dropped_and_deleted_user_is_left_in_place() {
         actions(&p),
         vec![a(
             "pg-meta/user/dbuser_meta/drop",
-            "online",
+            "destructive",
             "new",
             "./pgsql-user.yml -l pg-meta -e username=dbuser_meta"
         )]
@@ -650,4 +652,47 @@ fn node_knobs_and_haproxy_services() {
             "./node.yml -l 127.0.10.10 -t haproxy_config,haproxy_reload"
         )]
     );
+}
+
+#[test]
+fn default_roles_changed() {
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_default_roles"] =
+            yaml("[ { name: dbrole_readonly, login: false } ]");
+        vars(v, "pg-test")["pg_default_privileges"] =
+            yaml("[ GRANT SELECT ON TABLES TO dbrole_readonly ]");
+    });
+    let rows = actions(&p);
+    assert_eq!(
+        rows[0],
+        a("pg-test/default-roles/converge", "online", "new", "")
+    );
+    // pg_default_privileges only feeds databases created or changed later (as in Pigsty)
+    assert_eq!(rows[1].0, "pg-test/var/pg_default_privileges/manual");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+}
+
+#[test]
+fn database_moves_and_closes_are_classed_for_what_they_cost() {
+    let p = plan_edit(|v| {
+        let db = &mut vars(v, "pg-meta")["pg_databases"][0];
+        db["tablespace"] = "fast".into();
+        db["allowconn"] = false.into();
+    });
+    let a = action(&p, "pg-meta/database/meta/update");
+    assert_eq!(a["class"], "destructive", "moving a database is not online");
+    let why = a["reason"].as_str().unwrap();
+    assert!(
+        why.contains("SET TABLESPACE copies every file under an exclusive lock")
+            && why.contains("Pigsty never moves"),
+        "{why}"
+    );
+    assert!(why.contains("allowconn: false"), "{why}");
+    let p = plan_edit(|v| vars(v, "pg-meta")["pg_databases"][0]["allowconn"] = false.into());
+    let a = action(&p, "pg-meta/database/meta/update");
+    assert_eq!(a["class"], "online");
+    assert!(a["reason"]
+        .as_str()
+        .unwrap()
+        .contains("refuses new connections"));
 }

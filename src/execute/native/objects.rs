@@ -30,7 +30,7 @@ async fn run(
     p: &Primary,
     db: &str,
     script: &Script,
-    secret: Option<&str>,
+    secrets: &[String],
 ) -> Result<String, ExecError> {
     let input = script.to_psql_input();
     let early = p.early(db);
@@ -38,13 +38,15 @@ async fn run(
         Some(psql) => psql.run(ctx, &input).await,
         None => psql(ctx, &p.host, db, &input).await,
     };
-    out.map_err(|e| match (e, secret) {
-        (ExecError::Failed { host, what, stderr }, Some(s)) => ExecError::Failed {
+    out.map_err(|e| match e {
+        ExecError::Failed { host, what, stderr } => ExecError::Failed {
             host,
             what,
-            stderr: stderr.replace(s, "<redacted>"),
+            stderr: secrets
+                .iter()
+                .fold(stderr, |t, s| t.replace(s.as_str(), "<redacted>")),
         },
-        (e, _) => e,
+        e => e,
     })
 }
 
@@ -115,13 +117,25 @@ impl Component for Objects {
 
 async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: &Primary) -> Outcome {
     match step {
+        ObjectStep::DefaultRoles { roles, sql } => {
+            default_roles(ctx, p, roles, &sql.context(Some(p.major))).await
+        }
         ObjectStep::UserUpsert { name, def, sql, .. } => {
             user_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
         }
-        ObjectStep::UserDrop { name, sql } => {
+        ObjectStep::UserDrop {
+            name,
+            sql,
+            reassign_to: Some(to),
+        } => user_drop_reassign(ctx, p, name, to, &sql.context(Some(p.major))).await,
+        ObjectStep::UserDrop {
+            name,
+            sql,
+            reassign_to: None,
+        } => {
             let script = render(sql::user_drop(name, &sql.context(Some(p.major))))?;
             let host = on_host(ctx, &p.host, || async {
-                run(ctx, p, "postgres", &script, None)
+                run(ctx, p, "postgres", &script, &[])
                     .await
                     .map(|_| format!("user {name} dropped"))
             })
@@ -154,9 +168,103 @@ async fn user_upsert(
         .unwrap_or(Secret::Redacted);
     let script = render(sql::user_upsert(name, &def.0, secret, sc))?;
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, p, "postgres", &script, v.as_deref())
+        run(ctx, p, "postgres", &script, v.as_slice())
             .await
             .map(|_| format!("user {name} converged on the live primary"))
+    })
+    .await;
+    Ok((String::new(), vec![host]))
+}
+
+/// The databases a role's objects can be reached in (`datallowconn`), names hex-encoded so that
+/// any name survives psql's line output.
+const CONNECTABLE: &str = "SELECT encode(convert_to(datname, 'UTF8'), 'hex') \
+    FROM pg_catalog.pg_database WHERE datallowconn ORDER BY datname;";
+
+fn unhex(line: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..line.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(line.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `state: absent`, as Pigsty's `pg-drop-role <role> <dbsu> --force`: disable login and end the
+/// role's sessions, then in every database that allows connections reassign what it owns to the
+/// dbsu and drop its privileges (one transaction per database: a failed REASSIGN drops nothing),
+/// then drop the role. A failure stops there and says what was done; the next apply resumes.
+async fn user_drop_reassign(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    name: &str,
+    to: &str,
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let prepare = render(sql::user_drop_prepare(name, to, sc))?;
+    let reassign = render(sql::user_reassign(name, to))?;
+    let drop = render(sql::user_drop_role(name))?;
+    let host =
+        on_host(ctx, &p.host, || async {
+            run(ctx, p, "postgres", &prepare, &[]).await?;
+            let listed = psql(ctx, &p.host, "postgres", CONNECTABLE).await?;
+            let dbs: Vec<String> = listed.lines().filter_map(unhex).collect();
+            let mut done = vec![];
+            let partial =
+                |done: &[String], cause| ExecError::Partial {
+                    done: format!(
+                "disabled login of {name} and ended its sessions; reassigned to {to} in: {}",
+                if done.is_empty() { "none".to_string() } else { done.join(", ") }
+            ),
+                    cause: Box::new(cause),
+                };
+            for db in &dbs {
+                if let Err(e) = run(ctx, p, db, &reassign, &[]).await {
+                    return Err(partial(&done, e));
+                }
+                done.push(db.clone());
+            }
+            match run(ctx, p, "postgres", &drop, &[]).await {
+                Ok(_) => Ok(format!(
+                    "user {name} dropped; what it owned in {} database(s) now belongs to {to}",
+                    dbs.len()
+                )),
+                Err(e) => Err(partial(&done, e)),
+            }
+        })
+        .await;
+    Ok((String::new(), vec![host]))
+}
+
+/// `pg_default_roles` in one transaction; a password (a verifier, as for users) only reaches a
+/// role the script creates.
+async fn default_roles(
+    ctx: &Ctx<'_>,
+    p: &Primary,
+    roles: &[(String, Definition)],
+    sc: &SqlContext<'_>,
+) -> Outcome {
+    let verifiers: Vec<Option<String>> = roles
+        .iter()
+        .map(|(_, d)| d.0.get("password").and_then(|p| p.as_str()).map(verifier))
+        .collect();
+    let list: Vec<sql::DefaultRole> = roles
+        .iter()
+        .zip(&verifiers)
+        .map(|((name, def), v)| sql::DefaultRole {
+            name,
+            def: &def.0,
+            password: v.as_deref().map(Secret::Verifier),
+        })
+        .collect();
+    let script = render(sql::default_roles(&list, sc))?;
+    let secrets: Vec<String> = verifiers.into_iter().flatten().collect();
+    let host = on_host(ctx, &p.host, || async {
+        run(ctx, p, "postgres", &script, &secrets).await.map(|_| {
+            format!(
+                "{} default roles converged on the live primary",
+                roles.len()
+            )
+        })
     })
     .await;
     Ok((String::new(), vec![host]))
@@ -176,11 +284,11 @@ async fn database_upsert(
     let s =
         sql::database_upsert(name, &def.0, sc).map_err(|e| ExecError::Refused(e.to_string()))?;
     let host = on_host(ctx, &p.host, || async {
-        let created = sql::DbScripts::created(&run(ctx, p, s.admin_db, &s.create, None).await?);
+        let created = sql::DbScripts::created(&run(ctx, p, s.admin_db, &s.create, &[]).await?);
         let rest = async {
-            run(ctx, p, name, &s.provision, None).await?;
+            run(ctx, p, name, &s.provision, &[]).await?;
             if !s.finish.statements.is_empty() {
-                run(ctx, p, s.admin_db, &s.finish, None).await?;
+                run(ctx, p, s.admin_db, &s.finish, &[]).await?;
             }
             Ok(())
         };
@@ -239,7 +347,7 @@ async fn database_drop(
                     "database {name} was already dropped by an interrupted run"
                 ));
             }
-            run(ctx, p, "postgres", &script, None)
+            run(ctx, p, "postgres", &script, &[])
                 .await
                 .map(|_| format!("database {name} dropped"))
         })

@@ -157,6 +157,7 @@ async fn verify(ctx: &Ctx<'_>, a: &Action) -> Result<Option<String>, ExecError> 
         return Ok(None);
     };
     let (catalog, column, want) = match o {
+        ObjectStep::DefaultRoles { .. } => return Ok(None),
         ObjectStep::UserUpsert { .. } => ("pg_roles", "rolname", true),
         ObjectStep::UserDrop { .. } => ("pg_roles", "rolname", false),
         ObjectStep::DatabaseUpsert { .. } | ObjectStep::DatabaseRecreate { .. } => {

@@ -240,6 +240,9 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
         ] {
             entries::check_hba(vars, key, target, out);
         }
+        for (origin, msg) in crate::inventory::defaults::check(vars) {
+            out.err(&origin, msg);
+        }
         let _ = primaries;
     }
 }

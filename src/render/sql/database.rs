@@ -5,8 +5,13 @@
 //! false` cannot run while connected to that database, so they live in [`DbScripts::create`] /
 //! [`DbScripts::finish`], which run in [`DbScripts::admin_db`]. With `allowconn: false`, `create`
 //! re-enables connections so that `provision` can connect, and `finish` disables them again. Schema
-//! owners are converged with `ALTER SCHEMA ... OWNER TO`. `pg_default_privileges` and `baseline`
-//! are not handled here. `postgres`, `template0` and `template1` are never dropped.
+//! owners are converged with `ALTER SCHEMA ... OWNER TO`. With an `owner`, the cluster's
+//! `pg_default_privileges` are granted `FOR ROLE <owner>` before the schemas are created, as
+//! Pigsty's `pg-db.sql` does. `baseline` is not handled here. `postgres`, `template0` and `template1` are never dropped.
+//! Version-gated create options: `strategy` (how files are copied; nothing lasts) is left out
+//! below PostgreSQL 15 as Pigsty leaves it out; the locale options (`locale_provider`, `icu_*`,
+//! `builtin_locale`) are refused, since leaving them out would create a database that sorts
+//! differently from the declared one, for good.
 //! `create` and the drop run statement by statement (PostgreSQL refuses CREATE/DROP DATABASE and
 //! SET TABLESPACE in a transaction block); `provision` and `finish` each run in one transaction.
 
@@ -15,6 +20,7 @@ use serde_yaml_ng::Mapping;
 use super::def::Def;
 use super::out::{with, Out};
 use super::params::{set_parameters, LIST_GUCS};
+use super::privileges::alter_default;
 use super::quote::{ident, literal, names};
 use super::{invalid, protected, DbScripts, Result, Script, SqlContext, SqlError, DB_CREATED};
 
@@ -86,10 +92,17 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
         .map(|o| format!("OWNER {o}"))
         .into_iter()
         .collect();
+    let mut notes = Vec::new();
     for (key, min, kind) in &CREATE_OPTS {
         let (Some(v), field) = (d.str(key)?, d.field(key)) else {
             continue;
         };
+        if ctx.pg_major < *min && *key == "strategy" {
+            // How the files are copied, nothing that lasts: left out, as Pigsty leaves it out.
+            let note = format!("-- {key} left out: needs PostgreSQL {min}+");
+            notes.push(note);
+            continue;
+        }
         if ctx.pg_major < *min {
             let (min, actual) = (*min, ctx.pg_major);
             return Err(SqlError::Unsupported { field, min, actual });
@@ -111,6 +124,9 @@ fn create_script(d: &Def, db: &str, lit: &str, ctx: &SqlContext) -> Result<Scrip
         .map(|t| literal(&d.field("template"), t))
         .transpose()?;
     let mut out = Out::default();
+    for n in notes {
+        out.sql(n);
+    }
     let missing = format!("NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = {lit})");
     out.when("pgitops_missing", &missing, |o| {
         if let Some(t) = &template {
@@ -177,7 +193,7 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
             ] {
                 out.sql(format!("GRANT {connect} TO {};", ident(field, r)?));
             }
-            for r in [Some(ident("ctx.admin", ctx.admin)?), owner]
+            for r in [Some(ident("ctx.admin", ctx.admin)?), owner.clone()]
                 .into_iter()
                 .flatten()
             {
@@ -196,6 +212,16 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
         o.sql("REVOKE CREATE ON SCHEMA \"public\" FROM PUBLIC;");
         o.sql("GRANT CREATE ON SCHEMA \"public\" TO \"dbrole_admin\";");
     });
+    // As Pigsty's pg-db.sql: before the schemas, so that a schema the owner gets already
+    // carries the grants on SCHEMAS.
+    if let Some(o) = &owner {
+        let list = ctx
+            .default_privileges
+            .map_err(|e| invalid("pg_default_privileges", e))?;
+        for p in list {
+            out.sql(alter_default(o, p)?);
+        }
+    }
     for e in d.entries("schemas", &["create", "absent"])? {
         let schema = &e.ident;
         if e.state == "absent" {

@@ -1,4 +1,5 @@
-//! SQL rendering for `pg_users` and `pg_databases` entries (reference §2 and §3).
+//! SQL rendering for `pg_users`, `pg_databases`, `pg_default_roles` and `pg_default_privileges`
+//! entries (reference §2 and §3).
 //!
 //! This is the one audited place where SQL text is built from inventory values:
 //! * every identifier goes through [`quote_ident`] and every literal through [`quote_literal`]
@@ -22,7 +23,8 @@
 //! * `quote`: identifier and literal quoting;
 //! * `out` (the statement list builder) and `def` (typed access to an inventory mapping);
 //! * `params`: `parameters` (GUC) rendering, shared by users and databases;
-//! * `user`: `pg_users` scripts; `database`: `pg_databases` scripts.
+//! * `user`: `pg_users` and `pg_default_roles` scripts, and the drop as Pigsty's `pg-drop-role`;
+//!   `database`: `pg_databases` scripts; `privileges`: `pg_default_privileges` for an owner.
 //!
 //! Decisions:
 //! * Quoting refuses NUL, and identifiers must be 1..=63 bytes (PostgreSQL would silently truncate
@@ -38,6 +40,7 @@ mod database;
 mod def;
 mod out;
 mod params;
+mod privileges;
 mod quote;
 mod system;
 mod user;
@@ -48,9 +51,14 @@ mod tests;
 pub use database::{database_drop, database_upsert};
 pub use quote::{conninfo_value, quote_ident, quote_literal};
 pub use system::{alter_system, pending_restart_query};
-pub use user::{user_drop, user_ownership_check, user_upsert};
+pub use user::{
+    default_roles, user_drop, user_drop_prepare, user_drop_role, user_ownership_check,
+    user_reassign, user_upsert, DefaultRole,
+};
 
 use std::fmt;
+
+use crate::inventory::default_privilege::DefaultPrivilege;
 
 /// A refused input. Names the field and what was expected; never carries a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +114,9 @@ pub struct SqlContext<'a> {
     pub replicator: &'a str,
     /// `YYYY-MM-DD` for `expire_in`; `None` lets the server compute the date at run time.
     pub today: Option<&'a str>,
+    /// `pg_default_privileges` (Pigsty's when unset), granted for every database owner; the
+    /// error of an entry that does not parse (validation refuses such inventories).
+    pub default_privileges: std::result::Result<&'a [DefaultPrivilege], &'a str>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,6 @@
-//! `pg_users` scripts (reference §2): create-or-converge a role, check it owns nothing, drop it.
+//! `pg_users` scripts (reference §2): create-or-converge a role (also for `pg_default_roles`);
+//! drop it as Pigsty's `pg-drop-role` does (`state: absent`), or only when it owns nothing (a
+//! prune).
 //!
 //! In: the role name, its inventory mapping, a [`Secret`] and the [`SqlContext`]. Out: a
 //! [`Script`] for the dbsu to run. Protected roles (`postgres`, and for drops the admin, monitor
@@ -21,9 +23,53 @@ pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> R
     if name == "postgres" {
         return Err(protected("manage role", name));
     }
-    let d = Def::new(def, format!("pg_users[{name}]"), name)?;
-    let (role, lit) = names(&d.field("name"), name)?;
     let mut out = Out::default();
+    role(&mut out, "pg_users", name, def, pw, false, ctx)?;
+    Ok(out.done())
+}
+
+/// One `pg_default_roles` entry: its name, definition and password (used only if it is created).
+pub struct DefaultRole<'a> {
+    pub name: &'a str,
+    pub def: &'a Mapping,
+    pub password: Option<Secret<'a>>,
+}
+
+/// `pg_default_roles` (Pigsty's `pg-init-roles.sql`), in list order and in one transaction:
+/// each role is created when missing and its attributes, settings, comment and memberships are
+/// converged like a user's. A password is set only on a role this script creates: existing
+/// system users keep the credentials Patroni, pgbouncer and the exporters use. The dbsu
+/// (`postgres`) is allowed here: it exists, so only its attributes and comment are converged.
+pub fn default_roles(roles: &[DefaultRole], ctx: &SqlContext) -> Result<Script> {
+    let mut out = Out::default();
+    for r in roles {
+        role(
+            &mut out,
+            "pg_default_roles",
+            r.name,
+            r.def,
+            r.password.unwrap_or(Secret::Redacted),
+            r.password.is_some(),
+            ctx,
+        )?;
+    }
+    Ok(out.done())
+}
+
+/// The statements converging one role. `on_create_password`: the password statement is emitted
+/// only inside `\if :pgitops_missing` (set before the role was created), from `pw`; otherwise it
+/// is emitted when the definition has a `password`.
+fn role(
+    out: &mut Out,
+    list: &str,
+    name: &str,
+    def: &Mapping,
+    pw: Secret,
+    on_create_password: bool,
+    ctx: &SqlContext,
+) -> Result<()> {
+    let d = Def::new(def, format!("{list}[{name}]"), name)?;
+    let (role, lit) = names(&d.field("name"), name)?;
     let login = if d.bool("login")? == Some(false) {
         "NOLOGIN"
     } else {
@@ -49,24 +95,31 @@ pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> R
     if !attrs.is_empty() {
         out.sql(format!("ALTER ROLE {role}{};", with(&attrs, " ")));
     }
-    if d.get("password").is_some() {
+    if d.get("password").is_some() || on_create_password {
         let field = d.field("password");
         let value = match pw {
             Secret::Redacted => "<redacted>".to_string(),
             Secret::Verifier(v) if is_verifier(v) => literal(&field, v)?,
             Secret::Verifier(_) => return Err(invalid(field, "a SCRAM-SHA-256 or md5 verifier")),
         };
-        out.push(format!("ALTER ROLE {role} PASSWORD {value};"), true);
+        let sql = format!("ALTER ROLE {role} PASSWORD {value};");
+        if on_create_password {
+            out.sql("\\if :pgitops_missing");
+            out.push(sql, true);
+            out.sql("\\endif");
+        } else {
+            out.push(sql, true);
+        }
     }
-    valid_until(&mut out, &d, &role, ctx)?;
-    set_parameters(&mut out, &d, &format!("ROLE {role}"), &LIST_GUCS[..4])?;
+    valid_until(out, &d, &role, ctx)?;
+    set_parameters(out, &d, &format!("ROLE {role}"), &LIST_GUCS[..4])?;
     d.comment(
-        &mut out,
+        out,
         &format!("ROLE {role}"),
         format!("business user {name}"),
     )?;
-    grant_roles(&mut out, &d, &role, ctx)?;
-    Ok(out.done())
+    grant_roles(out, &d, &role, ctx)?;
+    Ok(())
 }
 
 /// `md5` + 32 hex, or `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` with 32-byte keys.
@@ -195,10 +248,70 @@ pub fn user_ownership_check(name: &str, ctx: &SqlContext) -> Result<Script> {
     Ok(out.done())
 }
 
-/// [`user_ownership_check`] then `DROP ROLE IF EXISTS`. No REASSIGN, no DROP OWNED.
+/// [`user_ownership_check`] then `DROP ROLE IF EXISTS`. No REASSIGN, no DROP OWNED: used when
+/// pgitops prunes a user it created (Pigsty never drops on removal, so nothing is forced).
 pub fn user_drop(name: &str, ctx: &SqlContext) -> Result<Script> {
     let mut script = user_ownership_check(name, ctx)?;
     let sql = format!("DROP ROLE IF EXISTS {};", ident("pg_users.name", name)?);
     script.statements.push(Statement { sql, secret: false });
     Ok(script)
+}
+
+/// Pigsty's `pg-drop-role`, step by step (`state: absent`). [`user_drop_prepare`] runs first in
+/// `postgres`, then [`user_reassign`] in every database that allows connections, then
+/// [`user_drop_role`]. The successor is the dbsu, where Pigsty's `user.yml` sends ownership.
+///
+/// This step, outside a transaction so that `NOLOGIN` holds before the sessions end: disable
+/// login, terminate the role's sessions (waiting up to 10 s for each on PostgreSQL 14+, as
+/// `--force` does). Refuses the protected roles and the successor itself.
+pub fn user_drop_prepare(name: &str, successor: &str, ctx: &SqlContext) -> Result<Script> {
+    if [
+        "postgres",
+        successor,
+        ctx.replicator,
+        ctx.admin,
+        ctx.monitor,
+    ]
+    .contains(&name)
+    {
+        return Err(protected("drop role", name));
+    }
+    let (role, lit) = names("pg_users.name", name)?;
+    let mut out = Out::default();
+    let exists = format!("EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
+    let wait = if ctx.pg_major >= 14 { ", 10000" } else { "" };
+    out.when("pgitops_exists", &exists, |o| {
+        o.sql(format!("ALTER ROLE {role} NOLOGIN;"));
+        o.sql(format!(
+            "SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid{wait})) AS pgitops_terminated \
+             FROM pg_catalog.pg_stat_activity\n  WHERE usename = {lit} AND pid <> pg_catalog.pg_backend_pid() \\gset"
+        ));
+    });
+    Ok(out.done_outside_transaction())
+}
+
+/// In one database, in one transaction: `REASSIGN OWNED BY <role> TO <successor>` (this also
+/// moves the databases and tablespaces it owns), then `DROP OWNED BY <role>` (its privileges
+/// and default privileges). If the REASSIGN fails, nothing is dropped: Pigsty's safety rule.
+pub fn user_reassign(name: &str, successor: &str) -> Result<Script> {
+    let (role, lit) = names("pg_users.name", name)?;
+    let to = ident("pg_dbsu", successor)?;
+    let mut out = Out::default();
+    let exists = format!("EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
+    out.when("pgitops_exists", &exists, |o| {
+        o.sql(format!("REASSIGN OWNED BY {role} TO {to};"));
+        o.sql(format!("DROP OWNED BY {role};"));
+    });
+    Ok(out.done())
+}
+
+/// The last step: `DROP ROLE IF EXISTS`. PostgreSQL refuses it while the role still has
+/// dependencies (in a database that allows no connections), and so does Pigsty.
+pub fn user_drop_role(name: &str) -> Result<Script> {
+    let mut out = Out::default();
+    out.sql(format!(
+        "DROP ROLE IF EXISTS {};",
+        ident("pg_users.name", name)?
+    ));
+    Ok(out.done())
 }

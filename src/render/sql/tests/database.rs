@@ -31,7 +31,13 @@ fn database_create_options() {
         e,
         "pg_databases[d].icu_rules: requires PostgreSQL 16+, target is PostgreSQL 15"
     );
-    assert!(db_err("strategy: wal_log", 14).contains("requires PostgreSQL 15+"));
+    let old = database_upsert("d", &yaml("strategy: wal_log"), &ctx(14)).unwrap();
+    has(
+        &text(&old.create),
+        &["-- strategy left out: needs PostgreSQL 15+"],
+    );
+    lacks(&text(&old.create), &["STRATEGY"]);
+    assert!(db_err("locale_provider: icu", 14).contains("requires PostgreSQL 15+"));
     assert!(db_err("template: d", 15).starts_with("pg_databases[d].template"));
 }
 
@@ -111,4 +117,38 @@ fn database_scripts_run_in_transactions_where_postgres_allows() {
     lacks(&drop, &["BEGIN;", "COMMIT;"]);
     assert!(DbScripts::created("\npgitops: database created\n"));
     assert!(!DbScripts::created(""));
+}
+
+#[test]
+fn default_privileges_for_the_owner_come_before_the_schemas() {
+    let sql = text(&db("{owner: o, schemas: [app]}").provision);
+    let first = sql
+        .find("ALTER DEFAULT PRIVILEGES FOR ROLE \"o\" GRANT USAGE ON SCHEMAS TO \"dbrole_readonly\";")
+        .expect(&sql);
+    let schema = sql.find("CREATE SCHEMA IF NOT EXISTS \"app\";").unwrap();
+    assert!(first < schema, "{sql}");
+    assert_eq!(
+        sql.matches("ALTER DEFAULT PRIVILEGES FOR ROLE \"o\"")
+            .count(),
+        17
+    );
+    has(
+        &sql,
+        &["ALTER DEFAULT PRIVILEGES FOR ROLE \"o\" GRANT CREATE ON SCHEMAS TO \"dbrole_admin\";"],
+    );
+    // without an owner, Pigsty grants none
+    lacks(
+        &text(&db("{schemas: [app]}").provision),
+        &["DEFAULT PRIVILEGES"],
+    );
+    // an entry that did not parse is refused, never skipped
+    let bad = SqlContext {
+        default_privileges: Err("pg_default_privileges[0] ..."),
+        ..ctx(15)
+    };
+    let e = database_upsert("d", &yaml("owner: o"), &bad).unwrap_err();
+    assert!(
+        e.to_string().starts_with("pg_default_privileges: expected"),
+        "{e}"
+    );
 }

@@ -21,7 +21,16 @@ fn ctx(pg_major: u32) -> SqlContext<'static> {
         monitor,
         replicator,
         today,
+        default_privileges: Ok(default_privileges()),
     }
+}
+/// Pigsty's default `pg_default_privileges`, typed.
+fn default_privileges() -> &'static [crate::inventory::default_privilege::DefaultPrivilege] {
+    static P: std::sync::OnceLock<Vec<crate::inventory::default_privilege::DefaultPrivilege>> =
+        std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        crate::inventory::defaults::privileges(&crate::inventory::Vars::new()).unwrap()
+    })
 }
 fn yaml(s: &str) -> Mapping {
     serde_yaml_ng::from_str(s).unwrap()

@@ -230,3 +230,39 @@ fn user_scripts_run_in_one_transaction() {
     let system = alter_system(&[], &["work_mem"]).unwrap().to_psql_input();
     lacks(&system, &["BEGIN;"]);
 }
+
+#[test]
+fn drop_as_pigsty_does() {
+    let c = ctx(15);
+    let prepare = text(&user_drop_prepare("o'u", "postgres", &c).unwrap());
+    has(
+        &prepare,
+        &[
+            "ALTER ROLE \"o'u\" NOLOGIN;",
+            "pg_terminate_backend(pid, 10000)",
+            "WHERE usename = 'o''u' AND pid <> pg_catalog.pg_backend_pid()",
+        ],
+    );
+    let old = text(&user_drop_prepare("u", "postgres", &ctx(13)).unwrap());
+    lacks(&old, &["10000"]);
+    for name in [
+        "postgres",
+        "dbuser_dba",
+        "dbuser_monitor",
+        "replicator",
+        "dbsu",
+    ] {
+        let e = user_drop_prepare(name, "dbsu", &c).unwrap_err();
+        assert!(e.to_string().contains("protected"), "{name}: {e}");
+    }
+    let reassign = user_reassign("u", "postgres").unwrap();
+    assert!(reassign.transaction, "a failed REASSIGN drops nothing");
+    has(
+        &text(&reassign),
+        &["REASSIGN OWNED BY \"u\" TO \"postgres\";\nDROP OWNED BY \"u\";"],
+    );
+    has(
+        &text(&user_drop_role("u").unwrap()),
+        &["DROP ROLE IF EXISTS \"u\";"],
+    );
+}

@@ -1,0 +1,93 @@
+//! A PGSQL cluster's default roles (`pg_default_roles`: dbrole_*, the system users): one action
+//! `<cluster>/default-roles/converge`, ordered after the cluster check and before users and
+//! databases (which are granted these roles and grant to them).
+//!
+//! In: the cluster of the new inventory and why it is planned. Out: the action. It is planned on
+//! first contact (the cluster is new to pgitops: Pigsty creates these roles while bootstrapping,
+//! a cluster adopted from elsewhere may lack them) and when `pg_default_roles` changes.
+//!
+//! Decisions:
+//! * A missing role is created; an existing one keeps its password (rotating the credentials
+//!   that Patroni, pgbouncer and the exporters use is manual, as `pg_*_password` changes are).
+//! * The password a created system user gets is `pg_admin_password`, `pg_monitor_password` or
+//!   `pg_replication_password` when the inventory sets it (Pigsty's bootstrap does the same);
+//!   Pigsty's well-known default passwords are never used: without the variable, the role is
+//!   created without a password and the action's reason says so.
+//! * No Pigsty command: `pgsql.yml -t pg_init` would also reset the system passwords and
+//!   rebuild the monitor schema of a running cluster.
+
+use serde_yaml_ng::Value;
+
+use super::objects::sql_target;
+use super::{Action, Builder, Class, Definition, ObjectStep, Order, Phase, Step};
+use crate::inventory::defaults;
+use crate::inventory::model::{str_var, PgCluster};
+use crate::inventory::module::Module;
+
+/// The system users whose password comes from a variable: (username var, default, password var).
+const SYSTEM_USERS: [(&str, &str, &str); 3] = [
+    ("pg_admin_username", "dbuser_dba", "pg_admin_password"),
+    (
+        "pg_monitor_username",
+        "dbuser_monitor",
+        "pg_monitor_password",
+    ),
+    (
+        "pg_replication_username",
+        "replicator",
+        "pg_replication_password",
+    ),
+];
+
+pub(super) fn plan(b: &mut Builder, name: &str, new: &PgCluster, why: &str) {
+    let Some(primary) = &new.primary else { return };
+    let vars = &b.new.tree.hosts[primary].vars;
+    let mut roles = Vec::new();
+    let mut no_password = Vec::new();
+    for entry in defaults::roles(vars) {
+        let (Some(role), Value::Mapping(mut def)) = (
+            entry
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            entry,
+        ) else {
+            continue;
+        };
+        let system = SYSTEM_USERS
+            .iter()
+            .find(|(user, dflt, _)| str_var(vars, user).unwrap_or(dflt) == role);
+        if let (Some((_, _, pw_var)), false) = (system, def.contains_key("password")) {
+            match str_var(vars, pw_var) {
+                Some(pw) => {
+                    def.insert("password".into(), pw.into());
+                }
+                None => no_password.push(format!("{role} (`{pw_var}` is not set)")),
+            }
+        }
+        roles.push((role, Definition(def)));
+    }
+    if roles.is_empty() {
+        return;
+    }
+    let step = ObjectStep::DefaultRoles {
+        roles,
+        sql: sql_target(b.new, new),
+    };
+    let a = Action::new(
+        Module::Pgsql,
+        name,
+        Step::Object(step),
+        Class::Online,
+        Order::Create(Phase::DefaultRoles),
+    )
+    .hosts(vec![primary.clone()]);
+    let mut reason = format!("{why}: creates the default roles the cluster lacks and converges their attributes, memberships and comments; an existing role keeps its password");
+    if !no_password.is_empty() {
+        reason += &format!(
+            "; created without a password if missing: {}",
+            no_password.join(", ")
+        );
+    }
+    b.push(a.reason(reason));
+}
