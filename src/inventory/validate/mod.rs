@@ -66,13 +66,12 @@ fn is_ipv4(s: &str) -> bool {
 }
 
 fn check_globals(tree: &Tree, out: &mut Out) {
+    // Without an `all` group the document itself was refused, at its first line.
+    let Some(all) = tree.groups.get("all").and_then(|g| g.origin.as_ref()) else {
+        return;
+    };
     let root = Origin {
-        file: tree
-            .groups
-            .get("all")
-            .and_then(|g| g.origin.as_ref())
-            .map(|o| o.file.clone())
-            .unwrap_or_default(),
+        file: all.file.clone(),
         path: vec![Seg::Key("all".into())],
     };
     match tree.all_vars.get("admin_ip") {
