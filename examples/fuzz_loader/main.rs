@@ -14,6 +14,8 @@
 //!   failed later");
 //! * an input that runs longer than 10 s (a watchdog saves it and exits with status 3).
 //!
+//! `--replay DIR` runs saved inputs once, to check a fix.
+//!
 //! Memory: `setrlimit(RLIMIT_AS)` caps the process at 2 GiB, so an allocation bomb aborts the
 //! process instead of the machine; the input being run is always in `OUT/current.yml` (see
 //! `scripts/fuzz.sh`, which keeps it as a crash). Inputs slower than `--slow-ms` (default 1000)
@@ -114,6 +116,27 @@ fn save(dir: &Path, reason: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `--replay DIR`: runs every saved input once (after a fix) and exits 1 if any still crashes.
+fn replay(dir: &Path) {
+    let (mut n, mut bad) = (0, 0);
+    for text in seeds(&[dir.to_path_buf()]) {
+        n += 1;
+        match catch_unwind(AssertUnwindSafe(|| run(&text, &[]))) {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => {
+                bad += 1;
+                println!("still crashes: {reason}");
+            }
+            Err(_) => {
+                bad += 1;
+                println!("still panics: {}", text.lines().next().unwrap_or_default());
+            }
+        }
+    }
+    println!("replayed {n} inputs: {bad} still crash");
+    std::process::exit(i32::from(bad > 0));
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut secs, mut seed, mut slow_ms) = (600u64, 1u64, 1000u128);
@@ -127,6 +150,7 @@ fn main() {
             "--slow-ms" => slow_ms = val().parse().expect("milliseconds"),
             "--out" => out = PathBuf::from(val()),
             "--seeds" => dirs.push(PathBuf::from(val())),
+            "--replay" => return replay(&PathBuf::from(val())),
             _ => panic!("unknown argument {a}"),
         }
     }

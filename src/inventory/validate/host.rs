@@ -10,7 +10,7 @@ use serde_yaml_ng::Value;
 
 use super::values::{shown, string, type_name, Problem};
 use super::Out;
-use crate::inventory::ansible::Tree;
+use crate::inventory::ansible::{Host, Tree};
 use crate::inventory::hba_rule::norm_addr;
 use crate::inventory::positions::Seg;
 use crate::inventory::{Var, Vars};
@@ -47,6 +47,26 @@ pub(super) fn check_layers(tree: &Tree, out: &mut Out) {
     }
     for h in tree.hosts.values() {
         check_layer(&h.own, out);
+    }
+}
+
+/// Why the key of a host that is not an IP address would break rendering: the HBA renderer
+/// writes the keys of infra hosts (alias `infra`, in every cluster's default rules) and of a
+/// cluster's members (alias `cluster`) as addresses. `None` for other hosts.
+pub(super) fn address_in_hba(tree: &Tree, host: &Host) -> Option<&'static str> {
+    if host.name.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    if tree
+        .groups
+        .get("infra")
+        .is_some_and(|g| g.hosts.contains(&host.name))
+    {
+        Some("it is an infra host, written into every cluster's HBA files as an address")
+    } else if host.vars.contains_key("pg_cluster") {
+        Some("it is a PGSQL member, written into its cluster's HBA files as an address")
+    } else {
+        None
     }
 }
 

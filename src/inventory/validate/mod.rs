@@ -93,7 +93,15 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
     for (name, host) in &tree.hosts {
         let origin = host.origin.as_deref().expect("hosts have an origin");
         if !is_ipv4(name) {
-            if host.vars.contains_key("ansible_host") {
+            if let Some(why) = host::address_in_hba(tree, host) {
+                out.err(
+                    origin,
+                    format!(
+                        "host key {} must be an IP address: {why}",
+                        values::shown(name)
+                    ),
+                );
+            } else if host.vars.contains_key("ansible_host") {
                 out.warn(origin, format!("host key {name:?} is not an IPv4 address; Pigsty uses the host key as the node IP in HBA, HAProxy and Patroni"));
             } else {
                 out.err(origin, format!("host key {name:?} must be an IPv4 address (or set `ansible_host` to reach it)"));
@@ -212,13 +220,22 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
             .map_or(17, |v| v.min(u64::from(u32::MAX)) as u32);
         entries::check_databases(&cluster.databases, pg_major, out);
         entries::check_services(&cluster.services, out);
-        for (key, target) in [
-            ("pg_default_hba_rules", Target::Postgres),
-            ("pg_hba_rules", Target::Postgres),
-            ("pgb_default_hba_rules", Target::Pgbouncer),
-            ("pgb_hba_rules", Target::Pgbouncer),
-        ] {
-            entries::check_hba(vars, key, target, out);
+        // HBA files are rendered for every member from its own effective variables: check each
+        // rule list a member sees, once.
+        let mut seen = BTreeSet::new();
+        for host in cluster.members.keys() {
+            let vars = &tree.hosts[host].vars;
+            for (key, target) in [
+                ("pg_default_hba_rules", Target::Postgres),
+                ("pg_hba_rules", Target::Postgres),
+                ("pgb_default_hba_rules", Target::Pgbouncer),
+                ("pgb_hba_rules", Target::Pgbouncer),
+            ] {
+                let Some(v) = vars.get(key) else { continue };
+                if seen.insert(std::sync::Arc::as_ptr(&v.value)) {
+                    entries::check_hba(vars, key, target, out);
+                }
+            }
         }
         let _ = primaries;
     }

@@ -350,3 +350,43 @@ fn errors_come_before_warnings_and_all_are_located() {
     assert_eq!(sev, [Severity::Error, Severity::Warning]);
     assert!(inv.diagnostics.iter().all(|d| d.line == 8 && d.column > 1));
 }
+
+/// Found by the fuzzer: a host key that is not an address passed (a warning) and then the HBA
+/// renderer refused it as an `infra` or `cluster` address.
+#[test]
+fn infra_and_pgsql_host_keys_must_be_addresses() {
+    let text = "all:\n  vars: { admin_ip: 10.10.10.10 }\n  children:\n    infra: { hosts: { all: { infra_seq: 1, ansible_host: u22 } } }\n    pg-test:\n      hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-test }\n";
+    let inv = load(&InventoryFiles::single("pigsty.yml", text), "t").expect("parses");
+    let errors: Vec<String> = inv.errors().map(|d| d.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("pigsty.yml:4:"), "{errors:?}");
+    assert!(
+        errors[0].contains("host key \"all\" must be an IP address: it is an infra host"),
+        "{errors:?}"
+    );
+    let text = text
+        .replace("infra: { hosts: { all:", "etcd: { hosts: { all:")
+        .replace("infra_seq", "etcd_seq");
+    let inv = load(&InventoryFiles::single("pigsty.yml", &text), "t").expect("parses");
+    assert!(
+        inv.is_valid(),
+        "other hosts only warn: {:?}",
+        inv.diagnostics
+    );
+}
+
+/// Found by the fuzzer: HBA rule lists were checked in the primary's variables only, but every
+/// member's file is rendered from its own (here a replica inherits a broken `all.vars` value
+/// that the primary's other group overrides).
+#[test]
+fn every_members_hba_rules_are_checked() {
+    let text = "all:\n  vars: { admin_ip: 10.10.10.10, pg_hba_rules: -1 }\n  children:\n    pg-test:\n      hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary }, 10.10.10.12: { pg_seq: 2, pg_role: replica } }\n      vars: { pg_cluster: pg-test }\n    other:\n      hosts: { 10.10.10.11: {} }\n      vars: { pg_hba_rules: [] }\n";
+    let inv = load(&InventoryFiles::single("pigsty.yml", text), "t").expect("parses");
+    let errors: Vec<String> = inv.errors().map(|d| d.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("pigsty.yml:2:"), "{errors:?}");
+    assert!(
+        errors[0].contains("`pg_hba_rules` must be a list of rules"),
+        "{errors:?}"
+    );
+}
