@@ -48,6 +48,16 @@ pub fn fresh_release() -> Option<PathBuf> {
 
 /// Runs `bin` with the limits; `Err` on a timeout (the child is killed) or a signal.
 pub fn run_with(bin: &Path, repo: &Path, args: &[&str]) -> Result<Limited, String> {
+    run_within(bin, repo, args, LIMIT)
+}
+
+/// [`run_with`] with another timeout.
+pub fn run_within(
+    bin: &Path,
+    repo: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> Result<Limited, String> {
     let mut cmd = Command::new(bin);
     cmd.arg("--repo").arg(repo).args(args);
     cmd.stdout(Stdio::piped())
@@ -82,10 +92,10 @@ pub fn run_with(bin: &Path, repo: &Path, args: &[&str]) -> Result<Limited, Strin
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
             break s;
         }
-        if started.elapsed() > LIMIT {
+        if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("`pgitops {}` ran past {LIMIT:?}", args.join(" ")));
+            return Err(format!("`pgitops {}` ran past {limit:?}", args.join(" ")));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
