@@ -33,6 +33,10 @@ pub struct Diagnostic {
     pub revision: String,
     #[serde(skip)]
     pub yaml_path: Vec<Seg>,
+    /// A string was expected where YAML read a boolean or a number: [`locate`] appends the
+    /// token as written, quoted (`(quote it: 'yes')`). Never set for secrets.
+    #[serde(skip)]
+    pub quote_hint: bool,
 }
 
 impl Diagnostic {
@@ -46,6 +50,7 @@ impl Diagnostic {
             message: message.into(),
             revision: String::new(),
             yaml_path: path,
+            quote_hint: false,
         }
     }
 }
@@ -86,6 +91,26 @@ fn short(rev: &str) -> &str {
     }
 }
 
+/// The plain scalar written at `line`:`column` (1-based), as typed: up to the next `,`, `]`, `}`,
+/// ` #` or the end of the line. `None` for quoted, tagged or aliased nodes and long tokens.
+fn plain_token(text: &str, line: usize, column: usize) -> Option<String> {
+    let rest: String = text
+        .lines()
+        .nth(line.checked_sub(1)?)?
+        .chars()
+        .skip(column.checked_sub(1)?)
+        .collect();
+    if rest.starts_with(['\'', '"', '*', '&', '!', '|', '>']) {
+        return None;
+    }
+    let end = rest.find([',', ']', '}']).unwrap_or(rest.len());
+    let token = rest[..end].split(" #").next()?.trim();
+    let plain = !token.is_empty()
+        && token.len() <= 40
+        && token.chars().all(|c| c.is_ascii_graphic() && c != '\'');
+    plain.then(|| token.to_string())
+}
+
 /// Fills line/column and revision, sorts errors first then by file and position, and drops
 /// exact duplicates (the same node reported twice through two hosts).
 pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str) {
@@ -99,6 +124,15 @@ pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str
                 if let Some(p) = idx.locate(&d.yaml_path) {
                     d.line = p.line;
                     d.column = p.column;
+                }
+                if d.quote_hint {
+                    let token = idx
+                        .locate_exact(&d.yaml_path)
+                        .and_then(|p| plain_token(&file.text, p.line, p.column));
+                    match token {
+                        Some(t) => d.message.push_str(&format!(" (quote it: '{t}')")),
+                        None => d.message.push_str(" (quote it)"),
+                    }
                 }
             }
             d.line = d.line.max(1);

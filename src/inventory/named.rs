@@ -87,9 +87,16 @@ pub fn named_list(vars: &HostVars, keys: &[&str], diags: &mut Vec<Diagnostic>) -
                             .collect(),
                     )),
                 ),
-                Value::Mapping(m) => match m.get("name").and_then(scalar_text) {
-                    Some(n) => (n, None),
-                    None => {
+                Value::Mapping(m) => match m.get("name").map(|n| (n, scalar_text(n))) {
+                    Some((_, Some(n))) => (n, None),
+                    Some((n, None)) if !n.is_null() => {
+                        let mut d = here(format!("`name` of a `{key}` entry must be a string"));
+                        d.yaml_path.push(super::positions::Seg::Key("name".into()));
+                        d.path = super::positions::display_path(&d.yaml_path);
+                        diags.push(d);
+                        continue;
+                    }
+                    _ => {
                         diags.push(here(format!("each `{key}` entry needs a `name`")));
                         continue;
                     }

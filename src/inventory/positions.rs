@@ -57,6 +57,11 @@ impl PositionIndex {
         PositionIndex { map: rx.map }
     }
 
+    /// Position of exactly `path` (`None` when it is not indexed, e.g. inside an alias).
+    pub fn locate_exact(&self, path: &[Seg]) -> Option<Pos> {
+        self.map.get(path).copied()
+    }
+
     /// Position of `path`, or of its nearest indexed ancestor.
     pub fn locate(&self, path: &[Seg]) -> Option<Pos> {
         (0..=path.len())

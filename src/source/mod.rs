@@ -21,8 +21,14 @@ pub enum SourceError {
     Revision { rev: String, source: git2::Error },
     #[error("{path} not found in commit {commit}")]
     NotFound { path: String, commit: String },
-    #[error("{path} in commit {commit} is not UTF-8 text")]
-    NotUtf8 { path: String, commit: String },
+    #[error("{path}:{line}:{column}: not UTF-8 text (in commit {commit}); save the file as UTF-8")]
+    NotUtf8 {
+        path: String,
+        commit: String,
+        /// Where the first byte that is not UTF-8 is (1-based; the column counts characters).
+        line: usize,
+        column: usize,
+    },
     #[error("reading {path} from commit {commit}")]
     Read {
         path: String,
@@ -131,9 +137,16 @@ impl Repo {
                 commit: commit.to_string(),
                 source,
             })?;
-        let text = std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotUtf8 {
-            path: path.to_string(),
-            commit: commit.to_string(),
+        let text = std::str::from_utf8(blob.content()).map_err(|e| {
+            let good = &blob.content()[..e.valid_up_to()];
+            let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            SourceError::NotUtf8 {
+                path: path.to_string(),
+                commit: commit.to_string(),
+                line: good.iter().filter(|b| **b == b'\n').count() + 1,
+                column,
+            }
         })?;
         // A UTF-8 byte-order mark (some Windows editors add one) is not part of the YAML;
         // Ansible ignores it too.

@@ -11,6 +11,7 @@ mod corpus;
 mod forge;
 mod forge_order;
 mod harness;
+mod hostile;
 mod journal_drops;
 mod pigsty_exec;
 mod plan_props;

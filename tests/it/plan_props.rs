@@ -170,8 +170,9 @@ fn hostile_values_stay_data() {
         !p.to_string().contains("pw'; DROP ROLE"),
         "the hostile password is redacted too"
     );
-    // a database name is not restricted by Pigsty: it reaches SQL and the command line quoted
-    let odd_db = "x'; $(touch /tmp/pwned)";
+    // an unusual database name that PostgreSQL and Pigsty's files take reaches SQL and the
+    // command line quoted, with a warning
+    let odd_db = "x$1-ü";
     let p = plan_edit(|v| {
         let dbs = vars(v, "pg-meta")["pg_databases"]
             .as_sequence_mut()
@@ -180,16 +181,13 @@ fn hostile_values_stay_data() {
             [("name".into(), odd_db.into())].into_iter().collect(),
         ));
     });
-    let act = action(&p, "pg-meta/database/x'; $(touch /tmp/pwned)/create");
+    let act = action(&p, "pg-meta/database/x$1-ü/create");
     assert_eq!(
         act["pigsty"],
-        r"./pgsql-db.yml -l pg-meta -e 'dbname=x'\''; $(touch /tmp/pwned)'"
+        r"./pgsql-db.yml -l pg-meta -e 'dbname=x$1-ü'"
     );
     let sql = act["steps"][0].as_str().unwrap();
-    assert!(
-        sql.contains(r#"CREATE DATABASE "x'; $(touch /tmp/pwned)""#),
-        "{sql}"
-    );
+    assert!(sql.contains(r#"CREATE DATABASE "x$1-ü""#), "{sql}");
     assert!(
         p["warnings"].to_string().contains("does not match"),
         "a warning names the odd name"
@@ -208,6 +206,18 @@ fn hostile_values_stay_data() {
         run.stderr
     );
     assert!(!std::path::Path::new("/tmp/pwned").exists());
+    // so is a database name with quotes, `;` or whitespace, which would break Pigsty's pgbouncer
+    // and SQL files
+    let mut v = base();
+    vars(&mut v, "pg-meta")["pg_databases"][0]["name"] = "x'; $(touch /tmp/pwned)".into();
+    repo.commit_inventory(&to_yaml(&v), "hostile database name");
+    let run = pgitops(repo.path(), &["validate"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("database name") && run.stderr.contains("breaks Pigsty's"),
+        "{}",
+        run.stderr
+    );
     // connection settings that ssh would read as options are refused
     let mut v = base();
     hosts(&mut v, "pg-test")["127.0.10.12"]["ansible_host"] =

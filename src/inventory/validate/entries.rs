@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use super::Out;
+use super::{values, Out};
 use crate::inventory::fields::{self, Kind};
 use crate::inventory::hba_rule::{check_rule, Target};
 use crate::inventory::named::Named;
@@ -22,8 +22,22 @@ fn field_origin(base: &Named, field: &str) -> Origin {
     }
 }
 
+/// `name` must be written as a string: `name: yes` reads as the boolean `true`.
+fn name_is_string(n: &Named, out: &mut Out) -> bool {
+    match n.def().get("name").map(|v| values::string("name", v)) {
+        Some(Err(p)) => {
+            out.problem(&field_origin(n, "name"), p);
+            false
+        }
+        _ => true,
+    }
+}
+
 pub(super) fn check_users(users: &[Named], out: &mut Out) {
     for u in users {
+        if !name_is_string(u, out) {
+            continue;
+        }
         let valid = u.name.len() <= 63
             && u.name
                 .bytes()
@@ -36,8 +50,8 @@ pub(super) fn check_users(users: &[Named], out: &mut Out) {
             out.err(
                 &field_origin(u, "name"),
                 format!(
-                    "user name {:?} must match ^[a-z_][a-z0-9_@.-]{{0,62}}$",
-                    u.name
+                    "user name {} must match ^[a-z_][a-z0-9_@.-]{{0,62}}$",
+                    values::shown(&u.name)
                 ),
             );
         }
@@ -50,60 +64,57 @@ pub(super) fn check_users(users: &[Named], out: &mut Out) {
         }
         check_fields(u, fields::user_field, out);
         check_state(u, &["create", "absent"], out);
-        if let Some(Value::Sequence(roles)) = u.def().get("roles") {
-            for (i, r) in roles.iter().enumerate() {
-                let ok = r.is_string() || r.get("name").is_some_and(Value::is_string);
-                if !ok {
-                    let mut o = field_origin(u, "roles");
-                    o.path.push(Seg::Index(i));
-                    out.err(
-                        &o,
-                        "a `roles` entry must be a role name or a mapping with a `name`".into(),
-                    );
-                }
-            }
-        } else if u.def().get("roles").is_some_and(|r| !r.is_null()) {
-            out.err(&field_origin(u, "roles"), "`roles` must be a list".into());
-        }
-        if let Some(p) = u
-            .def()
-            .get("parameters")
-            .filter(|p| !p.is_null() && !p.is_mapping())
-        {
-            let _ = p;
-            out.err(
-                &field_origin(u, "parameters"),
-                "`parameters` must be a mapping".into(),
-            );
-        }
     }
 }
 
-pub(super) fn check_databases(dbs: &[Named], out: &mut Out) {
+/// Characters that break a database name where Pigsty writes it unquoted or in its own quotes
+/// (pgbouncer's database list `name = ...`, `"name"` in its SQL, the HBA `db` column).
+fn breaks_pigsty(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || (c.is_ascii_punctuation() && !"_$-.".contains(c))
+}
+
+/// `pg_major`: the cluster's declared `pg_version` (17 when unset), for create-only options.
+pub(super) fn check_databases(dbs: &[Named], pg_major: u32, out: &mut Out) {
     for d in dbs {
-        let ok = d.name.len() <= 63
-            && d.name
+        if !name_is_string(d, out) {
+            continue;
+        }
+        let at = field_origin(d, "name");
+        if let Err(p) = values::sql_name("name", &d.name) {
+            out.problem(&at, p);
+        } else if d.name.chars().any(breaks_pigsty) {
+            out.err(&at, format!("database name {} has a character that breaks Pigsty's pgbouncer, HBA and SQL files (whitespace, quotes, `=`, `,`, `;`, `#`, ...); use ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$", values::shown(&d.name)));
+        } else {
+            let ok = d
+                .name
                 .bytes()
                 .next()
                 .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && d.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-');
-        if !ok {
-            out.warn(
-                &field_origin(d, "name"),
-                format!(
-                    "database name {:?} does not match ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$",
-                    d.name
-                ),
-            );
+                && d.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-');
+            if !ok {
+                out.warn(
+                    &at,
+                    format!(
+                        "database name {} does not match ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$",
+                        values::shown(&d.name)
+                    ),
+                );
+            }
         }
         check_fields(d, fields::database_field, out);
         check_state(d, &["create", "absent", "recreate"], out);
-        for list in ["schemas", "extensions"] {
-            match d.def().get(list) {
-                None | Some(Value::Null) | Some(Value::Sequence(_)) => {}
-                Some(_) => out.err(&field_origin(d, list), format!("`{list}` must be a list")),
+        if d.def().get("template").and_then(Value::as_str) == Some(d.name.as_str()) {
+            out.err(
+                &field_origin(d, "template"),
+                "a database cannot be its own `template`".into(),
+            );
+        }
+        for key in fields::DB_CREATE_ONLY {
+            let min = fields::database_min_version(key);
+            if pg_major < min && d.def().get(key).is_some_and(|v| !v.is_null()) {
+                out.err(&field_origin(d, key), format!("`{key}` needs PostgreSQL {min} or later; the cluster's `pg_version` is {pg_major}"));
             }
         }
     }
@@ -115,23 +126,70 @@ fn check_fields(n: &Named, kind_of: fn(&str) -> Option<Kind>, out: &mut Out) {
     };
     for (k, v) in map {
         let Some(key) = k.as_str() else { continue };
-        let at = || field_origin(n, key);
-        let wrong = match kind_of(key) {
-            _ if v.is_null() => None,
-            None => {
-                out.warn(
-                    &at(),
-                    format!("unknown field `{key}`; it is kept and diffed but Pigsty ignores it"),
-                );
-                None
+        if v.is_null() {
+            continue;
+        }
+        let at = field_origin(n, key);
+        match kind_of(key) {
+            None => out.warn(
+                &at,
+                format!("unknown field `{key}`; it is kept and diffed but Pigsty ignores it"),
+            ),
+            Some(Kind::Params(list)) => {
+                if let Err(p) = values::parameters(key, v, list) {
+                    out.problem(&at, p);
+                }
             }
-            Some(Kind::Bool) if !v.is_bool() => Some("true or false"),
-            Some(Kind::Int) if !v.is_i64() => Some("an integer"),
-            Some(Kind::Text) if !v.is_string() => Some("a string (quote it)"),
-            Some(_) => None,
-        };
-        if let Some(expected) = wrong {
-            out.err(&at(), format!("`{key}` must be {expected}"));
+            Some(Kind::Entries(sub)) => check_entries(key, v, sub, &at, out),
+            Some(kind) => {
+                if let Err(p) = values::check(key, kind, v) {
+                    out.problem(&at, p);
+                }
+            }
+        }
+    }
+}
+
+/// A list of names (`roles`, `schemas`, `extensions`): each a name, or a mapping with a `name`
+/// and the fields `sub` types.
+fn check_entries(key: &str, v: &Value, sub: fn(&str) -> Option<Kind>, at: &Origin, out: &mut Out) {
+    let Some(items) = v.as_sequence() else {
+        let got = values::type_name(v);
+        return out.err(at, format!("`{key}` must be a list, got {got}"));
+    };
+    for (i, item) in items.iter().enumerate() {
+        let mut o = at.clone();
+        o.path.push(Seg::Index(i));
+        let field = format!("{key}[{i}]");
+        match item {
+            Value::String(s) => {
+                if let Err(p) = values::sql_name(&field, s) {
+                    out.problem(&o, p);
+                }
+            }
+            Value::Mapping(m) => {
+                if m.get("name").is_none_or(Value::is_null) {
+                    out.err(&o, format!("each `{key}` entry needs a `name`"));
+                }
+                for (k, v) in m {
+                    let Some(k) = k.as_str() else { continue };
+                    let (Some(kind), false) = (sub(k), v.is_null()) else {
+                        continue;
+                    };
+                    let mut fo = o.clone();
+                    fo.path.push(Seg::Key(k.to_string()));
+                    if let Err(p) = values::check(&format!("{field}.{k}"), kind, v) {
+                        out.problem(&fo, p);
+                    }
+                }
+            }
+            other => out.err(
+                &o,
+                format!(
+                    "a `{key}` entry must be a name or a mapping with a `name`, got {}",
+                    values::type_name(other)
+                ),
+            ),
         }
     }
 }
@@ -153,6 +211,27 @@ fn check_state(n: &Named, allowed: &[&str], out: &mut Out) {
 pub(super) fn check_services(services: &[Named], out: &mut Out) {
     let mut ports: BTreeMap<i64, &str> = BTreeMap::new();
     for s in services {
+        if !name_is_string(s, out) {
+            continue;
+        }
+        let service_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if s.name.is_empty() || s.name.len() > 63 || !s.name.chars().all(service_name) {
+            let shown = values::shown(&s.name);
+            out.err(&field_origin(s, "name"), format!("service name {shown} must be 1 to 63 letters, digits, `_`, `.` or `-` (it names HAProxy files)"));
+        }
+        check_fields(s, fields::service_field, out);
+        let dest_ok = |v: &Value| match v {
+            Value::String(d) => !d.is_empty() && !d.chars().any(char::is_control),
+            Value::Number(_) => v.as_i64().is_some_and(|p| (1..=65535).contains(&p)),
+            _ => v.is_null(),
+        };
+        if let Some(dest) = s.def().get("dest").filter(|v| !dest_ok(v)) {
+            let got = values::type_name(dest);
+            out.err(
+                &field_origin(s, "dest"),
+                format!("`dest` must be default, postgres, pgbouncer or a port number, got {got}"),
+            );
+        }
         for f in ["port", "selector"] {
             if s.def().get(f).is_none_or(Value::is_null) {
                 out.err(&s.origin(), format!("service {:?} needs `{f}`", s.name));

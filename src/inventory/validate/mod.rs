@@ -6,6 +6,8 @@
 //! [`entries`] checks the entries of PGSQL clusters (users, databases, services, HBA rules).
 
 mod entries;
+mod host;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -31,6 +33,14 @@ impl Out {
     pub(super) fn warn(&mut self, origin: &Origin, msg: String) {
         self.at(Severity::Warning, origin, msg)
     }
+    /// An error from a typed value check, with its quoting hint.
+    fn problem(&mut self, origin: &Origin, p: values::Problem) {
+        let mut path = origin.path.clone();
+        path.extend(p.inner);
+        let mut d = Diagnostic::new(Severity::Error, &origin.file, path, p.message);
+        d.quote_hint = p.quote_hint;
+        self.0.push(d);
+    }
     /// Reports against a host's entry when the variable is missing.
     fn missing(&mut self, tree: &Tree, host: &str, msg: String) {
         let origin = tree.hosts[host]
@@ -45,6 +55,7 @@ pub fn validate(tree: &Tree, model: &Model) -> Vec<Diagnostic> {
     let mut out = Out(Vec::new());
     check_globals(tree, &mut out);
     check_hosts_and_groups(tree, &mut out);
+    host::check_layers(tree, &mut out);
     check_pgsql(tree, model, &mut out);
     check_seqs(tree, model, &mut out);
     out.0
@@ -55,13 +66,12 @@ fn is_ipv4(s: &str) -> bool {
 }
 
 fn check_globals(tree: &Tree, out: &mut Out) {
+    // Without an `all` group the document itself was refused, at its first line.
+    let Some(all) = tree.groups.get("all").and_then(|g| g.origin.as_ref()) else {
+        return;
+    };
     let root = Origin {
-        file: tree
-            .groups
-            .get("all")
-            .and_then(|g| g.origin.as_ref())
-            .map(|o| o.file.clone())
-            .unwrap_or_default(),
+        file: all.file.clone(),
         path: vec![Seg::Key("all".into())],
     };
     match tree.all_vars.get("admin_ip") {
@@ -79,48 +89,19 @@ fn check_globals(tree: &Tree, out: &mut Out) {
     }
 }
 
-/// `pg_parameters`: a mapping of GUC names to scalar values (absent or null: none). Anything
-/// else would read as "no parameters" and reset every parameter the cluster has.
-fn check_parameters(v: &serde_yaml_ng::Value) -> Result<(), String> {
-    use serde_yaml_ng::Value;
-    let map = match v {
-        Value::Null => return Ok(()),
-        Value::Mapping(m) => m,
-        _ => return Err("`pg_parameters` must be a mapping of parameter names to values".into()),
-    };
-    for (k, v) in map {
-        let name = k.as_str().unwrap_or_default();
-        let guc = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if !guc {
-            return Err(format!(
-                "`pg_parameters` key {name:?} is not a parameter name (letters, digits, `_`, `.`)"
-            ));
-        }
-        let one = |v: &Value| match v {
-            Value::String(s) => !s.contains(['\n', '\r', '\0']),
-            Value::Number(_) | Value::Bool(_) => true,
-            _ => false,
-        };
-        // A list is for list parameters (`search_path`, `shared_preload_libraries`, ...).
-        let ok = match v {
-            Value::Sequence(items) => items.iter().all(one),
-            v => one(v),
-        };
-        if !ok {
-            return Err(format!("`pg_parameters.{name}` must be one line of text, a number, a boolean or a list of them"));
-        }
-    }
-    Ok(())
-}
-
 fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
     for (name, host) in &tree.hosts {
         let origin = host.origin.as_deref().expect("hosts have an origin");
         if !is_ipv4(name) {
-            if host.vars.contains_key("ansible_host") {
+            if let Some(why) = host::address_in_hba(tree, host) {
+                out.err(
+                    origin,
+                    format!(
+                        "host key {} must be an IP address: {why}",
+                        values::shown(name)
+                    ),
+                );
+            } else if host.vars.contains_key("ansible_host") {
                 out.warn(origin, format!("host key {name:?} is not an IPv4 address; Pigsty uses the host key as the node IP in HBA, HAProxy and Patroni"));
             } else {
                 out.err(origin, format!("host key {name:?} must be an IPv4 address (or set `ansible_host` to reach it)"));
@@ -146,8 +127,11 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
             }
         }
         if let Some(v) = host.vars.get("pg_parameters") {
-            if let Err(e) = check_parameters(&v.value) {
-                out.err(&v.origin, e);
+            // `ALTER SYSTEM`: anything but a mapping would read as "no parameters" and reset
+            // every parameter the cluster has.
+            let list = &crate::inventory::fields::LIST_GUCS;
+            if let Err(p) = values::parameters("pg_parameters", &v.value, list) {
+                out.problem(&v.origin, p);
             }
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
@@ -230,15 +214,28 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
         let Some(p) = &cluster.primary else { continue };
         let vars = &tree.hosts[p].vars;
         entries::check_users(&cluster.users, out);
-        entries::check_databases(&cluster.databases, out);
+        let pg_major = vars
+            .get("pg_version")
+            .and_then(|v| v.value.as_u64())
+            .map_or(17, |v| v.min(u64::from(u32::MAX)) as u32);
+        entries::check_databases(&cluster.databases, pg_major, out);
         entries::check_services(&cluster.services, out);
-        for (key, target) in [
-            ("pg_default_hba_rules", Target::Postgres),
-            ("pg_hba_rules", Target::Postgres),
-            ("pgb_default_hba_rules", Target::Pgbouncer),
-            ("pgb_hba_rules", Target::Pgbouncer),
-        ] {
-            entries::check_hba(vars, key, target, out);
+        // HBA files are rendered for every member from its own effective variables: check each
+        // rule list a member sees, once.
+        let mut seen = BTreeSet::new();
+        for host in cluster.members.keys() {
+            let vars = &tree.hosts[host].vars;
+            for (key, target) in [
+                ("pg_default_hba_rules", Target::Postgres),
+                ("pg_hba_rules", Target::Postgres),
+                ("pgb_default_hba_rules", Target::Pgbouncer),
+                ("pgb_hba_rules", Target::Pgbouncer),
+            ] {
+                let Some(v) = vars.get(key) else { continue };
+                if seen.insert(std::sync::Arc::as_ptr(&v.value)) {
+                    entries::check_hba(vars, key, target, out);
+                }
+            }
         }
         for (origin, msg) in crate::inventory::defaults::check(vars) {
             out.err(&origin, msg);
@@ -295,3 +292,6 @@ fn check_seqs(tree: &Tree, model: &Model, out: &mut Out) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,14 +12,15 @@ use super::def::Def;
 use super::out::Out;
 use super::quote::{ident, literal};
 use super::{invalid, Result};
+use crate::inventory::fields;
 
 /// List-type GUCs; `log_destination` only for databases (§2.1, §3.1).
 pub(super) const LIST_GUCS: [&str; 5] = [
-    "search_path",
-    "temp_tablespaces",
-    "local_preload_libraries",
-    "session_preload_libraries",
-    "log_destination",
+    fields::LIST_GUCS[0],
+    fields::LIST_GUCS[1],
+    fields::LIST_GUCS[2],
+    fields::LIST_GUCS[3],
+    fields::LIST_GUCS[4],
 ];
 
 /// `ALTER <target> SET "<guc>" TO <value>` per non-null `parameters` entry.
@@ -48,14 +49,9 @@ pub(super) fn set_parameters(
     Ok(())
 }
 
-/// GUC names: `^[A-Za-z_][A-Za-z0-9_.]*$` without empty dotted parts.
+/// GUC names: `^[A-Za-z_][A-Za-z0-9_.]*$` without empty dotted parts (the rule validation uses).
 pub(super) fn check_guc_name(field: &str, key: &str) -> Result<()> {
-    let mut chars = key.chars();
-    let head_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let tail_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if !head_ok || !tail_ok || key.split('.').any(str::is_empty) {
+    if !fields::is_guc_name(key) {
         return Err(invalid(field, "a name matching ^[A-Za-z_][A-Za-z0-9_.]*$"));
     }
     Ok(())
@@ -100,39 +96,8 @@ pub(super) fn guc_value(field: &str, key: &str, v: &Value, list_gucs: &[&str]) -
     })
 }
 
-/// Split `a, "B", c` like PostgreSQL splits an unquoted list value.
+/// Split `a, "B", c` like PostgreSQL splits an unquoted list value (the rule validation uses).
 fn split_list(field: &str, s: &str) -> Result<Vec<String>> {
-    let bad = || invalid(field, "a comma-separated list of names, \"quoted\" or not");
-    let (mut items, mut rest) = (Vec::new(), s.trim_start());
-    while !rest.is_empty() {
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let (mut item, mut tail) = (String::new(), quoted);
-            loop {
-                let end = tail.find('"').ok_or_else(bad)?;
-                item.push_str(&tail[..end]);
-                tail = &tail[end + 1..];
-                let Some(t) = tail.strip_prefix('"') else {
-                    break;
-                };
-                item.push('"'); // a doubled quote
-                tail = t;
-            }
-            items.push(item);
-            rest = tail.trim_start();
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            let item = rest[..end].trim_end();
-            if item.is_empty() {
-                return Err(bad());
-            }
-            items.push(item.to_ascii_lowercase());
-            rest = &rest[end..];
-        }
-        match rest.strip_prefix(',') {
-            Some(r) if !r.trim().is_empty() => rest = r.trim_start(),
-            None if rest.is_empty() => {}
-            _ => return Err(bad()),
-        }
-    }
-    Ok(items)
+    fields::split_guc_list(s)
+        .ok_or_else(|| invalid(field, "a comma-separated list of names, \"quoted\" or not"))
 }

@@ -16,19 +16,7 @@ pub fn alter_system(set: &[(&str, &Value)], reset: &[&str]) -> Result<Script> {
     for (name, value) in set {
         let field = format!("pg_parameters.{name}");
         check_guc_name(&field, name)?;
-        let v = guc_value(
-            &field,
-            name,
-            value,
-            &[
-                "search_path",
-                "temp_tablespaces",
-                "local_preload_libraries",
-                "session_preload_libraries",
-                "shared_preload_libraries",
-                "log_destination",
-            ],
-        )?;
+        let v = guc_value(&field, name, value, &crate::inventory::fields::LIST_GUCS)?;
         out.sql(format!("ALTER SYSTEM SET {} TO {v};", ident(&field, name)?));
     }
     for name in reset {
