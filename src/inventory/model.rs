@@ -107,15 +107,29 @@ pub fn port_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> Result<Option<u1
     let Some(v) = vars.var(name) else {
         return Ok(None);
     };
-    let n = match v.value.as_ref() {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    match n.and_then(|n| u16::try_from(n).ok()).filter(|p| *p > 0) {
+    match ansible_uint(&v.value)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|p| *p > 0)
+    {
         Some(p) => Ok(Some(p)),
         None => Err(format!("`{name}` must be a port number from 1 to 65535")),
     }
+}
+
+/// A non-negative integer as Ansible's `| int` reads it: a number, or an integer in a string.
+pub fn ansible_uint(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+}
+
+/// `pg_version` as Pigsty reads it (`pg_version | int`): a major version from 9 to 99, also
+/// when quoted. `None` when unset or not such a number (validate refuses the latter).
+pub fn pg_version_var<V: VarSource + ?Sized>(vars: &V) -> Option<u32> {
+    let n = ansible_uint(&vars.var("pg_version")?.value)?;
+    (9..=99).contains(&n).then_some(n as u32)
 }
 
 pub fn int_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> Option<i64> {

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use serde_yaml_ng::Value;
 
-use crate::inventory::model::{str_var, PgCluster};
+use crate::inventory::model::{pg_version_var, str_var, PgCluster};
 use crate::inventory::{HostVars, Inventory};
 use hba::{HbaContext, HbaError, Target};
 
@@ -150,10 +150,7 @@ pub fn sql_context<'a>(
 ) -> sql::SqlContext<'a> {
     let vars = c.primary.as_ref().map(|p| &inv.tree.hosts[p].vars);
     let get = |k: &str, d: &'static str| vars.and_then(|v| str_var(v, k)).unwrap_or(d);
-    let declared = vars
-        .and_then(|v| v.get("pg_version"))
-        .and_then(|v| v.value.as_u64())
-        .map(|v| v as u32);
+    let declared = vars.and_then(pg_version_var);
     sql::SqlContext {
         pg_major: pg_major.or(declared).unwrap_or(17),
         admin: get("pg_admin_username", "dbuser_dba"),

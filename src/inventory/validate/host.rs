@@ -12,6 +12,7 @@ use super::values::{shown, string, type_name, Problem};
 use super::Out;
 use crate::inventory::ansible::{Host, Tree};
 use crate::inventory::hba_rule::norm_addr;
+use crate::inventory::model::ansible_uint;
 use crate::inventory::positions::Seg;
 use crate::inventory::{Var, Vars};
 
@@ -146,13 +147,15 @@ fn check_layer(vars: &Vars, out: &mut Out) {
         }
         Ok(())
     });
-    at("pg_version", &|v| match v.as_u64() {
+    at("pg_version", &|v| match ansible_uint(v) {
         Some(n) if (9..=99).contains(&n) => Ok(()),
         _ => {
             let got = v
                 .as_i64()
                 .map_or_else(|| type_name(v).to_string(), |n| n.to_string());
-            Err(fail(format!("`pg_version` must be a PostgreSQL major version such as 17 (an unquoted integer), got {got}")))
+            Err(fail(format!(
+                "`pg_version` must be a PostgreSQL major version such as 17, got {got}"
+            )))
         }
     });
     at("pg_offline_query", &|v| match v {

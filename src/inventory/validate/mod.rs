@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
-use super::model::{port_var, Model};
+use super::model::{pg_version_var, port_var, Model};
 use super::module::group_module;
 use super::positions::Seg;
 use super::Origin;
@@ -214,10 +214,7 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
         let Some(p) = &cluster.primary else { continue };
         let vars = &tree.hosts[p].vars;
         entries::check_users(&cluster.users, out);
-        let pg_major = vars
-            .get("pg_version")
-            .and_then(|v| v.value.as_u64())
-            .map_or(17, |v| v.min(u64::from(u32::MAX)) as u32);
+        let pg_major = pg_version_var(vars).unwrap_or(17);
         entries::check_databases(&cluster.databases, pg_major, out);
         entries::check_services(&cluster.services, out);
         // HBA files are rendered for every member from its own effective variables: check each

@@ -165,11 +165,11 @@ fn node_settings_that_reach_files_and_commands_are_checked() {
         "\"/usr",
         "`pg_bin_dir` must be an absolute path on one line",
     );
-    let e = error("        pg_version: '16'\n");
+    let e = error("        pg_version: 'sixteen'\n");
     at(
         &e,
         8,
-        "'16'",
+        "'sixteen'",
         "`pg_version` must be a PostgreSQL major version",
     );
     let e = error("        pg_pwd_enc: md55\n");
@@ -179,6 +179,8 @@ fn node_settings_that_reach_files_and_commands_are_checked() {
     let e = error("        pg_offline_query: 'yes'\n");
     at(&e, 8, "'yes'", "must be true or false");
     valid("        pg_dbsu: postgres\n        pg_data: /pg/data\n        node_firewall_intranet: [ 10.0.0.0/8, 'fd00::/8', 192.168.1.1 ]\n        pg_version: 16\n");
+    // Pigsty reads `pg_version | int`: a quoted version is the same version
+    valid("        pg_version: '16'\n");
 }
 
 #[test]

@@ -185,7 +185,7 @@ fn host_vars(out: &mut Vec<Case>) {
         ("host", "pg_seq", &["one", "-1", "1.5"]),
         ("host", "pg_role", &["master", "5"]),
         ("group", "pg_cluster", &["5", "'pg meta'", "root"]),
-        ("group", "pg_version", &["'17'", "7.5", "5"]),
+        ("group", "pg_version", &["'seventeen'", "7.5", "5"]),
         ("host", "pg_offline_query", &["'true'", "1"]),
         ("group", "pg_pwd_enc", &["sha1", "5"]),
         (
