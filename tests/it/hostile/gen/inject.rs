@@ -162,22 +162,14 @@ pub(super) fn injections(out: &mut Vec<Case>) {
         Target {
             name: "hba-user",
             set: |v, s| meta(v)["pg_hba_rules"][0]["user"] = s.into(),
-            fate: |s| {
-                s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.@$+-".contains(&b))
-                    .then(|| Proof::HbaLine(s.into()))
-            },
+            fate: hba_word,
             secret: false,
             at: "pg_hba_rules",
         },
         Target {
             name: "hba-db",
             set: |v, s| meta(v)["pg_hba_rules"][0]["db"] = s.into(),
-            fate: |s| {
-                s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.@$+-".contains(&b))
-                    .then(|| Proof::HbaLine(s.into()))
-            },
+            fate: hba_word,
             secret: false,
             at: "pg_hba_rules",
         },
@@ -237,4 +229,12 @@ pub(super) fn injections(out: &mut Vec<Case>) {
             out.push(c);
         }
     }
+}
+
+/// An HBA user or database field: a plain word is written on the rule's line; anything else is
+/// refused.
+fn hba_word(s: &str) -> Option<Proof> {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.@$+-".contains(&b))
+        .then(|| Proof::HbaLine(s.into()))
 }
