@@ -527,6 +527,35 @@ mod tests {
     }
 
     #[test]
+    fn large_and_nested_collections_keep_order_and_refuse_duplicates() {
+        // More keys than a small mapping holds: order kept, a late duplicate still refused.
+        let keys: Vec<String> = (0..40).map(|i| format!("k{}", 39 - i)).collect();
+        let doc: String = keys
+            .iter()
+            .map(|k| format!("{k}: [{k}, [{k}]]\n"))
+            .collect();
+        let v = p(&doc);
+        let got: Vec<&str> = v
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(got, keys);
+        assert_eq!(v["k7"][1][0], Value::from("k7"));
+        let dup = parse("p.yml", &format!("{doc}k3: 1\n")).unwrap_err();
+        assert_eq!((dup.line, dup.column), (41, 1), "{dup}");
+        let dup = parse("p.yml", "a:\n  - {x: 1, y: [1, {z: 2, z: 3}]}\n").unwrap_err();
+        assert_eq!(dup.line, 2, "{dup}");
+        // Lists of mappings of lists, and merges into a small mapping.
+        let v = p("b: &b {m: 1}\nl: [{a: [1, 2], <<: *b}, [3, [4]], {}]\n");
+        assert_eq!(v["l"][0]["m"], Value::from(1));
+        assert_eq!(v["l"][0]["a"][1], Value::from(2));
+        assert_eq!(v["l"][1][1][0], Value::from(4));
+        assert!(v["l"][2].as_mapping().unwrap().is_empty());
+    }
+
+    #[test]
     fn empty_text_is_null() {
         assert_eq!(p(""), Value::Null);
         assert_eq!(p("# only a comment\n"), Value::Null);
