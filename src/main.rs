@@ -6,12 +6,17 @@ mod cli;
 mod daemon;
 
 fn main() -> std::process::ExitCode {
+    let args = cli::parse();
+    if args.is_offline() {
+        // Before the runtime's threads start: it sets environment variables for a moment.
+        pgitops::source::offline::init_without_ca_roots();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(cli::main()),
+        Ok(rt) => rt.block_on(cli::main(args)),
         Err(e) => {
             eprintln!("pgitops: error: starting the async runtime: {e}");
             std::process::ExitCode::from(cli::EXIT_ERROR)

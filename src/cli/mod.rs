@@ -95,9 +95,30 @@ enum Command {
     },
 }
 
+/// The parsed command line.
+pub struct Args(Cli);
+
+/// Parses the command line (exits on `--help`, `--version` and usage errors).
+pub fn parse() -> Args {
+    Args(Cli::parse())
+}
+
+impl Args {
+    /// Whether the command only reads the local repository: no fetch, push or HTTPS request, so
+    /// libgit2 needs no CA roots (see `pgitops::source::offline`).
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self.0.command,
+            Command::Plan { .. }
+                | Command::Status { .. }
+                | Command::History { .. }
+                | Command::Validate { .. }
+        )
+    }
+}
+
 /// Runs one command on the caller's runtime.
-pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
+pub async fn main(Args(cli): Args) -> ExitCode {
     // The service's configuration may ask for JSON logs (`[log] format = "json"`).
     let json = match &cli.command {
         Command::Serve { config } => pgitops::config::Config::load(config)

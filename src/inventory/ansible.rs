@@ -285,7 +285,9 @@ impl Tree {
                 }
             }
             let mut ordered: Vec<&Group> = groups.iter().map(|g| &self.groups[g]).collect();
-            ordered.sort_by_key(|g| (g.depth, priority(g), g.name.clone()));
+            ordered.sort_by(|a, b| {
+                (a.depth, priority(a), &a.name).cmp(&(b.depth, priority(b), &b.name))
+            });
             let mut layers = vec![self.all_vars.clone()];
             layers.extend(
                 ordered

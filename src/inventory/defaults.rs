@@ -9,7 +9,7 @@
 //! absent, null or empty `pg_default_privileges` means Pigsty's list (`pg-db.sql` falls back to
 //! its built-in grants when the list is empty).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_yaml_ng::Value;
 
@@ -65,10 +65,19 @@ pub fn roles<V: VarSource + ?Sized>(vars: &V) -> Vec<Value> {
     }
 }
 
+/// A typed list of default privileges, shared (every cluster that does not set its own shares
+/// Pigsty's one list: a thousand clusters do not parse and keep a thousand copies).
+pub type Privileges = Arc<[DefaultPrivilege]>;
+
 /// The default privileges, typed: the inventory's `pg_default_privileges` unless absent, null
 /// or empty, else Pigsty's. An entry that does not parse is an error naming it.
-pub fn privileges<V: VarSource + ?Sized>(vars: &V) -> Result<Vec<DefaultPrivilege>, String> {
-    let builtin = || PG_DEFAULT_PRIVILEGES.iter().map(|s| parse(s)).collect();
+pub fn privileges<V: VarSource + ?Sized>(vars: &V) -> Result<Privileges, String> {
+    static BUILTIN: OnceLock<Result<Privileges, String>> = OnceLock::new();
+    let builtin = || {
+        BUILTIN
+            .get_or_init(|| PG_DEFAULT_PRIVILEGES.iter().map(|s| parse(s)).collect())
+            .clone()
+    };
     let list = match vars.var("pg_default_privileges").map(|v| v.value.as_ref()) {
         None | Some(Value::Null) => return builtin(),
         Some(Value::Sequence(l)) if l.is_empty() => return builtin(),

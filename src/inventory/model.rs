@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 
 use super::ansible::Tree;
-use super::default_privilege::DefaultPrivilege;
+use super::defaults::Privileges;
 use super::diag::Diagnostic;
 use super::module::group_module;
 use super::named::{named_list, Named};
@@ -50,7 +50,7 @@ pub struct PgCluster {
     pub services: Vec<Named>,
     /// `pg_default_privileges` of the primary, typed (Pigsty's when unset); the error of an
     /// entry that does not parse (validation reports it at the entry).
-    pub default_privileges: Result<Vec<DefaultPrivilege>, String>,
+    pub default_privileges: Result<Privileges, String>,
 }
 
 impl PgCluster {
@@ -241,7 +241,7 @@ impl Model {
                 users: vec![],
                 databases: vec![],
                 services: vec![],
-                default_privileges: Ok(vec![]),
+                default_privileges: Ok(Vec::new().into()),
             });
         cluster.members.insert(
             host.to_string(),

@@ -51,14 +51,19 @@ pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
     Ok(b.root.unwrap_or(Value::Null))
 }
 
+/// Mappings with at most this many keys are collected in [`Builder::pairs`] (duplicates found by
+/// comparing keys, no hashing) and become a map of exactly their size when they close; larger
+/// ones switch to a map as they grow.
+const SMALL_MAP: usize = 16;
+
 enum Frame {
-    Seq {
-        items: Vec<Value>,
-        anchor: usize,
-    },
-    /// `key` is the pending key; `Some((None, _))` is a `<<` merge key.
+    /// Items are `Builder::items[start..]`.
+    Seq { start: usize, anchor: usize },
+    /// `key` is the pending key; `Some((None, _))` is a `<<` merge key. Entries are
+    /// `Builder::pairs[start..]` until there are more than [`SMALL_MAP`], then `big`.
     Map {
-        map: Mapping,
+        start: usize,
+        big: Option<Mapping>,
         key: Option<(Option<Value>, Marker)>,
         merges: Vec<(Value, Marker)>,
         anchor: usize,
@@ -68,6 +73,10 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
+    /// Items of the open sequences, innermost last (one buffer for all: no growth per list).
+    items: Vec<Value>,
+    /// Entries of the open small mappings, innermost last.
+    pairs: Vec<(Value, Value)>,
     /// Each anchor's value and how many values it holds.
     anchors: HashMap<usize, (Value, usize)>,
     /// The line each anchor is defined on.
@@ -92,26 +101,50 @@ impl Builder {
             self.anchors.insert(anchor, (v.clone(), values(&v)));
             self.anchor_lines.entry(anchor).or_insert(mark.line());
         }
-        match self.stack.last_mut() {
-            None => self.root = Some(v),
-            Some(Frame::Seq { items, .. }) => items.push(v),
+        let (start, big, pending) = match self.stack.last_mut() {
+            None => return self.root = Some(v),
+            Some(Frame::Seq { .. }) => return self.items.push(v),
             Some(Frame::Map {
-                map, key, merges, ..
+                start,
+                big,
+                key,
+                merges,
+                ..
             }) => match key.take() {
-                None if merge_key => *key = Some((None, mark)),
-                None => *key = Some((Some(v), mark)),
-                Some((None, kmark)) => merges.push((v, kmark)),
-                // One lookup per key: the entry tells both "seen before" and where to insert.
-                Some((Some(k), kmark)) => match map.entry(k) {
-                    Entry::Occupied(_) => self.fail(
-                        kmark,
-                        "duplicate key in a mapping (each key may appear once)",
-                    ),
-                    Entry::Vacant(slot) => {
-                        slot.insert(v);
-                    }
-                },
+                None if merge_key => return *key = Some((None, mark)),
+                None => return *key = Some((Some(v), mark)),
+                Some((None, kmark)) => return merges.push((v, kmark)),
+                Some((Some(k), kmark)) => (*start, big, (k, kmark)),
             },
+        };
+        let (k, kmark) = pending;
+        let duplicate = match big {
+            // One lookup per key: the entry tells both "seen before" and where to insert.
+            Some(map) => match map.entry(k) {
+                Entry::Occupied(_) => true,
+                Entry::Vacant(slot) => {
+                    slot.insert(v);
+                    false
+                }
+            },
+            None if self.pairs[start..].iter().any(|(seen, _)| *seen == k) => true,
+            None if self.pairs.len() - start < SMALL_MAP => {
+                self.pairs.push((k, v));
+                false
+            }
+            None => {
+                let mut map = Mapping::with_capacity(2 * SMALL_MAP);
+                map.extend(self.pairs.drain(start..));
+                map.insert(k, v);
+                *big = Some(map);
+                false
+            }
+        };
+        if duplicate {
+            self.fail(
+                kmark,
+                "duplicate key in a mapping (each key may appear once)",
+            );
         }
     }
 
@@ -120,16 +153,28 @@ impl Builder {
             return;
         };
         let (v, anchor) = match frame {
-            Frame::Seq { mut items, anchor } => {
-                items.shrink_to_fit();
+            Frame::Seq { start, anchor } => {
+                let mut items = Vec::with_capacity(self.items.len() - start);
+                items.extend(self.items.drain(start..));
                 (Value::Sequence(items), anchor)
             }
             Frame::Map {
-                mut map,
+                start,
+                big,
                 merges,
                 anchor,
                 ..
             } => {
+                let mut map = match big {
+                    Some(map) => map,
+                    None => {
+                        // Keys are distinct (checked as they came): exactly this many entries.
+                        let mut map = Mapping::with_capacity(self.pairs.len() - start);
+                        map.extend(self.pairs.drain(start..));
+                        map
+                    }
+                };
+                let merged = !merges.is_empty();
                 for (src, m) in merges {
                     let sources = match src {
                         Value::Mapping(one) => vec![one],
@@ -158,7 +203,9 @@ impl Builder {
                     }
                 }
                 // Inventories are read once and kept: trim growth slack (a third of the memory).
-                map.shrink_to_fit();
+                if merged || map.capacity() > map.len() {
+                    map.shrink_to_fit();
+                }
                 (Value::Mapping(map), anchor)
             }
         };
@@ -222,14 +269,15 @@ impl MarkedEventReceiver for Builder {
             },
             Event::SequenceStart(anchor, _) => self.open(
                 Frame::Seq {
-                    items: Vec::new(),
+                    start: self.items.len(),
                     anchor,
                 },
                 mark,
             ),
             Event::MappingStart(anchor, _) => self.open(
                 Frame::Map {
-                    map: Mapping::new(),
+                    start: self.pairs.len(),
+                    big: None,
                     key: None,
                     merges: Vec::new(),
                     anchor,
@@ -476,6 +524,35 @@ mod tests {
         );
         let bad_merge = parse("p.yml", "a:\n  <<: 3\n").unwrap_err();
         assert!(bad_merge.message.contains("merge"), "{bad_merge}");
+    }
+
+    #[test]
+    fn large_and_nested_collections_keep_order_and_refuse_duplicates() {
+        // More keys than a small mapping holds: order kept, a late duplicate still refused.
+        let keys: Vec<String> = (0..40).map(|i| format!("k{}", 39 - i)).collect();
+        let doc: String = keys
+            .iter()
+            .map(|k| format!("{k}: [{k}, [{k}]]\n"))
+            .collect();
+        let v = p(&doc);
+        let got: Vec<&str> = v
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(got, keys);
+        assert_eq!(v["k7"][1][0], Value::from("k7"));
+        let dup = parse("p.yml", &format!("{doc}k3: 1\n")).unwrap_err();
+        assert_eq!((dup.line, dup.column), (41, 1), "{dup}");
+        let dup = parse("p.yml", "a:\n  - {x: 1, y: [1, {z: 2, z: 3}]}\n").unwrap_err();
+        assert_eq!(dup.line, 2, "{dup}");
+        // Lists of mappings of lists, and merges into a small mapping.
+        let v = p("b: &b {m: 1}\nl: [{a: [1, 2], <<: *b}, [3, [4]], {}]\n");
+        assert_eq!(v["l"][0]["m"], Value::from(1));
+        assert_eq!(v["l"][0]["a"][1], Value::from(2));
+        assert_eq!(v["l"][1][1][0], Value::from(4));
+        assert!(v["l"][2].as_mapping().unwrap().is_empty());
     }
 
     #[test]

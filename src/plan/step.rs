@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_yaml_ng::Mapping;
 
-use crate::inventory::default_privilege::DefaultPrivilege;
+use crate::inventory::defaults::Privileges;
 use crate::render::sql::SqlContext;
 
 /// One step of one action.
@@ -50,7 +50,7 @@ pub struct SqlTarget {
     pub monitor: String,
     pub replicator: String,
     /// `pg_default_privileges`, typed (see [`crate::inventory::defaults`]).
-    pub default_privileges: Result<Vec<DefaultPrivilege>, String>,
+    pub default_privileges: Result<Privileges, String>,
 }
 
 impl SqlTarget {

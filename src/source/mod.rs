@@ -5,6 +5,7 @@
 //! tree ([`InventoryFiles`]): one file (`pigsty.yml`), or a directory in the Ansible split layout
 //! (`hosts.yml`/`inventory.yml` + `group_vars/` + `host_vars/`).
 
+pub mod offline;
 pub mod remote;
 
 use std::path::Path;

@@ -26,7 +26,7 @@ fn ctx(pg_major: u32) -> SqlContext<'static> {
 }
 /// Pigsty's default `pg_default_privileges`, typed.
 fn default_privileges() -> &'static [crate::inventory::default_privilege::DefaultPrivilege] {
-    static P: std::sync::OnceLock<Vec<crate::inventory::default_privilege::DefaultPrivilege>> =
+    static P: std::sync::OnceLock<crate::inventory::defaults::Privileges> =
         std::sync::OnceLock::new();
     P.get_or_init(|| {
         crate::inventory::defaults::privileges(&crate::inventory::Vars::new()).unwrap()
