@@ -129,21 +129,22 @@ fn check_fields(n: &Named, kind_of: fn(&str) -> Option<Kind>, out: &mut Out) {
         if v.is_null() {
             continue;
         }
-        let at = field_origin(n, key);
+        // The field's origin is built only for a diagnostic: most fields have none.
+        let at = || field_origin(n, key);
         match kind_of(key) {
             None => out.warn(
-                &at,
+                &at(),
                 format!("unknown field `{key}`; it is kept and diffed but Pigsty ignores it"),
             ),
             Some(Kind::Params(list)) => {
                 if let Err(p) = values::parameters(key, v, list) {
-                    out.problem(&at, p);
+                    out.problem(&at(), p);
                 }
             }
             Some(Kind::Entries(sub)) => check_entries(key, v, sub, &at, out),
             Some(kind) => {
                 if let Err(p) = values::check(key, kind, v) {
-                    out.problem(&at, p);
+                    out.problem(&at(), p);
                 }
             }
         }
@@ -152,39 +153,48 @@ fn check_fields(n: &Named, kind_of: fn(&str) -> Option<Kind>, out: &mut Out) {
 
 /// A list of names (`roles`, `schemas`, `extensions`): each a name, or a mapping with a `name`
 /// and the fields `sub` types.
-fn check_entries(key: &str, v: &Value, sub: fn(&str) -> Option<Kind>, at: &Origin, out: &mut Out) {
+fn check_entries(
+    key: &str,
+    v: &Value,
+    sub: fn(&str) -> Option<Kind>,
+    at: &dyn Fn() -> Origin,
+    out: &mut Out,
+) {
     let Some(items) = v.as_sequence() else {
         let got = values::type_name(v);
-        return out.err(at, format!("`{key}` must be a list, got {got}"));
+        return out.err(&at(), format!("`{key}` must be a list, got {got}"));
     };
     for (i, item) in items.iter().enumerate() {
-        let mut o = at.clone();
-        o.path.push(Seg::Index(i));
+        let o = || {
+            let mut o = at();
+            o.path.push(Seg::Index(i));
+            o
+        };
         let field = format!("{key}[{i}]");
         match item {
             Value::String(s) => {
                 if let Err(p) = values::sql_name(&field, s) {
-                    out.problem(&o, p);
+                    out.problem(&o(), p);
                 }
             }
             Value::Mapping(m) => {
                 if m.get("name").is_none_or(Value::is_null) {
-                    out.err(&o, format!("each `{key}` entry needs a `name`"));
+                    out.err(&o(), format!("each `{key}` entry needs a `name`"));
                 }
                 for (k, v) in m {
                     let Some(k) = k.as_str() else { continue };
                     let (Some(kind), false) = (sub(k), v.is_null()) else {
                         continue;
                     };
-                    let mut fo = o.clone();
-                    fo.path.push(Seg::Key(k.to_string()));
                     if let Err(p) = values::check(&format!("{field}.{k}"), kind, v) {
+                        let mut fo = o();
+                        fo.path.push(Seg::Key(k.to_string()));
                         out.problem(&fo, p);
                     }
                 }
             }
             other => out.err(
-                &o,
+                &o(),
                 format!(
                     "a `{key}` entry must be a name or a mapping with a `name`, got {}",
                     values::type_name(other)
