@@ -67,6 +67,20 @@ pub(super) fn check_users(users: &[Named], out: &mut Out) {
     }
 }
 
+/// `pg_default_roles` entries: SQL names with the fields of users (`postgres` is allowed here:
+/// only its attributes and comment are converged).
+pub(super) fn check_default_roles(roles: &[Named], out: &mut Out) {
+    for r in roles {
+        if !name_is_string(r, out) {
+            continue;
+        }
+        if let Err(p) = values::sql_name("name", &r.name) {
+            out.problem(&field_origin(r, "name"), p);
+        }
+        check_fields(r, fields::user_field, out);
+    }
+}
+
 /// Characters that break a database name where Pigsty writes it unquoted or in its own quotes
 /// (pgbouncer's database list `name = ...`, `"name"` in its SQL, the HBA `db` column).
 fn breaks_pigsty(c: char) -> bool {

@@ -16,6 +16,7 @@ use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
 use super::model::{pg_version_var, port_var, Model};
 use super::module::group_module;
+use super::named::named_list;
 use super::positions::Seg;
 use super::Origin;
 use crate::inventory::hba_rule::Target;
@@ -214,6 +215,11 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
         let Some(p) = &cluster.primary else { continue };
         let vars = &tree.hosts[p].vars;
         entries::check_users(&cluster.users, out);
+        // `pg_default_roles` entries are rendered by the same SQL as users: the same fields.
+        let mut listed = Vec::new();
+        let roles = named_list(vars, &["pg_default_roles"], &mut listed);
+        out.0.extend(listed);
+        entries::check_default_roles(&roles, out);
         let pg_major = pg_version_var(vars).unwrap_or(17);
         entries::check_databases(&cluster.databases, pg_major, out);
         entries::check_services(&cluster.services, out);

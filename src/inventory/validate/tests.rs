@@ -392,3 +392,14 @@ fn every_members_hba_rules_are_checked() {
         "{errors:?}"
     );
 }
+
+/// Found by the fuzzer: `pg_default_roles` entries are rendered by the user SQL, so their fields
+/// are checked as users' are (they were not, and rendering failed after validate passed).
+#[test]
+fn default_roles_are_checked_like_users() {
+    let e = error("        pg_default_roles: [ { name: dbrole_x, superuser: 'yes' } ]\n");
+    at(&e, 8, "'yes'", "`superuser`");
+    let e = error("        pg_default_roles: [ { name: postgres, comment: [ a ] } ]\n");
+    at(&e, 8, "comment", "`comment`");
+    valid("        pg_default_roles: [ { name: postgres, superuser: true, comment: system superuser } ]\n");
+}
