@@ -11,8 +11,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use serde_yaml_ng::value::{Tag, TaggedValue};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::yaml::{self, ParseError, Piece, MAX_ALIAS_VALUES};
@@ -76,7 +77,11 @@ pub fn split(text: &str) -> Option<Split<'_>> {
         &text[starts[i]..end]
     };
     let n = starts.len();
-    let all = (0..n).find(|&i| !is_filler(line(i)))?;
+    let mut all = (0..n).find(|&i| !is_filler(line(i)))?;
+    // A document start marker alone on its line may come first.
+    if line(all).trim_end_matches(' ') == "---" {
+        all = (all + 1..n).find(|&i| !is_filler(line(i)))?;
+    }
     if indent(line(all)) != 0 || !is_bare_key(line(all), "all") {
         return None;
     }
@@ -155,15 +160,100 @@ struct Part<'a> {
     depth: usize,
     parsed: Mutex<Option<Result<Piece, ParseError>>>,
     uses: AtomicUsize,
+    /// The variable values lifted out of a chunk.
+    lifted: OnceLock<Vec<Arc<Value>>>,
+}
+
+/// Variable values lifted out of parsed chunks (see [`lift`]), shared by every revision that
+/// has the chunk. In a joined document, a lifted value's place holds a marker: a tagged number
+/// (YAML parsing here never yields a tagged value) naming the chunk and the index.
+#[derive(Debug, Default)]
+pub struct Lifted {
+    parts: Vec<Vec<Arc<Value>>>,
+}
+
+const MARK: &str = "pgitops-lifted";
+
+impl Lifted {
+    /// The value to keep for `v`: the shared one if `v` is a marker, else `v` itself.
+    pub fn value(&self, v: Value) -> Arc<Value> {
+        match v {
+            Value::Tagged(t) if t.tag == MARK => t
+                .value
+                .as_u64()
+                .and_then(|n| self.parts.get((n >> 32) as usize)?.get(n as u32 as usize))
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Value::Tagged(t))),
+            v => Arc::new(v),
+        }
+    }
+
+    /// `v` with every marker replaced by a copy of its value (for comparisons in tests).
+    pub fn resolve(&self, v: Value) -> Value {
+        match v {
+            Value::Tagged(t) if t.tag == MARK => Value::clone(&self.value(Value::Tagged(t))),
+            Value::Sequence(items) => {
+                Value::Sequence(items.into_iter().map(|i| self.resolve(i)).collect())
+            }
+            Value::Mapping(m) => Value::Mapping(
+                m.into_iter()
+                    .map(|(k, v)| (self.resolve(k), self.resolve(v)))
+                    .collect(),
+            ),
+            v => v,
+        }
+    }
+}
+
+/// Moves the values that the Ansible layer turns into variables (the places where
+/// `ansible::Tree` builds a vars layer: a group's `vars`, its hosts' mappings, and the same in
+/// its `children`) out of a chunk's groups into `out`, leaving markers.
+fn lift(chunk: &mut Value, part: usize, out: &mut Vec<Arc<Value>>) {
+    fn mark(v: &mut Value, part: usize, out: &mut Vec<Arc<Value>>) {
+        let at = ((part as u64) << 32) | out.len() as u64;
+        let marker = Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(MARK),
+            value: Value::from(at),
+        }));
+        out.push(Arc::new(std::mem::replace(v, marker)));
+    }
+    fn group(g: &mut Value, part: usize, out: &mut Vec<Arc<Value>>) {
+        let Value::Mapping(m) = g else { return };
+        for (k, sub) in m.iter_mut() {
+            match (k.as_str(), sub) {
+                (Some("vars"), Value::Mapping(vars)) => {
+                    vars.values_mut().for_each(|v| mark(v, part, out))
+                }
+                (Some("hosts"), Value::Mapping(hosts)) => {
+                    for h in hosts.values_mut() {
+                        if let Value::Mapping(vars) = h {
+                            vars.values_mut().for_each(|v| mark(v, part, out))
+                        }
+                    }
+                }
+                (Some("children"), Value::Mapping(children)) => {
+                    children.values_mut().for_each(|c| group(c, part, out))
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Value::Mapping(m) = chunk {
+        m.values_mut().for_each(|g| group(g, part, out));
+    }
+}
+
+/// What [`parse_all`] gives.
+pub struct Parsed {
+    /// Each file's value (with markers of `shared`), or its error.
+    pub files: Vec<Result<Value, ParseError>>,
+    pub shared: Arc<Lifted>,
+    /// How many files were joined from parts (the others were parsed whole).
+    pub joined: usize,
 }
 
 /// Parses every `(path, text)` as [`yaml::parse`] would, sharing the chunks they have in common.
-pub fn parse_all(files: &[(&str, &str)]) -> Vec<Result<Value, ParseError>> {
-    parse_all_counted(files).0
-}
-
-/// [`parse_all`], and how many of the files were joined from parts (the others parsed whole).
-pub fn parse_all_counted(files: &[(&str, &str)]) -> (Vec<Result<Value, ParseError>>, usize) {
+pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
     let splits: Vec<Option<Split>> = files.iter().map(|(_, t)| split(t)).collect();
     let mut index: HashMap<(&str, usize), usize> = HashMap::new();
     let mut parts: Vec<Part> = Vec::new();
@@ -182,6 +272,7 @@ pub fn parse_all_counted(files: &[(&str, &str)]) -> (Vec<Result<Value, ParseErro
                         depth,
                         parsed: Mutex::new(None),
                         uses: AtomicUsize::new(0),
+                        lifted: OnceLock::new(),
                     });
                     parts.len() - 1
                 });
@@ -191,11 +282,26 @@ pub fn parse_all_counted(files: &[(&str, &str)]) -> (Vec<Result<Value, ParseErro
             Some(ids)
         })
         .collect();
+    let t = std::time::Instant::now();
+    let lap = |stage: &str| {
+        tracing::debug!(
+            stage,
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            parts = parts.len(),
+            "split parsing"
+        )
+    };
+    lap("split");
     let next = AtomicUsize::new(0);
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(p) = parts.get(i) else { break };
-        let parsed = yaml::parse_piece("", p.text, p.depth);
+        let mut parsed = yaml::parse_piece("", p.text, p.depth);
+        if let (Ok(piece), CHUNK_DEPTH) = (&mut parsed, p.depth) {
+            let mut out = Vec::new();
+            lift(&mut piece.value, i, &mut out);
+            let _ = p.lifted.set(out);
+        }
         *p.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(parsed);
     };
     std::thread::scope(|s| {
@@ -204,10 +310,14 @@ pub fn parse_all_counted(files: &[(&str, &str)]) -> (Vec<Result<Value, ParseErro
     });
     // Join: each file on its own thread (the first here), the second walking its parts backwards
     // so that the two rarely wait on the same part.
+    lap("parsed");
     let joined = AtomicUsize::new(0);
     let assemble = |k: usize, backwards: bool| -> Result<Value, ParseError> {
         let (path, text) = files[k];
-        match plans[k].as_ref().and_then(|ids| join(&parts, ids, backwards)) {
+        match plans[k]
+            .as_ref()
+            .and_then(|ids| join(&parts, ids, backwards))
+        {
             Some(v) => {
                 joined.fetch_add(1, Ordering::Relaxed);
                 Ok(v)
@@ -228,8 +338,18 @@ pub fn parse_all_counted(files: &[(&str, &str)]) -> (Vec<Result<Value, ParseErro
         }
         handle.join().expect("joining thread panicked");
     });
-    let out = out.into_iter().map(|r| r.expect("assembled")).collect();
-    (out, joined.into_inner())
+    lap("joined");
+    let shared = Lifted {
+        parts: parts
+            .into_iter()
+            .map(|p| p.lifted.into_inner().unwrap_or_default())
+            .collect(),
+    };
+    Parsed {
+        files: out.into_iter().map(|r| r.expect("assembled")).collect(),
+        shared: Arc::new(shared),
+        joined: joined.into_inner(),
+    }
 }
 
 /// The value of one part for one of its users: the last user takes it, others copy it.

@@ -10,20 +10,34 @@ fn shown(r: &Result<Value, ParseError>) -> String {
     }
 }
 
+/// Split parsing of `texts` together, markers resolved, shown.
+fn resolved(texts: &[&str]) -> Vec<String> {
+    let files: Vec<(&str, &str)> = texts.iter().map(|t| ("p.yml", *t)).collect();
+    let parsed = parse_all(&files);
+    parsed
+        .files
+        .into_iter()
+        .map(|r| shown(&r.map(|v| parsed.shared.resolve(v))))
+        .collect()
+}
+
 /// Every text, alone and beside every other, parses as a whole parse does.
 fn same(texts: &[&str]) {
-    let whole: Vec<String> = texts.iter().map(|t| shown(&yaml::parse("p.yml", t))).collect();
+    let whole: Vec<String> = texts
+        .iter()
+        .map(|t| shown(&yaml::parse("p.yml", t)))
+        .collect();
     for (i, a) in texts.iter().enumerate() {
-        assert_eq!(shown(&parse_all(&[("p.yml", a)])[0]), whole[i], "alone: {a}");
+        assert_eq!(resolved(&[a])[0], whole[i], "alone: {a}");
         for (j, b) in texts.iter().enumerate() {
-            let got = parse_all(&[("p.yml", a), ("p.yml", b)]);
-            assert_eq!(shown(&got[0]), whole[i], "first of a pair: {a}");
-            assert_eq!(shown(&got[1]), whole[j], "second of a pair: {b}");
+            let got = resolved(&[a, b]);
+            assert_eq!(got[0], whole[i], "first of a pair: {a}");
+            assert_eq!(got[1], whole[j], "second of a pair: {b}");
         }
     }
 }
 
-const SIMPLE: &str = "all:\n  vars: {x: 1}\n  children:\n    # clusters\n    pg-a:\n      hosts: {10.0.0.1: {pg_seq: 1}}\n\n    pg-b:\n      vars:\n        pg_cluster: pg-b\n  # trailing\nother: {hosts: {h: {}}}\n";
+const SIMPLE: &str = "---\n# x\nall:\n  vars: {x: 1}\n  children:\n    # clusters\n    pg-a:\n      hosts: {10.0.0.1: {pg_seq: 1}}\n\n    pg-b:\n      vars:\n        pg_cluster: pg-b\n  # trailing\nother: {hosts: {h: {}}}\n";
 
 #[test]
 fn a_plain_inventory_is_cut_at_its_children_keeping_lines() {
@@ -37,7 +51,7 @@ fn a_plain_inventory_is_cut_at_its_children_keeping_lines() {
     let other = SIMPLE.replace("pg_seq: 1", "pg_seq: 2");
     same(&[SIMPLE, &other]);
     let pair = [("p.yml", SIMPLE), ("p.yml", other.as_str())];
-    assert_eq!(parse_all_counted(&pair).1, 2, "both joined from parts");
+    assert_eq!(parse_all(&pair).joined, 2, "both joined from parts");
 }
 
 #[test]
@@ -52,6 +66,8 @@ fn documents_that_are_not_plain_are_parsed_whole() {
         "all:\n  children: &c\n    a: 1\n",
         "all:\n  children:\n    a: 1\n   b: 2\n",
         "  all:\n  children:\n    a: 1\n",
+        "--- {}\nall:\n  children:\n    a: 1\n",
+        "---\n---\nall:\n  children:\n    a: 1\n",
         "all:\n  children:\n    __pgitops_split_children__: 0\n",
     ] {
         assert!(split(text).is_none(), "{text:?}");
@@ -81,6 +97,8 @@ fn joins_that_could_differ_fall_back_to_the_whole_parse() {
         "all:\n  vars: {x: [1}\n  children:\n    a: 1\n",
         "all:\n  children:\n    a: 1\n    b: {c: 1, c: 2}\n",
         "all:\n  children:\n    a: 1\n---\nb: 2\n",
+        "---\nall:\n  children:\n    a: 1\n...\n",
+        "---\nall:\n  children:\n    a: 1\n...\n---\nb: 1\n",
         "all:\n  children:\n    a: 1\n  children:\n    b: 2\n",
         "all:\n  children:\n    yes: 1\n    'yes': 2\n    true: 3\n",
         "all:\n  children:\n    a:\n",
@@ -102,7 +120,9 @@ fn limits_count_over_the_whole_file() {
     // Alias expansion: each chunk within the limit, the file beyond it.
     let mut doc = String::from("all:\n  children:\n");
     for c in 0..3 {
-        doc.push_str(&format!("    c{c}:\n      l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"));
+        doc.push_str(&format!(
+            "    c{c}:\n      l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        ));
         for i in 1..6 {
             let refs = vec![format!("*l{}", i - 1); 10].join(", ");
             doc.push_str(&format!("      l{i}: &l{i} [{refs}]\n"));

@@ -178,7 +178,7 @@ impl Inventory {
 /// else (including validation errors) comes back inside the [`Inventory`] as diagnostics.
 pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Diagnostic>> {
     let main = yaml::parse(&files.main.path, &files.main.text);
-    load_parsed(files, main, revision)
+    load_parsed(files, main, Arc::default(), revision)
 }
 
 /// Loads two revisions (each as [`load`] would), parsing the parts their main files have in
@@ -188,17 +188,18 @@ pub fn load_pair(
     (b, rev_b): (&InventoryFiles, &str),
 ) -> (Loaded, Loaded) {
     let t = std::time::Instant::now();
-    let mut mains = chunks::parse_all(&[
-        (&a.main.path, &a.main.text),
-        (&b.main.path, &b.main.text),
-    ])
-    .into_iter();
+    let parsed = chunks::parse_all(&[(&a.main.path, &a.main.text), (&b.main.path, &b.main.text)]);
+    let shared = parsed.shared;
+    let mut mains = parsed.files.into_iter();
     let (main_a, main_b) = (mains.next(), mains.next());
     let (main_a, main_b) = (main_a.expect("two files"), main_b.expect("two files"));
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "parsed both main files");
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "parsed both main files"
+    );
     std::thread::scope(|s| {
-        let old = s.spawn(|| load_parsed(a, main_a, rev_a));
-        let new = load_parsed(b, main_b, rev_b);
+        let old = s.spawn(|| load_parsed(a, main_a, shared.clone(), rev_a));
+        let new = load_parsed(b, main_b, shared.clone(), rev_b);
         (old.join().expect("loading thread panicked"), new)
     })
 }
@@ -210,6 +211,7 @@ pub type Loaded = Result<Inventory, Vec<Diagnostic>>;
 fn load_parsed(
     files: &InventoryFiles,
     main: Result<Value, yaml::ParseError>,
+    shared: Arc<chunks::Lifted>,
     revision: &str,
 ) -> Loaded {
     let t = std::time::Instant::now();
@@ -250,7 +252,8 @@ fn load_parsed(
         return Err(parse_errors);
     }
     lap("parsed");
-    let mut tree = ansible::Tree::from_document(&files.main.path, main.expect("parsed"));
+    let main = main.expect("parsed");
+    let mut tree = ansible::Tree::from_shared_document(&files.main.path, main, shared);
     for (group, file, value) in groups {
         let layer = overlay_layer(file, value.expect("parsed"), &mut tree.diags);
         tree.overlay_group_vars(group, layer);

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use pgitops::inventory::{chunks, yaml};
+use pgitops::inventory::{self, chunks, yaml, InventoryFiles};
 use serde_yaml_ng::Value;
 
 use crate::corpus::corpus_dir;
@@ -81,9 +81,15 @@ fn corpus_split_parsing_is_whole_parsing() {
             .collect();
         for (i, v) in variants.iter().enumerate() {
             // Each variant beside the original (the plan's case: one edit between revisions).
-            let (got, n) = chunks::parse_all_counted(&[("pigsty.yml", &text), ("pigsty.yml", v)]);
+            let parsed = chunks::parse_all(&[("pigsty.yml", &text), ("pigsty.yml", v)]);
             compared += 2;
-            joined += n;
+            joined += parsed.joined;
+            let shared = &parsed.shared;
+            let got: Vec<_> = parsed
+                .files
+                .into_iter()
+                .map(|r| r.map(|v| shared.resolve(v)))
+                .collect();
             if shown(&got[0]) != whole[0] || shown(&got[1]) != whole[i] {
                 failures.push(format!("{name} (edit {i})"));
             }
@@ -91,5 +97,34 @@ fn corpus_split_parsing_is_whole_parsing() {
     }
     println!("split parsing: {compared} parses compared, {joined} joined from parts");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(joined * 4 > compared, "too few joined: {joined} of {compared}");
+    assert!(
+        joined * 4 > compared,
+        "too few joined: {joined} of {compared}"
+    );
+}
+
+/// Whole inventories (tree, model, diagnostics with their positions) loaded as a pair are what
+/// loading each alone gives, for the shared corpus, the examples, the test base and the hostile
+/// corpus, each beside an edited copy of itself.
+#[test]
+fn corpus_split_loading_is_whole_loading() {
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for (name, text) in inventories() {
+        if text.len() > 200_000 {
+            continue;
+        }
+        let a = InventoryFiles::single("pigsty.yml", &text);
+        for edited in edits(&text).into_iter().take(4) {
+            let b = InventoryFiles::single("pigsty.yml", &edited);
+            let (pa, pb) = inventory::load_pair((&a, "old"), (&b, "new"));
+            let (wa, wb) = (inventory::load(&a, "old"), inventory::load(&b, "new"));
+            compared += 2;
+            if format!("{pa:?}") != format!("{wa:?}") || format!("{pb:?}") != format!("{wb:?}") {
+                failures.push(name.clone());
+            }
+        }
+    }
+    println!("split loading: {compared} loads compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
