@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::chunks::Lifted;
 use super::diag::{Diagnostic, Severity};
+use super::lifted::Lifted;
 use super::positions::Seg;
 use super::yaml::scalar_text;
 use super::{HostVars, Origin, Var, Vars};

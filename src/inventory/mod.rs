@@ -12,6 +12,7 @@ pub mod defaults;
 pub mod diag;
 pub mod fields;
 pub mod hba_rule;
+pub mod lifted;
 pub mod model;
 pub mod module;
 pub mod named;
