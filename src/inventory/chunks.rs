@@ -177,6 +177,7 @@ pub struct Parsed {
 
 /// Parses every `(path, text)` as [`yaml::parse`] would, sharing the chunks they have in common.
 pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
+    let t = std::time::Instant::now();
     let splits: Vec<Option<Split>> = files.iter().map(|(_, t)| split(t)).collect();
     let mut index: HashMap<(&str, usize), usize> = HashMap::new();
     let mut parts: Vec<Part> = Vec::new();
@@ -205,7 +206,6 @@ pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
             Some(ids)
         })
         .collect();
-    let t = std::time::Instant::now();
     let lap = |stage: &str| {
         tracing::debug!(
             stage,
