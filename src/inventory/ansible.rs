@@ -4,7 +4,9 @@
 //! files). Out: [`Tree`], with every group (own vars, hosts, children, depth) and every host with
 //! its *effective* variables under Ansible precedence: `all.vars`, then the host's groups (direct
 //! and ancestor) sorted by depth, `ansible_group_priority` and name, then host vars; later wins,
-//! dicts and lists replace. Problems become diagnostics; nothing here does IO.
+//! dicts and lists replace. Problems become diagnostics; nothing here does IO. A document joined
+//! by `chunks` holds markers where variable values were lifted out; they are read back as the
+//! shared values ([`Lifted`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
