@@ -212,9 +212,10 @@ pub struct Unchanged {
 
 fn same_vars(a: &Vars, b: &Vars) -> bool {
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|((ka, va), (kb, vb))| ka == kb && va.value == vb.value)
+        && a.iter().zip(b).all(|((ka, va), (kb, vb))| {
+            // Revisions loaded together share the values of unchanged parts.
+            ka == kb && (std::sync::Arc::ptr_eq(&va.value, &vb.value) || va.value == vb.value)
+        })
 }
 
 impl Unchanged {

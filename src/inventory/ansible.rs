@@ -4,7 +4,9 @@
 //! files). Out: [`Tree`], with every group (own vars, hosts, children, depth) and every host with
 //! its *effective* variables under Ansible precedence: `all.vars`, then the host's groups (direct
 //! and ancestor) sorted by depth, `ansible_group_priority` and name, then host vars; later wins,
-//! dicts and lists replace. Problems become diagnostics; nothing here does IO.
+//! dicts and lists replace. Problems become diagnostics; nothing here does IO. A document joined
+//! by `chunks` holds markers where variable values were lifted out; they are read back as the
+//! shared values ([`Lifted`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::diag::{Diagnostic, Severity};
+use super::lifted::Lifted;
 use super::positions::Seg;
 use super::yaml::scalar_text;
 use super::{HostVars, Origin, Var, Vars};
@@ -47,6 +50,8 @@ pub struct Tree {
     /// Hosts in first-seen order is not needed; sorted by key for determinism.
     pub hosts: BTreeMap<String, Host>,
     pub diags: Vec<Diagnostic>,
+    /// Variable values parsed once for several revisions, while reading the document.
+    shared: Arc<Lifted>,
 }
 
 fn key(s: &str) -> Seg {
@@ -55,6 +60,17 @@ fn key(s: &str) -> Seg {
 
 /// Builds a [`Vars`] layer from a mapping found at `path` in `file`.
 pub fn vars_layer(file: &str, path: &[Seg], map: Mapping, diags: &mut Vec<Diagnostic>) -> Vars {
+    shared_vars_layer(&Lifted::default(), file, path, map, diags)
+}
+
+/// [`vars_layer`], taking values lifted out of the document from `shared`.
+fn shared_vars_layer(
+    shared: &Lifted,
+    file: &str,
+    path: &[Seg],
+    map: Mapping,
+    diags: &mut Vec<Diagnostic>,
+) -> Vars {
     let mut out = Vars::new();
     for (k, v) in map {
         let Some(name) = scalar_text(&k) else {
@@ -71,7 +87,7 @@ pub fn vars_layer(file: &str, path: &[Seg], map: Mapping, diags: &mut Vec<Diagno
         out.insert(
             name,
             Var {
-                value: Arc::new(v),
+                value: shared.value(v),
                 origin: Arc::new(Origin {
                     file: file.to_string(),
                     path: p,
@@ -90,14 +106,30 @@ impl Tree {
 
     /// Reads the inventory document (`all:` plus, rarely, other top-level groups).
     pub fn from_document(file: &str, root: Value) -> Tree {
-        let mut tree = Tree::default();
+        Self::from_shared_document(file, root, Arc::default())
+    }
+
+    /// [`Tree::from_document`] for a document whose variable values were lifted into `shared`
+    /// (by `chunks`, so that revisions share them).
+    pub fn from_shared_document(file: &str, root: Value, shared: Arc<Lifted>) -> Tree {
+        let mut tree = Tree {
+            shared,
+            ..Tree::default()
+        };
+        tree.read_document(file, root);
+        tree.shared = Arc::default();
+        tree
+    }
+
+    fn read_document(&mut self, file: &str, root: Value) {
+        let tree = self;
         match root {
             Value::Mapping(mut m) => {
                 // `all` first: other top-level keys are groups under it (as in Ansible), in
                 // whatever order the file has them.
                 let Some(all) = m.remove("all") else {
                     tree.err(file, vec![], "expected a mapping with the root key `all`");
-                    return tree;
+                    return;
                 };
                 tree.read_group(file, vec![key("all")], "all", all, None);
                 for (k, v) in m {
@@ -121,7 +153,6 @@ impl Tree {
             ),
             _ => tree.err(file, vec![], "expected a mapping with the root key `all`"),
         }
-        tree
     }
 
     fn read_group(
@@ -174,7 +205,7 @@ impl Tree {
             match (field.as_str(), sub) {
                 (_, Value::Null) => {}
                 ("vars", Value::Mapping(vars)) => {
-                    let layer = vars_layer(file, &p, vars, &mut self.diags);
+                    let layer = shared_vars_layer(&self.shared, file, &p, vars, &mut self.diags);
                     let g = self.groups.get_mut(name).expect("created above");
                     if name == "all" {
                         Arc::make_mut(&mut self.all_vars).extend(layer);
@@ -214,7 +245,7 @@ impl Tree {
             hp.push(Seg::Key(host.clone()));
             let layer = match hv {
                 Value::Null => Vars::new(),
-                Value::Mapping(m) => vars_layer(file, &hp, m, &mut self.diags),
+                Value::Mapping(m) => shared_vars_layer(&self.shared, file, &hp, m, &mut self.diags),
                 _ => {
                     self.err(
                         file,

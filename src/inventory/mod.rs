@@ -6,11 +6,13 @@
 //! the diagnostics of [`validate`], each located at file, line and column. Pure: no IO.
 
 pub mod ansible;
+pub mod chunks;
 pub mod default_privilege;
 pub mod defaults;
 pub mod diag;
 pub mod fields;
 pub mod hba_rule;
+pub mod lifted;
 pub mod model;
 pub mod module;
 pub mod named;
@@ -176,6 +178,43 @@ impl Inventory {
 /// Loads one revision. A file that does not parse is an `Err` with its location; everything
 /// else (including validation errors) comes back inside the [`Inventory`] as diagnostics.
 pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Diagnostic>> {
+    let main = yaml::parse(&files.main.path, &files.main.text);
+    load_parsed(files, main, Arc::default(), revision)
+}
+
+/// Loads two revisions (each as [`load`] would), parsing the parts their main files have in
+/// common once ([`chunks`]), on two threads.
+pub fn load_pair(
+    (a, rev_a): (&InventoryFiles, &str),
+    (b, rev_b): (&InventoryFiles, &str),
+) -> (Loaded, Loaded) {
+    let t = std::time::Instant::now();
+    let parsed = chunks::parse_all(&[(&a.main.path, &a.main.text), (&b.main.path, &b.main.text)]);
+    let shared = parsed.shared;
+    let mut mains = parsed.files.into_iter();
+    let (main_a, main_b) = (mains.next(), mains.next());
+    let (main_a, main_b) = (main_a.expect("two files"), main_b.expect("two files"));
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "parsed both main files"
+    );
+    std::thread::scope(|s| {
+        let old = s.spawn(|| load_parsed(a, main_a, shared.clone(), rev_a));
+        let new = load_parsed(b, main_b, shared.clone(), rev_b);
+        (old.join().expect("loading thread panicked"), new)
+    })
+}
+
+/// A loaded revision, or its parse errors.
+pub type Loaded = Result<Inventory, Vec<Diagnostic>>;
+
+/// [`load`] with the main file already parsed.
+fn load_parsed(
+    files: &InventoryFiles,
+    main: Result<Value, yaml::ParseError>,
+    shared: Arc<chunks::Lifted>,
+    revision: &str,
+) -> Loaded {
     let t = std::time::Instant::now();
     let lap = |stage: &str| {
         tracing::debug!(
@@ -187,7 +226,7 @@ pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Dia
         )
     };
     let mut parse_errors = Vec::new();
-    let mut parse = |f: &SourceFile| match yaml::parse(&f.path, &f.text) {
+    let mut located = |parsed: Result<Value, yaml::ParseError>| match parsed {
         Ok(v) => Some(v),
         Err(e) => {
             let mut d = Diagnostic::new(Severity::Error, &e.file, vec![], e.message.clone());
@@ -198,7 +237,8 @@ pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Dia
             None
         }
     };
-    let main = parse(&files.main);
+    let main = located(main);
+    let mut parse = |f: &SourceFile| located(yaml::parse(&f.path, &f.text));
     let groups: Vec<_> = files
         .group_vars
         .iter()
@@ -213,7 +253,8 @@ pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Dia
         return Err(parse_errors);
     }
     lap("parsed");
-    let mut tree = ansible::Tree::from_document(&files.main.path, main.expect("parsed"));
+    let main = main.expect("parsed");
+    let mut tree = ansible::Tree::from_shared_document(&files.main.path, main, shared);
     for (group, file, value) in groups {
         let layer = overlay_layer(file, value.expect("parsed"), &mut tree.diags);
         tree.overlay_group_vars(group, layer);

@@ -31,10 +31,29 @@ const MAX_DEPTH: usize = 128;
 /// Aliases may expand to at most this many values in total (each alias is a full copy of its
 /// anchor): a "billion laughs" document of a few hundred bytes is refused instead of taking the
 /// memory of the machine. Pigsty's largest inventories expand to a few thousand.
-const MAX_ALIAS_VALUES: usize = 1_000_000;
+pub const MAX_ALIAS_VALUES: usize = 1_000_000;
 
 pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
-    let mut b = Builder::default();
+    parse_piece(file, text, 0).map(|p| p.value)
+}
+
+/// A parsed part of a file (see `chunks`), with what joining parts needs to know.
+pub struct Piece {
+    pub value: Value,
+    /// Values copied by aliases.
+    pub expanded: usize,
+    /// Whether the text defines an anchor, and whether it uses an alias.
+    pub anchors: bool,
+    pub aliases: bool,
+}
+
+/// Parses `text` as if it sat `depth` levels deep in a document (nesting is limited to
+/// [`MAX_DEPTH`] minus that).
+pub fn parse_piece(file: &str, text: &str, depth: usize) -> Result<Piece, ParseError> {
+    let mut b = Builder {
+        max_depth: MAX_DEPTH.saturating_sub(depth),
+        ..Builder::default()
+    };
     let scanned = Parser::new_from_str(text).load(&mut b, true);
     let fail = |m: &Marker, message: String| ParseError {
         file: file.to_string(),
@@ -48,7 +67,12 @@ pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
     if let Some((m, msg)) = b.error {
         return Err(fail(&m, msg));
     }
-    Ok(b.root.unwrap_or(Value::Null))
+    Ok(Piece {
+        value: b.root.unwrap_or(Value::Null),
+        expanded: b.expanded,
+        anchors: !b.anchor_lines.is_empty(),
+        aliases: b.aliases,
+    })
 }
 
 /// Mappings with at most this many keys are collected in [`Builder::pairs`] (duplicates found by
@@ -86,6 +110,9 @@ struct Builder {
     root: Option<Value>,
     documents: usize,
     error: Option<(Marker, String)>,
+    max_depth: usize,
+    /// Whether an alias was met.
+    aliases: bool,
 }
 
 impl Builder {
@@ -219,7 +246,7 @@ impl Builder {
         if anchor > 0 {
             self.anchor_lines.insert(anchor, mark.line());
         }
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len() >= self.max_depth {
             self.fail(mark, format!("nesting deeper than {MAX_DEPTH} levels"));
         }
         self.stack.push(frame);
@@ -231,6 +258,7 @@ impl MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
+        self.aliases |= matches!(ev, Event::Alias(_));
         match ev {
             Event::DocumentStart => {
                 self.documents += 1;

@@ -40,7 +40,7 @@ impl RepoOptions {
 }
 
 /// One revision's inventory: loaded (possibly with validation errors), or the parse errors.
-pub type Loaded = Result<Inventory, Vec<Diagnostic>>;
+pub type Loaded = inventory::Loaded;
 
 /// The errors that refuse a revision: parse errors, or validation errors.
 pub fn errors(loaded: &Loaded) -> Vec<Diagnostic> {

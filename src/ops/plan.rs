@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::loads::{self, LoadCache, Shared};
 use super::{load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
-use crate::inventory::{Diagnostic, Inventory};
+use crate::inventory::{self, Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
 use crate::report::note;
 use crate::report::state::State;
@@ -196,6 +196,9 @@ fn load_both(
                 // The same inventory files (a commit that changed something else): one load.
                 let both = share(load_files(new_files.as_ref(), to));
                 (both.clone(), both)
+            } else if let (Some(o), Some(n)) = (&old_files, &new_files) {
+                let (old, new) = inventory::load_pair((o, f), (n, to));
+                (share(old), share(new))
             } else {
                 std::thread::scope(|s| {
                     let old = s.spawn(|| share(load_files(old_files.as_ref(), f)));

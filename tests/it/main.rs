@@ -8,6 +8,7 @@ mod apply_objects;
 mod apply_records;
 mod apply_txn;
 mod corpus;
+mod corpus_split;
 mod forge;
 mod forge_order;
 mod harness;

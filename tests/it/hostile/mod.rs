@@ -9,7 +9,7 @@
 //! a 10 s timeout ([`binary`]). The 10,000-cluster and 50,000-user inventories run in-process.
 
 mod binary;
-mod gen;
+pub mod gen;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
