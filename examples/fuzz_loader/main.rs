@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgitops::inventory::{self, Inventory, InventoryFiles};
+use pgitops::inventory::{self, chunks, yaml, Inventory, InventoryFiles};
 use pgitops::render::{self, hba::Target};
 use pgitops::{diff, plan};
 
@@ -41,8 +41,37 @@ use mutate::{mutate, Rng};
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MEMORY: u64 = 2 << 30;
 
-/// Runs one input through the pipeline; `Err(reason)` is a crash.
-fn run(text: &str, seeds: &[Inventory]) -> Result<bool, String> {
+/// A parse result as text, for comparing two ways of parsing.
+fn shown(r: Result<serde_yaml_ng::Value, yaml::ParseError>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Split parsing (a plan's two revisions, `parent` and `text`, parsed in shared chunks) must
+/// give exactly what whole parsing gives, values and error positions.
+fn split_is_whole(parent: &str, text: &str) -> Result<(), String> {
+    let split = chunks::parse_all(&[("pigsty.yml", parent), ("pigsty.yml", text)]);
+    let shared = split.shared.clone();
+    let got: Vec<String> = split
+        .files
+        .into_iter()
+        .map(|r| shown(r.map(|v| shared.resolve(v))))
+        .collect();
+    for (i, t) in [parent, text].into_iter().enumerate() {
+        if got[i] != shown(yaml::parse("pigsty.yml", t)) {
+            return Err(format!(
+                "split parsing differs from whole parsing (revision {i})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one input (mutated from `parent`) through the pipeline; `Err(reason)` is a crash.
+fn run(text: &str, parent: &str, seeds: &[Inventory]) -> Result<bool, String> {
+    split_is_whole(parent, text)?;
     let files = InventoryFiles::single("pigsty.yml", text);
     let loaded = inventory::load(&files, "fuzz");
     let lines = text.lines().count() + 1;
@@ -121,7 +150,7 @@ fn replay(dir: &Path) {
     let (mut n, mut bad) = (0, 0);
     for text in seeds(&[dir.to_path_buf()]) {
         n += 1;
-        match catch_unwind(AssertUnwindSafe(|| run(&text, &[]))) {
+        match catch_unwind(AssertUnwindSafe(|| run(&text, &text, &[]))) {
             Ok(Ok(_)) => {}
             Ok(Err(reason)) => {
                 bad += 1;
@@ -207,7 +236,7 @@ fn main() {
             .expect("current.yml");
         started_ms.store(clock.elapsed().as_millis() as u64, Ordering::Relaxed);
         let t = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| run(&text, &seed_invs)));
+        let result = catch_unwind(AssertUnwindSafe(|| run(&text, &pool[parent], &seed_invs)));
         let ms = t.elapsed().as_millis();
         started_ms.store(u64::MAX, Ordering::Relaxed);
         execs += 1;
