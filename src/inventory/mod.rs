@@ -6,6 +6,7 @@
 //! the diagnostics of [`validate`], each located at file, line and column. Pure: no IO.
 
 pub mod ansible;
+mod charset;
 pub mod chunks;
 pub mod default_privilege;
 pub mod defaults;

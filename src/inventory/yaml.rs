@@ -50,6 +50,17 @@ pub struct Piece {
 /// Parses `text` as if it sat `depth` levels deep in a document (nesting is limited to
 /// [`MAX_DEPTH`] minus that).
 pub fn parse_piece(file: &str, text: &str, depth: usize) -> Result<Piece, ParseError> {
+    if let Some((line, column, c)) = super::charset::first_unacceptable(text) {
+        return Err(ParseError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!(
+                "unacceptable character #x{:04x}: control characters are not allowed in YAML (escape it in a double-quoted string)",
+                u32::from(c)
+            ),
+        });
+    }
     let mut b = Builder {
         max_depth: MAX_DEPTH.saturating_sub(depth),
         ..Builder::default()
@@ -530,6 +541,16 @@ mod tests {
         assert_eq!(v["q"], Value::from("12"));
         assert_eq!(v["r"], Value::from(f64::INFINITY));
         assert_eq!(v["s"], Value::from(0));
+    }
+
+    #[test]
+    /// Found by the fuzzer (split against whole parsing): yaml-rust2 reads a NUL as the end of
+    /// the input, so a NUL in a comment silently dropped the rest of the file.
+    fn a_control_character_is_refused_where_it_is() {
+        let e = parse("p.yml", "all:\n  # a\0b\n  vars: { x: 1 }\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 6), "{e}");
+        assert!(e.message.contains("#x0000"), "{e}");
+        assert!(parse("p.yml", "a: \"\\0 escaped is data\"\n").is_ok());
     }
 
     #[test]
