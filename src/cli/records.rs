@@ -5,7 +5,9 @@ use pgitops::ops::records;
 use pgitops::ops::RepoOptions;
 
 fn short(sha: &Option<String>) -> &str {
-    sha.as_deref().map(|s| &s[..12.min(s.len())]).unwrap_or("-")
+    sha.as_deref()
+        .map(pgitops::plan::output::short)
+        .unwrap_or("-")
 }
 
 pub fn status(opts: &RepoOptions, head: &str, out: Output) -> anyhow::Result<u8> {

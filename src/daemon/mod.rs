@@ -145,14 +145,15 @@ fn http_endpoint(
             "`http.max_connections` lowered to half the open-files limit"
         );
     }
-    let secret = h
-        .hook_secret_env
-        .as_deref()
-        .and_then(|e| std::env::var(e).ok());
+    // An empty secret would let anyone sign a hook: it counts as none.
+    let hook_secret = secret(h.hook_secret_env.as_deref(), None).filter(|s| !s.is_empty());
+    if let (Some(var), None) = (&h.hook_secret_env, &hook_secret) {
+        tracing::warn!(%var, "the hook secret's variable is unset or empty: POST /hook is disabled");
+    }
     http::Endpoint {
         metrics: metrics.clone(),
         triggers: tx.clone(),
-        hook: http::Hook::new(secret, h.hook_deliveries),
+        hook: http::Hook::new(hook_secret, h.hook_deliveries),
         limits: http::Limits {
             max_connections,
             header_timeout: Duration::from_secs(h.header_timeout_seconds),

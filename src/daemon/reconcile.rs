@@ -20,6 +20,7 @@ use pgitops::ops::apply::{apply, Applied, ApplyOptions};
 use pgitops::ops::executor::{build, ExecutorSettings};
 use pgitops::ops::loads::LoadCache;
 use pgitops::ops::RepoOptions;
+use pgitops::plan::output::short;
 use pgitops::report::note;
 use pgitops::report::state::State;
 use pgitops::source::remote::Mirror;
@@ -140,7 +141,7 @@ impl<'a> Service<'a> {
         // A force push can leave applied commits off the branch: the diff is between trees, so
         // it still works; the commit's note says so.
         let head_oid = git2::Oid::from_str(&newest)?;
-        let mut off_branch: Vec<String> = state
+        let off_branch: BTreeSet<String> = state
             .clusters
             .iter()
             .filter(|(name, _)| !skip.contains(*name))
@@ -150,8 +151,7 @@ impl<'a> Service<'a> {
                     && !git2::Oid::from_str(a)
                         .is_ok_and(|a| git.graph_descendant_of(head_oid, a).unwrap_or(false))
             })
-            .collect();
-        off_branch.dedup();
+            .collect::<BTreeSet<_>>();
         note::mark_pending(git, head_oid)?;
         self.statuses.pending(&newest);
         let mut exec = self.exec.clone();
@@ -192,20 +192,13 @@ impl<'a> Service<'a> {
             tracing::error!(commit = %newest, "results not recorded: {why}");
         }
         if !off_branch.is_empty() {
-            let short: Vec<&str> = off_branch.iter().map(|c| &c[..12.min(c.len())]).collect();
+            let short: Vec<&str> = off_branch.iter().map(|c| short(c)).collect();
             let text = format!("the branch was rewritten: last applied {} is not an ancestor of this commit; the trees were diffed", short.join(", "));
             tracing::warn!(commit = %newest, "{text}");
             note::remark(git, head_oid, &text)?;
         }
         self.statuses.finished(&newest, &done);
-        update_metrics(
-            self.metrics,
-            &cfg.state.dir,
-            git,
-            &newest,
-            &done,
-            started.elapsed(),
-        )?;
+        update_metrics(self.metrics, &cfg.state.dir, git, &newest, &done, applied)?;
         let pushing = Instant::now();
         if let Err(e) = self.mirror.push_notes() {
             tracing::warn!(error = %e, "pushing notes; retried on the next reconcile");
@@ -243,6 +236,11 @@ impl<'a> Service<'a> {
                 .map(|t| (t - wall).to_std().unwrap_or_default() + Duration::from_millis(50))
         };
         for cluster in covered.difference(skip) {
+            if done.unrecorded.is_some() {
+                // The state did not advance: the run is retried after the cluster's backoff.
+                self.ctl.failed(cluster, now);
+                continue;
+            }
             let mine: Vec<_> = done
                 .results
                 .iter()

@@ -7,6 +7,7 @@
 
 use pgitops::config::Config;
 use pgitops::ops::apply::Applied;
+use pgitops::plan::output::short;
 use pgitops::report::forge::{Reporter, State};
 use pgitops::report::status_queue::{Retry, StatusQueue};
 
@@ -44,7 +45,7 @@ impl Statuses {
             sha,
             "pgitops".into(),
             State::Success,
-            format!("superseded, applied in {}", &by[..12.min(by.len())]),
+            format!("superseded, applied in {}", short(by)),
         );
     }
 

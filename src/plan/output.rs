@@ -101,7 +101,8 @@ impl Paint {
     }
 }
 
-fn short(sha: &str) -> &str {
+/// A commit id shortened for display (12 hex digits).
+pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
 

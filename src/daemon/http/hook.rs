@@ -88,10 +88,17 @@ impl Window {
 }
 
 /// The hook's secret and its window of delivery ids.
-#[derive(Debug)]
 pub struct Hook {
     secret: Option<String>,
     window: Mutex<Window>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, names: &[&str]) -> Option<&'h str> {

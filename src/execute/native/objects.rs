@@ -182,11 +182,7 @@ const CONNECTABLE: &str = "SELECT encode(convert_to(datname, 'UTF8'), 'hex') \
     FROM pg_catalog.pg_database WHERE datallowconn ORDER BY datname;";
 
 fn unhex(line: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..line.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(line.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(line.trim()).ok()?).ok()
 }
 
 /// `state: absent`, as Pigsty's `pg-drop-role <role> <dbsu> --force`: disable login and end the

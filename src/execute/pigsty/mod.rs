@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::native::{held, pg, Ctx};
 use super::{result, ActionResult, ExecError, HostResult, Status};
-use crate::plan::{Action, ObjectStep, Playbook, Revision, Step};
+use crate::plan::{Action, Delegated, ObjectStep, Playbook, Revision, Step};
 use crate::render::{shell, sql};
 
 #[derive(Debug, Clone)]
@@ -48,6 +48,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             if pg::live_primary(ctx, c).await.is_ok() {
                 return result(a, Status::Manual, "refused: the cluster already runs PostgreSQL, and an untagged pgsql.yml would restart and re-initialise it; its objects are converged by the actions that follow", vec![]);
             }
+        }
+    }
+    if let Step::Delegated(Delegated::MemberAdd { ip }) = &a.step {
+        // A member that already answers is adopted, never bootstrapped again (a retried run of
+        // a range whose state did not advance plans the add again).
+        if pg::probe(ctx, ip).await.is_ok() {
+            return result(a, Status::Manual, format!("refused: {ip} already runs PostgreSQL, and an untagged pgsql.yml would re-initialise it; it is adopted as it is"), vec![]);
         }
     }
     let Some(book) = &a.pigsty else {
