@@ -91,6 +91,8 @@ fn check_globals(tree: &Tree, out: &mut Out) {
 }
 
 fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
+    // A value set on a group is shared by its hosts' effective variables: checked once.
+    let mut checked = std::collections::HashSet::new();
     for (name, host) in &tree.hosts {
         let origin = host.origin.as_deref().expect("hosts have an origin");
         if !is_ipv4(name) {
@@ -123,11 +125,18 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
             }
         }
         for key in ["ansible_port", "pg_port"] {
-            if let (Err(e), Some(v)) = (port_var(&host.vars, key), host.vars.get(key)) {
+            let Some(v) = host.vars.get(key) else {
+                continue;
+            };
+            if !checked.insert(std::sync::Arc::as_ptr(&v.value)) {
+                continue;
+            }
+            if let Err(e) = port_var(&host.vars, key) {
                 out.err(&v.origin, e);
             }
         }
-        if let Some(v) = host.vars.get("pg_parameters") {
+        let params = host.vars.get("pg_parameters");
+        if let Some(v) = params.filter(|v| checked.insert(std::sync::Arc::as_ptr(&v.value))) {
             // `ALTER SYSTEM`: anything but a mapping would read as "no parameters" and reset
             // every parameter the cluster has.
             let list = &crate::inventory::fields::LIST_GUCS;
