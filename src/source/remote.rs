@@ -38,10 +38,20 @@ pub enum RemoteError {
     Push { remote: String, source: git2::Error },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials {
     pub ssh_key: Option<PathBuf>,
     pub token: Option<String>,
+}
+
+/// The token is never shown.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ssh_key", &self.ssh_key)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 pub struct Mirror {
