@@ -5,9 +5,10 @@
 # privsep dir /run/sshd and the mount points /pg/data and /var/run/postgresql. Starts no service.
 set -euo pipefail
 
-# ansible-core: the Pigsty executor's tests run the real ansible-playbook (and the benchmarks
-# use ansible-inventory as the baseline); libssl-dev for git2's https transport.
-need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core)
+# ansible-core + ansible (its collections) + python3-jmespath: the Pigsty executor's tests run
+# the real Pigsty playbooks (../shared/pigsty) through ansible-playbook, and the benchmarks use
+# ansible-inventory as the baseline; pgbouncer: one per test node; libssl-dev for git2's https.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
