@@ -99,6 +99,9 @@ pub enum Status {
     AwaitingApproval,
     /// Never applied automatically.
     Manual,
+    /// A lifecycle action whose module already runs on its hosts: observed and taken as it is,
+    /// nothing run (first contact with a running fleet).
+    Adopted,
     /// Not something the native executor does (bootstrap, node, etcd, redis, ...).
     NotNative,
     /// Not run because an earlier action of the same cluster failed, or on shutdown.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::execute::pigsty::PigstyConfig;
+use crate::execute::pigsty::{AnsibleSsh, PigstyConfig};
 use crate::execute::settings::Overrides;
 use crate::execute::{Become, ExecConfig, Runner, SshOptions};
 
@@ -34,6 +34,16 @@ pub struct ExecutorSettings {
 /// The execution settings and the connection runner for these settings.
 pub fn build(s: ExecutorSettings) -> (ExecConfig, Runner) {
     let timeout = s.timeout.max(Duration::from_secs(1));
+    // The Pigsty leg connects as the native one does (the local runner connects to nothing).
+    let ssh = match s.local {
+        true => AnsibleSsh::default(),
+        false => AnsibleSsh {
+            user: s.ssh_user.clone(),
+            identity: s.identity.clone(),
+            known_hosts: s.known_hosts.clone(),
+            config_file: s.ssh_config.clone(),
+        },
+    };
     let runner = match s.local {
         true => Runner::Local,
         false => Runner::ssh(SshOptions {
@@ -58,6 +68,7 @@ pub fn build(s: ExecutorSettings) -> (ExecConfig, Runner) {
             new_inventory: PathBuf::new(),
             secrets: vec![],
             timeout: timeout * 10,
+            ssh,
         }),
         ..ExecConfig::default()
     };

@@ -313,7 +313,10 @@ impl Step {
                 "set {} in postgresql.auto.conf on each host, SELECT pg_reload_conf(), report parameters pending restart (never restarts)",
                 p.names.join(", ")
             )],
-            Step::ClusterRunning { .. } => vec!["native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below".into()],
+            Step::ClusterRunning { .. } => vec![
+                "native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below".into(),
+                "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),
+            ],
             Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],
             Step::Delegated(d) => {
                 let what = match d {
@@ -323,7 +326,11 @@ impl Step {
                     Delegated::ConfigApply { keys, .. } => format!("applying {}", keys.join(", ")),
                     _ => self.kind().to_string(),
                 };
-                vec![format!("native executor: {what} is not performed natively; use executor = \"pigsty\" (it runs the command above)")]
+                let mut lines = vec![format!("native executor: {what} is not performed natively; use executor = \"pigsty\" (it runs the command above)")];
+                if matches!(d, Delegated::HostAdd { .. } | Delegated::ClusterCreate { .. } | Delegated::MemberAdd { .. } | Delegated::RedisInstance { verb: InstanceVerb::Add, .. }) {
+                    lines.push("Pigsty executor: first asks the hosts whether they already run the module; if they do, the action is adopted and the playbook does not run".into());
+                }
+                lines
             }
             Step::Manual(_) => vec![],
         }

@@ -15,6 +15,7 @@ mod harness;
 mod hostile;
 mod journal_drops;
 mod pigsty_exec;
+mod pigsty_lifecycle;
 mod plan_props;
 mod plan_rows;
 mod records;

@@ -34,13 +34,20 @@ fn users_databases_and_hba_through_ansible() {
     let c = f.commit(&v, "objects via Pigsty");
     let run = apply(&f, home.path(), &[]);
     ok(&run);
-    // the cluster runs already: an untagged pgsql.yml is refused, its objects converge
+    // First contact with a running fleet: the nodes and the cluster are adopted, neither
+    // node.yml nor the untagged pgsql.yml runs, and the objects converge.
+    for adopted in [
+        "[adopted] pg-t/cluster/pg-t/create",
+        "[adopted] pg-t/host/127.0.57.11/add",
+        "[adopted] pg-t/host/127.0.57.12/add",
+    ] {
+        assert!(run.stdout.contains(adopted), "{adopted}: {}", run.stdout);
+    }
     assert!(
-        run.stdout.contains("[manual] pg-t/cluster/pg-t/create"),
+        !run.stdout.contains("NODE (test fixture)"),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("untagged pgsql.yml"), "{}", run.stdout);
     let p = f.primary();
     p.login("via_ansible", "Via.Ansible.Pass", "postgres")
         .expect("pgsql-user.yml created the user");

@@ -6,15 +6,21 @@
 //! Pigsty ignores SQL errors, from a check in the catalogs afterwards (the role or database exists
 //! or is gone). The output's tail, with every inventory secret redacted, goes into the result.
 
+mod adopt;
+mod ansible;
 mod recap;
 
+pub use ansible::AnsibleSsh;
+
+use adopt::Running;
+
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::native::{held, pg, Ctx};
 use super::{result, ActionResult, ExecError, HostResult, Status};
-use crate::plan::{Action, Delegated, ObjectStep, Playbook, Revision, Step};
-use crate::render::{shell, sql};
+use crate::plan::{Action, Delegated, InstanceVerb, ObjectStep, Revision, Step};
+use crate::render::sql;
 
 #[derive(Debug, Clone)]
 pub struct PigstyConfig {
@@ -28,6 +34,8 @@ pub struct PigstyConfig {
     /// Inventory values that must never appear in what is kept of the output.
     pub secrets: Vec<String>,
     pub timeout: Duration,
+    /// How pgitops connects, passed on to every playbook run.
+    pub ssh: AnsibleSsh,
 }
 
 /// Lines of output kept in the result.
@@ -42,19 +50,16 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         .pigsty
         .as_ref()
         .expect("the Pigsty executor has its configuration");
-    if let Step::ClusterRunning { .. } = a.step {
-        // Pigsty says never to run an untagged pgsql.yml on a cluster that already runs.
-        if let Ok(c) = ctx.cluster(a) {
-            if pg::live_primary(ctx, c).await.is_ok() {
-                return result(a, Status::Manual, "refused: the cluster already runs PostgreSQL, and an untagged pgsql.yml would restart and re-initialise it; its objects are converged by the actions that follow", vec![]);
-            }
-        }
-    }
-    if let Step::Delegated(Delegated::MemberAdd { ip }) = &a.step {
-        // A member that already answers is adopted, never bootstrapped again (a retried run of
-        // a range whose state did not advance plans the add again).
-        if pg::probe(ctx, ip).await.is_ok() {
-            return result(a, Status::Manual, format!("refused: {ip} already runs PostgreSQL, and an untagged pgsql.yml would re-initialise it; it is adopted as it is"), vec![]);
+    if installs(&a.step) {
+        let what = a
+            .pigsty
+            .as_ref()
+            .map_or("the playbook".into(), |p| p.file());
+        match adopt::already_running(ctx, a).await {
+            Ok(Running::Nothing) => {}
+            Ok(Running::All(found)) => return result(a, Status::Adopted, format!("adopted as it runs, nothing run ({found}): {what} never runs on a host that already runs its module"), vec![]),
+            Ok(Running::Part { running, idle }) => return result(a, Status::Manual, format!("refused: {running}, but {} do not; pgitops neither adopts a partly running {} nor runs {what} on it: bring the rest up by hand", idle.join(", "), a.module.as_str()), vec![]),
+            Err(e) => return result(a, Status::Failed, format!("cannot tell whether the targets already run {}, so {what} is not run: {e}", a.module.as_str()), vec![]),
         }
     }
     let Some(book) = &a.pigsty else {
@@ -77,21 +82,23 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             vec![],
         );
     };
-    let started = Instant::now();
-    let run = playbook(cfg, book, &inventory).await;
-    let (status_ok, output) = match run {
-        Ok(x) => x,
+    let run = match ansible::run(cfg, book, &inventory).await {
+        Ok(run) => run,
         Err(e) => return result(a, Status::Failed, e, vec![]),
     };
-    let tail = redact(&last_lines(&output, TAIL), &cfg.secrets);
-    let recap = recap::parse(&output);
+    for line in run.output.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::debug!(target: "pgitops::ansible", "{}", redact(line, &cfg.secrets));
+    }
+    let status_ok = run.success;
+    let tail = redact(&last_lines(&run.output, TAIL), &cfg.secrets);
+    let recap = recap::parse(&run.output);
     let mut hosts: Vec<HostResult> = recap
         .iter()
         .map(|r| HostResult {
             host: r.host.clone(),
             ok: r.failed == 0 && r.unreachable == 0,
             detail: r.summary(),
-            ms: started.elapsed().as_millis() as u64,
+            ms: run.host_ms.get(&r.host).copied().unwrap_or(0),
         })
         .collect();
     if !status_ok || hosts.iter().any(|h| !h.ok) || recap.is_empty() {
@@ -122,39 +129,22 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
     }
 }
 
-/// Runs `ansible-playbook <playbook> -i <inventory> <args...>` in the Pigsty home.
-async fn playbook(
-    cfg: &PigstyConfig,
-    p: &Playbook,
-    inventory: &std::path::Path,
-) -> Result<(bool, String), String> {
-    let book = p.file();
-    let argv = p.argv();
-    let mut cmd = tokio::process::Command::new(&cfg.ansible_playbook);
-    cmd.arg(&book)
-        .arg("-i")
-        .arg(inventory)
-        .args(&argv)
-        .current_dir(&cfg.home)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_FORCE_COLOR", "0")
-        .kill_on_drop(true);
-    tracing::info!(playbook = %book, args = %shell::line(&argv), "running ansible-playbook");
-    let out = tokio::time::timeout(cfg.timeout, cmd.output())
-        .await
-        .map_err(|_| {
-            format!(
-                "ansible-playbook {book} did not finish within {} s",
-                cfg.timeout.as_secs()
+/// Whether `step` installs a module on its hosts (a lifecycle playbook that must never run where
+/// the module already runs; see [`adopt`]).
+fn installs(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::ClusterRunning { .. }
+            | Step::Delegated(
+                Delegated::HostAdd { .. }
+                    | Delegated::ClusterCreate { .. }
+                    | Delegated::MemberAdd { .. }
+                    | Delegated::RedisInstance {
+                        verb: InstanceVerb::Add,
+                        ..
+                    }
             )
-        })?
-        .map_err(|e| format!("cannot run {}: {e}", cfg.ansible_playbook))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::debug!(target: "pgitops::ansible", "{}", redact(line, &cfg.secrets));
-    }
-    Ok((out.status.success(), text))
+    )
 }
 
 /// What the catalogs say went wrong, if anything: the object the action is about must exist
