@@ -78,11 +78,14 @@ fn a_lifecycle_playbook_never_runs_where_its_module_runs() {
         .unwrap()
         .remove("127.0.59.13");
     f.commit(&v, "a running cluster");
-    // The stand-in creates nothing: the roles the objects' check looks for exist already.
-    f.primary().sql(
-        "postgres",
-        "CREATE ROLE dbrole_readonly NOLOGIN; CREATE ROLE dbrole_admin NOLOGIN;",
-    );
+    // The stand-in creates nothing: the roles exist already as declared (the executor checks the
+    // declared result after every object playbook).
+    for r in ["dbrole_readonly", "dbrole_admin"] {
+        f.primary().sql(
+            "postgres",
+            &format!("CREATE ROLE {r} NOLOGIN; COMMENT ON ROLE {r} IS 'business user {r}';"),
+        );
+    }
     let run = apply(&f, &rec);
     for adopted in [
         "[adopted] pg-t/host/127.0.59.11/add",

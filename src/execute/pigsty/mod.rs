@@ -3,12 +3,14 @@
 //! In: a plan action (its typed Pigsty command: playbook, limit and arguments as argv), the
 //! inventory of the revision it reads materialised as a file, and [`PigstyConfig`]. Out: the
 //! action's result, from the PLAY RECAP (`failed` or `unreachable` above zero fails) and, because
-//! Pigsty ignores SQL errors, from a check in the catalogs afterwards (the role or database exists
-//! or is gone). The output's tail, with every inventory secret redacted, goes into the result.
+//! Pigsty ignores SQL errors, from a check of the declared result in the catalogs and Pigsty's
+//! logs afterwards ([`verify`]). A lifecycle playbook never runs where its module already runs
+//! ([`adopt`]). The output's tail, with every inventory secret redacted, goes into the result.
 
 mod adopt;
 mod ansible;
 mod recap;
+mod verify;
 
 pub use ansible::AnsibleSsh;
 
@@ -17,10 +19,9 @@ use adopt::Running;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::native::{held, pg, Ctx};
-use super::{result, ActionResult, ExecError, HostResult, Status};
-use crate::plan::{Action, Delegated, InstanceVerb, ObjectStep, Revision, Step};
-use crate::render::sql;
+use super::native::{held, Ctx};
+use super::{result, ActionResult, HostResult, Status};
+use crate::plan::{Action, Delegated, InstanceVerb, Revision, Step};
 
 #[derive(Debug, Clone)]
 pub struct PigstyConfig {
@@ -82,6 +83,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             vec![],
         );
     };
+    let mark = verify::mark(ctx, a).await;
     let run = match ansible::run(cfg, book, &inventory).await {
         Ok(run) => run,
         Err(e) => return result(a, Status::Failed, e, vec![]),
@@ -109,7 +111,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             hosts,
         );
     }
-    match verify(ctx, a).await {
+    match verify::check(ctx, a, mark.as_ref()).await {
         Ok(None) => result(a, Status::Applied, tail, hosts),
         Ok(Some(what)) => {
             hosts.push(HostResult {
@@ -145,45 +147,6 @@ fn installs(step: &Step) -> bool {
                     }
             )
     )
-}
-
-/// What the catalogs say went wrong, if anything: the object the action is about must exist
-/// after a create or update and be gone after a drop.
-async fn verify(ctx: &Ctx<'_>, a: &Action) -> Result<Option<String>, ExecError> {
-    let Step::Object(o) = &a.step else {
-        return Ok(None);
-    };
-    let (catalog, column, want) = match o {
-        ObjectStep::DefaultRoles { .. } => return Ok(None),
-        ObjectStep::UserUpsert { .. } => ("pg_roles", "rolname", true),
-        ObjectStep::UserDrop { .. } => ("pg_roles", "rolname", false),
-        ObjectStep::DatabaseUpsert { .. } | ObjectStep::DatabaseRecreate { .. } => {
-            ("pg_database", "datname", true)
-        }
-        ObjectStep::DatabaseDrop { .. } => ("pg_database", "datname", false),
-    };
-    let c = ctx.cluster(a)?;
-    let name = o.name();
-    let lit = sql::quote_literal(name).map_err(|e| ExecError::Refused(e.to_string()))?;
-    let (primary, _) = pg::live_primary(ctx, c).await?;
-    let found = pg::psql(
-        ctx,
-        &primary,
-        "postgres",
-        &format!("SELECT count(*) FROM pg_catalog.{catalog} WHERE {column} = {lit};"),
-    )
-    .await?
-        != "0";
-    Ok((found != want).then(|| {
-        format!(
-            "{catalog} on {primary}: {name:?} {}",
-            if want {
-                "does not exist"
-            } else {
-                "still exists"
-            }
-        )
-    }))
 }
 
 fn last_lines(text: &str, n: usize) -> String {

@@ -44,6 +44,7 @@ mod privileges;
 mod quote;
 mod system;
 mod user;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;
