@@ -2,12 +2,16 @@
 # Sandbox nodes for examples-repo/: one sshd and one PostgreSQL 15 per loopback address
 # (127.0.10.10 = pg-meta, 127.0.10.11 = pg-test primary, .12 and .13 its streaming replicas;
 # PGITOPS_SANDBOX_CLUSTERS="ip1,ip2,... ip4,..." lays out other clusters, e.g. for benchmarks).
-# Each node's sshd runs in a private mount namespace where the node's data and socket dirs sit
-# at Pigsty's standard paths (/pg/data, /var/run/postgresql), so pgitops reaches them exactly as
-# it reaches real Pigsty nodes: ssh with strict host keys, then psql as the dbsu.
+# Each node's sshd runs in a private mount namespace where the node's dirs sit at Pigsty's
+# standard paths: $B/IP/pg at /pg (bin/ = Pigsty's files/postgres/*, tmp/, log/pgbouncer/), the
+# data dir at /pg/data, the socket dir at /var/run/postgresql, $B/IP/pgbouncer at /etc/pgbouncer
+# (Pigsty's pgbouncer.ini minus what Debian's pgbouncer 1.18 refuses). So pgitops reaches them
+# exactly as it reaches real Pigsty nodes: ssh with strict host keys, then psql as the dbsu.
+# Each node also runs Debian's pgbouncer (as postgres, in the node's namespace) on IP:6432.
 #   bash scripts/sandbox.sh up      # (re)create the nodes; prints the pgitops SSH options
 #   bash scripts/sandbox.sh down    # stop everything and remove it
 #   bash scripts/sandbox.sh args    # print the pgitops SSH options again
+#   bash scripts/sandbox.sh hup IP  # reload IP's pgbouncer (what `systemctl reload pgbouncer` does)
 #   bash scripts/sandbox.sh config REMOTE STATE_DIR LISTEN [POLL]   # a pgitops.toml for serve
 # Only loopback addresses are used. Runs as root (it starts sshd and uses runuser).
 set -euo pipefail
@@ -16,6 +20,8 @@ PGBIN=/usr/lib/postgresql/15/bin
 # Clusters, space separated; each a comma-separated list of addresses, the primary first.
 CLUSTERS=${PGITOPS_SANDBOX_CLUSTERS:-127.0.10.10 127.0.10.11,127.0.10.12,127.0.10.13}
 REPL_PASSWORD=DBUser.Replicator   # pg_replication_password in examples-repo/pigsty.yml
+# Pigsty v4.5.0 (its files/postgres/* go to each node's /pg/bin): ../shared/pigsty from the crate root.
+PIGSTY=$(cd "$(dirname "$0")/.." && pwd)/../shared/pigsty
 as_pg() { (cd / && runuser -u postgres -- "$@"); }
 
 config() { # remote state-dir listen [poll-seconds]: a pgitops.toml for `pgitops serve` on these nodes
@@ -42,6 +48,9 @@ args() {
 }
 
 down() {
+  for pidf in "$B"/*/run/pgbouncer.pid; do
+    [ -f "$pidf" ] && kill -TERM "$(head -1 "$pidf")" 2>/dev/null || true
+  done
   for pidf in "$B"/*/pgdata/postmaster.pid; do
     [ -f "$pidf" ] && kill -INT "$(head -1 "$pidf")" 2>/dev/null || true
   done
@@ -56,6 +65,76 @@ start_pg() { # node-ip
   local ip=$1 n=$B/$1
   as_pg "$PGBIN/pg_ctl" -D "$n/pgdata" -l "$n/pg.log" -w -s start -o \
     "-c listen_addresses=$ip -c port=5432 -c unix_socket_directories=$n/run -c fsync=off -c ssl=on -c ssl_cert_file=$B/ssl/server.crt -c ssl_key_file=$B/ssl/server.key"
+}
+
+layout() { # node-ip: Pigsty's /pg and /etc/pgbouncer for the node (see the header)
+  local ip=$1 n=$B/$1
+  install -d -o postgres -g postgres -m 0755 "$n/pg" "$n/pg/bin" "$n/pg/tmp" "$n/pg/log" "$n/pg/log/pgbouncer" "$n/pg/data"
+  install -o postgres -g postgres -m 0755 "$PIGSTY"/files/postgres/* "$n/pg/bin/"
+  install -d -o postgres -g postgres -m 0750 "$n/pgbouncer"
+  # Pigsty's roles/pgsql/templates/pgbouncer.ini with its defaults; left out: max_prepared_statements
+  # (pgbouncer 1.21+; 1.18 refuses to start) and auth_user/auth_query (pgbouncer_auth_query: false).
+  cat > "$n/pgbouncer/pgbouncer.ini" <<INI
+[users]
+%include /etc/pgbouncer/useropts.txt
+
+[databases]
+%include /etc/pgbouncer/database.txt
+
+[pgbouncer]
+pool_mode                   = transaction
+listen_addr                 = $ip
+listen_port                 = 6432
+admin_users                 = postgres, dbuser_dba
+stats_users                 = postgres, dbuser_monitor
+
+# Auth & SSL
+auth_type                   = hba
+auth_file                   = /etc/pgbouncer/userlist.txt
+auth_hba_file               = /etc/pgbouncer/pgb_hba.conf
+
+client_tls_sslmode          = disable
+client_tls_cert_file        = /pg/cert/server.crt
+client_tls_key_file         = /pg/cert/server.key
+client_tls_ca_file          = /pg/cert/ca.crt
+server_reset_query          = DISCARD ALL
+server_reset_query_always   = 0
+unix_socket_dir             = /run/postgresql
+pidfile                     = /run/postgresql/pgbouncer.pid
+logfile                     = /pg/log/pgbouncer/pgbouncer.log
+application_name_add_host   = 0
+max_client_conn             = 20000
+min_pool_size               = 0
+default_pool_size           = 50
+reserve_pool_size           = 30
+reserve_pool_timeout        = 1
+server_lifetime             = 600
+max_db_connections          = 100
+max_user_connections        = 100
+server_round_robin          = 0
+log_connections             = 0
+log_disconnections          = 0
+ignore_startup_parameters   = extra_float_digits, application_name, TimeZone, DateStyle, IntervalStyle, search_path
+INI
+  # Starters until pgitops writes the real ones: the postgres database, the dbsu by peer only.
+  printf '%s\n' '# pgbouncer database list' 'postgres                    = host=/var/run/postgresql' > "$n/pgbouncer/database.txt"
+  printf '%s\n' '# pgbouncer user options' > "$n/pgbouncer/useropts.txt"
+  printf '%s\n' '"postgres" ""' > "$n/pgbouncer/userlist.txt"
+  printf '%s\n' 'local    all                postgres                              peer' > "$n/pgbouncer/pgb_hba.conf"
+  chown postgres:postgres "$n/pgbouncer"/*
+  chmod 0640 "$n/pgbouncer/pgbouncer.ini"
+  chmod 0600 "$n/pgbouncer"/*.txt "$n/pgbouncer/pgb_hba.conf"
+}
+
+start_pgbouncer() { # node-ip: as postgres inside the node's namespace (that of its sshd)
+  local ip=$1 n=$B/$1
+  nsenter -m -t "$(cat "$n/sshd.pid")" runuser -u postgres -- /usr/sbin/pgbouncer -d -q /etc/pgbouncer/pgbouncer.ini
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/6432") 2>/dev/null && return 0; sleep 0.05; done
+  echo "sandbox: pgbouncer on $ip did not start; see $n/pg/log/pgbouncer/pgbouncer.log" >&2; return 1
+}
+
+hup() { # node-ip
+  kill -HUP "$(head -1 "$B/$1/run/pgbouncer.pid")"
 }
 
 start_sshd() { # node-ip
@@ -78,14 +157,15 @@ MaxSessions 64
 Subsystem sftp /usr/lib/openssh/sftp-server
 CFG
   /usr/sbin/sshd -t -f "$n/sshd_config"
-  setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && return 0; sleep 0.05; done
+  setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pg /pg && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && mount --bind $n/pgbouncer /etc/pgbouncer && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 100); do [ -s "$n/sshd.pid" ] && (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && return 0; sleep 0.05; done
   echo "sandbox: sshd on $ip did not start; see $n/sshd.log" >&2; return 1
 }
 
 up() {
   down
   bash "$(dirname "$0")/setup.sh" >/dev/null
+  [ -d "$PIGSTY/files/postgres" ] || { echo "sandbox: $PIGSTY/files/postgres missing (real Pigsty v4.5.0 at ../shared/pigsty from the crate root)" >&2; exit 1; }
   install -d -m 0755 "$B" "$B/ssh" "$B/ctl"
   : > "$B/empty_bashrc"
   ssh-keygen -q -t ed25519 -N '' -C pgitops-sandbox -f "$B/ssh/id_ed25519"
@@ -126,7 +206,8 @@ SQL
       start_pg "$replica"
     done
   done
-  for ip in "${all[@]}"; do start_sshd "$ip"; done
+  for ip in "${all[@]}"; do layout "$ip"; start_sshd "$ip"; done
+  for ip in "${all[@]}"; do start_pgbouncer "$ip"; done
   echo "sandbox: ${#all[@]} nodes up under $B (clusters: $CLUSTERS)"
   echo "sandbox: pgitops apply $(args)"
 }
@@ -135,6 +216,7 @@ case "${1:-}" in
   up) up ;;
   down) down; echo "sandbox: removed" ;;
   args) args ;;
+  hup) hup "$2" ;;
   config) shift; config "$@" ;;
-  *) echo "usage: $0 up|down|args|config REMOTE STATE_DIR LISTEN [POLL_SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|args|hup IP|config REMOTE STATE_DIR LISTEN [POLL_SECONDS]" >&2; exit 2 ;;
 esac

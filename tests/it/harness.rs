@@ -193,3 +193,45 @@ fn restart_sshd_breaks_open_masters_and_logins_are_counted() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Each node runs its own pgbouncer in Pigsty's layout: ssh sees the node's /etc/pgbouncer and
+/// /pg/bin, the admin console answers as the dbsu, a HUP reloads in place (same pid), and the
+/// teardown stops it.
+#[test]
+fn pgbouncer_per_node_in_pigsty_layout() {
+    let ips = ["127.0.130.11", "127.0.130.12"];
+    let c = Cluster::start(&ips, true);
+    let mut pids = vec![];
+    for n in ips.map(|ip| c.node(ip)) {
+        let check = "grep -c '^listen_addr *= ' /etc/pgbouncer/pgbouncer.ini && \
+            grep '^listen_addr' /etc/pgbouncer/pgbouncer.ini && test -x /pg/bin/pgb-user && \
+            stat -c %U /pg/bin/pgb-user /pg/tmp && test -f /pg/data/PG_VERSION && echo ok";
+        let out = n.ssh(&c, check);
+        let want = format!(
+            "1\nlisten_addr                 = {}\npostgres\npostgres\nok",
+            n.ip
+        );
+        assert_eq!(stdout(&out), want, "{}: {}", n.ip, stderr(&out));
+        let dbs = n.pgb_sql("pgbouncer", "SHOW DATABASES");
+        assert!(dbs.lines().any(|l| l.starts_with("postgres|")), "{dbs}");
+        assert_eq!(n.pgb_sql("postgres", "select 7"), "7");
+        let pid = n.pgbouncer_pid();
+        // A new database.txt entry shows after a HUP, with the same process.
+        let db = n.pgbouncer_dir().join("database.txt");
+        let more = "template1                   = host=/var/run/postgresql pool_size=3\n";
+        std::fs::write(&db, std::fs::read_to_string(&db).unwrap() + more).unwrap();
+        c.hup_pgbouncer(&n.ip);
+        let dbs = n.pgb_sql("pgbouncer", "SHOW DATABASES");
+        let row = dbs.lines().find(|l| l.starts_with("template1|"));
+        assert!(row.is_some_and(|r| r.contains("|3|")), "{dbs}");
+        assert_eq!(n.pgbouncer_pid(), pid, "HUP must not restart pgbouncer");
+        pids.push(pid);
+    }
+    drop(c);
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/cwd")).exists(),
+            "{pid} left running"
+        );
+    }
+}

@@ -1,8 +1,11 @@
-//! Test nodes on loopback addresses: per node one sshd on `IP:22` and one PostgreSQL 15 on
-//! `IP:5432`. Each sshd runs in a private mount namespace where the node's data dir is bind-mounted
-//! over `/pg/data`, its socket dir over `/var/run/postgresql` and an empty file over `/root/.bashrc`,
-//! so commands over ssh see a standard Pigsty host. The servers are direct children (user
-//! `postgres`) with real paths. Owns: the initdb template, run dirs, sweeping dead runs, teardown.
+//! Test nodes on loopback addresses: per node one sshd on `IP:22`, one PostgreSQL 15 on
+//! `IP:5432` and one pgbouncer on `IP:6432`. Each sshd runs in a private mount namespace where
+//! the node's `pg/` is bind-mounted over `/pg` (Pigsty's layout, see `pgbouncer`), its data dir
+//! over `/pg/data`, its socket dir over `/var/run/postgresql`, its `pgbouncer/` over
+//! `/etc/pgbouncer` and an empty file over `/root/.bashrc`, so commands over ssh see a standard
+//! Pigsty host. The PostgreSQL servers are direct children (user `postgres`) with real paths;
+//! pgbouncer runs as postgres inside the namespace. Owns: the initdb template, run dirs, sweeping
+//! dead runs, teardown.
 #![allow(dead_code)] // not every test uses every helper
 
 use std::fs;
@@ -43,9 +46,12 @@ const SSHD_CONFIG: &str = "ListenAddress $IP:22\nHostKey $N/ssh_host_ed25519_key
     LogLevel INFO\n";
 /// Run by `unshare -m` with the run dir (`$1`) and node dir (`$2`).
 const SSHD_NS: &str = r#"{ [ ! -e /root/.bashrc ] || mount --bind "$1/empty_bashrc" /root/.bashrc; } &&
-    mount --bind "$2/pgdata" /pg/data && mount --bind "$2/run" /var/run/postgresql &&
+    mount --bind "$2/pg" /pg && mount --bind "$2/pgdata" /pg/data &&
+    mount --bind "$2/run" /var/run/postgresql && mount --bind "$2/pgbouncer" /etc/pgbouncer &&
     exec /usr/sbin/sshd -D -f "$2/sshd_config" -E "$2/sshd.log""#;
 static TEMPLATE: OnceLock<String> = OnceLock::new();
+
+mod pgbouncer;
 
 /// Where run dirs go: tmpfs if there is one (ext4 here spends 0.1–0.7 s creating the ~900 files
 /// of one data dir; tmpfs 0.05 s), else /tmp. Short either way (socket paths < 108 bytes).
@@ -116,6 +122,11 @@ impl Cluster {
         for n in &c.nodes {
             n.wait_sshd();
         }
+        let all: Vec<&Node> = c.nodes.iter().collect();
+        each(&all, |n| {
+            let sshd = lock(&n.sshd).as_ref().map(Child::id);
+            n.start_pgbouncer(sshd.expect("sshd running"));
+        });
         c
     }
 
@@ -270,6 +281,7 @@ fn descendants(pid: i32) -> Vec<i32> {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &self.nodes {
+            n.stop_pgbouncer();
             signal(postmaster(&n.data_dir()), libc::SIGINT);
             let listener = lock(&n.sshd).as_ref().map(|c| c.id() as i32);
             // Its connections too: SSH masters a killed service left behind (ControlPersist)
@@ -287,6 +299,7 @@ impl Drop for Cluster {
             if let Some(mut c) = lock(&n.sshd).take() {
                 let _ = c.wait();
             }
+            poll(5, || pgbouncer::running(&n.dir).is_none());
         }
     } // then `base` (the TempDir) removes the run dir
 }
@@ -300,6 +313,7 @@ impl Node {
         made.unwrap_or_else(|e| panic!("{ip}: {e} (same address twice?)"));
         mkdir_pg(&dir.join("run"), 0o2775);
         mkdir_pg(&dir.join("pgdata"), 0o700);
+        pgbouncer::layout(&dir, ip);
         keygen(&dir.join("ssh_host_ed25519_key"), ip);
         let public = fs::read_to_string(dir.join("ssh_host_ed25519_key.pub")).unwrap();
         let public: Vec<&str> = public.split_whitespace().take(2).collect();
@@ -452,6 +466,7 @@ fn template() -> &'static str {
         for dir in ["/run/sshd", "/pg/data", "/var/run/postgresql"] {
             fs::create_dir_all(dir).unwrap();
         }
+        pgbouncer::check_host();
         sweep();
         let dir = PathBuf::from(format!("{}/pgtpl-{}", scratch(), std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -499,7 +514,9 @@ fn sweep() {
                 String::from_utf8_lossy(&cmdline).contains(config.to_str().unwrap())
             });
             signal(sshd, libc::SIGTERM);
-            pids.extend(pm.into_iter().chain(sshd));
+            let pgb = pgbouncer::running(&node);
+            signal(pgb, libc::SIGTERM);
+            pids.extend(pm.into_iter().chain(sshd).chain(pgb));
         }
         // A zombie has no cwd: it counts as gone.
         poll(5, || {
