@@ -5,60 +5,14 @@
 //! reports success), started from the real Pigsty home. The nodes and PostgreSQL are real: the
 //! executor asks them what runs before it starts a lifecycle playbook.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::fleet::Fleet;
+use crate::support::fleet::{ok, Fleet};
+use crate::support::pigsty::{real_home, recorded, recorder};
 use crate::support::Run;
 
-/// A recording stand-in for `ansible-playbook`: each run leaves `<dir>/run.*` holding its
-/// arguments (one per line), then `--env--` and the ANSIBLE_* variables pgitops sets.
-fn recorder(dir: &Path) -> PathBuf {
-    let script = dir.join("ansible-playbook-recorder");
-    let text = format!(
-        "#!/bin/bash\n# Recording stand-in for ansible-playbook (test harness): runs nothing.\n\
-         f=$(mktemp {d}/run.XXXXXX)\nprintf '%s\\n' \"$@\" > \"$f\"\necho --env-- >> \"$f\"\n\
-         env | grep -E '^ANSIBLE_(HOST_KEY_CHECKING|CALLBACKS_ENABLED)=' | sort >> \"$f\"\n\
-         limit=\nwhile [ $# -gt 0 ]; do [ \"$1\" = -l ] && limit=$2; shift; done\n\
-         echo 'PLAY RECAP *****'\n\
-         echo \"$limit : ok=1 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0\"\n",
-        d = dir.display()
-    );
-    fs::write(&script, text).unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
-/// The recorded runs (each: its argv lines, `--env--`, its environment lines), oldest first.
-fn recorded(dir: &Path) -> Vec<Vec<String>> {
-    let mut runs: Vec<(std::time::SystemTime, Vec<String>)> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("run."))
-        .map(|p| {
-            let t = fs::metadata(&p).unwrap().modified().unwrap();
-            let lines = fs::read_to_string(&p).unwrap();
-            (t, lines.lines().map(str::to_string).collect())
-        })
-        .collect();
-    runs.sort();
-    for p in fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
-        if p.file_name().unwrap().to_string_lossy().starts_with("run.") {
-            fs::remove_file(p).unwrap();
-        }
-    }
-    runs.into_iter().map(|(_, r)| r).collect()
-}
-
 fn apply(f: &Fleet, rec: &Path) -> Run {
-    let home = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pigsty");
-    assert!(
-        home.join("node.yml").exists(),
-        "the real Pigsty tree is expected at {}",
-        home.display()
-    );
-    let (home, rec) = (home.display().to_string(), rec.display().to_string());
+    let (home, rec) = (real_home().display().to_string(), rec.display().to_string());
     f.apply(&["--pigsty-home", &home, "--ansible-playbook", &rec])
 }
 
@@ -149,4 +103,40 @@ fn a_lifecycle_playbook_never_runs_where_its_module_runs() {
     // Pigsty's way to add a member: the new host, intersected with its cluster.
     let limit = member[0].iter().position(|a| a == "-l").unwrap();
     assert_eq!(member[0][limit + 1], "127.0.59.13,&pg-t", "{member:?}");
+}
+
+#[test]
+fn a_removed_replica_is_removed_with_the_old_inventory() {
+    let f = Fleet::new(&["127.0.58.11", "127.0.58.12"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recorder(dir.path());
+    let mut v = f.inventory();
+    f.commit(&v, "two members");
+    // The baseline natively: first contact converges the default roles Pigsty's bootstrap makes.
+    ok(&f.apply(&[]));
+    v["all"]["children"]["pg-t"]["hosts"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("127.0.58.12");
+    f.commit(
+        &v,
+        "remove the replica\n\nPgitops-Approve: pg-t/member/127.0.58.12/remove\n",
+    );
+    let run = apply(&f, &rec);
+    ok(&run);
+    assert!(
+        run.stdout
+            .contains("[applied] pg-t/member/127.0.58.12/remove"),
+        "{}",
+        run.stdout
+    );
+    // pgsql-rm.yml reads the host's identity from the old revision: the host is gone from the
+    // new one.
+    let runs = recorded(dir.path());
+    let rm: Vec<&Vec<String>> = runs.iter().filter(|r| r[0] == "pgsql-rm.yml").collect();
+    assert_eq!(rm.len(), 1, "{runs:?}");
+    let inv = &rm[0][rm[0].iter().position(|a| a == "-i").unwrap() + 1];
+    assert!(inv.contains("/old/"), "{inv}");
+    let limit = &rm[0][rm[0].iter().position(|a| a == "-l").unwrap() + 1];
+    assert_eq!(limit, "127.0.58.12,&pg-t");
 }
