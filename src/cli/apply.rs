@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use pgitops::execute::settings::Overrides;
-use pgitops::execute::{ActionResult, Become, Status};
+use pgitops::execute::{ActionResult, Become, ExecutorUsed, Status};
 use pgitops::ops::apply::{apply_then, ApplyOptions};
-use pgitops::ops::executor::{self, ExecutorSettings};
+use pgitops::ops::executor::{self, ExecutorSettings, PigstySettings};
 use pgitops::ops::RepoOptions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -39,6 +39,10 @@ pub struct ApplyArgs {
     /// each action runs the narrowest Pigsty playbook, then is checked in the catalogs.
     #[arg(long)]
     pigsty_home: Option<PathBuf>,
+    /// With `--pigsty-home`: run natively what pgitops does natively (users, databases, HBA,
+    /// parameters, ...) and only the rest through Pigsty's playbooks (`executor.kind = "auto"`).
+    #[arg(long, requires = "pigsty_home")]
+    native_first: bool,
     /// The ansible-playbook program for `--pigsty-home`.
     #[arg(long, default_value = "ansible-playbook")]
     ansible_playbook: String,
@@ -102,7 +106,11 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         },
         timeout: Duration::from_secs(a.timeout),
         concurrency: a.concurrency,
-        pigsty: a.pigsty_home.map(|home| (home, a.ansible_playbook)),
+        pigsty: a.pigsty_home.map(|home| PigstySettings {
+            home,
+            ansible_playbook: a.ansible_playbook,
+            native_first: a.native_first,
+        }),
     });
     let runner = std::sync::Arc::new(runner);
     let options = ApplyOptions {
@@ -161,12 +169,21 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
 /// One block per action: its status, message and per-host results.
 fn report(results: &[ActionResult]) -> String {
     let mut text = String::new();
+    // Name the executor when Pigsty's playbooks ran anything (alone or with the native one).
+    let mixed = results
+        .iter()
+        .any(|r| r.executor == Some(ExecutorUsed::Pigsty));
     for r in results {
         let status = serde_json::to_value(r.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        text.push_str(&format!("[{status}] {} ({} ms)\n", r.id, r.ms));
+        let by = match (r.executor, mixed) {
+            (Some(ExecutorUsed::Native), true) => " by native",
+            (Some(ExecutorUsed::Pigsty), true) => " by pigsty",
+            _ => "",
+        };
+        text.push_str(&format!("[{status}] {} ({} ms){by}\n", r.id, r.ms));
         if !r.message.is_empty() {
             text.push_str(&format!("    {}\n", r.message));
         }

@@ -115,7 +115,8 @@ impl Default for State {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Executor {
-    /// `native` (pgitops reaches the nodes) or `pigsty` (runs the playbooks of `pigsty_home`).
+    /// `native` (pgitops reaches the nodes), `pigsty` (runs the playbooks of `pigsty_home`), or
+    /// `auto` (native for what is native, the playbooks for the rest).
     #[serde(default)]
     pub kind: ExecutorKind,
     pub pigsty_home: Option<PathBuf>,
@@ -147,13 +148,15 @@ impl Default for Executor {
     }
 }
 
-/// Who reaches the nodes: pgitops itself (`native`) or Pigsty's playbooks (`pigsty`).
+/// Who reaches the nodes: pgitops itself (`native`), Pigsty's playbooks (`pigsty`), or native
+/// for what pgitops does natively and Pigsty's playbooks for the rest (`auto`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutorKind {
     #[default]
     Native,
     Pigsty,
+    Auto,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,8 +249,10 @@ impl Config {
         if self.repository.poll_seconds == 0 {
             return Err("`repository.poll_seconds` must be at least 1".into());
         }
-        if self.executor.kind == ExecutorKind::Pigsty && self.executor.pigsty_home.is_none() {
-            return Err("`executor.kind = \"pigsty\"` needs `executor.pigsty_home`".into());
+        if self.executor.kind != ExecutorKind::Native && self.executor.pigsty_home.is_none() {
+            return Err(
+                "`executor.kind = \"pigsty\"` and `\"auto\"` need `executor.pigsty_home`".into(),
+            );
         }
         if self.schedule.windows.iter().any(|w| w.minutes == 0) {
             return Err("`schedule.window.minutes` must be at least 1".into());
@@ -291,6 +296,13 @@ mod tests {
                 .unwrap_err()
                 .contains("pigsty_home")
         );
+        assert!(
+            parse("[repository]\nremote = 'x'\n[executor]\nkind = 'auto'\n")
+                .unwrap_err()
+                .contains("pigsty_home")
+        );
+        let auto = "[repository]\nremote = 'x'\n[executor]\nkind = 'auto'\npigsty_home = '/p'\n";
+        assert_eq!(parse(auto).unwrap().executor.kind, ExecutorKind::Auto);
         assert!(
             parse("[repository]\nremote = 'x'\n[executor]\nkind = 'salt'\n")
                 .unwrap_err()

@@ -17,7 +17,7 @@ use pgitops::config::{Config, ExecutorKind};
 use pgitops::execute::settings::Overrides;
 use pgitops::execute::{ExecConfig, Runner, Status};
 use pgitops::ops::apply::{apply, Applied, ApplyOptions};
-use pgitops::ops::executor::{build, ExecutorSettings};
+use pgitops::ops::executor::{build, ExecutorSettings, PigstySettings};
 use pgitops::ops::loads::LoadCache;
 use pgitops::ops::RepoOptions;
 use pgitops::plan::output::short;
@@ -62,9 +62,10 @@ fn executor_settings(cfg: &Config) -> ExecutorSettings {
         },
         timeout: Duration::from_secs(e.timeout_seconds),
         concurrency: e.concurrency,
-        pigsty: (e.kind == ExecutorKind::Pigsty).then(|| {
-            let home = e.pigsty_home.clone().unwrap_or_default();
-            (home, e.ansible_playbook.clone())
+        pigsty: (e.kind != ExecutorKind::Native).then(|| PigstySettings {
+            home: e.pigsty_home.clone().unwrap_or_default(),
+            ansible_playbook: e.ansible_playbook.clone(),
+            native_first: e.kind == ExecutorKind::Auto,
         }),
     }
 }

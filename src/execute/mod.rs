@@ -131,6 +131,17 @@ pub struct ActionResult {
     pub message: String,
     #[serde(default)]
     pub ms: u64,
+    /// Which executor ran the action (`None`: none did: held, skipped, waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorUsed>,
+}
+
+/// The executor that ran an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorUsed {
+    Native,
+    Pigsty,
 }
 
 /// Per-host locks: a host in several clusters is touched by one task at a time.
@@ -210,10 +221,13 @@ pub async fn run(
                         ),
                         vec![],
                     )
-                } else if cfg.pigsty.is_some() {
-                    pigsty::apply(&ctx, &a).await
                 } else {
-                    native::apply(&ctx, &a).await
+                    match &cfg.pigsty {
+                        Some(p) if !(p.native_first && native::handles(&a.step)) => {
+                            ran(pigsty::apply(&ctx, &a).await, ExecutorUsed::Pigsty)
+                        }
+                        _ => ran(native::apply(&ctx, &a).await, ExecutorUsed::Native),
+                    }
                 };
                 r.ms = started.elapsed().as_millis() as u64;
                 failed |= r.status == Status::Failed;
@@ -230,6 +244,14 @@ pub async fn run(
     all.into_iter().map(|(_, r)| r).collect()
 }
 
+/// `r`, marked as run by `by` unless that executor held it back.
+fn ran(mut r: ActionResult, by: ExecutorUsed) -> ActionResult {
+    if !matches!(r.status, Status::AwaitingApproval | Status::Skipped) {
+        r.executor = Some(by);
+    }
+    r
+}
+
 pub fn result(
     a: &Action,
     status: Status,
@@ -244,6 +266,7 @@ pub fn result(
         hosts,
         message: message.into(),
         ms: 0,
+        executor: None,
     }
 }
 

@@ -27,8 +27,16 @@ pub struct ExecutorSettings {
     pub timeout: Duration,
     /// Clusters applied at once.
     pub concurrency: usize,
-    /// `Some((pigsty home, ansible-playbook))`: the Pigsty executor.
-    pub pigsty: Option<(PathBuf, String)>,
+    /// The Pigsty executor (alone, or after the native one with `native_first`).
+    pub pigsty: Option<PigstySettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PigstySettings {
+    pub home: PathBuf,
+    pub ansible_playbook: String,
+    /// `executor.kind = "auto"`: native for what is native, Pigsty for the rest.
+    pub native_first: bool,
 }
 
 /// The execution settings and the connection runner for these settings.
@@ -61,9 +69,10 @@ pub fn build(s: ExecutorSettings) -> (ExecConfig, Runner) {
         pg: s.pg,
         timeout,
         concurrency: s.concurrency.max(1),
-        pigsty: s.pigsty.map(|(home, ansible_playbook)| PigstyConfig {
-            home,
-            ansible_playbook,
+        pigsty: s.pigsty.map(|p| PigstyConfig {
+            home: p.home,
+            ansible_playbook: p.ansible_playbook,
+            native_first: p.native_first,
             old_inventory: None,
             new_inventory: PathBuf::new(),
             secrets: vec![],

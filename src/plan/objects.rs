@@ -55,8 +55,10 @@ pub(super) fn plan(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, ch
             Op::Unmanaged if b.created.contains(&format!("{name}/user/{user}")) => {
                 let old = b.old.model.pgsql.get(name).unwrap_or(new);
                 let step = ObjectStep::UserDrop { name: user, sql: sql_target(b.old, old), reassign_to: None };
-                let a = act(step, Class::Online, drop).reads_old().pigsty(cmd);
-                b.push(a.reason("pruned: pgitops created this user and it left the inventory"));
+                // No Pigsty command: pgsql-user.yml only drops a user declared `state: absent`;
+                // run on the old revision, it would create this one again.
+                let a = act(step, Class::Online, drop).reads_old();
+                b.push(a.reason("pruned: pgitops created this user and it left the inventory (native only: Pigsty's pgsql-user.yml cannot drop an undeclared user)"));
             }
             Op::Unmanaged => b.warn(name, format!("user {user} was removed from the inventory without `state: absent`: left in place (unmanaged)")),
             Op::Delete => {

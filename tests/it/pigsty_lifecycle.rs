@@ -140,3 +140,92 @@ fn a_removed_replica_is_removed_with_the_old_inventory() {
     let limit = &rm[0][rm[0].iter().position(|a| a == "-l").unwrap() + 1];
     assert_eq!(limit, "127.0.58.12,&pg-t");
 }
+
+#[test]
+fn auto_runs_natively_what_is_native_and_pigsty_for_the_rest() {
+    let f = Fleet::new(&["127.0.55.11", "127.0.55.12"]);
+    f.nodes.stop("127.0.55.12");
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recorder(dir.path());
+    let (home, recp) = (real_home().display().to_string(), rec.display().to_string());
+    let auto = [
+        "--pigsty-home",
+        &home,
+        "--ansible-playbook",
+        &recp,
+        "--native-first",
+    ];
+    let mut v = f.inventory();
+    v["all"]["children"]["pg-t"]["hosts"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("127.0.55.12");
+    crate::support::fleet::push(&mut v, "pg_users", "{ name: app, password: 'App.Pass.2' }");
+    let c = f.commit(&v, "one running member");
+    let run = f.apply(&auto);
+    ok(&run);
+    for line in [
+        "[adopted] pg-t/host/127.0.55.11/add",
+        "[applied] pg-t/default-roles/converge",
+        "[applied] pg-t/user/app/create",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
+    assert!(
+        run.stdout.contains("by native") && run.stdout.contains("by pigsty"),
+        "{}",
+        run.stdout
+    );
+    // Objects ran natively: no playbook at all (the host was adopted).
+    assert_eq!(recorded(dir.path()), Vec::<Vec<String>>::new());
+    f.primary()
+        .login("app", "App.Pass.2", "postgres")
+        .expect("created natively");
+    let note = f.note(&c).to_string();
+    assert!(
+        note.contains("\"executor\":\"native\"") && note.contains("\"executor\":\"pigsty\""),
+        "{note}"
+    );
+
+    // A new host: node.yml and pgsql.yml (Pigsty), nothing else.
+    f.commit(
+        &{
+            let mut v = f.inventory();
+            crate::support::fleet::push(
+                &mut v,
+                "pg_users",
+                "{ name: app, password: 'App.Pass.2' }",
+            );
+            v
+        },
+        "a new member",
+    );
+    let run = f.apply(&auto);
+    ok(&run);
+    let mut books: Vec<String> = recorded(dir.path())
+        .iter()
+        .map(|r| book_and_limit(r))
+        .collect();
+    books.sort();
+    // The new host, the new member (Pigsty's way: the host within its cluster), and the
+    // services of the others; objects and HBA stay native.
+    assert_eq!(
+        books,
+        [
+            "node.yml -l 127.0.55.12",
+            "pgsql.yml -l 127.0.55.12,&pg-t",
+            "pgsql.yml -l pg-t,!127.0.55.12"
+        ],
+        "{}",
+        run.stdout
+    );
+}
+
+/// `<playbook> -l <limit>` of a recorded run.
+fn book_and_limit(run: &[String]) -> String {
+    let limit = run
+        .iter()
+        .position(|a| a == "-l")
+        .map(|i| run[i + 1].as_str());
+    format!("{} -l {}", run[0], limit.unwrap_or("?"))
+}

@@ -98,10 +98,17 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
-        Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\"", vec![]),
+        Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
     };
     finish(a, outcome)
+}
+
+/// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a
+/// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
+/// running cluster or bootstraps a new one.
+pub fn handles(step: &Step) -> bool {
+    matches!(step, Step::Object(_) | Step::Hba(_) | Step::Parameters(_))
 }
 
 /// Manual actions and destructive ones without approval do not run, whatever the executor.

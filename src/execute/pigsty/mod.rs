@@ -37,6 +37,9 @@ pub struct PigstyConfig {
     pub timeout: Duration,
     /// How pgitops connects, passed on to every playbook run.
     pub ssh: AnsibleSsh,
+    /// `executor.kind = "auto"`: what the native executor does runs natively; only the rest
+    /// (bootstrap, nodes, etcd, ...) runs Pigsty's playbooks.
+    pub native_first: bool,
 }
 
 /// Lines of output kept in the result.
