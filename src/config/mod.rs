@@ -306,7 +306,7 @@ mod tests {
         assert!(
             parse("[repository]\nremote = 'x'\n[executor]\nkind = 'salt'\n")
                 .unwrap_err()
-                .contains("unknown variant `salt`, expected `native` or `pigsty`")
+                .contains("unknown variant `salt`, expected one of `native`, `pigsty`, `auto`")
         );
         for (table, bad) in [("executor", "become = 'doas'"), ("log", "format = 'xml'")] {
             let e = parse(&format!("[repository]\nremote = 'x'\n[{table}]\n{bad}\n")).unwrap_err();
