@@ -204,12 +204,19 @@ pub(crate) fn parse(rule: &Value, index: usize, target: Target) -> Result<Rule<'
     let addr = get_set(m, "addr", "field `addr`", i)?;
     let auth = get_set(m, "auth", "field `auth`", i)?.unwrap_or("pwd");
     let role = get_set(m, "role", "field `role`", i)?.unwrap_or("default");
-    let title = get_str(m, "title", "field `title`", i)?.map(|t| {
-        let t: String = t
-            .chars()
-            .filter(|c| c.is_whitespace() || !c.is_control())
-            .collect();
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
+    // Written as is, like Pigsty; a title that could end its comment line (a control character
+    // other than tab, or a Unicode line separator) is reduced to one line instead: whitespace
+    // runs become one space and other control characters are dropped.
+    let breaks = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
+    let title = get_str(m, "title", "field `title`", i)?.map(|t| match t.contains(breaks) {
+        false => t.to_string(),
+        true => {
+            let t: String = t
+                .chars()
+                .filter(|c| c.is_whitespace() || !c.is_control())
+                .collect();
+            t.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
     });
     let order = match m.get("order") {
         None | Some(Value::Null) => None,

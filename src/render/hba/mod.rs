@@ -21,8 +21,9 @@
 //! * `addr`: an alias or an IPv4 address/CIDR (bare address gets `/32`), parsed strictly. Context
 //!   addresses (`admin_ip`, infra/cluster IPs, intranet CIDRs) must parse as IPv4 or IPv6 [/prefix].
 //! * `rules` lines are emitted verbatim but must not contain control characters (tab excepted).
-//! * `title` is reduced to one line: whitespace runs (including newlines) become one space and
-//!   other control characters are dropped.
+//! * `title` is written as is unless it holds a line break or another control character (tab
+//!   excepted); then it is reduced to one line: whitespace runs become one space and other
+//!   control characters are dropped.
 //!
 //! Errors name the rule's index in the concatenated list and at most the offending field's value
 //! (Debug-escaped). When `rules` is a non-empty list it takes precedence over

@@ -443,3 +443,9 @@ fn admin_ip_and_infra_resolve_per_host() {
         ["10.0.0.5/32", "10.0.0.8/32", "10.0.0.9/32"]
     );
 }
+
+#[test]
+fn titles_are_verbatim_unless_they_break_the_line() {
+    let b = body(&["[{addr: local, title: \"a  b\\tc \"}]"], &ctx(), Pg).unwrap();
+    assert_eq!(b[0], "# a  b\tc  [default] ");
+}
