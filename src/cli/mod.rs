@@ -1,7 +1,9 @@
 //! The command line: parse arguments, call one op, render, map the outcome to an exit code.
 //!
 //! Exit codes: 0 ok / no changes; 1 changes found (`plan --exit-code`); 2 usage, configuration,
-//! repository or inventory error (the inventory does not parse or fails validation).
+//! repository or inventory error (the inventory does not parse or fails validation; `render`:
+//! an unknown file name, a host that is not in the inventory or not in a PGSQL cluster, or a
+//! file that cannot be rendered).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
 mod records;
+mod render;
 
 use pgitops::ops::{self, RepoOptions};
 use pgitops::plan::output;
@@ -84,6 +87,9 @@ enum Command {
         #[arg(long, default_value = "/etc/pgitops/pgitops.toml")]
         config: PathBuf,
     },
+    /// Print the exact file pgitops writes on a host (e.g. `render --host 10.10.10.10
+    /// pg_hba.conf`), for the host's declared pg_role.
+    Render(render::RenderArgs),
     /// Check the inventory of a revision (default HEAD).
     Validate {
         rev: Option<String>,
@@ -113,6 +119,7 @@ impl Args {
                 | Command::Status { .. }
                 | Command::History { .. }
                 | Command::Validate { .. }
+                | Command::Render(_)
         )
     }
 }
@@ -157,6 +164,7 @@ pub async fn main(Args(cli): Args) -> ExitCode {
             records::history(&opts, "HEAD", cluster.as_deref(), output)
         }
         Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
+        Command::Render(args) => render::render(&opts, &args),
         Command::Validate {
             config: Some(path), ..
         } => pgitops::config::Config::load(&path)

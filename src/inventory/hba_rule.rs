@@ -4,14 +4,20 @@
 //!
 //! In: one YAML value from a rule list, its index in the concatenated lists and the [`Target`].
 //! Out: a [`Rule`] whose `user`, `db`, `addr`, `auth`, `role` and raw lines are known safe to
-//! render, or an [`HbaError`] carrying the index. Context placeholders in `user` are checked here
-//! with a stand-in value; the substituted name is checked again at render time. Also owns the
-//! address normalisation shared with context addresses.
+//! render, or an [`HbaError`] carrying the index. A `user` that is exactly one of the context
+//! placeholders (`${dbsu}`, ...) is substituted, like Pigsty's template does, at render time,
+//! where the substituted name is checked. Also owns the address normalisation shared with
+//! context addresses.
+//!
+//! Field semantics follow Pigsty's `pg_hba.conf`/`pgbouncer.hba` templates: an absent or empty
+//! (`''`) `user`/`db` means `all`, `auth` means `pwd`, `role` means `default`; `rules: []` counts
+//! as absent (the rule falls back to `addr`). `user` and `db` may be comma lists, as in
+//! PostgreSQL's pg_hba.conf, whose elements are names or `@file` references.
 
 use serde_yaml_ng::{Mapping, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-const PLACEHOLDERS: [&str; 4] = ["${dbsu}", "${repl}", "${monitor}", "${admin}"];
+pub(crate) const PLACEHOLDERS: [&str; 4] = ["${dbsu}", "${repl}", "${monitor}", "${admin}"];
 
 /// Which file is rendered: `pg_hba.conf` or pgbouncer's `pgb_hba.conf`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +54,9 @@ pub enum HbaError {
 }
 
 /// The `expected` texts of [`HbaError::Invalid`], shared with the renderer.
-pub(crate) const NAME: &str = "one name of [A-Za-z0-9_.@$+-] not starting with '@' (user may use ${dbsu}, ${repl}, ${monitor}, ${admin})";
+pub(crate) const NAME: &str = "a comma list of names of [A-Za-z0-9_.@$+-] or @file references (@ then [A-Za-z0-9_./-]), or for user exactly one of ${dbsu}, ${repl}, ${monitor}, ${admin}";
+/// For a context value substituted into `user` (`pg_dbsu`, ...).
+pub(crate) const ONE_NAME: &str = "one name of [A-Za-z0-9_.@$+-] not starting with '@'";
 pub(crate) const ADDR: &str =
     "local, localhost, admin, infra, cluster, intra, intranet, world, all or an IPv4 address/CIDR";
 pub(crate) const RAW: &str = "a single line without control characters";
@@ -115,9 +123,34 @@ pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('@') && s.bytes().all(ok)
 }
 
-pub(crate) fn substitute(user: &str, values: [&str; 4]) -> String {
-    let pairs = PLACEHOLDERS.iter().zip(values);
-    pairs.fold(user.to_string(), |u, (p, v)| u.replace(p, v))
+/// An `@file` reference of pg_hba.conf: `@` then a relative or absolute path of
+/// `[A-Za-z0-9_./-]`. See [`valid_list`] for why any path is allowed.
+fn file_ref(s: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"_./-".contains(&b);
+    s.strip_prefix('@')
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(ok))
+}
+
+/// A `user`/`db` field: a comma list (PostgreSQL's syntax) of names and `@file` references,
+/// no element empty. Every character that could end the field or the line (whitespace,
+/// quotes, `#`, control characters) is outside both alphabets, so the value stays one column.
+///
+/// `@file` may name any path, relative (to the directory of pg_hba.conf; pgbouncer: of its
+/// hba file) or absolute, as PostgreSQL and Pigsty allow: the file is read by the server's OS
+/// user and its words are only matched against the connecting user/database name, never shown
+/// to clients, and whoever writes the inventory already decides every HBA line (raw `rules`
+/// are written verbatim), so a path grants nothing that `all` would not.
+pub(crate) fn valid_list(s: &str) -> bool {
+    s.split(',').all(|e| valid_name(e) || file_ref(e))
+}
+
+/// `user` exactly equal to a placeholder is replaced by the context value (Pigsty's
+/// `usermapping`); anything else is kept as written.
+pub(crate) fn substitute<'a>(user: &'a str, values: [&'a str; 4]) -> &'a str {
+    PLACEHOLDERS
+        .iter()
+        .position(|p| *p == user)
+        .map_or(user, |i| values[i])
 }
 
 /// Normalise an address or CIDR: strict parse, bare address gets /32 (or /128 for IPv6).
@@ -152,20 +185,38 @@ fn get_str<'v>(
     }
 }
 
+/// A field whose empty value means "unset", as Pigsty's template reads `user`, `db`, `addr`,
+/// `auth` and `role` (`hba.x if 'x' in hba and hba.x != '' else <default>`).
+fn get_set<'v>(
+    m: &'v Mapping,
+    key: &str,
+    what: &'static str,
+    i: usize,
+) -> Result<Option<&'v str>, HbaError> {
+    Ok(get_str(m, key, what, i)?.filter(|s| !s.is_empty()))
+}
+
 pub(crate) fn parse(rule: &Value, index: usize, target: Target) -> Result<Rule<'_>, HbaError> {
     let i = index;
     let m = rule.as_mapping().ok_or(shape(i, "the rule", "a mapping"))?;
-    let user = get_str(m, "user", "field `user`", i)?.unwrap_or("all");
-    let db = get_str(m, "db", "field `db`", i)?.unwrap_or("all");
-    let addr = get_str(m, "addr", "field `addr`", i)?;
-    let auth = get_str(m, "auth", "field `auth`", i)?.unwrap_or("pwd");
-    let role = get_str(m, "role", "field `role`", i)?.unwrap_or("common");
-    let title = get_str(m, "title", "field `title`", i)?.map(|t| {
-        let t: String = t
-            .chars()
-            .filter(|c| c.is_whitespace() || !c.is_control())
-            .collect();
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
+    let user = get_set(m, "user", "field `user`", i)?.unwrap_or("all");
+    let db = get_set(m, "db", "field `db`", i)?.unwrap_or("all");
+    let addr = get_set(m, "addr", "field `addr`", i)?;
+    let auth = get_set(m, "auth", "field `auth`", i)?.unwrap_or("pwd");
+    let role = get_set(m, "role", "field `role`", i)?.unwrap_or("default");
+    // Written as is, like Pigsty; a title that could end its comment line (a control character
+    // other than tab, or a Unicode line separator) is reduced to one line instead: whitespace
+    // runs become one space and other control characters are dropped.
+    let breaks = |c: char| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}';
+    let title = get_str(m, "title", "field `title`", i)?.map(|t| match t.contains(breaks) {
+        false => t.to_string(),
+        true => {
+            let t: String = t
+                .chars()
+                .filter(|c| c.is_whitespace() || !c.is_control())
+                .collect();
+            t.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
     });
     let order = match m.get("order") {
         None | Some(Value::Null) => None,
@@ -184,14 +235,15 @@ pub(crate) fn parse(rule: &Value, index: usize, target: Target) -> Result<Rule<'
                 }
                 lines.push(l);
             }
-            Some(lines)
+            // `rules: []` falls back to `addr` (Pigsty: `hba.rules|length > 0`)
+            (!lines.is_empty()).then_some(lines)
         }
         Some(_) => return Err(shape(i, "field `rules`", "a list of strings")),
     };
-    if !valid_name(&substitute(user, ["x"; 4])) {
+    if !PLACEHOLDERS.contains(&user) && !valid_list(user) {
         return Err(invalid(i, "user", user, NAME));
     }
-    if !valid_name(db) {
+    if !valid_list(db) {
         return Err(invalid(i, "db", db, NAME));
     }
     if target == Target::Pgbouncer && db == "replication" {

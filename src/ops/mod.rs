@@ -7,6 +7,7 @@ pub mod executor;
 pub mod loads;
 pub mod plan;
 pub mod records;
+pub mod render;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -26,7 +26,7 @@ const PG_DEFAULT_HBA: &str = r#"
 - {user: '${repl}'    ,db: postgres    ,addr: intra     ,auth: pwd   ,title: 'replicator postgres db from intranet' ,order: 300}
 - {user: '${monitor}' ,db: all         ,addr: localhost ,auth: pwd   ,title: 'monitor from localhost with password' ,order: 350}
 - {user: '${monitor}' ,db: all         ,addr: infra     ,auth: pwd   ,title: 'monitor from infra host with password',order: 400}
-- {user: '${admin}'   ,db: all         ,addr: intra     ,auth: pwd   ,title: 'admin @ intranet with pwd'            ,order: 450}
+- {user: '${admin}'   ,db: all         ,addr: intra     ,auth: pwd   ,title: 'admin @ intranet nodes with pwd'      ,order: 450}
 - {user: '${admin}'   ,db: all         ,addr: world     ,auth: ssl   ,title: 'admin @ everywhere with ssl & pwd'    ,order: 500}
 - {user: '+dbrole_readonly',db: all    ,addr: localhost ,auth: pwd   ,title: 'pgbouncer read/write via local socket',order: 550}
 - {user: '+dbrole_readonly',db: all    ,addr: intra     ,auth: pwd   ,title: 'read/write biz user via password'     ,order: 600}
@@ -74,6 +74,21 @@ pub const HBA_CONTEXT_VARS: &[&str] = &[
     "pg_pwd_enc",
 ];
 
+/// The hosts of `group` and of its descendants, as Ansible's `groups[group]` lists them.
+fn group_hosts(inv: &Inventory, group: &str) -> Vec<String> {
+    let mut hosts = Vec::new();
+    let mut todo = vec![group];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        let Some(g) = inv.tree.groups.get(name).filter(|_| seen.insert(name)) else {
+            continue;
+        };
+        hosts.extend(g.hosts.iter().cloned());
+        todo.extend(g.children.iter().map(String::as_str));
+    }
+    hosts
+}
+
 /// Renders the HBA file of `host` (a member of `cluster`). `role` overrides the declared
 /// `pg_role` (the executor passes the live role).
 pub fn hba_for(
@@ -85,12 +100,7 @@ pub fn hba_for(
 ) -> Result<String, HbaError> {
     let vars: &HostVars = &inv.tree.hosts[host].vars;
     let s = |k: &str, d: &'static str| str_var(vars, k).unwrap_or(d).to_string();
-    let infra_ips: Vec<String> = inv
-        .tree
-        .groups
-        .get("infra")
-        .map(|g| g.hosts.clone())
-        .unwrap_or_default();
+    let infra_ips = group_hosts(inv, "infra");
     let cluster_ips: Vec<String> = cluster.members.keys().cloned().collect();
     let intranet: Vec<String> = match vars.get("node_firewall_intranet").map(|v| v.value.as_ref()) {
         Some(Value::Sequence(items)) => items
@@ -104,11 +114,8 @@ pub fn hba_for(
         ],
     };
     let member = &cluster.members[host];
-    let admin_ip = inv
-        .global("admin_ip")
-        .and_then(Value::as_str)
-        .unwrap_or("127.0.0.1")
-        .to_string();
+    // the host's effective value, as Ansible resolves it (group or host level may set it)
+    let admin_ip = s("admin_ip", "127.0.0.1");
     let (dbsu, repl, monitor, admin, enc) = (
         s("pg_dbsu", "postgres"),
         s("pg_replication_username", "replicator"),

@@ -12,6 +12,7 @@ mod corpus_split;
 mod forge;
 mod forge_order;
 mod harness;
+mod hba_pigsty;
 mod hostile;
 mod journal_drops;
 mod pigsty_exec;

@@ -1,30 +1,39 @@
 //! HBA rendering for Pigsty inventories: owns the translation of Pigsty HBA rule objects
 //! (`pg_default_hba_rules` + `pg_hba_rules`, `pgb_default_hba_rules` + `pgb_hba_rules`) into the
-//! text of `pg_hba.conf` / `pgb_hba.conf`, following the reference spec section 4.
+//! text of `pg_hba.conf` / `pgb_hba.conf`, line for line what Pigsty's own templates
+//! (`roles/pgsql/templates/pg_hba.conf` and `pgbouncer.hba`, v4.5) write.
 //!
 //! Inputs: the rule lists (YAML sequences, concatenated in order; Null counts as empty), an
 //! [`HbaContext`] with the instance's effective variables, and the [`Target`]. Output: the full file
 //! text, deterministic for equal inputs. Pure: no IO, no globals.
 //!
-//! Output: a header comment line, then the rules (those with `order` stable-sorted ascending,
-//! then those without `order` in list order), each as an optional `# title` comment plus its lines
-//! (padded columns `type db user [addr] method`, trailing newline). Rules whose `role` filter does
-//! not match this instance are kept but commented out with `#` under `# [DISABLED] title`.
+//! Output: one header comment line (Pigsty's header carries a timestamp; ours does not), a blank
+//! line, then the rules (those with `order` stable-sorted ascending, then those without `order`
+//! in list order), each as a `# <title> [<role>] ` comment (`[DISABLED]` appended when the rule's
+//! `role` filter does not match this instance, whose lines are then commented out with `#`), its
+//! lines in Pigsty's columns (`%-8s %-18s %-18s %-18s method`), and a blank line.
 //!
 //! Inventory values are untrusted, so every value that reaches a rendered line is validated:
-//! * `user` / `db`: one non-empty name of `[A-Za-z0-9_.@$+-]`, not starting with `@` (pg_hba file
-//!   inclusion). No commas, quotes, braces, whitespace or non-ASCII. `user` may contain the
-//!   placeholders `${dbsu}`, `${repl}`, `${monitor}`, `${admin}`; the substituted result must pass
-//!   the same rule (so an unknown `${x}` is rejected).
+//! * `user` / `db`: a comma list of names of `[A-Za-z0-9_.@$+-]` and `@file` references (see
+//!   [`crate::inventory::hba_rule`]); no quotes, braces, whitespace or non-ASCII. A `user` equal
+//!   to `${dbsu}`, `${repl}`, `${monitor}` or `${admin}` is replaced by the context value, which
+//!   must be one such name.
 //! * `addr`: an alias or an IPv4 address/CIDR (bare address gets `/32`), parsed strictly. Context
 //!   addresses (`admin_ip`, infra/cluster IPs, intranet CIDRs) must parse as IPv4 or IPv6 [/prefix].
 //! * `rules` lines are emitted verbatim but must not contain control characters (tab excepted).
-//! * `title` is reduced to one line: whitespace runs (including newlines) become one space and
-//!   other control characters are dropped.
+//! * `title` is written as is unless it holds a line break or another control character (tab
+//!   excepted); then it is reduced to one line: whitespace runs become one space and other
+//!   control characters are dropped.
 //!
 //! Errors name the rule's index in the concatenated list and at most the offending field's value
-//! (Debug-escaped). When `rules` is present it takes precedence over `addr`/`auth`/`user`/`db`
-//! (which are still validated if given).
+//! (Debug-escaped). When `rules` is a non-empty list it takes precedence over
+//! `addr`/`auth`/`user`/`db` (which are still validated if given).
+//!
+//! Where Pigsty writes a line PostgreSQL rejects, this renderer differs on purpose: a bare IPv4
+//! `addr` or context address gets its `/32` (Pigsty writes it bare, which PostgreSQL reads as
+//! an address followed by a netmask column), a multi-line title stays one comment line, and
+//! values Pigsty would write as broken columns (whitespace, quotes, `${x}` inside a list, a
+//! `None` for `user: ~`) are an error or, for null fields, the default.
 //!
 //! This module owns the rendering; parsing and validating one rule, with the [`Target`] and
 //! [`HbaError`] types, belong to the inventory ([`crate::inventory::hba_rule`]), re-exported here.
@@ -37,7 +46,7 @@ pub use crate::inventory::hba_rule::{check_rule, HbaError, Target};
 use serde_yaml_ng::Value;
 
 use crate::inventory::hba_rule::{
-    invalid, norm_addr, parse, shape, substitute, valid_name, Rule, ADDR, NAME,
+    invalid, norm_addr, parse, shape, substitute, valid_name, Rule, ADDR, ONE_NAME,
 };
 
 /// Effective variables of the instance the file is rendered for.
@@ -51,7 +60,7 @@ pub struct HbaContext<'a> {
     pub monitor: &'a str,
     /// `pg_admin_username`, substituted for `${admin}`.
     pub admin: &'a str,
-    /// `all.vars.admin_ip` (alias `admin`).
+    /// The host's effective `admin_ip` (alias `admin`).
     pub admin_ip: &'a str,
     /// IPs of the `infra` group (alias `infra`; rendered sorted).
     pub infra_ips: &'a [String],
@@ -77,8 +86,10 @@ fn role_enabled(role: &str, ctx: &HbaContext) -> bool {
     }
 }
 
-fn line(conn: &str, db: &str, user: &str, addr: &str, method: &str) -> String {
-    format!("{conn:<7} {db:<15} {user:<15} {addr:<23} {method}")
+/// One rule line in Pigsty's columns; `width` is the address column's (18, except pgbouncer's
+/// `world` lines, where Pigsty's template pads to 9).
+fn line(conn: &str, db: &str, user: &str, (addr, width): (&str, usize), method: &str) -> String {
+    format!("{conn:<8} {db:<18} {user:<18} {addr:<width$} {method}")
 }
 
 /// Validate and normalise context addresses; `sort` sorts (as strings, like Jinja) and dedups.
@@ -103,8 +114,8 @@ fn rule_lines(r: &Rule, ctx: &HbaContext, target: Target) -> Result<Vec<String>,
     }
     let i = r.index;
     let user = substitute(r.user, [ctx.dbsu, ctx.repl, ctx.monitor, ctx.admin]);
-    if !valid_name(&user) {
-        return Err(invalid(i, "user", &user, NAME));
+    if user != r.user && !valid_name(user) {
+        return Err(invalid(i, "user", user, ONE_NAME));
     }
     let (pg, pgb, ssl) = r.auth;
     let pwenc = if ctx.pwd_enc == "md5" {
@@ -114,14 +125,16 @@ fn rule_lines(r: &Rule, ctx: &HbaContext, target: Target) -> Result<Vec<String>,
     };
     let method = if target == Target::Postgres { pg } else { pgb }.unwrap_or(pwenc);
     let conn = if ssl { "hostssl" } else { "host" };
-    let hosts = |addrs: &[String], conn: &str| -> Vec<String> {
+    let hosts_w = |addrs: &[String], conn: &str, width: usize| -> Vec<String> {
         addrs
             .iter()
-            .map(|a| line(conn, r.db, &user, a, method))
+            .map(|a| line(conn, r.db, user, (a, width), method))
             .collect()
     };
-    let local = line("local", r.db, &user, "", method);
+    let hosts = |addrs: &[String], conn: &str| hosts_w(addrs, conn, 18);
+    let local = line("local", r.db, user, ("", 18), method);
     let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let world_width = if target == Target::Postgres { 18 } else { 9 };
     Ok(match r.addr.unwrap_or_default() {
         "local" => vec![local],
         "localhost" => {
@@ -135,7 +148,7 @@ fn rule_lines(r: &Rule, ctx: &HbaContext, target: Target) -> Result<Vec<String>,
         "infra" => hosts(&ctx_addrs(i, "infra IP", ctx.infra_ips, true)?, conn),
         "cluster" => hosts(&ctx_addrs(i, "cluster IP", ctx.cluster_ips, true)?, conn),
         "intra" | "intranet" => hosts(&ctx_addrs(i, "intranet CIDR", ctx.intranet, false)?, conn),
-        "world" | "all" => hosts(&owned(&["0.0.0.0/0", "::/0"]), conn),
+        "world" | "all" => hosts_w(&owned(&["0.0.0.0/0", "::/0"]), conn, world_width),
         a => hosts(
             &[norm_addr(a, false).ok_or_else(|| invalid(i, "addr", a, ADDR))?],
             conn,
@@ -165,20 +178,19 @@ pub fn render(rule_lists: &[&Value], ctx: &HbaContext, target: Target) -> Result
     } else {
         "pgb_hba.conf"
     };
-    let mut out = format!("# {file} rendered by pgitops from the Pigsty inventory; do not edit\n");
+    let mut out =
+        format!("# {file} rendered by pgitops from the Pigsty inventory; do not edit\n\n");
     for r in ordered.iter().chain(&unordered) {
         let enabled = role_enabled(r.role, ctx);
-        match (&r.title, enabled) {
-            (Some(t), true) => out.push_str(&format!("# {t}\n")),
-            (Some(t), false) => out.push_str(&format!("# [DISABLED] {t}\n")),
-            (None, false) => out.push_str("# [DISABLED]\n"),
-            (None, true) => {}
-        }
+        let title = r.title.as_deref().unwrap_or_default();
+        let disabled = if enabled { "" } else { "[DISABLED]" };
+        out.push_str(&format!("# {title} [{}] {disabled}\n", r.role));
         for l in rule_lines(r, ctx, target)? {
             out.push_str(if enabled { "" } else { "#" });
             out.push_str(&l);
             out.push('\n');
         }
+        out.push('\n');
     }
     Ok(out)
 }

@@ -219,7 +219,8 @@ fn host_vars(out: &mut Vec<Case>) {
                 "[{user: 'a b', addr: world}]",
                 "[5]",
                 "[{user: all, addr: world, auth: magic}]",
-                "[{user: '@file', addr: world}]",
+                // `@file` and comma lists are legal pg_hba.conf; an empty list element is not
+                "[{user: 'a,,b', addr: world}]",
                 "[{rules: [\"host all all 0/0 trust\\nlocal all all trust\"]}]",
             ],
         ),
