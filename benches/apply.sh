@@ -4,7 +4,7 @@
 #   (a) one new user on a 3-node cluster;
 #   (b) an HBA change on 30 hosts (10 clusters x 3).
 # Each is measured side by side in one run: the native executor, the Pigsty executor (the real
-# ansible-playbook running the test Pigsty home of tests/it/support/pigsty_home, forks=10), and
+# Pigsty v4.5.0 playbooks of ../shared/pigsty through ansible-playbook, forks=10), and
 # for (b) one direct `ansible-playbook pgsql.yml -t pg_hba,...` over all 30 hosts with forks=10.
 # Prints the median, min and max wall time of PGITOPS_BENCH_RUNS (default 7) runs of each.
 # Run as root: bash benches/apply.sh

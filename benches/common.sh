@@ -28,26 +28,42 @@ print("\n".join(out))
 PY
 }
 
-# A Pigsty home for ansible: the test fixture playbooks and an ansible.cfg for the sandbox.
+# A Pigsty home for ansible: the real Pigsty v4.5.0 (../shared/pigsty, untouched) mirrored by
+# symlinks, with the ansible.cfg of ../shared/reference/real-pigsty.md for the sandbox. Pigsty's
+# own symlinks in templates/ arrived as one-line text files in that copy: they are links again
+# in the mirror.
 pigsty_home() {
-  local h=$work/home sb=$PGITOPS_SANDBOX
-  mkdir -p "$h"
-  cp "$root"/tests/it/support/pigsty_home/*.yml "$h/"
-  cat > "$h/ansible.cfg" <<CFG
-[defaults]
+  local h=$work/home sb=$PGITOPS_SANDBOX src
+  src=$(cd "$root/../shared/pigsty" && pwd)
+  if [ ! -d "$h" ]; then
+    mkdir -p "$h/templates"
+    for e in "$src"/*; do
+      case $(basename "$e") in ansible.cfg|templates) ;; *) ln -s "$e" "$h/" ;; esac
+    done
+    for f in "$src"/templates/*; do
+      local t; t=$(head -c 255 "$f")
+      if [ "$(wc -l < "$f")" -le 1 ] && [ -n "$t" ] && [ -e "$src/templates/$t" ]; then
+        ln -s "$src/templates/$t" "$h/templates/$(basename "$f")"
+      else
+        ln -s "$f" "$h/templates/"
+      fi
+    done
+    { grep -v -e '^host_key_checking' -e '^inventory' "$src/ansible.cfg"
+      cat <<CFG
 host_key_checking = True
-forks = 10
+inventory = /dev/null
 remote_user = root
 private_key_file = $sb/ssh/id_ed25519
 retry_files_enabled = False
-interpreter_python = /usr/bin/python3
-deprecation_warnings = False
-force_valid_group_names = ignore
 local_tmp = $h/.ansible/tmp
+interpreter_python = /usr/bin/env SYSTEMD_OFFLINE=1 /usr/bin/python3
+[privilege_escalation]
+become_method = su
 [ssh_connection]
-ssh_args = -F $sb/ssh/config -o UserKnownHostsFile=$sb/ssh/known_hosts -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=$h/cp-%C
-pipelining = True
+ssh_args = -F $sb/ssh/config -o UserKnownHostsFile=$sb/ssh/known_hosts -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=$sb/ans-%C
 CFG
+    } > "$h/ansible.cfg"
+  fi
   echo "$h"
 }
 

@@ -5,7 +5,7 @@
 #   (a) one new user on a 3-node cluster, PGITOPS_BENCH_PUSHES (default 15) pushes:
 #       push -> final note on the remote, and the apply step inside the service (the note's `ms`:
 #       plan + execute + state, without fetch and notes push); against `ansible-playbook
-#       pgsql-user.yml` doing the same user (the test Pigsty home, ControlPersist warm);
+#       pgsql-user.yml` doing the same user (the real Pigsty home, ControlPersist warm);
 #   (b) an HBA change on 30 hosts (10 clusters x 3), PGITOPS_BENCH_RUNS (default 7) pushes: the
 #       same two figures, against one `ansible-playbook pgsql.yml -t pg_hba,...` over the 30
 #       hosts with forks=10;
