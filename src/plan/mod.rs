@@ -15,14 +15,15 @@ mod defaults;
 mod modules;
 mod objects;
 pub mod output;
+mod pgbouncer;
 mod pgsql;
 mod preview;
 mod step;
 mod vars;
 
 pub use step::{
-    Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep,
-    SqlTarget, Step,
+    Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep, PgbFile,
+    PgbStep, SqlTarget, Step,
 };
 
 use std::collections::BTreeSet;
@@ -186,6 +187,7 @@ pub enum Phase {
     User,
     Database,
     Hba,
+    Pgbouncer,
     Service,
     Parameter,
     Var,

@@ -69,6 +69,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         super::defaults::plan(b, name, new, "first contact with this cluster");
         super::objects::plan(b, name, &limit, new, changes);
         hba(b, name, &limit, new, changes);
+        super::pgbouncer::plan(b, name, new, changes, true);
         parameters(b, name, &limit, changes);
         return;
     }
@@ -152,6 +153,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     }
     super::objects::plan(b, name, &limit, new, changes);
     hba(b, name, &limit, new, changes);
+    super::pgbouncer::plan(b, name, new, changes, false);
     for c in changes {
         match c.entity {
             Entity::Service => {

@@ -22,6 +22,8 @@ pub enum Step {
     Hba(HbaStep),
     /// `pg_parameters` on each target instance.
     Parameters(ParamStep),
+    /// pgbouncer's files on each target member, then a reload where one changed.
+    Pgbouncer(PgbStep),
     /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
     ClusterRunning { name: String },
     /// Done by Pigsty's playbooks; the native executor does not do it (yet) and says so.
@@ -133,6 +135,32 @@ pub struct HbaStep {
     pub files: Vec<HbaFile>,
 }
 
+/// A file of `/etc/pgbouncer` that pgitops writes (never `pgbouncer.ini`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PgbFile {
+    Userlist,
+    Useropts,
+    Databases,
+    Hba,
+}
+
+impl PgbFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            PgbFile::Userlist => "userlist.txt",
+            PgbFile::Useropts => "useropts.txt",
+            PgbFile::Databases => "database.txt",
+            PgbFile::Hba => "pgb_hba.conf",
+        }
+    }
+}
+
+/// The pgbouncer files to converge (sorted, distinct), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgbStep {
+    pub files: Vec<PgbFile>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamStep {
     pub names: Vec<String>,
@@ -225,6 +253,7 @@ impl Step {
             },
             Step::Hba(_) => "hba/reload".into(),
             Step::Parameters(_) => "parameters/apply".into(),
+            Step::Pgbouncer(_) => "pgbouncer/reload".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { name } => format!("cluster/{name}/create"),
@@ -268,6 +297,7 @@ impl Step {
             },
             Step::Hba(_) => "hba-reload",
             Step::Parameters(_) => "parameters-apply",
+            Step::Pgbouncer(_) => "pgbouncer-reload",
             Step::ClusterRunning { .. } => "cluster-create",
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { .. } => "cluster-create",
@@ -306,13 +336,22 @@ impl Step {
                 .iter()
                 .map(|file| match file {
                     HbaFile::Postgres => "write pg_hba.conf atomically (live role), SELECT pg_reload_conf(), check pg_hba_file_rules; put the old file back on any error",
-                    HbaFile::Pgbouncer => "write /etc/pgbouncer/pgb_hba.conf atomically (live role), reload pgbouncer",
+                    HbaFile::Pgbouncer => "pgb_hba.conf: written by this cluster's pgbouncer/reload action (native executor)",
                 }.to_string())
                 .collect(),
             Step::Parameters(p) => vec![format!(
                 "set {} in postgresql.auto.conf on each host, SELECT pg_reload_conf(), report parameters pending restart (never restarts)",
                 p.names.join(", ")
             )],
+            Step::Pgbouncer(p) => {
+                let mut lines: Vec<String> = p.files.iter().map(|f| match f {
+                    PgbFile::Userlist => "write /etc/pgbouncer/userlist.txt on each host if it differs: the dbsu, monitor, admin and `pgbouncer: true` users with their verifiers read from pg_authid on the live primary (never shown)".to_string(),
+                    PgbFile::Hba => "write /etc/pgbouncer/pgb_hba.conf on each host if it differs (pgb_default_hba_rules + pgb_hba_rules)".to_string(),
+                    f => format!("write /etc/pgbouncer/{} on each host if it differs", f.name()),
+                }).collect();
+                lines.push("RELOAD pgbouncer (admin console, as the dbsu) on each host where a file changed; never restarts".into());
+                lines
+            }
             Step::ClusterRunning { .. } => vec![
                 "native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below".into(),
                 "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),

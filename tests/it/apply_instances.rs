@@ -241,6 +241,8 @@ fn the_local_executor_runs_the_same_steps_without_ssh() {
     // on this machine the node's files are at their real paths
     let data = node.data_dir().to_string_lossy().to_string();
     v["all"]["children"]["pg-t"]["hosts"]["127.0.40.11"]["pg_data"] = data.as_str().into();
+    // ... except pgbouncer's: /etc/pgbouncer here is this machine's own, never to be written
+    v["all"]["children"]["pg-t"]["hosts"]["127.0.40.11"]["pgbouncer_enabled"] = false.into();
     push(
         &mut v,
         "pg_users",

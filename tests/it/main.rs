@@ -5,6 +5,7 @@ mod apply_drop_role;
 mod apply_faults;
 mod apply_instances;
 mod apply_objects;
+mod apply_pgbouncer;
 mod apply_records;
 mod apply_txn;
 mod corpus;

@@ -51,6 +51,8 @@ fn new_pg_cluster() {
                 "new",
                 "./pgsql.yml -l pg-new -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
             ),
+            // pgbouncer's files on every member; Pigsty writes them inside its playbooks
+            a("pg-new/pgbouncer/reload", "reload", "new", ""),
         ]
     );
 }
@@ -241,14 +243,18 @@ fn user_absent_is_dropped_and_deleted_user_is_left_in_place() {
         users[0]["state"] = "absent".into();
         users.remove(1);
     });
+    // dbuser_meta has `pgbouncer: true`: it leaves userlist.txt
     assert_eq!(
         actions(&p),
-        vec![a(
-            "pg-meta/user/dbuser_meta/drop",
-            "destructive",
-            "new",
-            "./pgsql-user.yml -l pg-meta -e username=dbuser_meta"
-        )]
+        vec![
+            a("pg-meta/pgbouncer/reload", "reload", "new", ""),
+            a(
+                "pg-meta/user/dbuser_meta/drop",
+                "destructive",
+                "new",
+                "./pgsql-user.yml -l pg-meta -e username=dbuser_meta"
+            )
+        ]
     );
     let changes = &p["clusters"][0]["changes"];
     assert!(
@@ -290,6 +296,7 @@ fn database_added_changed_and_create_only_flagged() {
                 "new",
                 "./pgsql-db.yml -l pg-meta -e dbname=meta2"
             ),
+            a("pg-meta/pgbouncer/reload", "reload", "new", ""),
         ]
     );
 }
@@ -667,9 +674,11 @@ fn default_roles_changed() {
         rows[0],
         a("pg-test/default-roles/converge", "online", "new", "")
     );
+    // pg_default_roles feeds useropts.txt (pool settings of the default roles)
+    assert_eq!(rows[1], a("pg-test/pgbouncer/reload", "reload", "new", ""));
     // pg_default_privileges only feeds databases created or changed later (as in Pigsty)
-    assert_eq!(rows[1].0, "pg-test/var/pg_default_privileges/manual");
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[2].0, "pg-test/var/pg_default_privileges/manual");
+    assert_eq!(rows.len(), 3, "{rows:?}");
 }
 
 #[test]

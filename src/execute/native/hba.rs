@@ -69,7 +69,7 @@ impl Component for Hba {
         }))
         .await;
         let message = match step.files.contains(&HbaFile::Pgbouncer) {
-            true => "pgbouncer's pgb_hba.conf is not managed natively yet",
+            true => "pgb_hba.conf: written by the cluster's pgbouncer/reload action",
             false => "",
         };
         Ok((message.into(), hosts))

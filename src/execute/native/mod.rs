@@ -4,13 +4,14 @@
 //! implements [`Component`]: `observe` what the nodes have now, then `execute` the action's step
 //! from there; `apply` dispatches on the typed step. SQL goes to the **live** primary (every
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
-//! per-instance steps (HBA, parameters) run on each target host. Steps delegated to Pigsty
+//! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host. Steps delegated to Pigsty
 //! (bootstrap, node, etcd, redis, ...) are reported as not native.
 
 mod hba;
 mod objects;
 mod params;
 pub(crate) mod pg;
+mod pgbouncer;
 
 use std::time::Instant;
 
@@ -97,6 +98,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Object(s) => run::<objects::Objects>(ctx, a, s).await,
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
+        Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
         Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),

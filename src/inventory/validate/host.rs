@@ -167,6 +167,33 @@ fn check_layer(vars: &Vars, out: &mut Out) {
             )))
         }
     });
+    // Written into pgbouncer's database.txt as `host=<value>` (one word).
+    for key in ["pgbouncer_redirect_to", "pg_localhost"] {
+        at(key, &|v| {
+            let s = string(key, v)?;
+            let bad = |c: char| c.is_whitespace() || c.is_control() || "\"'=#;,\\".contains(c);
+            match s.chars().any(bad) {
+                false => Ok(()),
+                true => Err(fail(format!(
+                    "`{key}` {} goes into pgbouncer's database.txt as host=...: no whitespace, quotes, `=`, `#`, `;`, `,` or `\\`",
+                    shown(s)
+                ))),
+            }
+        });
+    }
+    at("pgbouncer_enabled", &|v| match v {
+        Value::Bool(_) => Ok(()),
+        other => Err(fail(format!(
+            "`pgbouncer_enabled` must be true or false (unquoted), got {}",
+            type_name(other)
+        ))),
+    });
+    at("pgbouncer_port", &|v| match ansible_uint(v) {
+        Some(1..=65535) => Ok(()),
+        _ => Err(fail(
+            "`pgbouncer_port` must be a port number from 1 to 65535".into(),
+        )),
+    });
     at("pg_pwd_enc", &|v| match string("pg_pwd_enc", v)? {
         "scram-sha-256" | "md5" => Ok(()),
         s => Err(fail(format!(

@@ -403,3 +403,18 @@ fn default_roles_are_checked_like_users() {
     at(&e, 8, "comment", "`comment`");
     valid("        pg_default_roles: [ { name: postgres, superuser: true, comment: system superuser } ]\n");
 }
+
+#[test]
+fn pgbouncer_settings_must_fit_its_files() {
+    let e = error("        pgbouncer_redirect_to: '10.0.0.9 pool_size=1'\n");
+    at(&e, 8, "'10.0.0.9", "database.txt");
+    let e = error("        pg_localhost: '/run/a b'\n");
+    at(&e, 8, "'/run", "database.txt");
+    let e = error("        pg_databases: [ { name: d, pool_size: lots } ]\n");
+    at(&e, 8, "lots", "pool_size");
+    let e = error("        pg_users: [ { name: u, pool_mode: 'session x' } ]\n");
+    at(&e, 8, "'session", "pool_mode");
+    let e = error("        pgbouncer_enabled: 'yes'\n");
+    at(&e, 8, "'yes'", "pgbouncer_enabled");
+    valid("        pgbouncer_redirect_to: 10.0.0.9\n        pg_databases: [ { name: d, pool_size: 5, pool_mode: session, pool_connlimit: -1 } ]\n");
+}
