@@ -10,6 +10,7 @@ mod apply_records;
 mod apply_txn;
 mod corpus;
 mod corpus_split;
+mod equivalence;
 mod forge;
 mod forge_order;
 mod harness;

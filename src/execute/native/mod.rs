@@ -110,7 +110,10 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 /// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
 /// running cluster or bootstraps a new one.
 pub fn handles(step: &Step) -> bool {
-    matches!(step, Step::Object(_) | Step::Hba(_) | Step::Parameters(_))
+    matches!(
+        step,
+        Step::Object(_) | Step::Hba(_) | Step::Parameters(_) | Step::Pgbouncer(_)
+    )
 }
 
 /// Manual actions and destructive ones without approval do not run, whatever the executor.
