@@ -24,7 +24,8 @@ fn snapshot(p: &Node, ips: &[String]) -> BTreeSet<String> {
     add("role", p.sql("postgres", "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, rolpassword IS NOT NULL, coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY 1"));
     add("member", p.sql("postgres", "SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE m.rolname !~ '^pg_' ORDER BY 1, 2"));
     add("setting", p.sql("postgres", "SELECT coalesce(r.rolname, '*'), coalesce(d.datname, '*'), array_to_string(ARRAY(SELECT unnest(s.setconfig) ORDER BY 1), ',') FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1, 2"));
-    let acl = |col: &str| format!("array_to_string(ARRAY(SELECT unnest({col})::text ORDER BY 1), ',')");
+    let acl =
+        |col: &str| format!("array_to_string(ARRAY(SELECT unnest({col})::text ORDER BY 1), ',')");
     add("database", p.sql("postgres", &format!("SELECT datname, pg_get_userbyid(datdba), datconnlimit, datallowconn, datistemplate, {}, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database ORDER BY 1", acl("datacl"))));
     let dbs = p.sql("postgres", "SELECT datname FROM pg_database WHERE datallowconn AND datname NOT IN ('template0') ORDER BY 1");
     for db in dbs.lines() {
@@ -45,12 +46,35 @@ fn pgbouncer_files(n: &Node) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for f in ["useropts.txt", "database.txt", "userlist.txt"] {
         let text = std::fs::read_to_string(n.pgbouncer_dir().join(f)).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             let line = match f {
                 "userlist.txt" => line.split(' ').next().unwrap_or("").to_string(),
                 _ => line.split_whitespace().collect::<Vec<_>>().join(" "),
             };
             out.insert(format!("{f}|{line}"));
+        }
+    }
+    out
+}
+
+/// The rule lines of both HBA files of `n` (comments and the header differ by design: Pigsty's
+/// banner carries the render time), addresses replaced by `IP<n>`.
+fn hba_files(n: &Node, ips: &[String]) -> Vec<String> {
+    let pgb = n.pgbouncer_dir().join("pgb_hba.conf");
+    let mut out = Vec::new();
+    for (name, path) in [("pg_hba.conf", n.hba_file()), ("pgb_hba.conf", pgb)] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let line = ips.iter().enumerate().fold(line.to_string(), |l, (i, ip)| {
+                l.replace(ip.as_str(), &format!("IP{i}"))
+            });
+            out.push(format!("{name}|{line}"));
         }
     }
     out
@@ -70,7 +94,8 @@ impl Pair {
             edit(&mut v);
             // Quoted, as Pigsty's docs write it: a plain date is a date object to Ansible, and
             // pgsql-user.yml's set_fact then turns the user's definition into a string and fails.
-            let text = crate::support::to_yaml(&v).replace("expire_at: 2031-01-01", "expire_at: '2031-01-01'");
+            let text = crate::support::to_yaml(&v)
+                .replace("expire_at: 2031-01-01", "expire_at: '2031-01-01'");
             f.repo.commit_inventory(&text, message);
             let run = match pigsty {
                 false => f.apply(&[]),
@@ -101,15 +126,38 @@ impl Pair {
                 pgbouncer_files(self.a.nodes.node(na)),
                 pgbouncer_files(self.b.nodes.node(nb)),
             );
+            // Deliberate (README): with `pg_default_roles` unset, pgitops writes the default
+            // roles' pool options as pgsql.yml does (the role's defaults); the standalone
+            // pgsql-user.yml has no role defaults and rewrites useropts.txt without them.
+            let default_role = |l: &&String| {
+                ["dbuser_dba ", "dbuser_monitor "]
+                    .iter()
+                    .any(|r| l.starts_with(&format!("useropts.txt|{r}")))
+            };
+            let fa: BTreeSet<&String> = fa.iter().filter(|l| !default_role(l)).collect();
+            let fb: BTreeSet<&String> = fb.iter().filter(|l| !default_role(l)).collect();
             assert_eq!(fa, fb, "{step}: pgbouncer files of {na} / {nb}");
+            let (ha, hb) = (
+                hba_files(self.a.nodes.node(na), &self.a.ips),
+                hba_files(self.b.nodes.node(nb), &self.b.ips),
+            );
+            assert_eq!(ha, hb, "{step}: HBA files of {na} / {nb}");
         }
     }
 }
 
 fn users(v: &mut serde_yaml_ng::Value) {
     push(v, "pg_users", "{ name: eq_full, password: 'Eq.Full.1', login: true, superuser: false, createdb: true, createrole: true, inherit: false, replication: true, bypassrls: true, connlimit: 7, expire_at: '2031-01-01', comment: 'every attribute', roles: [ dbrole_readwrite, { name: dbrole_readonly, admin: true } ], parameters: { work_mem: '16MB', search_path: 'app,public' }, pgbouncer: true, pool_mode: session, pool_connlimit: 20 }");
-    push(v, "pg_users", "{ name: eq_nologin, login: false, comment: 'a group' }");
-    push(v, "pg_users", "{ name: eq_plain, password: 'Eq.Plain.1', pgbouncer: true }");
+    push(
+        v,
+        "pg_users",
+        "{ name: eq_nologin, login: false, comment: 'a group' }",
+    );
+    push(
+        v,
+        "pg_users",
+        "{ name: eq_plain, password: 'Eq.Plain.1', pgbouncer: true }",
+    );
 }
 
 fn databases(v: &mut serde_yaml_ng::Value) {
@@ -132,16 +180,32 @@ fn native_and_pigsty_leave_the_same_state() {
     pair.commit(&users, "users with every attribute");
     pair.same("users");
     for f in [&pair.a, &pair.b] {
-        f.primary().login("eq_full", "Eq.Full.1", "postgres").expect("password set");
+        f.primary()
+            .login("eq_full", "Eq.Full.1", "postgres")
+            .expect("password set");
     }
-    pair.commit(&|v| {
-        users(v);
-        databases(v);
-    }, "databases");
+    pair.commit(
+        &|v| {
+            users(v);
+            databases(v);
+        },
+        "databases",
+    );
     pair.same("databases");
-    pair.commit(&|v| {
+    let hba = |v: &mut serde_yaml_ng::Value| {
         users(v);
         databases(v);
+        push(v, "pg_hba_rules", "{ user: eq_plain, db: eq_shop, addr: world, auth: deny, title: 'no eq_plain', order: 5 }");
+        push(
+            v,
+            "pgb_hba_rules",
+            "{ user: eq_full, db: all, addr: intra, auth: pwd, title: 'eq_full via pgbouncer' }",
+        );
+    };
+    pair.commit(&hba, "HBA rules for PostgreSQL and pgbouncer");
+    pair.same("hba");
+    pair.commit(&|v| {
+        hba(v);
         v["all"]["children"]["pg-t"]["vars"]["pg_databases"][1]["state"] = "absent".into();
         user(v, "eq_nologin")["state"] = "absent".into();
     }, "drop a database and a user\n\nPgitops-Approve: pg-t/database/eq_quiet/drop\nPgitops-Approve: pg-t/user/eq_nologin/drop\n");
