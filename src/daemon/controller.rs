@@ -124,6 +124,7 @@ mod tests {
             hosts: vec![],
             message: String::new(),
             ms: 0,
+            created: false,
             executor: None,
         }
     }

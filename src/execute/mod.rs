@@ -131,6 +131,10 @@ pub struct ActionResult {
     pub message: String,
     #[serde(default)]
     pub ms: u64,
+    /// The action created the object it names (a user that did not exist before it ran).
+    /// Only such users are recorded as pgitops' own, and only those are ever pruned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
     /// Which executor ran the action (`None`: none did: held, skipped, waiting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorUsed>,
@@ -266,6 +270,7 @@ pub fn result(
         hosts,
         message: message.into(),
         ms: 0,
+        created: false,
         executor: None,
     }
 }

@@ -264,9 +264,9 @@ fn record(
                 continue;
             };
             match &a.step {
-                Step::Object(ObjectStep::UserUpsert {
-                    name, create: true, ..
-                }) => {
+                // Only a role this action really created (not one that was there already,
+                // as on first contact with a running fleet) becomes pgitops' own.
+                Step::Object(ObjectStep::UserUpsert { name, .. }) if r.created => {
                     entry.created.insert(format!("user/{name}"));
                 }
                 Step::Object(ObjectStep::UserDrop { name, .. }) => {

@@ -128,6 +128,34 @@ fn a_pruned_user_that_owns_objects_is_refused_and_nothing_else_is_harmed() {
 }
 
 #[test]
+fn a_user_that_was_there_before_pgitops_is_never_pruned() {
+    let f = Fleet::new(&["127.0.32.11"]);
+    let p = f.primary();
+    p.sql("postgres", "CREATE ROLE legacy LOGIN");
+    // First contact: the inventory declares a user that already runs, and a new one.
+    let mut v = f.inventory();
+    push(&mut v, "pg_users", "{ name: legacy, password: 'Legacy.Pass' }");
+    push(&mut v, "pg_users", "{ name: fresh, password: 'Fresh.Pass' }");
+    f.commit(&v, "adopt legacy, add fresh");
+    let run = f.apply(&[]);
+    ok(&run);
+    assert!(run.stdout.contains("user legacy converged"), "{}", run.stdout);
+    assert!(run.stdout.contains("user fresh created"), "{}", run.stdout);
+    // Both leave the inventory without `state: absent`: only the user pgitops created goes.
+    v["all"]["children"]["pg-t"]["vars"]["pg_users"]
+        .as_sequence_mut()
+        .unwrap()
+        .retain(|u| u["name"] != "legacy" && u["name"] != "fresh");
+    f.commit(&v, "both leave the inventory");
+    let run = f.apply(&[]);
+    ok(&run);
+    assert!(run.stdout.contains("pg-t/user/fresh/drop"), "{}", run.stdout);
+    assert!(!run.stdout.contains("pg-t/user/legacy/drop"), "{}", run.stdout);
+    assert!(has_role(p, "legacy"), "a user pgitops did not create is left in place");
+    assert!(!has_role(p, "fresh"));
+}
+
+#[test]
 fn reverting_the_commit_that_added_a_user_removes_it() {
     let f = Fleet::new(&["127.0.32.11"]);
     let mut v = f.inventory();

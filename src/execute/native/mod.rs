@@ -103,7 +103,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
     };
-    finish(a, outcome)
+    let mut r = finish(a, outcome);
+    r.created = r.status == Status::Applied && r.message == objects::CREATED;
+    r
 }
 
 /// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a

@@ -167,14 +167,26 @@ async fn user_upsert(
         .map(Secret::Verifier)
         .unwrap_or(Secret::Redacted);
     let script = render(sql::user_upsert(name, &def.0, secret, sc))?;
+    let created = std::sync::atomic::AtomicBool::new(false);
     let host = on_host(ctx, &p.host, || async {
-        run(ctx, p, "postgres", &script, v.as_slice())
-            .await
-            .map(|_| format!("user {name} converged on the live primary"))
+        let out = run(ctx, p, "postgres", &script, v.as_slice()).await?;
+        let made = out.lines().any(|l| l.trim() == sql::CREATED_MARK);
+        created.store(made, std::sync::atomic::Ordering::Relaxed);
+        Ok(match made {
+            true => format!("user {name} created on the live primary"),
+            false => format!("user {name} converged on the live primary"),
+        })
     })
     .await;
-    Ok((String::new(), vec![host]))
+    let message = match created.into_inner() {
+        true => CREATED.to_string(),
+        false => String::new(),
+    };
+    Ok((message, vec![host]))
 }
+
+/// The message of a user action that created its role (it did not exist before).
+pub(crate) const CREATED: &str = "created: the role did not exist before";
 
 /// The databases a role's objects can be reached in (`datallowconn`), names hex-encoded so that
 /// any name survives psql's line output.

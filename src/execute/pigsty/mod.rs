@@ -87,6 +87,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         );
     };
     let mark = verify::mark(ctx, a).await;
+    let existed = verify::role_before(ctx, a).await;
     let run = match ansible::run(cfg, book, &inventory).await {
         Ok(run) => run,
         Err(e) => return result(a, Status::Failed, e, vec![]),
@@ -115,7 +116,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         );
     }
     match verify::check(ctx, a, mark.as_ref()).await {
-        Ok(None) => result(a, Status::Applied, tail, hosts),
+        Ok(None) => {
+            let mut r = result(a, Status::Applied, tail, hosts);
+            r.created = existed == Some(false);
+            r
+        }
         Ok(Some(what)) => {
             hosts.push(HostResult {
                 host: "verification".into(),

@@ -46,6 +46,18 @@ pub async fn mark(ctx: &Ctx<'_>, a: &Action) -> Option<LogMark> {
     Some(LogMark { host, path, size })
 }
 
+/// For a user action: whether its role exists before the playbook runs (`None`: not a user
+/// action, or it could not be asked). A role that did not exist and does afterwards was
+/// created by this run, and only such roles become pgitops' own.
+pub async fn role_before(ctx: &Ctx<'_>, a: &Action) -> Option<bool> {
+    let Step::Object(ObjectStep::UserUpsert { name, .. }) = &a.step else {
+        return None;
+    };
+    let (primary, _) = pg::live_primary(ctx, ctx.cluster(a).ok()?).await.ok()?;
+    let live = pg::psql(ctx, &primary, "postgres", &verify::user_facts(name).ok()?).await.ok()?;
+    Some(live.trim() != "null")
+}
+
 /// The `ERROR` lines appended to the log since `mark`.
 async fn errors_since(ctx: &Ctx<'_>, mark: &LogMark) -> Result<Vec<String>, ExecError> {
     let from = format!("+{}", mark.size + 1);

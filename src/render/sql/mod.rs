@@ -54,7 +54,7 @@ pub use quote::{conninfo_value, quote_ident, quote_literal};
 pub use system::{alter_system, pending_restart_query};
 pub use user::{
     default_roles, user_drop, user_drop_prepare, user_drop_role, user_ownership_check,
-    user_reassign, user_upsert, DefaultRole,
+    user_reassign, user_upsert, DefaultRole, CREATED_MARK,
 };
 
 use std::fmt;

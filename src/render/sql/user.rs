@@ -17,6 +17,10 @@ use super::quote::{ident, literal, names};
 use super::{invalid, protected, Result, Script, Secret, SqlContext, Statement};
 use crate::inventory::fields::ROLE_FLAGS;
 
+/// What a user script prints when it created the role (it did not exist before): pgitops
+/// records only roles it created, and prunes only those.
+pub const CREATED_MARK: &str = "pgitops-created-role";
+
 /// Create the role if missing, then converge everything the definition states (§2.1-§2.3).
 /// Refuses `postgres`, as Pigsty's preflight does.
 pub fn user_upsert(name: &str, def: &Mapping, pw: Secret, ctx: &SqlContext) -> Result<Script> {
@@ -77,7 +81,8 @@ fn role(
     };
     let missing = format!("NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit})");
     out.when("pgitops_missing", &missing, |o| {
-        o.sql(format!("CREATE ROLE {role} {login};"))
+        o.sql(format!("CREATE ROLE {role} {login};"));
+        o.sql(format!("\\echo {CREATED_MARK}"));
     });
     let mut attrs = Vec::new();
     for key in ROLE_FLAGS {
