@@ -53,7 +53,8 @@ enum Output {
 enum Command {
     /// Show what a commit range changes and the actions it needs.
     Plan {
-        /// `FROM..TO` or `TO` (default HEAD; FROM defaults to TO's first parent).
+        /// `FROM..TO` or `TO` (default HEAD). FROM defaults to the commit most clusters were
+        /// last applied at (the state directory), else TO's first parent.
         range: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
@@ -132,8 +133,10 @@ pub async fn main(Args(cli): Args) -> ExitCode {
             .is_ok_and(|c| c.log.format == pgitops::config::LogFormat::Json),
         _ => false,
     };
+    use std::io::IsTerminal;
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PGITOPS_LOG"));
     if json {
         logs.json().init();

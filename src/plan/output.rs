@@ -193,7 +193,9 @@ fn action_text(a: &Action, p: &Paint) -> String {
             p.wrap("1;31", "held until approved:"),
             a.id
         )),
-        super::Approval::Approved => s.push_str("      approved by a Pgitops-Approve trailer\n"),
+        super::Approval::Approved => {
+            s.push_str("      approved (a Pgitops-Approve trailer or `pgitops approve`)\n")
+        }
         super::Approval::NotNeeded => {}
     }
     if let Some(reason) = &a.reason {

@@ -134,12 +134,24 @@ fn a_user_that_was_there_before_pgitops_is_never_pruned() {
     p.sql("postgres", "CREATE ROLE legacy LOGIN");
     // First contact: the inventory declares a user that already runs, and a new one.
     let mut v = f.inventory();
-    push(&mut v, "pg_users", "{ name: legacy, password: 'Legacy.Pass' }");
-    push(&mut v, "pg_users", "{ name: fresh, password: 'Fresh.Pass' }");
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: legacy, password: 'Legacy.Pass' }",
+    );
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: fresh, password: 'Fresh.Pass' }",
+    );
     f.commit(&v, "adopt legacy, add fresh");
     let run = f.apply(&[]);
     ok(&run);
-    assert!(run.stdout.contains("user legacy converged"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("user legacy converged"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("user fresh created"), "{}", run.stdout);
     // Both leave the inventory without `state: absent`: only the user pgitops created goes.
     v["all"]["children"]["pg-t"]["vars"]["pg_users"]
@@ -149,9 +161,20 @@ fn a_user_that_was_there_before_pgitops_is_never_pruned() {
     f.commit(&v, "both leave the inventory");
     let run = f.apply(&[]);
     ok(&run);
-    assert!(run.stdout.contains("pg-t/user/fresh/drop"), "{}", run.stdout);
-    assert!(!run.stdout.contains("pg-t/user/legacy/drop"), "{}", run.stdout);
-    assert!(has_role(p, "legacy"), "a user pgitops did not create is left in place");
+    assert!(
+        run.stdout.contains("pg-t/user/fresh/drop"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("pg-t/user/legacy/drop"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        has_role(p, "legacy"),
+        "a user pgitops did not create is left in place"
+    );
     assert!(!has_role(p, "fresh"));
 }
 

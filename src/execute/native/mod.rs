@@ -130,8 +130,8 @@ pub fn held(a: &Action) -> Option<ActionResult> {
     }
     (a.approval == Approval::Required).then(|| {
         let why = format!(
-            "held until approved: add `Pgitops-Approve: {}` to a commit of the range",
-            a.id
+            "held until approved: add `Pgitops-Approve: {id}` to a commit of the range, or run `pgitops approve {id}`",
+            id = a.id
         );
         result(a, Status::AwaitingApproval, why, vec![])
     })

@@ -54,7 +54,9 @@ pub async fn role_before(ctx: &Ctx<'_>, a: &Action) -> Option<bool> {
         return None;
     };
     let (primary, _) = pg::live_primary(ctx, ctx.cluster(a).ok()?).await.ok()?;
-    let live = pg::psql(ctx, &primary, "postgres", &verify::user_facts(name).ok()?).await.ok()?;
+    let live = pg::psql(ctx, &primary, "postgres", &verify::user_facts(name).ok()?)
+        .await
+        .ok()?;
     Some(live.trim() != "null")
 }
 
