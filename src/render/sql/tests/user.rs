@@ -10,7 +10,7 @@ fn user_fields() {
         15,
     );
     has(&sql, &[
-        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'u') AS pgitops_missing \\gset\n\\if :pgitops_missing\nCREATE ROLE \"u\" LOGIN;\n\\endif",
+        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'u') AS pgitops_missing \\gset\n\\if :pgitops_missing\nCREATE ROLE \"u\" LOGIN;\n\\echo pgitops-created-role\n\\endif",
         "ALTER ROLE \"u\" WITH NOSUPERUSER CREATEDB BYPASSRLS CONNECTION LIMIT 3;",
         "COMMENT ON ROLE \"u\" IS 'business user u';",
     ]);
@@ -28,7 +28,7 @@ fn user_fields() {
     );
     has(
         &user("{login: null, comment: null}", 15),
-        &["LOGIN;\n\\endif\nCOMMENT"],
+        &["LOGIN;\n\\echo pgitops-created-role\n\\endif\nCOMMENT"],
     );
     let def = yaml(&format!(
         "comment: {}",
