@@ -15,7 +15,8 @@ pub struct RenderArgs {
     /// The revision to render from.
     #[arg(long, default_value = "HEAD")]
     revision: String,
-    /// The file: pg_hba.conf or pgb_hba.conf.
+    /// The file: pg_hba.conf, pgb_hba.conf, useropts.txt, database.txt or userlist.txt
+    /// (verifiers shown as placeholders).
     #[arg(value_parser = parse_file)]
     file: NodeFile,
 }

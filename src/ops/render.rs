@@ -7,8 +7,8 @@
 //! [`render`] opens the repository and loads the revision like `pgitops validate` does.
 //!
 //! Adding a file: a [`NodeFile`] variant, its name in [`NodeFile::name`], and its renderer in
-//! [`node_file`]'s match. Renderers never see secrets' values unless the file itself carries
-//! them (HBA files carry none).
+//! [`node_file`]'s match. No secret is ever rendered: HBA and pgbouncer option files carry none,
+//! and `userlist.txt` shows a placeholder where each verifier goes.
 
 use anyhow::{bail, Result};
 
@@ -17,6 +17,7 @@ use crate::inventory::model::PgCluster;
 use crate::inventory::Inventory;
 use crate::render::hba::{HbaError, Target};
 use crate::render::hba_for;
+use crate::render::pgbouncer::{self, PgbError};
 
 /// The files `pgitops render` can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,16 +26,32 @@ pub enum NodeFile {
     PgHba,
     /// pgbouncer's `/etc/pgbouncer/pgb_hba.conf`.
     PgbHba,
+    /// pgbouncer's `/etc/pgbouncer/useropts.txt`.
+    Useropts,
+    /// pgbouncer's `/etc/pgbouncer/database.txt`.
+    Databases,
+    /// pgbouncer's `/etc/pgbouncer/userlist.txt`, each verifier shown as a placeholder: the
+    /// executor reads them from `pg_authid` on the live primary when it writes the file.
+    Userlist,
 }
 
 impl NodeFile {
-    pub const ALL: [NodeFile; 2] = [NodeFile::PgHba, NodeFile::PgbHba];
+    pub const ALL: [NodeFile; 5] = [
+        NodeFile::PgHba,
+        NodeFile::PgbHba,
+        NodeFile::Useropts,
+        NodeFile::Databases,
+        NodeFile::Userlist,
+    ];
 
     /// The file's name as typed on the command line.
     pub fn name(self) -> &'static str {
         match self {
             NodeFile::PgHba => "pg_hba.conf",
             NodeFile::PgbHba => "pgb_hba.conf",
+            NodeFile::Useropts => "useropts.txt",
+            NodeFile::Databases => "database.txt",
+            NodeFile::Userlist => "userlist.txt",
         }
     }
 
@@ -56,6 +73,8 @@ pub enum NodeFileError {
         file: &'static str,
         source: HbaError,
     },
+    #[error(transparent)]
+    Pgbouncer(#[from] PgbError),
 }
 
 fn cluster_of<'a>(inv: &'a Inventory, host: &str) -> Option<&'a PgCluster> {
@@ -87,6 +106,9 @@ pub fn node_file(inv: &Inventory, host: &str, file: NodeFile) -> Result<String, 
     match file {
         NodeFile::PgHba => hba(Target::Postgres),
         NodeFile::PgbHba => hba(Target::Pgbouncer),
+        NodeFile::Useropts => Ok(pgbouncer::useropts(inv, host)?),
+        NodeFile::Databases => Ok(pgbouncer::database_txt(inv, host)?),
+        NodeFile::Userlist => Ok(pgbouncer::userlist_preview(inv, host)?),
     }
 }
 

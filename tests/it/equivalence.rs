@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::support::fleet::{ok, push, user, Fleet};
 use crate::support::nodes::Node;
+use crate::support::pgitops;
 use crate::support::pigsty::Ansible;
 
 /// Every fact, one per line, sorted; `ips` are replaced by `IP<n>`.
@@ -142,6 +143,22 @@ impl Pair {
                 hba_files(self.b.nodes.node(nb), &self.b.ips),
             );
             assert_eq!(ha, hb, "{step}: HBA files of {na} / {nb}");
+            // What `pgitops render` shows is what the native executor wrote.
+            let node = self.a.nodes.node(na);
+            for (file, path) in [
+                ("pg_hba.conf", node.hba_file()),
+                ("pgb_hba.conf", node.pgbouncer_dir().join("pgb_hba.conf")),
+                ("useropts.txt", node.pgbouncer_dir().join("useropts.txt")),
+                ("database.txt", node.pgbouncer_dir().join("database.txt")),
+            ] {
+                let r = pgitops(self.a.repo.path(), &["render", "--host", na, file]);
+                assert_eq!(r.code, 0, "{}", r.stderr);
+                assert_eq!(
+                    r.stdout,
+                    std::fs::read_to_string(path).unwrap(),
+                    "{step}: {file}"
+                );
+            }
         }
     }
 }
