@@ -54,10 +54,8 @@ pub async fn role_before(ctx: &Ctx<'_>, a: &Action) -> Option<bool> {
         return None;
     };
     let (primary, _) = pg::live_primary(ctx, ctx.cluster(a).ok()?).await.ok()?;
-    let live = pg::psql(ctx, &primary, "postgres", &verify::user_facts(name).ok()?)
-        .await
-        .ok()?;
-    Some(live.trim() != "null")
+    let q = verify::user_facts(name).ok()?;
+    Some(!facts(ctx, &primary, "postgres", &q).await.ok()?.is_null())
 }
 
 /// The `ERROR` lines appended to the log since `mark`.
@@ -76,6 +74,18 @@ async fn errors_since(ctx: &Ctx<'_>, mark: &LogMark) -> Result<Vec<String>, Exec
         .collect())
 }
 
+/// The catalogs' answer to a facts query (one JSON value) in `db` on `host`.
+async fn facts(
+    ctx: &Ctx<'_>,
+    host: &str,
+    db: &str,
+    query: &str,
+) -> Result<serde_json::Value, ExecError> {
+    let text = pg::psql(ctx, host, db, query).await?;
+    serde_json::from_str(text.trim())
+        .map_err(|e| ExecError::Refused(format!("reading the catalogs' answer: {e}")))
+}
+
 /// What the catalogs (and Pigsty's log) say went wrong, if anything.
 pub async fn check(
     ctx: &Ctx<'_>,
@@ -86,37 +96,26 @@ pub async fn check(
         return Ok(None);
     };
     let refused = |e: sql::SqlError| ExecError::Refused(e.to_string());
-    let c = ctx.cluster(a)?;
-    let (primary, _) = pg::live_primary(ctx, c).await?;
-    let json = |text: String| -> Result<serde_json::Value, ExecError> {
-        serde_json::from_str(text.trim())
-            .map_err(|e| ExecError::Refused(format!("reading the catalogs' answer: {e}")))
+    let (primary, _) = pg::live_primary(ctx, ctx.cluster(a)?).await?;
+    let ask = |db: &'static str, q: Result<String, sql::SqlError>| {
+        let primary = primary.clone();
+        async move { facts(ctx, &primary, db, &q.map_err(refused)?).await }
+    };
+    let gone = |what: &str, name: &str, live: serde_json::Value| match live.is_null() {
+        true => vec![],
+        false => vec![format!("{what} {name:?} still exists")],
     };
     let mut wrong = match o {
         ObjectStep::DefaultRoles { .. } => vec![],
         ObjectStep::UserUpsert { name, def, .. } => {
-            let live = pg::psql(
-                ctx,
-                &primary,
-                "postgres",
-                &verify::user_facts(name).map_err(refused)?,
-            )
-            .await?;
-            verify::user_mismatches(name, &def.0, &json(live)?).map_err(refused)?
+            let live = ask("postgres", verify::user_facts(name)).await?;
+            verify::user_mismatches(name, &def.0, &live).map_err(refused)?
         }
-        ObjectStep::UserDrop { name, .. } => {
-            let live = pg::psql(
-                ctx,
-                &primary,
-                "postgres",
-                &verify::user_facts(name).map_err(refused)?,
-            )
-            .await?;
-            match json(live)?.is_null() {
-                true => vec![],
-                false => vec![format!("role {name:?} still exists")],
-            }
-        }
+        ObjectStep::UserDrop { name, .. } => gone(
+            "role",
+            name,
+            ask("postgres", verify::user_facts(name)).await?,
+        ),
         ObjectStep::DatabaseUpsert {
             name,
             def,
@@ -128,12 +127,9 @@ pub async fn check(
             def,
             sql: target,
         } => {
-            let q = verify::database_facts(name).map_err(refused)?;
-            let live = json(pg::psql(ctx, &primary, "postgres", &q).await?)?;
+            let live = ask("postgres", verify::database_facts(name)).await?;
             let inner = match live.is_object() {
-                true => Some(json(
-                    pg::psql(ctx, &primary, name, &verify::database_inner_facts()).await?,
-                )?),
+                true => Some(facts(ctx, &primary, name, &verify::database_inner_facts()).await?),
                 false => None,
             };
             let privileges = target
@@ -143,13 +139,11 @@ pub async fn check(
             verify::database_mismatches(name, &def.0, &live, inner.as_ref(), privileges)
                 .map_err(refused)?
         }
-        ObjectStep::DatabaseDrop { name, .. } => {
-            let q = verify::database_facts(name).map_err(refused)?;
-            match json(pg::psql(ctx, &primary, "postgres", &q).await?)?.is_null() {
-                true => vec![],
-                false => vec![format!("database {name:?} still exists")],
-            }
-        }
+        ObjectStep::DatabaseDrop { name, .. } => gone(
+            "database",
+            name,
+            ask("postgres", verify::database_facts(name)).await?,
+        ),
     };
     if let Some(m) = mark {
         let errors = errors_since(ctx, m).await?;
