@@ -6,6 +6,7 @@
 
 use crate::support::fleet::{has_database, has_role, ok, push, user, Fleet};
 use crate::support::pigsty::Ansible;
+use crate::support::service::Service;
 use crate::support::Run;
 
 fn pigsty(f: &Fleet, a: &Ansible) -> Run {
@@ -127,4 +128,40 @@ fn a_playbook_that_succeeds_while_its_sql_failed_is_a_failure() {
         run.stdout
     );
     assert!(run.stdout.contains("no_such_extension"), "{}", run.stdout);
+}
+
+#[test]
+fn the_service_with_executor_pigsty_runs_the_real_playbooks() {
+    let f = Fleet::new(&["127.0.52.21", "127.0.52.22"]);
+    let ans = Ansible::new(&f.nodes);
+    let mut v = f.inventory();
+    let base = f.commit(&v, "baseline");
+    let cfg = ans.config();
+    let svc = Service::start_executor(
+        &f,
+        &ans.executor_toml("pigsty"),
+        &[("ANSIBLE_CONFIG", &cfg)],
+    );
+    svc.push(&f);
+    // First contact through Pigsty: the running nodes and cluster are adopted, nothing fails.
+    let note = svc.final_note(&base);
+    assert_ne!(note["status"], "failure", "{note:#}");
+    assert!(note.to_string().contains("\"adopted\""), "{note:#}");
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: via_service, password: 'Via.Service.1', comment: 'from the service' }",
+    );
+    let add = f.commit(&v, "a user through the service and Pigsty");
+    svc.push(&f);
+    let note = svc.final_note(&add);
+    assert_eq!(note["status"], "success", "{note:#}");
+    assert!(
+        note.to_string().contains("\"executor\":\"pigsty\""),
+        "{note:#}"
+    );
+    f.primary()
+        .login("via_service", "Via.Service.1", "postgres")
+        .expect("pgsql-user.yml ran from the service");
+    assert!(!note.to_string().contains("Via.Service.1"));
 }

@@ -108,6 +108,20 @@ impl Ansible {
         ]
     }
 
+    /// `ANSIBLE_CONFIG`'s value.
+    pub fn config(&self) -> String {
+        format!("{}/ansible.cfg", self.dir.path().display())
+    }
+
+    /// The `[executor]` lines of a service running the real home through the guard.
+    pub fn executor_toml(&self, kind: &str) -> String {
+        format!(
+            "kind = {kind:?}\npigsty_home = {:?}\nansible_playbook = {:?}",
+            self.dir.path().join("home"),
+            self.dir.path().join("ansible-playbook-guard")
+        )
+    }
+
     /// `--pigsty-home <real home> --ansible-playbook <guard>`.
     pub fn args(&self) -> Vec<String> {
         vec![

@@ -47,6 +47,21 @@ impl Service {
         env: &[(&str, &str)],
         prepare: impl FnOnce(&mut Command),
     ) -> Service {
+        Service::start_full(f, "", extra, env, prepare)
+    }
+
+    /// With `executor` lines added to the `[executor]` table (e.g. `kind = "pigsty"`).
+    pub fn start_executor(f: &Fleet, executor: &str, env: &[(&str, &str)]) -> Service {
+        Service::start_full(f, executor, "", env, |_| {})
+    }
+
+    fn start_full(
+        f: &Fleet,
+        executor: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Service {
         let remote = tempfile::tempdir().unwrap();
         git2::Repository::init_bare(remote.path()).unwrap();
         let state = tempfile::Builder::new()
@@ -55,7 +70,7 @@ impl Service {
             .unwrap();
         let port = free_port();
         let cfg = format!(
-            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n{executor}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
             remote.path(),
             state.path(),
             f.nodes.identity(),
