@@ -154,7 +154,7 @@ fn pgitops_renders_hba_files_like_pigstys_templates() {
         assert_eq!(ours, their_hosts, "{name}: the PGSQL hosts differ");
         for (host, rendered) in theirs {
             hosts += 1;
-            for file in NodeFile::ALL {
+            for file in [NodeFile::PgHba, NodeFile::PgbHba] {
                 let want = &rendered[file.name()];
                 let Some(want) = want["ok"].as_str() else {
                     failures.push(format!("{name} {host} {}: Pigsty: {want}", file.name()));
