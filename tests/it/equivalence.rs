@@ -39,7 +39,10 @@ fn snapshot(p: &Node, ips: &[String]) -> BTreeSet<String> {
             .enumerate()
             .fold(s, |s, (i, ip)| s.replace(ip.as_str(), &format!("IP{i}")))
     };
-    out.into_iter().map(ip_free).collect()
+    // Deliberate (README): Pigsty's template writes a YAML boolean setting as Python's
+    // `False`/`True`, pgitops as `off`/`on`; PostgreSQL reads both the same.
+    let python_bools = |s: String| s.replace("=False", "=off").replace("=True", "=on");
+    out.into_iter().map(ip_free).map(python_bools).collect()
 }
 
 /// The pgbouncer files of `node` (userlist: names only; a verifier's salt differs by run).
@@ -164,7 +167,7 @@ impl Pair {
 }
 
 fn users(v: &mut serde_yaml_ng::Value) {
-    push(v, "pg_users", "{ name: eq_full, password: 'Eq.Full.1', login: true, superuser: false, createdb: true, createrole: true, inherit: false, replication: true, bypassrls: true, connlimit: 7, expire_at: '2031-01-01', comment: 'every attribute', roles: [ dbrole_readwrite, { name: dbrole_readonly, admin: true } ], parameters: { work_mem: '16MB', search_path: 'app,public' }, pgbouncer: true, pool_mode: session, pool_connlimit: 20 }");
+    push(v, "pg_users", "{ name: eq_full, password: 'Eq.Full.1', login: true, superuser: false, createdb: true, createrole: true, inherit: false, replication: true, bypassrls: true, connlimit: 7, expire_at: '2031-01-01', comment: 'every attribute', roles: [ dbrole_readwrite, { name: dbrole_readonly, admin: true } ], parameters: { work_mem: '16MB', search_path: 'app,public', enable_seqscan: false }, pgbouncer: true, pool_mode: session, pool_connlimit: 20 }");
     push(
         v,
         "pg_users",
