@@ -72,6 +72,8 @@ pub struct ExecConfig {
     pub journal: Option<crate::report::journal::Journal>,
     /// Set: the Pigsty executor runs Pigsty's playbooks instead of the native steps.
     pub pigsty: Option<pigsty::PigstyConfig>,
+    /// Which supervisor runs the daemons pgitops installs (etcd).
+    pub supervision: native::supervise::Supervision,
 }
 
 impl Default for ExecConfig {
@@ -85,6 +87,7 @@ impl Default for ExecConfig {
             stop: Default::default(),
             journal: None,
             pigsty: None,
+            supervision: Default::default(),
         }
     }
 }
@@ -227,7 +230,7 @@ pub async fn run(
                     )
                 } else {
                     match &cfg.pigsty {
-                        Some(p) if !(p.native_first && native::handles(&a.step)) => {
+                        Some(p) if !(p.native_first && native::handles(&a)) => {
                             ran(pigsty::apply(&ctx, &a).await, ExecutorUsed::Pigsty)
                         }
                         _ => ran(native::apply(&ctx, &a).await, ExecutorUsed::Native),

@@ -94,7 +94,9 @@ pub fn host(inv: &Inventory, host: &str) -> Result<EtcdHost, EtcdError> {
         .map(|(n, _)| n.clone())
         .ok_or_else(|| bad("not a member of an etcd cluster".into()))?;
     if !name_ok(&cluster) {
-        return Err(bad(format!("`etcd_cluster` {cluster:?} is not a valid name")));
+        return Err(bad(format!(
+            "`etcd_cluster` {cluster:?} is not a valid name"
+        )));
     }
     let vars = &inv.tree.hosts[host].vars;
     let seq = vars
@@ -111,9 +113,13 @@ pub fn host(inv: &Inventory, host: &str) -> Result<EtcdHost, EtcdError> {
             .filter(|n| *n > 0)
             .ok_or_else(|| bad(format!("`{k}` must be a positive integer"))),
     };
-    let data = str_var(vars, "etcd_data").unwrap_or(DEFAULT_DATA).to_string();
+    let data = str_var(vars, "etcd_data")
+        .unwrap_or(DEFAULT_DATA)
+        .to_string();
     if !safe_path(&data) || data == "/" {
-        return Err(bad(format!("`etcd_data` {data:?} is not a safe absolute path")));
+        return Err(bad(format!(
+            "`etcd_data` {data:?} is not a safe absolute path"
+        )));
     }
     let init = match str_var(vars, "etcd_init").unwrap_or("new") {
         "new" => Init::New,
@@ -236,7 +242,11 @@ mod tests {
     use super::*;
 
     fn inv(text: &str) -> Inventory {
-        crate::inventory::load(&crate::inventory::InventoryFiles::single("pigsty.yml", text), "t").expect("inventory")
+        crate::inventory::load(
+            &crate::inventory::InventoryFiles::single("pigsty.yml", text),
+            "t",
+        )
+        .expect("inventory")
     }
 
     #[test]
@@ -260,7 +270,10 @@ mod tests {
         let i = inv("all:\n  children:\n    etcd:\n      hosts: { 127.0.60.11: { etcd_seq: 1 } }\n      vars: { etcd_cluster: etcd }\n");
         let h = host(&i, "127.0.60.11").unwrap();
         let c = conf(&h, Init::Existing, "etcd-1=http://127.0.60.11:2380");
-        assert!(c.contains("listen-client-urls: \"http://127.0.60.11:2379\"\n"), "{c}");
+        assert!(
+            c.contains("listen-client-urls: \"http://127.0.60.11:2379\"\n"),
+            "{c}"
+        );
         assert!(c.contains("initial-cluster-state: \"existing\""));
     }
 
@@ -274,7 +287,10 @@ mod tests {
             "etcd_port: 70000",
         ] {
             let i = inv(&format!("all:\n  children:\n    etcd:\n      hosts: {{ 10.0.0.1: {{ etcd_seq: 1 }} }}\n      vars: {{ {vars} }}\n"));
-            assert!(members(&i, "etcd").is_err() || i.model.etcd.is_empty(), "{vars}");
+            assert!(
+                members(&i, "etcd").is_err() || i.model.etcd.is_empty(),
+                "{vars}"
+            );
         }
         let i = inv("all:\n  children:\n    etcd:\n      hosts: { node-a: { etcd_seq: 1 } }\n");
         assert!(host(&i, "node-a").is_err());

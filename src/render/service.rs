@@ -54,7 +54,9 @@ pub enum ServiceError {
 fn ident(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
 }
@@ -207,7 +209,8 @@ mod tests {
 
     #[test]
     fn hostile_values_are_refused() {
-        let cases: Vec<Box<dyn Fn(&mut ServiceSpec)>> = vec![
+        type Edit = Box<dyn Fn(&mut ServiceSpec)>;
+        let cases: Vec<Edit> = vec![
             Box::new(|s| s.workdir = "/data/etcd; rm -rf /".into()),
             Box::new(|s| s.workdir = "relative".into()),
             Box::new(|s| s.workdir = "/data/../etc".into()),
