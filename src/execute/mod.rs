@@ -230,7 +230,7 @@ pub async fn run(
                     )
                 } else {
                     match &cfg.pigsty {
-                        Some(p) if !(p.native_first && native::handles(&a)) => {
+                        Some(p) if !(p.native_first && native::handles(&a.step)) => {
                             ran(pigsty::apply(&ctx, &a).await, ExecutorUsed::Pigsty)
                         }
                         _ => ran(native::apply(&ctx, &a).await, ExecutorUsed::Native),

@@ -67,6 +67,10 @@ done
 ETCDCTL_API=3 etcdctl --endpoints "$1" --dial-timeout 1s --command-timeout 2s endpoint health 2>&1 | grep -v '"level"' >&2
 exit 1"#;
 
+/// Prints `foreign` when `/etc/etcd/etcd.conf` exists and pgitops did not write it.
+const FOREIGN: &str = r#"f=/etc/etcd/etcd.conf
+if [ -f "$f" ] && ! head -n 1 "$f" | grep -q '^# written by pgitops'; then echo foreign; else echo ours; fi"#;
+
 /// How long a change may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -245,6 +249,35 @@ async fn provision(
     ))
 }
 
+/// Refuses to provision any of `hs` whose `etcd.conf` pgitops did not write (a member Pigsty
+/// built, with TLS, does not answer pgitops' plain-http health check: it must never be taken
+/// for a missing member and re-provisioned). All of them foreign: adopted as they are.
+async fn guard_foreign(ctx: &Ctx<'_>, hs: &[&EtcdHost]) -> Result<Option<Outcome>, ExecError> {
+    let mut foreign = vec![];
+    for h in hs {
+        let target = ctx.target(&h.member.host);
+        let what = "reading /etc/etcd/etcd.conf";
+        if sh(ctx, &target, what, FOREIGN, &[], None).await? == "foreign" {
+            foreign.push(*h);
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(None);
+    }
+    if foreign.len() == hs.len() {
+        let mut hosts = adopted(&foreign);
+        for h in &mut hosts {
+            h.detail = "etcd.conf not written by pgitops (a Pigsty-built member?); adopted, nothing written".into();
+        }
+        return Ok(Some(Ok((ADOPTED.into(), hosts))));
+    }
+    let names: Vec<&str> = foreign.iter().map(|h| h.member.host.as_str()).collect();
+    Err(ExecError::Refused(format!(
+        "{}: /etc/etcd/etcd.conf was not written by pgitops; nothing provisioned (left to the operator)",
+        names.join(", ")
+    )))
+}
+
 fn adopted(hosts: &[&EtcdHost]) -> Vec<HostResult> {
     hosts
         .iter()
@@ -286,6 +319,10 @@ async fn create(ctx: &Ctx<'_>, now: Observed) -> Outcome {
     }
     // Members that do not answer (all of them, or those a crashed create left behind) are
     // provisioned with `new` and the whole declared member list, as Pigsty does.
+    let silent: Vec<&EtcdHost> = now.members.iter().filter(|m| !m.1).map(|m| &m.0).collect();
+    if let Some(done) = guard_foreign(ctx, &silent).await? {
+        return done;
+    }
     let initial = conf::initial_cluster(all.iter().copied());
     let started = Instant::now();
     let mut hosts = futures::future::join_all(now.members.iter().map(|(h, ok)| {
@@ -365,6 +402,9 @@ async fn add(ctx: &Ctx<'_>, ip: &str, now: Observed) -> Outcome {
     let url = me.member.peer_url();
     if *answers && live.iter().any(|l| l.peer_urls.contains(&url)) {
         return Ok((ADOPTED.into(), adopted(&[me])));
+    }
+    if let Some(done) = guard_foreign(ctx, &[me]).await? {
+        return done;
     }
     let started = Instant::now();
     let mut note = "already listed (peer URL present); member add skipped";

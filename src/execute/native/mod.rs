@@ -120,14 +120,15 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
     r
 }
 
-/// Whether the native executor carries out `a` itself (for `executor.kind = "auto"`). Not a
+/// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a
 /// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
-/// running cluster or bootstraps a new one.
-pub fn handles(a: &Action) -> bool {
+/// running cluster or bootstraps a new one. Not ETCD either: pgitops' etcd speaks plain http,
+/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
+pub fn handles(step: &Step) -> bool {
     matches!(
-        a.step,
+        step,
         Step::Object(_) | Step::Hba(_) | Step::Parameters(_) | Step::Pgbouncer(_)
-    ) || EtcdStep::of(a).is_some()
+    )
 }
 
 /// Manual actions and destructive ones without approval do not run, whatever the executor.
