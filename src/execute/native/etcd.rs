@@ -6,7 +6,8 @@
 //! asks the members first (`etcdctl endpoint health`, run on a member): a member that already
 //! answers is adopted and never re-provisioned. Health (every member healthy, and the member
 //! list as declared) is verified after every change. etcdctl runs on the nodes (etcd-client);
-//! every command is fixed shell text with values as arguments.
+//! every command is fixed shell text with values as arguments. Removal and refresh live in
+//! [`super::etcd_remove`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::supervise::{self, sh, Supervisor};
-use super::{on_host, Component, Ctx, Outcome};
+use super::{etcd_remove, on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
 use crate::plan::etcd::EtcdStep;
 use crate::plan::Action;
@@ -38,24 +39,6 @@ chown etcd:etcd "$f.pgitops-new"; chmod 0644 "$f.pgitops-new"
 if [ -f "$f" ] && cmp -s "$f.pgitops-new" "$f"; then rm -f "$f.pgitops-new"; echo unchanged; exit 0; fi
 mv -f "$f.pgitops-new" "$f"; echo changed"#;
 
-/// Rewrites `etcd.conf` (stdin) only when the one there was written by pgitops and differs.
-const REFRESH: &str = r#"set -e
-f=/etc/etcd/etcd.conf
-[ -f "$f" ] || { echo absent; exit 0; }
-head -n 1 "$f" | grep -q '^# written by pgitops' || { echo foreign; exit 0; }
-cat > "$f.pgitops-new"
-if cmp -s "$f.pgitops-new" "$f"; then rm -f "$f.pgitops-new"; echo unchanged; exit 0; fi
-chown etcd:etcd "$f.pgitops-new"; chmod 0644 "$f.pgitops-new"; mv -f "$f.pgitops-new" "$f"; echo changed"#;
-
-/// `$1` etcd_data; removes what Pigsty's `etcd_remove` removes (`etcd_rm_data`). A mount point
-/// keeps its (emptied) directory.
-const PURGE: &str = r#"for d in /etc/etcd /var/lib/etcd "$1"; do
-  [ -d "$d" ] || continue
-  find "$d" -mindepth 1 -delete
-  rmdir "$d" 2>/dev/null || true
-done
-rm -f /etc/profile.d/etcdctl.sh"#;
-
 /// `$1` endpoints, `$2` tries (0.2 s apart): exits 0 once every endpoint is healthy, else prints
 /// the last answer and exits 1.
 const WAIT_HEALTHY: &str = r#"i=0
@@ -78,7 +61,7 @@ pub(crate) struct Etcd;
 
 /// Per member: its host settings and whether it answered.
 pub(crate) struct Observed {
-    members: Vec<(EtcdHost, bool)>,
+    pub(super) members: Vec<(EtcdHost, bool)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,13 +77,13 @@ struct MemberList {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct LiveMember {
+pub(super) struct LiveMember {
     #[serde(rename = "ID")]
-    id: u64,
+    pub(super) id: u64,
     #[serde(default)]
-    name: String,
+    pub(super) name: String,
     #[serde(rename = "peerURLs", default)]
-    peer_urls: Vec<String>,
+    pub(super) peer_urls: Vec<String>,
 }
 
 impl Component for Etcd {
@@ -132,19 +115,19 @@ impl Component for Etcd {
         match step {
             EtcdStep::ClusterCreate { .. } => create(ctx, now).await,
             EtcdStep::MemberAdd { ip, .. } => add(ctx, ip, now).await,
-            EtcdStep::MemberRemove { ip, .. } => remove(ctx, ip, now).await,
-            EtcdStep::Refresh { changed, .. } => refresh(ctx, changed, now).await,
+            EtcdStep::MemberRemove { ip, .. } => etcd_remove::remove(ctx, ip, now).await,
+            EtcdStep::Refresh { changed, .. } => etcd_remove::refresh(ctx, changed, now).await,
         }
     }
 }
 
-fn endpoints(ms: &[&EtcdMember]) -> String {
+pub(super) fn endpoints(ms: &[&EtcdMember]) -> String {
     let v: Vec<String> = ms.iter().map(|m| m.client_url()).collect();
     v.join(",")
 }
 
 /// Runs etcdctl on the first reachable member host with `args`; its output.
-async fn etcdctl(
+pub(super) async fn etcdctl(
     ctx: &Ctx<'_>,
     via: &[&EtcdMember],
     args: &[&str],
@@ -174,7 +157,10 @@ async fn health(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<BTreeMap<String, bo
     Ok(list.into_iter().map(|h| (h.endpoint, h.health)).collect())
 }
 
-async fn member_list(ctx: &Ctx<'_>, via: &[&EtcdMember]) -> Result<Vec<LiveMember>, ExecError> {
+pub(super) async fn member_list(
+    ctx: &Ctx<'_>,
+    via: &[&EtcdMember],
+) -> Result<Vec<LiveMember>, ExecError> {
     let out = etcdctl(ctx, via, &["member", "list", "-w", "json"]).await?;
     let host = via.first().map(|m| m.host.clone()).unwrap_or_default();
     let list: MemberList =
@@ -187,7 +173,7 @@ async fn member_list(ctx: &Ctx<'_>, via: &[&EtcdMember]) -> Result<Vec<LiveMembe
 }
 
 /// Waits until every one of `ms` is healthy (asked from the first).
-async fn wait_healthy(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<(), ExecError> {
+pub(super) async fn wait_healthy(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<(), ExecError> {
     let tries = (HEALTHY_WITHIN.as_millis() / 200).to_string();
     let target = ctx.target(&ms[0].host);
     let mut target_long = target.clone();
@@ -463,140 +449,9 @@ async fn member_add(ctx: &Ctx<'_>, via: &[&EtcdMember], m: &EtcdMember) -> Resul
     }
 }
 
-fn last_line(s: &str) -> String {
+pub(super) fn last_line(s: &str) -> String {
     s.lines()
         .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .to_string()
-}
-
-async fn remove(ctx: &Ctx<'_>, ip: &str, now: Observed) -> Outcome {
-    let Some((me, _)) = now.members.iter().find(|(h, _)| h.member.host == ip) else {
-        return Err(ExecError::Refused(format!("{ip} was not an etcd member")));
-    };
-    if me.safeguard {
-        return Err(ExecError::Refused(format!(
-            "etcd_safeguard is set for {} @ {ip}: not removed (set etcd_safeguard: false first)",
-            me.member.name
-        )));
-    }
-    let rest: Vec<&EtcdMember> = now
-        .members
-        .iter()
-        .filter(|(h, _)| h.member.host != ip)
-        .map(|(h, _)| &h.member)
-        .collect();
-    let healthy: Vec<&EtcdMember> = now
-        .members
-        .iter()
-        .filter(|(h, ok)| *ok && h.member.host != ip)
-        .map(|(h, _)| &h.member)
-        .collect();
-    if rest.is_empty() {
-        return Err(ExecError::Refused(format!(
-            "{} is the cluster's last member: remove the cluster instead",
-            me.member.name
-        )));
-    }
-    if healthy.is_empty() {
-        return Err(ExecError::Refused(
-            "no other etcd member is healthy: not removed".into(),
-        ));
-    }
-    let live = member_list(ctx, &healthy).await?;
-    let url = me.member.peer_url();
-    let listed = live.iter().find(|l| l.peer_urls.contains(&url)).cloned();
-    let size_after = live.len() - usize::from(listed.is_some());
-    let quorum = size_after / 2 + 1;
-    if healthy.len() < quorum {
-        return Err(ExecError::Refused(format!(
-            "removing {} leaves {size_after} members of which {} are healthy: no quorum ({quorum} needed); not removed",
-            me.member.name,
-            healthy.len()
-        )));
-    }
-    let target = ctx.target(ip);
-    let host = on_host(ctx, ip, || async {
-        let sup = supervise::detect(ctx, &target).await?;
-        supervise::once(ctx, &target, &sup, "etcd").await?;
-        let mut done = vec![];
-        if let Some(l) = &listed {
-            let id = format!("{:x}", l.id);
-            let out = etcdctl(ctx, &healthy, &["member", "remove", &id]).await?;
-            if out.status != 0 && !out.stderr.contains("member not found") {
-                return Err(ExecError::Failed {
-                    host: healthy[0].host.clone(),
-                    what: format!("etcdctl member remove {id}"),
-                    stderr: last_line(&out.stderr),
-                });
-            }
-            done.push(format!("member {id} removed"));
-        } else {
-            done.push("not in the member list".to_string());
-        }
-        supervise::remove(ctx, &target, &sup, "etcd").await?;
-        done.push("service stopped and removed".into());
-        if me.rm_data {
-            sh(ctx, &target, "removing etcd data", PURGE, &[&me.data], None).await?;
-            done.push(format!("/etc/etcd, /var/lib/etcd and {} removed", me.data));
-        } else {
-            done.push("data kept (etcd_rm_data: false)".into());
-        }
-        Ok(done.join("; "))
-    })
-    .await;
-    if !host.ok {
-        return Ok((String::new(), vec![host]));
-    }
-    let still: Vec<&EtcdMember> = live
-        .iter()
-        .filter(|l| !l.peer_urls.contains(&url))
-        .filter_map(|l| {
-            rest.iter()
-                .copied()
-                .find(|m| l.peer_urls.contains(&m.peer_url()))
-        })
-        .collect();
-    wait_healthy(ctx, &healthy).await?;
-    let after = member_list(ctx, &healthy).await?;
-    if after.iter().any(|l| l.peer_urls.contains(&url)) {
-        return Err(ExecError::Refused(format!(
-            "{} is still in the member list",
-            me.member.name
-        )));
-    }
-    Ok((
-        format!(
-            "{} removed; {} members left, healthy",
-            me.member.name,
-            still.len().max(after.len())
-        ),
-        vec![host],
-    ))
-}
-
-async fn refresh(ctx: &Ctx<'_>, changed: &str, now: Observed) -> Outcome {
-    let all: Vec<&EtcdMember> = now.members.iter().map(|(h, _)| &h.member).collect();
-    let initial = conf::initial_cluster(all.iter().copied());
-    let hosts = futures::future::join_all(
-        now.members
-            .iter()
-            .filter(|(h, _)| h.member.host != changed)
-            .map(|(h, _)| {
-                let initial = &initial;
-                on_host(ctx, &h.member.host, move || async move {
-                    let target = ctx.target(&h.member.host);
-                    let text = conf::conf(h, h.init, initial);
-                    let what = "refreshing /etc/etcd/etcd.conf";
-                    let out = sh(ctx, &target, what, REFRESH, &[], Some(text.as_bytes())).await?;
-                    Ok(match out.as_str() {
-                        "foreign" => "etcd.conf was not written by pgitops; left alone".to_string(),
-                        "absent" => "no etcd.conf; left alone".to_string(),
-                        s => format!("etcd.conf {s}; not restarted"),
-                    })
-                })
-            }),
-    )
-    .await;
-    Ok((String::new(), hosts))
 }
