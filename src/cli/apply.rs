@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use pgitops::execute::native::supervise::{Supervision, SupervisorChoice};
 use pgitops::execute::settings::Overrides;
 use pgitops::execute::{ActionResult, Become, ExecutorUsed, Status};
 use pgitops::ops::apply::{apply_then, ApplyOptions};
@@ -17,6 +18,13 @@ enum BecomeArg {
     Runuser,
     Sudo,
     None,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SupervisorArg {
+    Auto,
+    Systemd,
+    Runit,
 }
 
 #[derive(Args)]
@@ -83,6 +91,13 @@ pub struct ApplyArgs {
     /// Clusters applied at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// The supervisor of the daemons pgitops installs (etcd): auto (systemd when PID 1 is
+    /// systemd, else runit when runsvdir supervises --runit-dir), systemd or runit.
+    #[arg(long, value_enum, default_value = "auto")]
+    supervisor: SupervisorArg,
+    /// The directory runsvdir supervises on the nodes.
+    #[arg(long, default_value = "/etc/service")]
+    runit_dir: String,
 }
 
 pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
@@ -106,6 +121,14 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         },
         timeout: Duration::from_secs(a.timeout),
         concurrency: a.concurrency,
+        supervision: Supervision {
+            choice: match a.supervisor {
+                SupervisorArg::Auto => SupervisorChoice::Auto,
+                SupervisorArg::Systemd => SupervisorChoice::Systemd,
+                SupervisorArg::Runit => SupervisorChoice::Runit,
+            },
+            runit_dir: a.runit_dir,
+        },
         pigsty: a.pigsty_home.map(|home| PigstySettings {
             home,
             ansible_playbook: a.ansible_playbook,

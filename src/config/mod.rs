@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::execute::native::supervise::SupervisorChoice;
 use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
 pub use http::Http;
@@ -140,6 +141,17 @@ pub struct Executor {
     pub timeout_seconds: u64,
     #[serde(default = "eight")]
     pub concurrency: usize,
+    /// The supervisor of the daemons pgitops installs (etcd): `auto` (systemd when PID 1 is
+    /// systemd, else runit when runsvdir supervises `runit_dir`), `systemd` or `runit`.
+    #[serde(default)]
+    pub supervisor: SupervisorChoice,
+    /// The directory runsvdir supervises on the nodes (default /etc/service).
+    #[serde(default = "runit_dir")]
+    pub runit_dir: String,
+}
+
+fn runit_dir() -> String {
+    crate::execute::native::supervise::DEFAULT_RUNIT_DIR.into()
 }
 
 impl Default for Executor {

@@ -44,6 +44,8 @@ pub struct Service<'a> {
     loads: Arc<LoadCache>,
 }
 
+use pgitops::execute::native::supervise::Supervision;
+
 fn executor_settings(cfg: &Config) -> ExecutorSettings {
     let e = &cfg.executor;
     ExecutorSettings {
@@ -67,6 +69,10 @@ fn executor_settings(cfg: &Config) -> ExecutorSettings {
             ansible_playbook: e.ansible_playbook.clone(),
             native_first: e.kind == ExecutorKind::Auto,
         }),
+        supervision: Supervision {
+            choice: e.supervisor,
+            runit_dir: e.runit_dir.clone(),
+        },
     }
 }
 

@@ -72,6 +72,8 @@ pub struct ExecConfig {
     pub journal: Option<crate::report::journal::Journal>,
     /// Set: the Pigsty executor runs Pigsty's playbooks instead of the native steps.
     pub pigsty: Option<pigsty::PigstyConfig>,
+    /// Which supervisor runs the daemons pgitops installs (etcd).
+    pub supervision: native::supervise::Supervision,
 }
 
 impl Default for ExecConfig {
@@ -85,6 +87,7 @@ impl Default for ExecConfig {
             stop: Default::default(),
             journal: None,
             pigsty: None,
+            supervision: Default::default(),
         }
     }
 }

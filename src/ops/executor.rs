@@ -29,6 +29,8 @@ pub struct ExecutorSettings {
     pub concurrency: usize,
     /// The Pigsty executor (alone, or after the native one with `native_first`).
     pub pigsty: Option<PigstySettings>,
+    /// The supervisor of the daemons pgitops installs (`auto`: observed per node).
+    pub supervision: crate::execute::native::supervise::Supervision,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,7 @@ pub fn build(s: ExecutorSettings) -> (ExecConfig, Runner) {
     let exec = ExecConfig {
         become_method: s.become_method,
         pg: s.pg,
+        supervision: s.supervision,
         timeout,
         concurrency: s.concurrency.max(1),
         pigsty: s.pigsty.map(|p| PigstyConfig {

@@ -12,6 +12,7 @@
 
 pub mod catalog;
 mod defaults;
+pub mod etcd;
 mod modules;
 mod objects;
 pub mod output;
@@ -92,6 +93,16 @@ pub struct Action {
     order: Order,
 }
 
+impl Action {
+    /// The preview lines: the native ETCD steps' own, else the step's.
+    pub fn preview(&self) -> Vec<String> {
+        match etcd::EtcdStep::of(self) {
+            Some(e) => e.preview(),
+            None => self.step.preview(),
+        }
+    }
+}
+
 /// The plan's JSON form of an action (the contract other tools read).
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -110,7 +121,7 @@ impl Serialize for Action {
             .map(|p| p.to_string())
             .unwrap_or_default();
         st.serialize_field("pigsty", &pigsty)?;
-        st.serialize_field("steps", &self.step.preview())?;
+        st.serialize_field("steps", &self.preview())?;
         st.serialize_field("approval", &self.approval)?;
         if let Some(r) = &self.reason {
             st.serialize_field("reason", r)?;

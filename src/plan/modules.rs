@@ -1,5 +1,6 @@
-//! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables: all delegated to Pigsty's
-//! playbooks (or manual); the native executor reports them as not native.
+//! Actions for NODE, INFRA, ETCD, MINIO, REDIS and unclaimed variables: delegated to Pigsty's
+//! playbooks (or manual); the native executor reports them as not native, except ETCD's
+//! membership work (see `etcd`).
 
 use super::{Action, Builder, Class, Delegated, InstanceVerb, Manual, Order, Phase, Playbook};
 use super::{RemovalPhase, Step};
@@ -114,7 +115,9 @@ fn etcd_refresh(cluster: &str, ip: &str) -> Action {
     let a = Action::new(
         Module::Etcd,
         cluster,
-        Step::Delegated(Delegated::EtcdRefresh),
+        Step::Delegated(Delegated::EtcdRefresh {
+            changed: ip.to_string(),
+        }),
         Class::Restart,
         order,
     );

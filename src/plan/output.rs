@@ -204,7 +204,7 @@ fn action_text(a: &Action, p: &Paint) -> String {
     if let Some(p) = &a.pigsty {
         s.push_str(&format!("      pigsty: {p}\n"));
     }
-    for step in a.step.preview() {
+    for step in a.preview() {
         for line in step.lines() {
             s.push_str(&format!("      | {line}\n"));
         }

@@ -183,7 +183,8 @@ impl InstanceVerb {
     }
 }
 
-/// Work Pigsty's playbooks do (the action's `pigsty` command) and the native executor does not.
+/// Work Pigsty's playbooks do (the action's `pigsty` command) and the native executor does not,
+/// except ETCD's cluster create, member add/remove and refresh (see [`super::etcd::EtcdStep`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delegated {
     ClusterCreate {
@@ -209,7 +210,10 @@ pub enum Delegated {
         port: String,
         verb: InstanceVerb,
     },
-    EtcdRefresh,
+    /// The other etcd members' configuration after the membership change of `changed`.
+    EtcdRefresh {
+        changed: String,
+    },
     ServiceRefresh,
     /// Variables applied by one set of Pigsty tags; `tag` is the first of them.
     ConfigApply {
@@ -265,7 +269,7 @@ impl Step {
                 Delegated::RedisInstance { ip, port, verb } => {
                     format!("instance/{ip}:{port}/{}", verb.as_str())
                 }
-                Delegated::EtcdRefresh => "members/refresh".into(),
+                Delegated::EtcdRefresh { .. } => "members/refresh".into(),
                 Delegated::ServiceRefresh => "service/refresh".into(),
                 Delegated::ConfigApply { tag, .. } => format!("config/{tag}/apply"),
             },
@@ -311,7 +315,7 @@ impl Step {
                     InstanceVerb::Remove => "redis-instance-remove",
                     InstanceVerb::Update => "redis-instance-update",
                 },
-                Delegated::EtcdRefresh => "etcd-refresh",
+                Delegated::EtcdRefresh { .. } => "etcd-refresh",
                 Delegated::ServiceRefresh => "service-refresh",
                 Delegated::ConfigApply { .. } => "config-apply",
             },

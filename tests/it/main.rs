@@ -2,6 +2,7 @@
 
 mod apply_defaults;
 mod apply_drop_role;
+mod apply_etcd;
 mod apply_faults;
 mod apply_instances;
 mod apply_objects;

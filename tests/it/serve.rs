@@ -166,9 +166,9 @@ fn the_webhook_checks_its_signature() {
 fn a_cluster_without_changes_does_not_keep_the_service_busy() {
     let f = Fleet::new(&["127.0.60.11"]);
     let mut v = f.inventory();
-    // an etcd cluster: not native, and untouched by the next commit
-    v["all"]["children"]["etcd"] = crate::support::yaml(
-        "{ hosts: { 127.0.60.11: { etcd_seq: 1 } }, vars: { etcd_cluster: etcd } }",
+    // a MinIO cluster: not native, and untouched by the next commit
+    v["all"]["children"]["minio"] = crate::support::yaml(
+        "{ hosts: { 127.0.60.11: { minio_seq: 1 } }, vars: { minio_cluster: minio } }",
     );
     let svc = Service::applied(&f, &v);
     push(&mut v, "pg_users", "{ name: only_pg, password: 'Only.Pg' }");

@@ -4,14 +4,18 @@
 //! implements [`Component`]: `observe` what the nodes have now, then `execute` the action's step
 //! from there; `apply` dispatches on the typed step. SQL goes to the **live** primary (every
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
-//! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host. Steps delegated to Pigsty
-//! (bootstrap, node, etcd, redis, ...) are reported as not native.
+//! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
+//! membership ([`etcd`]) runs under the node's supervisor ([`supervise`]). Steps delegated to
+//! Pigsty (bootstrap, node, removing an etcd cluster, redis, ...) are reported as not native.
 
+mod etcd;
+mod etcd_remove;
 mod hba;
 mod objects;
 mod params;
 pub(crate) mod pg;
 mod pgbouncer;
+pub mod supervise;
 
 use std::time::Instant;
 
@@ -20,6 +24,7 @@ use super::Target;
 use super::{result, ActionResult, ExecConfig, ExecError, HostLocks, HostResult, Runner, Status};
 use crate::inventory::model::{port_var, str_var, PgCluster};
 use crate::inventory::Inventory;
+use crate::plan::etcd::EtcdStep;
 use crate::plan::{Action, Approval, Class, Step};
 
 pub struct Ctx<'a> {
@@ -100,6 +105,14 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
         Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
+        Step::Delegated(_) if EtcdStep::of(a).is_some() => {
+            let step = EtcdStep::of(a).expect("an etcd step");
+            let r = finish(a, run::<etcd::Etcd>(ctx, a, &step).await);
+            return match r.status == Status::Applied && r.message == etcd::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
     };
@@ -110,7 +123,8 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 
 /// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a
 /// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
-/// running cluster or bootstraps a new one.
+/// running cluster or bootstraps a new one. Not ETCD either: pgitops' etcd speaks plain http,
+/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,

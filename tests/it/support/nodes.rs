@@ -51,6 +51,7 @@ const SSHD_NS: &str = r#"{ [ ! -e /root/.bashrc ] || mount --bind "$1/empty_bash
     exec /usr/sbin/sshd -D -f "$2/sshd_config" -E "$2/sshd.log""#;
 static TEMPLATE: OnceLock<String> = OnceLock::new();
 
+pub mod ha;
 mod pgbouncer;
 
 /// Where run dirs go: tmpfs if there is one (ext4 here spends 0.1–0.7 s creating the ~900 files
@@ -72,6 +73,8 @@ pub struct Cluster {
 pub struct Node {
     pub ip: String,
     pub dir: PathBuf,
+    /// An HA node (see `ha`): no PostgreSQL, Pigsty's etcd paths and a private runsvdir.
+    pub ha: bool,
     pg: Mutex<Option<Child>>,
     sshd: Mutex<Option<Child>>,
 }
@@ -81,26 +84,10 @@ impl Cluster {
     /// the first is the primary and the others stream from it; otherwise all are primaries.
     pub fn start(ips: &[&str], replicas: bool) -> Cluster {
         let tpl = template();
-        let base = tempfile::Builder::new().prefix("pgt").tempdir_in(scratch());
-        let base = base.expect("run dir");
-        let b = base.path().to_str().unwrap().to_string();
-        mark(base.path());
-        let ssh = base.path().join("ssh");
-        fs::create_dir(&ssh).unwrap();
-        keygen(&ssh.join("id_ed25519"), "pgitops-test");
-        fs::copy(ssh.join("id_ed25519.pub"), ssh.join("authorized_keys")).unwrap();
-        fs::write(base.path().join("empty_bashrc"), "").unwrap();
-        fs::write(ssh.join("known_hosts"), "").unwrap();
-        let config = SSH_CONFIG.replace("$S", &format!("{b}/ssh"));
-        fs::write(ssh.join("config"), config).unwrap();
-        // From here on, Drop cleans up whatever a failing step leaves.
-        let mut c = Cluster {
-            nodes: vec![],
-            ssh,
-            base,
-        };
+        let mut c = Cluster::empty();
+        let b = c.base.path().to_str().unwrap().to_string();
         for ip in ips {
-            let node = Node::create(&b, ip);
+            let node = Node::create(&b, ip, false);
             c.nodes.push(node);
         }
         let first = c.nodes.first().expect("no nodes");
@@ -128,6 +115,42 @@ impl Cluster {
             n.start_pgbouncer(sshd.expect("sshd running"));
         });
         c
+    }
+
+    /// HA nodes (see `ha`): sshd with Pigsty's etcd paths and a private runsvdir each, no
+    /// PostgreSQL.
+    pub fn start_ha(ips: &[&str]) -> Cluster {
+        template();
+        ha::check_host();
+        let mut c = Cluster::empty();
+        let b = c.base.path().to_str().unwrap().to_string();
+        for ip in ips {
+            c.nodes.push(Node::create(&b, ip, true));
+        }
+        for n in &c.nodes {
+            n.wait_sshd();
+        }
+        c
+    }
+
+    /// Stops every HA node's runit tree now (Drop does it too) and returns what is left of it:
+    /// runsvdir/runsv/svlogd/etcd processes of the test's nodes still alive.
+    pub fn stop_ha(&self) -> Vec<String> {
+        let mut left: Vec<String> = vec![];
+        for n in self.nodes.iter().filter(|n| n.ha) {
+            left.extend(
+                ha::stop(&n.dir)
+                    .into_iter()
+                    .map(|p| format!("{}: pid {p}", n.ip)),
+            );
+            let names = ["etcd", "runsv", "runsvdir", "svlogd"];
+            left.extend(
+                ha::left_behind(&n.dir, &names)
+                    .into_iter()
+                    .map(|p| format!("{}: {p}", n.ip)),
+            );
+        }
+        left
     }
 
     pub fn node(&self, ip: &str) -> &Node {
@@ -211,6 +234,28 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// A run dir with the client's ssh key and config, and no nodes yet; from here on, Drop
+    /// cleans up whatever a failing step leaves.
+    fn empty() -> Cluster {
+        let base = tempfile::Builder::new().prefix("pgt").tempdir_in(scratch());
+        let base = base.expect("run dir");
+        let b = base.path().to_str().unwrap().to_string();
+        mark(base.path());
+        let ssh = base.path().join("ssh");
+        fs::create_dir(&ssh).unwrap();
+        keygen(&ssh.join("id_ed25519"), "pgitops-test");
+        fs::copy(ssh.join("id_ed25519.pub"), ssh.join("authorized_keys")).unwrap();
+        fs::write(base.path().join("empty_bashrc"), "").unwrap();
+        fs::write(ssh.join("known_hosts"), "").unwrap();
+        let config = SSH_CONFIG.replace("$S", &format!("{b}/ssh"));
+        fs::write(ssh.join("config"), config).unwrap();
+        Cluster {
+            nodes: vec![],
+            ssh,
+            base,
+        }
+    }
+
     /// Restarts the node's sshd as a node reboot would: the listener *and* every connection it
     /// serves (its descendants) get SIGTERM (SIGKILL after 5 s), so established SSH masters
     /// break; then the same config and host key are started again (the log is appended to) and
@@ -237,7 +282,7 @@ impl Cluster {
         });
         let b = self.base.path().to_str().unwrap();
         let log = append(&n.dir.join("sshd.log"), "");
-        *guard = Some(spawn_sshd(b, &n.dir, log));
+        *guard = Some(spawn_sshd(b, &n.dir, log, n.ha));
         drop(guard);
         n.wait_sshd();
     }
@@ -245,16 +290,17 @@ impl Cluster {
 
 /// Starts the sshd of node dir `dir` (run dir `b`) in its private mount namespace (`SSHD_NS`),
 /// stderr to `log`; the child's pid is sshd's.
-fn spawn_sshd(b: &str, dir: &Path, log: fs::File) -> Child {
+fn spawn_sshd(b: &str, dir: &Path, log: fs::File, ha: bool) -> Child {
     let mut unshare = cmd("unshare -m --propagation private sh -c");
     let d = dir.to_str().unwrap();
-    unshare.args([SSHD_NS, "sh", b, d]).stdin(Stdio::null());
+    let script = if ha { ha::SSHD_NS } else { SSHD_NS };
+    unshare.args([script, "sh", b, d]).stdin(Stdio::null());
     let sshd = unshare.stdout(Stdio::null()).stderr(log).spawn();
     sshd.expect("spawn unshare/sshd")
 }
 
 /// Every live descendant of `pid` (children, their children, ...), from /proc.
-fn descendants(pid: i32) -> Vec<i32> {
+pub(super) fn descendants(pid: i32) -> Vec<i32> {
     let mut parents: Vec<(i32, i32)> = vec![];
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -280,6 +326,9 @@ fn descendants(pid: i32) -> Vec<i32> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for n in self.nodes.iter().filter(|n| n.ha) {
+            ha::stop(&n.dir);
+        }
         for n in &self.nodes {
             n.stop_pgbouncer();
             signal(postmaster(&n.data_dir()), libc::SIGINT);
@@ -305,7 +354,7 @@ impl Drop for Cluster {
 }
 
 impl Node {
-    fn create(b: &str, ip: &str) -> Node {
+    fn create(b: &str, ip: &str, ha: bool) -> Node {
         let loopback = ip.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback());
         assert!(loopback, "{ip}: not in 127.0.0.0/8");
         let dir = Path::new(b).join(ip);
@@ -313,7 +362,10 @@ impl Node {
         made.unwrap_or_else(|e| panic!("{ip}: {e} (same address twice?)"));
         mkdir_pg(&dir.join("run"), 0o2775);
         mkdir_pg(&dir.join("pgdata"), 0o700);
-        pgbouncer::layout(&dir, ip);
+        match ha {
+            true => ha::layout(&dir),
+            false => pgbouncer::layout(&dir, ip),
+        }
         keygen(&dir.join("ssh_host_ed25519_key"), ip);
         let public = fs::read_to_string(dir.join("ssh_host_ed25519_key.pub")).unwrap();
         let public: Vec<&str> = public.split_whitespace().take(2).collect();
@@ -324,9 +376,15 @@ impl Node {
         let config = config.replace("$S", &format!("{b}/ssh"));
         fs::write(dir.join("sshd_config"), config).unwrap();
         let log = fs::File::create(dir.join("sshd.log")).unwrap();
-        let sshd = Mutex::new(Some(spawn_sshd(b, &dir, log)));
+        let sshd = Mutex::new(Some(spawn_sshd(b, &dir, log, ha)));
         let (ip, pg) = (ip.to_string(), Mutex::new(None));
-        Node { ip, dir, pg, sshd }
+        Node {
+            ip,
+            dir,
+            ha,
+            pg,
+            sshd,
+        }
     }
 
     /// How many SSH connections this node's sshd accepted (its `Accepted publickey` log lines;
@@ -506,6 +564,7 @@ fn sweep() {
         let mut pids = vec![];
         for node in fs::read_dir(e.path()).into_iter().flatten().flatten() {
             let node = node.path();
+            ha::stop(&node);
             let pm = postmaster(&node.join("pgdata"));
             signal(pm, libc::SIGQUIT);
             let sshd = pid_in(&node.join("sshd.pid")).filter(|pid| {
