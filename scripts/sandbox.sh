@@ -48,6 +48,13 @@ args() {
 }
 
 down() {
+  # Services pgitops installed under a node's runit (etcd): down, then runsvdir and the rest.
+  for svc in "$B"/*/service/*/; do
+    [ -d "$svc" ] && sv -w 10 down "$svc" >/dev/null 2>&1 || true
+  done
+  for pidf in "$B"/*/runsvdir.pid; do
+    [ -f "$pidf" ] && kill -HUP "$(cat "$pidf")" 2>/dev/null || true
+  done
   for pidf in "$B"/*/run/pgbouncer.pid; do
     [ -f "$pidf" ] && kill -TERM "$(head -1 "$pidf")" 2>/dev/null || true
   done
@@ -157,7 +164,10 @@ MaxSessions 64
 Subsystem sftp /usr/lib/openssh/sftp-server
 CFG
   /usr/sbin/sshd -t -f "$n/sshd_config"
-  setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pg /pg && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && mount --bind $n/pgbouncer /etc/pgbouncer && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
+  # Pigsty's etcd paths are the node's own, and a private runsvdir supervises the node's
+  # service/ over /etc/service (the node's "init"; the system's /etc/service never runs).
+  install -d -m 0755 "$n/etcd/conf" "$n/etcd/lib" "$n/etcd/data" "$n/service"
+  setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && mount --bind $n/pg /pg && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && mount --bind $n/pgbouncer /etc/pgbouncer && mount --bind $n/etcd/conf /etc/etcd && mount --bind $n/etcd/lib /var/lib/etcd && mount --bind $n/etcd/data /data/etcd && mount --bind $n/service /etc/service && { setsid runsvdir -P $n/service 'log: ........................................' </dev/null >/dev/null 2>&1 & echo \$! > $n/runsvdir.pid; } && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
   for _ in $(seq 100); do [ -s "$n/sshd.pid" ] && (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && return 0; sleep 0.05; done
   echo "sandbox: sshd on $ip did not start; see $n/sshd.log" >&2; return 1
 }

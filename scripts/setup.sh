@@ -26,7 +26,7 @@ fi
 # Debian's sshd hard-codes its privsep dir; /run is not a tmpfs here, but may be elsewhere.
 [ -d /run/sshd ] || $sudo install -d -m 0755 /run/sshd
 # Mount points the test nodes bind their own data and socket dirs over (private mount namespaces).
-[ -d /pg/data ] && [ -d /var/run/postgresql ] || $sudo mkdir -p /pg/data /var/run/postgresql
+for d in /pg/data /var/run/postgresql /etc/etcd /data/etcd /var/lib/etcd /etc/service; do [ -d "$d" ] || $sudo mkdir -p "$d"; done
 if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
   echo "setup: /usr/lib/postgresql/15/bin/postgres is missing; the integration tests need PostgreSQL 15" >&2
   exit 2
