@@ -271,13 +271,26 @@ fn hostile_values_stay_one_scalar() {
 
 #[test]
 fn errors_name_no_value() {
-    let i = inv("        pg_replication_password: '2024-01-01.Secret'\n", "");
+    let i = inv("        pg_replication_password: '2024-01-31'\n", "");
     let e = patroni_yml(&i, "10.0.0.1", &FACTS).unwrap_err();
     assert_eq!(
         e,
         PatroniError::Ambiguous("postgresql.authentication.replication.password".into())
     );
-    assert!(!e.to_string().contains("Secret"));
+    assert!(!e.to_string().contains("2024"));
+    // the same text inside a longer password is a plain string
+    let i = inv("        pg_replication_password: '2024-01-31.Secret'\n", "");
+    let d = render(&i, "10.0.0.1");
+    assert_eq!(
+        at(&d, "postgresql/authentication/replication/password"),
+        "2024-01-31.Secret"
+    );
+    for odd in ["1_000", "+.inf", "0b101", "+0x1F", "2024-1-9"] {
+        let i = inv(&format!("        patroni_password: '{odd}'\n"), "");
+        let e = patroni_yml(&i, "10.0.0.1", &FACTS).unwrap_err();
+        let at = PatroniError::Ambiguous("restapi.authentication.password".into());
+        assert_eq!(e, at, "{odd}");
+    }
     let e = patroni_yml(
         &inv("        pg_conf: custom.yml\n", ""),
         "10.0.0.1",

@@ -176,8 +176,10 @@ pub fn plain_text(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-/// A string a YAML 1.1 reader would not read back as that string even when the emitter quotes
-/// the usual suspects: `0b` integers, integers and floats with `_`, and dates.
+/// A string a YAML 1.1 reader (PyYAML's resolver) would not read back as that string although
+/// the emitter leaves it plain: `0b` integers, `+0x` integers, numbers with `_`, `+.inf`, and
+/// dates (`2024-01-31`). Everything else it reads as a string is quoted by the emitter (YAML 1.1
+/// booleans, null, numbers Rust parses, anything with `:`, a leading `-`, `.`, `=`, `<`, ...).
 fn misread(s: &str) -> bool {
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
     let numeric = |t: &str| {
@@ -187,14 +189,19 @@ fn misread(s: &str) -> bool {
     let binary = body
         .strip_prefix("0b")
         .is_some_and(|b| !b.is_empty() && b.chars().all(|c| matches!(c, '0' | '1' | '_')));
+    let hex = s.starts_with("+0x");
     let underscored =
         body.contains('_') && body.starts_with(|c: char| c.is_ascii_digit()) && numeric(body);
-    let b = s.as_bytes();
-    let date = b.len() >= 8
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5].is_ascii_digit();
-    binary || underscored || date
+    let inf = s.starts_with('+') && matches!(body, ".inf" | ".Inf" | ".INF");
+    let parts: Vec<&str> = s.split('-').collect();
+    let digits = |t: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+    };
+    let date = parts.len() == 3
+        && digits(parts[0], 4..=4)
+        && digits(parts[1], 1..=2)
+        && digits(parts[2], 1..=2);
+    binary || hex || underscored || inf || date
 }
 
 /// The document as YAML text that a YAML 1.1 reader (PyYAML, Patroni's) reads back as the same

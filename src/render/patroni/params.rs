@@ -224,7 +224,7 @@ pub fn parameters(c: &Ctx, z: &Sizing) -> Result<Mapping, PatroniError> {
         "max_slot_wal_keep_size",
         &format!("{}GB", (tw * 6).min(3000)),
     );
-    if ver >= 18 && !olap && !tiny {
+    if ver >= 18 {
         p.l(
             "idle_replication_slot_timeout",
             if crit { "3d" } else { "7d" },
