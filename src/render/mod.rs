@@ -1,14 +1,15 @@
 //! Renderers of node artefacts from the inventory: `pg_hba.conf`/`pgb_hba.conf` ([`hba`]), SQL
 //! scripts ([`sql`], the one audited place that quotes SQL identifiers and literals), pgbouncer's
-//! user and database files ([`pgbouncer`]) and
-//! command lines ([`shell`], the one place that quotes shell words), supervised services
-//! ([`service`]: runit scripts and systemd units) and etcd's config ([`etcd`]).
+//! user and database files ([`pgbouncer`]), Patroni's configuration ([`patroni`]), command
+//! lines ([`shell`], the one place that quotes shell words), supervised services ([`service`]:
+//! runit scripts and systemd units) and etcd's config ([`etcd`]).
 //!
 //! In: a loaded [`Inventory`] and a cluster member. Out: file text or SQL. Pure; shared by
 //! validation, the plan's previews and the executors, so that what is previewed is what runs.
 
 pub mod etcd;
 pub mod hba;
+pub mod patroni;
 pub mod pgbouncer;
 pub mod service;
 pub mod shell;
@@ -80,7 +81,7 @@ pub const HBA_CONTEXT_VARS: &[&str] = &[
 ];
 
 /// The hosts of `group` and of its descendants, as Ansible's `groups[group]` lists them.
-fn group_hosts(inv: &Inventory, group: &str) -> Vec<String> {
+pub(crate) fn group_hosts(inv: &Inventory, group: &str) -> Vec<String> {
     let mut hosts = Vec::new();
     let mut todo = vec![group];
     let mut seen = std::collections::BTreeSet::new();

@@ -20,7 +20,7 @@ use pgitops::ops::render::{node_file, NodeFile};
 use crate::corpus::corpus_dir;
 use crate::support::{pgitops, Repo};
 
-fn pigsty_dir() -> PathBuf {
+pub(crate) fn pigsty_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pigsty");
     assert!(
         dir.join("roles/pgsql/templates/pg_hba.conf").is_file(),
@@ -36,7 +36,7 @@ fn edge_inventory() -> PathBuf {
 
 /// The Python interpreter ansible runs under (its launcher's shebang), so that the script
 /// imports the same ansible; a missing ansible fails the test.
-fn ansible_python() -> String {
+pub(crate) fn ansible_python() -> String {
     let launcher = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)

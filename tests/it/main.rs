@@ -18,6 +18,7 @@ mod harness;
 mod hba_pigsty;
 mod hostile;
 mod journal_drops;
+mod patroni_pigsty;
 mod pigsty_exec;
 mod pigsty_lifecycle;
 mod plan_props;
