@@ -7,13 +7,11 @@
 //! answers is adopted and never re-provisioned. Health (every member healthy, and the member
 //! list as declared) is verified after every change. etcdctl runs on the nodes (etcd-client);
 //! every command is fixed shell text with values as arguments. Removal and refresh live in
-//! [`super::etcd_remove`].
+//! [`super::etcd_remove`], talking to etcd in [`super::etcd_ctl`].
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
+use super::etcd_ctl::{etcdctl, health, last_line, member_list, wait_healthy};
 use super::supervise::{self, sh, Supervisor};
 use super::{etcd_remove, on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
@@ -39,51 +37,15 @@ chown etcd:etcd "$f.pgitops-new"; chmod 0644 "$f.pgitops-new"
 if [ -f "$f" ] && cmp -s "$f.pgitops-new" "$f"; then rm -f "$f.pgitops-new"; echo unchanged; exit 0; fi
 mv -f "$f.pgitops-new" "$f"; echo changed"#;
 
-/// `$1` endpoints, `$2` tries (0.2 s apart): exits 0 once every endpoint is healthy, else prints
-/// the last answer and exits 1.
-const WAIT_HEALTHY: &str = r#"i=0
-while :; do
-  ETCDCTL_API=3 etcdctl --endpoints "$1" --dial-timeout 1s --command-timeout 2s endpoint health >/dev/null 2>&1 && exit 0
-  i=$((i+1)); [ $i -ge "$2" ] && break
-  sleep 0.2
-done
-ETCDCTL_API=3 etcdctl --endpoints "$1" --dial-timeout 1s --command-timeout 2s endpoint health 2>&1 | grep -v '"level"' >&2
-exit 1"#;
-
 /// Prints `foreign` when `/etc/etcd/etcd.conf` exists and pgitops did not write it.
 const FOREIGN: &str = r#"f=/etc/etcd/etcd.conf
 if [ -f "$f" ] && ! head -n 1 "$f" | grep -q '^# written by pgitops'; then echo foreign; else echo ours; fi"#;
-
-/// How long a change may take to become healthy.
-const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
 pub(crate) struct Etcd;
 
 /// Per member: its host settings and whether it answered.
 pub(crate) struct Observed {
     pub(super) members: Vec<(EtcdHost, bool)>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Health {
-    endpoint: String,
-    health: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct MemberList {
-    #[serde(default)]
-    members: Vec<LiveMember>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct LiveMember {
-    #[serde(rename = "ID")]
-    pub(super) id: u64,
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(rename = "peerURLs", default)]
-    pub(super) peer_urls: Vec<String>,
 }
 
 impl Component for Etcd {
@@ -119,84 +81,6 @@ impl Component for Etcd {
             EtcdStep::Refresh { changed, .. } => etcd_remove::refresh(ctx, changed, now).await,
         }
     }
-}
-
-pub(super) fn endpoints(ms: &[&EtcdMember]) -> String {
-    let v: Vec<String> = ms.iter().map(|m| m.client_url()).collect();
-    v.join(",")
-}
-
-/// Runs etcdctl on the first reachable member host with `args`; its output.
-pub(super) async fn etcdctl(
-    ctx: &Ctx<'_>,
-    via: &[&EtcdMember],
-    args: &[&str],
-) -> Result<crate::execute::runner::Output, ExecError> {
-    let eps = endpoints(via);
-    let mut argv = vec!["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", &eps];
-    argv.extend(["--dial-timeout", "2s", "--command-timeout", "5s"]);
-    argv.extend(args);
-    let mut last = None;
-    for m in via {
-        match ctx
-            .runner
-            .run(&ctx.target(&m.host), &argv, None, ctx.cfg.timeout)
-            .await
-        {
-            Ok(out) => return Ok(out),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| ExecError::Refused("no etcd member to ask".into())))
-}
-
-/// Health by client URL, asked from a member host.
-async fn health(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<BTreeMap<String, bool>, ExecError> {
-    let out = etcdctl(ctx, ms, &["endpoint", "health", "-w", "json"]).await?;
-    let list: Vec<Health> = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
-    Ok(list.into_iter().map(|h| (h.endpoint, h.health)).collect())
-}
-
-pub(super) async fn member_list(
-    ctx: &Ctx<'_>,
-    via: &[&EtcdMember],
-) -> Result<Vec<LiveMember>, ExecError> {
-    let out = etcdctl(ctx, via, &["member", "list", "-w", "json"]).await?;
-    let host = via.first().map(|m| m.host.clone()).unwrap_or_default();
-    let list: MemberList =
-        serde_json::from_str(out.stdout.trim()).map_err(|_| ExecError::Failed {
-            host,
-            what: "etcdctl member list".into(),
-            stderr: out.stderr.trim().into(),
-        })?;
-    Ok(list.members)
-}
-
-/// Waits until every one of `ms` is healthy (asked from the first).
-pub(super) async fn wait_healthy(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<(), ExecError> {
-    let tries = (HEALTHY_WITHIN.as_millis() / 200).to_string();
-    let target = ctx.target(&ms[0].host);
-    let mut target_long = target.clone();
-    target_long.host = target.host.clone();
-    let what = "waiting for every etcd member to be healthy";
-    let eps = endpoints(ms);
-    let mut argv: Vec<&str> = vec!["sh", "-c", WAIT_HEALTHY, "sh", &eps, &tries];
-    if ctx.cfg.become_method == crate::execute::Become::Sudo {
-        argv.splice(0..0, ["sudo", "-n", "--"]);
-    }
-    let t = ctx
-        .cfg
-        .timeout
-        .max(HEALTHY_WITHIN + Duration::from_secs(15));
-    let out = ctx.runner.run(&target_long, &argv, None, t).await?;
-    if out.status != 0 {
-        return Err(ExecError::Failed {
-            host: target.host,
-            what: what.into(),
-            stderr: out.stderr.trim().into(),
-        });
-    }
-    Ok(())
 }
 
 /// Writes `h`'s config and service and starts it.
@@ -447,11 +331,4 @@ async fn member_add(ctx: &Ctx<'_>, via: &[&EtcdMember], m: &EtcdMember) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-pub(super) fn last_line(s: &str) -> String {
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .to_string()
 }

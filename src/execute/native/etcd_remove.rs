@@ -6,7 +6,8 @@
 //! healthy members without quorum. The refresh rewrites only files pgitops wrote, and never
 //! restarts: etcd reads `initial-cluster` only when its data dir is empty.
 
-use super::etcd::{etcdctl, last_line, member_list, wait_healthy, Observed};
+use super::etcd::Observed;
+use super::etcd_ctl::{etcdctl, last_line, member_list, wait_healthy};
 use super::supervise::{self, sh};
 use super::{on_host, Ctx, Outcome};
 use crate::execute::ExecError;

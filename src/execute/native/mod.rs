@@ -9,6 +9,7 @@
 //! Pigsty (bootstrap, node, removing an etcd cluster, redis, ...) are reported as not native.
 
 mod etcd;
+mod etcd_ctl;
 mod etcd_remove;
 mod hba;
 mod objects;
