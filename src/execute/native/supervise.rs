@@ -260,33 +260,8 @@ pub async fn start(
     sup: &Supervisor,
     name: &str,
 ) -> Result<(), ExecError> {
-    let what = format!("starting service {name}");
-    match sup {
-        Supervisor::Runit { dir } => {
-            sh(
-                ctx,
-                target,
-                &what,
-                RUNIT_START,
-                &[&runit_path(dir, name)],
-                None,
-            )
-            .await?;
-        }
-        Supervisor::Systemd => {
-            let script = "systemctl start \"$1\"";
-            sh(
-                ctx,
-                target,
-                &what,
-                script,
-                &[&format!("{name}.service")],
-                None,
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    let systemd = "systemctl start \"$1\"";
+    control(ctx, target, sup, name, "starting", RUNIT_START, systemd).await
 }
 
 /// Stops the service and waits until it is down; a missing service is already stopped.
@@ -296,32 +271,27 @@ pub async fn stop(
     sup: &Supervisor,
     name: &str,
 ) -> Result<(), ExecError> {
-    let what = format!("stopping service {name}");
-    match sup {
-        Supervisor::Runit { dir } => {
-            sh(
-                ctx,
-                target,
-                &what,
-                RUNIT_STOP,
-                &[&runit_path(dir, name)],
-                None,
-            )
-            .await?;
-        }
-        Supervisor::Systemd => {
-            let script = "systemctl stop \"$1\" 2>/dev/null || true";
-            sh(
-                ctx,
-                target,
-                &what,
-                script,
-                &[&format!("{name}.service")],
-                None,
-            )
-            .await?;
-        }
-    }
+    let systemd = "systemctl stop \"$1\" 2>/dev/null || true";
+    control(ctx, target, sup, name, "stopping", RUNIT_STOP, systemd).await
+}
+
+/// Runs the fixed `runit` or `systemd` script for `name` (its one argument: the runit service
+/// directory, or the systemd unit).
+async fn control(
+    ctx: &Ctx<'_>,
+    target: &Target,
+    sup: &Supervisor,
+    name: &str,
+    doing: &str,
+    runit: &str,
+    systemd: &str,
+) -> Result<(), ExecError> {
+    let what = format!("{doing} service {name}");
+    let (script, arg) = match sup {
+        Supervisor::Runit { dir } => (runit, runit_path(dir, name)),
+        Supervisor::Systemd => (systemd, format!("{name}.service")),
+    };
+    sh(ctx, target, &what, script, &[&arg], None).await?;
     Ok(())
 }
 
