@@ -79,50 +79,8 @@ layout() { # node-ip: Pigsty's /pg and /etc/pgbouncer for the node (see the head
   install -d -o postgres -g postgres -m 0755 "$n/pg" "$n/pg/bin" "$n/pg/tmp" "$n/pg/log" "$n/pg/log/pgbouncer" "$n/pg/data"
   install -o postgres -g postgres -m 0755 "$PIGSTY"/files/postgres/* "$n/pg/bin/"
   install -d -o postgres -g postgres -m 0750 "$n/pgbouncer"
-  # Pigsty's roles/pgsql/templates/pgbouncer.ini with its defaults; left out: max_prepared_statements
-  # (pgbouncer 1.21+; 1.18 refuses to start) and auth_user/auth_query (pgbouncer_auth_query: false).
-  cat > "$n/pgbouncer/pgbouncer.ini" <<INI
-[users]
-%include /etc/pgbouncer/useropts.txt
-
-[databases]
-%include /etc/pgbouncer/database.txt
-
-[pgbouncer]
-pool_mode                   = transaction
-listen_addr                 = $ip
-listen_port                 = 6432
-admin_users                 = postgres, dbuser_dba
-stats_users                 = postgres, dbuser_monitor
-
-# Auth & SSL
-auth_type                   = hba
-auth_file                   = /etc/pgbouncer/userlist.txt
-auth_hba_file               = /etc/pgbouncer/pgb_hba.conf
-
-client_tls_sslmode          = disable
-client_tls_cert_file        = /pg/cert/server.crt
-client_tls_key_file         = /pg/cert/server.key
-client_tls_ca_file          = /pg/cert/ca.crt
-server_reset_query          = DISCARD ALL
-server_reset_query_always   = 0
-unix_socket_dir             = /run/postgresql
-pidfile                     = /run/postgresql/pgbouncer.pid
-logfile                     = /pg/log/pgbouncer/pgbouncer.log
-application_name_add_host   = 0
-max_client_conn             = 20000
-min_pool_size               = 0
-default_pool_size           = 50
-reserve_pool_size           = 30
-reserve_pool_timeout        = 1
-server_lifetime             = 600
-max_db_connections          = 100
-max_user_connections        = 100
-server_round_robin          = 0
-log_connections             = 0
-log_disconnections          = 0
-ignore_startup_parameters   = extra_float_digits, application_name, TimeZone, DateStyle, IntervalStyle, search_path
-INI
+  # Pigsty's pgbouncer.ini (see the file), shared with the test harness; $IP: the node.
+  sed "s/\$IP/$ip/" "$(dirname "$0")/node/pgbouncer.ini" > "$n/pgbouncer/pgbouncer.ini"
   # Starters until pgitops writes the real ones: the postgres database, the dbsu by peer only.
   printf '%s\n' '# pgbouncer database list' 'postgres                    = host=/var/run/postgresql' > "$n/pgbouncer/database.txt"
   printf '%s\n' '# pgbouncer user options' > "$n/pgbouncer/useropts.txt"

@@ -18,53 +18,9 @@ use super::{cmd, mkdir_pg, ok, own, pg, pid_in, signal, wait_for, Cluster, Node,
 
 pub const PGB_PORT: u16 = 6432;
 
-/// Pigsty v4.5.0's `roles/pgsql/templates/pgbouncer.ini` with its defaults (pg_dbsu postgres,
-/// dbuser_dba, dbuser_monitor, pgbouncer_poolmode transaction, pgbouncer_sslmode disable,
-/// pgbouncer_ignore_param, pgbouncer_log_dir /pg/log/pgbouncer) and `listen_addr` = the node's
-/// address. Left out: `max_prepared_statements` (1.21+; 1.18 refuses to start) and
-/// `auth_user`/`auth_query` (pgbouncer_auth_query is false by default).
-const INI: &str = "\
-[users]
-%include /etc/pgbouncer/useropts.txt
-
-[databases]
-%include /etc/pgbouncer/database.txt
-
-[pgbouncer]
-pool_mode                   = transaction
-listen_addr                 = $IP
-listen_port                 = 6432
-admin_users                 = postgres, dbuser_dba
-stats_users                 = postgres, dbuser_monitor
-
-# Auth & SSL
-auth_type                   = hba
-auth_file                   = /etc/pgbouncer/userlist.txt
-auth_hba_file               = /etc/pgbouncer/pgb_hba.conf
-
-client_tls_sslmode          = disable
-client_tls_cert_file        = /pg/cert/server.crt
-client_tls_key_file         = /pg/cert/server.key
-client_tls_ca_file          = /pg/cert/ca.crt
-server_reset_query          = DISCARD ALL
-server_reset_query_always   = 0
-unix_socket_dir             = /run/postgresql
-pidfile                     = /run/postgresql/pgbouncer.pid
-logfile                     = /pg/log/pgbouncer/pgbouncer.log
-application_name_add_host   = 0
-max_client_conn             = 20000
-min_pool_size               = 0
-default_pool_size           = 50
-reserve_pool_size           = 30
-reserve_pool_timeout        = 1
-server_lifetime             = 600
-max_db_connections          = 100
-max_user_connections        = 100
-server_round_robin          = 0
-log_connections             = 0
-log_disconnections          = 0
-ignore_startup_parameters   = extra_float_digits, application_name, TimeZone, DateStyle, IntervalStyle, search_path
-";
+/// Pigsty's `pgbouncer.ini` for a node (`$IP`: its address), shared with `scripts/sandbox.sh`;
+/// what it keeps and leaves out is said in the file.
+const INI: &str = include_str!("../../../../scripts/node/pgbouncer.ini");
 /// Starters until pgitops (or Pigsty) writes the real ones: the `postgres` database, no user
 /// options, the dbsu with an empty password, the dbsu by peer only.
 const STARTERS: &[(&str, &str)] = &[
