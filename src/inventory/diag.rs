@@ -37,6 +37,10 @@ pub struct Diagnostic {
     /// token as written, quoted (`(quote it: 'yes')`). Never set for secrets.
     #[serde(skip)]
     pub quote_hint: bool,
+    /// Kept only if the node is written as a plain (unquoted) scalar: [`locate`] drops it when
+    /// the source has it quoted (the parsed value cannot tell the two apart).
+    #[serde(skip)]
+    pub only_if_plain: bool,
 }
 
 impl Diagnostic {
@@ -51,6 +55,7 @@ impl Diagnostic {
             revision: String::new(),
             yaml_path: path,
             quote_hint: false,
+            only_if_plain: false,
         }
     }
 }
@@ -125,6 +130,12 @@ pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str
                     d.line = p.line;
                     d.column = p.column;
                 }
+                if d.only_if_plain {
+                    let token = idx
+                        .locate_exact(&d.yaml_path)
+                        .and_then(|p| plain_token(&file.text, p.line, p.column));
+                    d.only_if_plain = token.is_none();
+                }
                 if d.quote_hint {
                     let token = idx
                         .locate_exact(&d.yaml_path)
@@ -140,6 +151,8 @@ pub fn locate(diags: &mut Vec<Diagnostic>, files: &[&SourceFile], revision: &str
         }
         d.revision = revision.to_string();
     }
+    // Still marked: written quoted after all (or not found), so not what the warning is about.
+    diags.retain(|d| !d.only_if_plain);
     diags.sort_by(|a, b| {
         (a.severity, &a.file, a.line, a.column, &a.message)
             .cmp(&(b.severity, &b.file, b.line, b.column, &b.message))

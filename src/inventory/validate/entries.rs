@@ -145,6 +145,9 @@ fn check_fields(n: &Named, kind_of: fn(&str) -> Option<Kind>, out: &mut Out) {
         }
         // The field's origin is built only for a diagnostic: most fields have none.
         let at = || field_origin(n, key);
+        if v.as_str().is_some_and(looks_like_a_date) {
+            out.warn_if_plain(&at(), format!("`{key}` is an unquoted date: Ansible reads it as a date object, and Pigsty's playbooks then fail on this entry (pgitops reads it as text); quote it"));
+        }
         match kind_of(key) {
             None => out.warn(
                 &at(),
@@ -163,6 +166,25 @@ fn check_fields(n: &Named, kind_of: fn(&str) -> Option<Kind>, out: &mut Out) {
             }
         }
     }
+}
+
+/// What YAML 1.1 (PyYAML, Ansible) resolves to a timestamp when unquoted: `YYYY-M-D`, with or
+/// without a time after it.
+fn looks_like_a_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let date = |end: usize| {
+        let (m, d) = s
+            .get(5..end)
+            .and_then(|md| md.split_once('-'))
+            .unwrap_or(("", ""));
+        (1..=2).contains(&m.len())
+            && (1..=2).contains(&d.len())
+            && m.bytes().chain(d.bytes()).all(|c| c.is_ascii_digit())
+    };
+    let end = s.find(['T', 't', ' ']).unwrap_or(s.len());
+    digits(0..4) && b.get(4) == Some(&b'-') && date(end)
 }
 
 /// A list of names (`roles`, `schemas`, `extensions`): each a name, or a mapping with a `name`

@@ -34,6 +34,12 @@ impl Out {
     pub(super) fn warn(&mut self, origin: &Origin, msg: String) {
         self.at(Severity::Warning, origin, msg)
     }
+    /// A warning that holds only if the node is written unquoted (see `Diagnostic::only_if_plain`).
+    fn warn_if_plain(&mut self, origin: &Origin, msg: String) {
+        let mut d = Diagnostic::new(Severity::Warning, &origin.file, origin.path.clone(), msg);
+        d.only_if_plain = true;
+        self.0.push(d);
+    }
     /// An error from a typed value check, with its quoting hint.
     fn problem(&mut self, origin: &Origin, p: values::Problem) {
         let mut path = origin.path.clone();

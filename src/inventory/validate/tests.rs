@@ -418,3 +418,17 @@ fn pgbouncer_settings_must_fit_its_files() {
     at(&e, 8, "'yes'", "pgbouncer_enabled");
     valid("        pgbouncer_redirect_to: 10.0.0.9\n        pg_databases: [ { name: d, pool_size: 5, pool_mode: session, pool_connlimit: -1 } ]\n");
 }
+
+#[test]
+fn an_unquoted_date_in_an_entry_is_a_warning_and_a_quoted_one_is_not() {
+    let inv = valid(
+        "        pg_users:\n          - { name: a, expire_at: 2031-01-01 }\n          - { name: b, expire_at: '2031-01-01' }\n          - { name: c, comment: \"2031-1-2 10:00:00\" }\n",
+    );
+    let warnings: Vec<String> = inv.warnings().map(|d| d.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("pigsty.yml:9:35: warning: `expire_at` is an unquoted date"),
+        "{}",
+        warnings[0]
+    );
+}
