@@ -13,6 +13,8 @@ mod etcd_remove;
 mod hba;
 mod objects;
 mod params;
+mod patroni;
+mod patroni_node;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -104,7 +106,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
-        Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
+        Step::ClusterRunning { name } => {
+            let r = finish(a, run::<patroni::PatroniCluster>(ctx, a, name).await);
+            return match r.status == Status::Applied && r.message == patroni::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
         Step::Delegated(_) if EtcdStep::of(a).is_some() => {
             let step = EtcdStep::of(a).expect("an etcd step");
             let r = finish(a, run::<etcd::Etcd>(ctx, a, &step).await);

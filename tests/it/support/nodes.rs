@@ -134,16 +134,17 @@ impl Cluster {
     }
 
     /// Stops every HA node's runit tree now (Drop does it too) and returns what is left of it:
-    /// runsvdir/runsv/svlogd/etcd processes of the test's nodes still alive.
+    /// runsvdir/runsv/svlogd/etcd/patroni/postgres processes of the test's nodes still alive.
+    /// Last node first (tests declare the primary first: its replicas stop before it).
     pub fn stop_ha(&self) -> Vec<String> {
         let mut left: Vec<String> = vec![];
-        for n in self.nodes.iter().filter(|n| n.ha) {
+        for n in self.nodes.iter().rev().filter(|n| n.ha) {
             left.extend(
                 ha::stop(&n.dir)
                     .into_iter()
                     .map(|p| format!("{}: pid {p}", n.ip)),
             );
-            let names = ["etcd", "runsv", "runsvdir", "svlogd"];
+            let names = ["etcd", "runsv", "runsvdir", "svlogd", "patroni", "postgres"];
             left.extend(
                 ha::left_behind(&n.dir, &names)
                     .into_iter()
@@ -326,7 +327,7 @@ pub(super) fn descendants(pid: i32) -> Vec<i32> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in self.nodes.iter().filter(|n| n.ha) {
+        for n in self.nodes.iter().rev().filter(|n| n.ha) {
             ha::stop(&n.dir);
         }
         for n in &self.nodes {
