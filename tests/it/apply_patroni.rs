@@ -12,14 +12,17 @@ use crate::support::nodes::{ha, Cluster};
 use crate::support::{pgitops, Repo, Run};
 
 const IPS: [&str; 3] = ["127.0.66.11", "127.0.66.12", "127.0.66.13"];
+/// The member a later commit adds.
+const FOURTH: &str = "127.0.66.14";
 
-fn inventory(ips: &[&str]) -> String {
-    let etcd: Vec<String> = ips
+/// etcd on `IPS`, `pg-test` on `pg` (the first its primary).
+fn inventory(pg: &[&str]) -> String {
+    let etcd: Vec<String> = IPS
         .iter()
         .enumerate()
         .map(|(i, ip)| format!("{ip}: {{ etcd_seq: {} }}", i + 1))
         .collect();
-    let pg: Vec<String> = ips
+    let pg: Vec<String> = pg
         .iter()
         .enumerate()
         .map(|(i, ip)| {
@@ -147,7 +150,7 @@ fn line<'a>(run: &'a Run, id: &str) -> &'a str {
 #[test]
 fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     let started = Instant::now();
-    let nodes = Cluster::start_ha(&IPS);
+    let nodes = Cluster::start_ha(&[IPS[0], IPS[1], IPS[2], FOURTH]);
     let ctl = tempfile::Builder::new()
         .prefix("pgp")
         .tempdir_in("/tmp")
@@ -216,6 +219,37 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         .map(|ip| ha::postmaster(&nodes.node(ip).dir))
         .collect();
     assert_eq!(pms, pms_again, "no PostgreSQL restarted");
+
+    // 3. a fourth member, added by a commit: Patroni clones it and it streams
+    let four = [IPS[0], IPS[1], IPS[2], FOURTH];
+    repo.commit_inventory(&inventory(&four), "pg-test: a fourth member");
+    let t = Instant::now();
+    let run = apply(&nodes, &repo, ctl.path());
+    let added = t.elapsed();
+    ok(&nodes, &run);
+    eprintln!("add: commit → streaming in {added:?}\n{}", run.stdout);
+    assert!(
+        line(&run, "member/127.0.66.14/add").contains("applied"),
+        "{}",
+        run.stdout
+    );
+    let streaming = leader.sql(
+        "postgres",
+        "SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming'",
+    );
+    assert_eq!(streaming, "pg-test-2,pg-test-3,pg-test-4");
+    let view = patroni_cluster(FOURTH);
+    assert!(
+        view.iter().any(|m| m.0 == "pg-test-4" && m.1 == "replica"),
+        "{view:?}"
+    );
+    assert_eq!(
+        pids,
+        IPS.iter()
+            .map(|ip| patroni_pid(&nodes, ip))
+            .collect::<Vec<_>>(),
+        "the others keep running"
+    );
 
     let left = nodes.stop_ha();
     assert!(left.is_empty(), "left behind: {left:?}");

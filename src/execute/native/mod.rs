@@ -14,6 +14,7 @@ mod hba;
 mod objects;
 mod params;
 mod patroni;
+mod patroni_add;
 mod patroni_node;
 pub(crate) mod pg;
 mod pgbouncer;
@@ -25,9 +26,10 @@ use super::settings::PgSettings;
 use super::Target;
 use super::{result, ActionResult, ExecConfig, ExecError, HostLocks, HostResult, Runner, Status};
 use crate::inventory::model::{port_var, str_var, PgCluster};
+use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 use crate::plan::etcd::EtcdStep;
-use crate::plan::{Action, Approval, Class, Step};
+use crate::plan::{Action, Approval, Class, Delegated, Step};
 
 pub struct Ctx<'a> {
     pub old: &'a Inventory,
@@ -117,6 +119,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             let step = EtcdStep::of(a).expect("an etcd step");
             let r = finish(a, run::<etcd::Etcd>(ctx, a, &step).await);
             return match r.status == Status::Applied && r.message == etcd::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
+        Step::Delegated(Delegated::MemberAdd { ip }) if a.module == Module::Pgsql => {
+            let r = finish(a, run::<patroni_add::PatroniMember>(ctx, a, ip).await);
+            return match r.status == Status::Applied && r.message == patroni::ADOPTED_MEMBER {
                 true => ActionResult { status: Status::Adopted, ..r },
                 false => r,
             };

@@ -29,6 +29,8 @@ use crate::render::patroni::{placement, Dcs};
 
 /// The message of a cluster whose members all run under Patroni already (status `adopted`).
 pub const ADOPTED: &str = "Patroni already runs every member; adopted (nothing written)";
+/// The message of an added member where Patroni answers already (status `adopted`).
+pub const ADOPTED_MEMBER: &str = "Patroni already runs this member; adopted (nothing written)";
 
 const ETCD_KIND: &str = r#"if head -n 1 /etc/etcd/etcd.conf 2>/dev/null | grep -q '^# written by pgitops'; then echo native; else echo other; fi"#;
 
@@ -70,7 +72,7 @@ impl Component for PatroniCluster {
                     Now::Patroni { leader: true } => "leader",
                     _ => "replica",
                 };
-                result(h, Ok(format!("Patroni answers ({role})")), 0)
+                host_result(h, Ok(format!("Patroni answers ({role})")), 0)
             });
             return Ok((ADOPTED.into(), hosts.collect()));
         }
@@ -78,7 +80,7 @@ impl Component for PatroniCluster {
     }
 }
 
-fn result(host: &str, r: Result<String, ExecError>, ms: u64) -> HostResult {
+pub(super) fn host_result(host: &str, r: Result<String, ExecError>, ms: u64) -> HostResult {
     let (ok, detail) = match r {
         Ok(d) => (true, d),
         Err(e) => (false, e.to_string()),
@@ -103,7 +105,7 @@ async fn left_alone(ctx: &Ctx<'_>, now: Observed) -> Outcome {
                 "{h}: not created: other members of this cluster run PostgreSQL outside Patroni"
             ))),
         };
-        result(h, r, 0)
+        host_result(h, r, 0)
     });
     let hosts = futures::future::join_all(checks).await;
     let msg = "PostgreSQL runs here outside Patroni: reported and left alone (not bootstrapped natively); its objects are converged by the actions that follow";
@@ -111,7 +113,7 @@ async fn left_alone(ctx: &Ctx<'_>, now: Observed) -> Outcome {
 }
 
 /// The DCS of the inventory's etcd, observed on its first member.
-async fn dcs(ctx: &Ctx<'_>) -> Result<Dcs, ExecError> {
+pub(super) async fn dcs(ctx: &Ctx<'_>) -> Result<Dcs, ExecError> {
     let mut hosts = crate::render::group_hosts(ctx.new, "etcd");
     hosts.sort();
     let Some(first) = hosts.first() else {
@@ -129,7 +131,7 @@ async fn dcs(ctx: &Ctx<'_>) -> Result<Dcs, ExecError> {
 }
 
 /// Patroni's member name of `host` (`<pg_cluster>-<pg_seq>`).
-fn instance(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
+pub(super) fn instance(ctx: &Ctx<'_>, host: &str) -> Result<String, ExecError> {
     let p = placement(ctx.new, host).map_err(|e| ExecError::Refused(e.to_string()))?;
     let file = p.path.rsplit('/').next().unwrap_or_default();
     Ok(file.trim_end_matches(".yml").to_string())
@@ -168,7 +170,7 @@ async fn create(ctx: &Ctx<'_>, c: &PgCluster, now: Observed) -> Outcome {
             let role = if *leader { "leader" } else { "replica" };
             results.insert(
                 h.clone(),
-                result(h, Ok(format!("Patroni answers ({role}): adopted")), 0),
+                host_result(h, Ok(format!("Patroni answers ({role}): adopted")), 0),
             );
         }
     }
@@ -246,14 +248,14 @@ async fn create(ctx: &Ctx<'_>, c: &PgCluster, now: Observed) -> Outcome {
     let t = std::time::Instant::now();
     if let Err(e) = node::wait_streaming(ctx, &leader, &names).await {
         for h in &replicas {
-            let r = result(h, Err(ExecError::Refused(e.to_string())), 0);
+            let r = host_result(h, Err(ExecError::Refused(e.to_string())), 0);
             merge(&mut results, r);
         }
         return done(results, "the replicas did not all stream".into());
     }
     for h in &replicas {
         let ms = t.elapsed().as_millis() as u64;
-        merge(&mut results, result(h, Ok("streaming".into()), ms));
+        merge(&mut results, host_result(h, Ok("streaming".into()), ms));
     }
     let view = node::cluster_view(ctx, &leader).await?;
     let mut seen: Vec<String> = view
