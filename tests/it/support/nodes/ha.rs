@@ -86,6 +86,18 @@ pub(super) fn runsvdir(dir: &Path) -> Option<i32> {
         .then_some(pid)
 }
 
+/// Stops the node's Patroni (it stops its PostgreSQL) while etcd still runs: a Patroni whose
+/// DCS is gone retries for `retry_timeout` before it lets go.
+pub(super) fn stop_patroni(dir: &Path) {
+    let svc = dir.join("service/patroni");
+    if runsvdir(dir).is_some() && svc.exists() {
+        let _ = Command::new("sv")
+            .args(["-w", "20", "down"])
+            .arg(&svc)
+            .output();
+    }
+}
+
 /// Stops the node's runit tree: `sv -w 10 down` every service (etcd gets its TERM), HUP to
 /// runsvdir (it TERMs its runsv's and exits), then SIGKILL whatever of the tree is left after
 /// 10 s. Returns the pids that were still alive at the end (none, normally).
