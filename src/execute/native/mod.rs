@@ -5,8 +5,9 @@
 //! from there; `apply` dispatches on the typed step. SQL goes to the **live** primary (every
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
-//! membership ([`etcd`]) runs under the node's supervisor ([`supervise`]). Steps delegated to
-//! Pigsty (bootstrap, node, removing an etcd cluster, redis, ...) are reported as not native.
+//! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
+//! [`patroni_add`]) run under the node's supervisor ([`supervise`]). Steps delegated to Pigsty
+//! (node, member removal, removing an etcd cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_remove;
@@ -139,8 +140,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 }
 
 /// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a
-/// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
-/// running cluster or bootstraps a new one. Not ETCD either: pgitops' etcd speaks plain http,
+/// cluster's creation nor a member's addition: natively they run under Patroni with
+/// pgitops-native etcd (plain http) only, while Pigsty's leg adopts a running cluster or
+/// bootstraps a new one with its own etcd (TLS). Not ETCD either: pgitops' etcd speaks plain http,
 /// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
 pub fn handles(step: &Step) -> bool {
     matches!(
