@@ -183,69 +183,76 @@ pub async fn run(
     }
     let limit = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let locks = Arc::new(HostLocks::default());
-    let mut tasks = tokio::task::JoinSet::new();
-    for (_, actions) in by_cluster {
-        let (old, new, runner, cfg, limit, locks) = (
-            old.clone(),
-            new.clone(),
-            runner.clone(),
-            cfg.clone(),
-            limit.clone(),
-            locks.clone(),
-        );
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore open");
-            let ctx = native::Ctx {
-                old: &old,
-                new: &new,
-                runner: &runner,
-                cfg: &cfg,
-                locks: &locks,
-            };
-            let mut out = Vec::new();
-            let mut failed = false;
-            for (i, a) in actions {
-                let started = Instant::now();
-                let stopping = cfg.stop.load(std::sync::atomic::Ordering::SeqCst);
-                let mut r = if stopping {
-                    result(
-                        &a,
-                        Status::Skipped,
-                        "not run: pgitops is shutting down",
-                        vec![],
-                    )
-                } else if failed {
-                    skipped(&a)
-                } else if cfg.closed_classes.contains(&a.class)
-                    && a.approval != crate::plan::Approval::Required
-                {
-                    result(
-                        &a,
-                        Status::AwaitingWindow,
-                        format!(
-                            "waits for the allowed window of {} actions",
-                            a.class.as_str()
-                        ),
-                        vec![],
-                    )
-                } else {
-                    match &cfg.pigsty {
-                        Some(p) if !(p.native_first && native::handles(&a.step)) => {
-                            ran(pigsty::apply(&ctx, &a).await, ExecutorUsed::Pigsty)
-                        }
-                        _ => ran(native::apply(&ctx, &a).await, ExecutorUsed::Native),
-                    }
-                };
-                r.ms = started.elapsed().as_millis() as u64;
-                failed |= r.status == Status::Failed;
-                out.push((i, r));
-            }
-            out
-        });
-    }
+    // The DCS first: etcd's lanes end before the others start (a PGSQL cluster created in the
+    // same apply needs its etcd running); lanes of one wave run side by side.
+    let (dcs, rest): (Vec<_>, Vec<_>) = by_cluster
+        .into_iter()
+        .partition(|((module, _), _)| module == crate::inventory::module::Module::Etcd.as_str());
     let mut all: Vec<(usize, ActionResult)> = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        all.extend(done.expect("cluster task panicked"));
+    for wave in [dcs, rest] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (_, actions) in wave {
+            let (old, new, runner, cfg, limit, locks) = (
+                old.clone(),
+                new.clone(),
+                runner.clone(),
+                cfg.clone(),
+                limit.clone(),
+                locks.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore open");
+                let ctx = native::Ctx {
+                    old: &old,
+                    new: &new,
+                    runner: &runner,
+                    cfg: &cfg,
+                    locks: &locks,
+                };
+                let mut out = Vec::new();
+                let mut failed = false;
+                for (i, a) in actions {
+                    let started = Instant::now();
+                    let stopping = cfg.stop.load(std::sync::atomic::Ordering::SeqCst);
+                    let mut r = if stopping {
+                        result(
+                            &a,
+                            Status::Skipped,
+                            "not run: pgitops is shutting down",
+                            vec![],
+                        )
+                    } else if failed {
+                        skipped(&a)
+                    } else if cfg.closed_classes.contains(&a.class)
+                        && a.approval != crate::plan::Approval::Required
+                    {
+                        result(
+                            &a,
+                            Status::AwaitingWindow,
+                            format!(
+                                "waits for the allowed window of {} actions",
+                                a.class.as_str()
+                            ),
+                            vec![],
+                        )
+                    } else {
+                        match &cfg.pigsty {
+                            Some(p) if !(p.native_first && native::handles(&a.step)) => {
+                                ran(pigsty::apply(&ctx, &a).await, ExecutorUsed::Pigsty)
+                            }
+                            _ => ran(native::apply(&ctx, &a).await, ExecutorUsed::Native),
+                        }
+                    };
+                    r.ms = started.elapsed().as_millis() as u64;
+                    failed |= r.status == Status::Failed;
+                    out.push((i, r));
+                }
+                out
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            all.extend(done.expect("cluster task panicked"));
+        }
     }
     all.sort_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, r)| r).collect()

@@ -357,7 +357,7 @@ impl Step {
                 lines
             }
             Step::ClusterRunning { .. } => vec![
-                "native executor: does not bootstrap; checks that the members already run PostgreSQL, then converges the objects below".into(),
+                "native executor: creates the cluster under Patroni (etcd as DCS; primary first, then replicas cloned; waits until each streams), adopts members where Patroni answers, leaves a PostgreSQL not under Patroni alone; then converges the objects below".into(),
                 "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),
             ],
             Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],

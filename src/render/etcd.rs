@@ -209,7 +209,10 @@ pub fn conf(h: &EtcdHost, init: Init, initial: &str) -> String {
          # important: enable auto compaction\n\
          auto-compaction-mode: periodic\n\n\
          # keep history in last 24 hour\n\
-         auto-compaction-retention: \"24h\"\n",
+         auto-compaction-retention: \"24h\"\n\n\
+         # the v3 JSON gateway Patroni's etcd3 client talks to (etcd 3.4 turns it off when it\n\
+         # reads a config file)\n\
+         enable-grpc-gateway: true\n",
         name = m.name,
         data = h.data,
         cluster = h.cluster,

@@ -106,6 +106,19 @@ impl NodeFacts {
     }
 }
 
+/// How Patroni reaches its etcd (the `etcd3` section). Pigsty's etcd runs https with an etcd
+/// user per cluster (its templates: certificates under `/pg/cert`, `username`/`password`);
+/// pgitops' native etcd ([`crate::render::etcd`]) serves plain http without authentication. The
+/// caller says which one the cluster's etcd is, from how that etcd runs (the native executor
+/// observes who wrote `/etc/etcd/etcd.conf`): never from a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dcs {
+    /// Pigsty's etcd: `protocol: https`, certificates, the cluster's etcd user.
+    PigstyTls,
+    /// pgitops-native etcd: `protocol: http`, no certificates, no user.
+    PlainHttp,
+}
+
 /// Where Pigsty puts the file: the path, the link to it, owner, group and mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
@@ -181,6 +194,7 @@ pub struct Ctx<'a> {
     pub facts: &'a NodeFacts,
     /// `pg_version | int`.
     pub version: i64,
+    pub dcs: Dcs,
 }
 
 impl<'a> Ctx<'a> {
@@ -242,6 +256,7 @@ pub fn placement(inv: &Inventory, host: &str) -> Result<Placement, PatroniError>
         conf: Conf::Oltp,
         facts: &NodeFacts::observed(1, 1, None, "deb", 12),
         version: 0,
+        dcs: Dcs::PigstyTls,
     };
     Ok(Placement {
         path: format!("/pg/conf/{}.yml", instance(&ctx)?),
@@ -257,9 +272,20 @@ fn instance(c: &Ctx) -> Result<String, PatroniError> {
     Ok(format!("{}-{}", c.text("pg_cluster")?, c.text("pg_seq")?))
 }
 
-/// Patroni's configuration of `host` as YAML text (holds passwords: never log it).
+/// Patroni's configuration of `host` as YAML text (holds passwords: never log it), for Pigsty's
+/// etcd ([`Dcs::PigstyTls`]).
 pub fn patroni_yml(inv: &Inventory, host: &str, facts: &NodeFacts) -> Result<String, PatroniError> {
-    let doc = patroni_config(inv, host, facts)?;
+    patroni_yml_for(inv, host, facts, Dcs::PigstyTls)
+}
+
+/// [`patroni_yml`] for the etcd `dcs` says.
+pub fn patroni_yml_for(
+    inv: &Inventory,
+    host: &str,
+    facts: &NodeFacts,
+    dcs: Dcs,
+) -> Result<String, PatroniError> {
+    let doc = patroni_config(inv, host, facts, dcs)?;
     jinja::emit(&doc).map_err(PatroniError::Ambiguous)
 }
 
@@ -268,6 +294,7 @@ pub fn patroni_config(
     inv: &Inventory,
     host: &str,
     facts: &NodeFacts,
+    dcs: Dcs,
 ) -> Result<Value, PatroniError> {
     let conf = conf(inv, host)?;
     let vars = vars(inv, host)?;
@@ -276,6 +303,7 @@ pub fn patroni_config(
         conf,
         facts,
         version: 0,
+        dcs,
     };
     let version = jinja::int(probe.req("pg_version")?);
     let c = Ctx { version, ..probe };

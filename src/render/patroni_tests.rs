@@ -28,7 +28,7 @@ fn render(i: &Inventory, host: &str) -> Value {
     let doc: Value = serde_yaml_ng::from_str(&text).expect("the output is YAML");
     assert_eq!(
         doc,
-        patroni_config(i, host, &FACTS).unwrap(),
+        patroni_config(i, host, &FACTS, Dcs::PigstyTls).unwrap(),
         "text and tree agree"
     );
     doc
@@ -238,6 +238,18 @@ fn etcd_hosts_use_each_members_own_etcd_port() {
         patroni_yml(&i, "10.0.0.1", &FACTS),
         Err(PatroniError::NoEtcd)
     );
+}
+
+#[test]
+fn native_etcd_is_plain_http_without_user() {
+    let i = inv("", "");
+    let text = patroni_yml_for(&i, "10.0.0.1", &FACTS, Dcs::PlainHttp).unwrap();
+    let d: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let etcd3 = d["etcd3"].as_mapping().unwrap();
+    let keys: Vec<&str> = etcd3.keys().filter_map(Value::as_str).collect();
+    assert_eq!(keys, ["hosts", "protocol"]);
+    assert_eq!(at(&d, "etcd3/protocol"), "http");
+    assert_eq!(at(&d, "etcd3/hosts"), "10.0.0.20:2379,10.0.0.21:2379");
 }
 
 #[test]

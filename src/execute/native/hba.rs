@@ -76,7 +76,7 @@ impl Component for Hba {
     }
 }
 
-async fn one(
+pub(super) async fn one(
     ctx: &Ctx<'_>,
     c: &PgCluster,
     host: &str,

@@ -5,8 +5,9 @@
 //! from there; `apply` dispatches on the typed step. SQL goes to the **live** primary (every
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
-//! membership ([`etcd`]) runs under the node's supervisor ([`supervise`]). Steps delegated to
-//! Pigsty (bootstrap, node, removing an etcd cluster, redis, ...) are reported as not native.
+//! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
+//! [`patroni_add`]) run under the node's supervisor ([`supervise`]). Steps delegated to Pigsty
+//! (node, member removal, removing an etcd cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;
@@ -14,6 +15,9 @@ mod etcd_remove;
 mod hba;
 mod objects;
 mod params;
+mod patroni;
+mod patroni_add;
+mod patroni_node;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -24,9 +28,10 @@ use super::settings::PgSettings;
 use super::Target;
 use super::{result, ActionResult, ExecConfig, ExecError, HostLocks, HostResult, Runner, Status};
 use crate::inventory::model::{port_var, str_var, PgCluster};
+use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 use crate::plan::etcd::EtcdStep;
-use crate::plan::{Action, Approval, Class, Step};
+use crate::plan::{Action, Approval, Class, Delegated, Step};
 
 pub struct Ctx<'a> {
     pub old: &'a Inventory,
@@ -105,11 +110,24 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
-        Step::ClusterRunning { .. } => pg::cluster_running(ctx, a).await,
+        Step::ClusterRunning { name } => {
+            let r = finish(a, run::<patroni::PatroniCluster>(ctx, a, name).await);
+            return match r.status == Status::Applied && r.message == patroni::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
         Step::Delegated(_) if EtcdStep::of(a).is_some() => {
             let step = EtcdStep::of(a).expect("an etcd step");
             let r = finish(a, run::<etcd::Etcd>(ctx, a, &step).await);
             return match r.status == Status::Applied && r.message == etcd::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
+        Step::Delegated(Delegated::MemberAdd { ip }) if a.module == Module::Pgsql => {
+            let r = finish(a, run::<patroni_add::PatroniMember>(ctx, a, ip).await);
+            return match r.status == Status::Applied && r.message == patroni::ADOPTED_MEMBER {
                 true => ActionResult { status: Status::Adopted, ..r },
                 false => r,
             };
@@ -123,8 +141,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 }
 
 /// Whether the native executor carries out `step` itself (for `executor.kind = "auto"`). Not a
-/// cluster's creation: natively that only checks the members run, while Pigsty's leg adopts a
-/// running cluster or bootstraps a new one. Not ETCD either: pgitops' etcd speaks plain http,
+/// cluster's creation nor a member's addition: natively they run under Patroni with
+/// pgitops-native etcd (plain http) only, while Pigsty's leg adopts a running cluster or
+/// bootstraps a new one with its own etcd (TLS). Not ETCD either: pgitops' etcd speaks plain http,
 /// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
 pub fn handles(step: &Step) -> bool {
     matches!(

@@ -6,7 +6,6 @@ use crate::execute::runner::{Output, Started};
 use crate::execute::settings::PgSettings;
 use crate::execute::{Become, ExecError};
 use crate::inventory::model::PgCluster;
-use crate::plan::Action;
 use crate::render::sql::conninfo_value;
 
 /// The command prefix that runs as the dbsu.
@@ -177,19 +176,4 @@ pub async fn live_primary(ctx: &Ctx<'_>, c: &PgCluster) -> Result<(String, u32),
                 .join(", ")
         ))),
     }
-}
-
-/// A new cluster: the native executor does not bootstrap; it checks the members already run.
-pub async fn cluster_running(ctx: &Ctx<'_>, a: &Action) -> super::Outcome {
-    let c = ctx.cluster(a)?;
-    let hosts = futures::future::join_all(c.members.keys().map(|host| {
-        super::on_host(ctx, host, move || async move {
-            psql(ctx, host, "postgres", "SELECT 1;")
-                .await
-                .map(|_| "running".to_string())
-        })
-    }))
-    .await;
-    let msg = "bootstrapping is not done natively; the members already run PostgreSQL, so its objects are converged by the actions that follow";
-    Ok((msg.into(), hosts))
 }

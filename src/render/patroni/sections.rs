@@ -10,7 +10,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::jinja::{int, plain, plain_text, text, truthy};
 use super::params::{parameters, sizing};
-use super::{Conf, Ctx, PatroniError};
+use super::{Conf, Ctx, Dcs, PatroniError};
 use crate::inventory::Inventory;
 use crate::render::group_hosts;
 
@@ -66,9 +66,8 @@ pub fn top(
         Some(v) if jinja_truthy(v) => text(v),
         _ => etcd_user.clone(),
     };
-    put(
-        "etcd3",
-        map([
+    let etcd3 = match c.dcs {
+        Dcs::PigstyTls => map([
             ("hosts", s(&etcd_hosts(inv)?)),
             ("cacert", s("/pg/cert/ca.crt")),
             ("cert", s("/pg/cert/server.crt")),
@@ -77,7 +76,9 @@ pub fn top(
             ("username", s(&etcd_user)),
             ("password", s(&etcd_password)),
         ]),
-    );
+        Dcs::PlainHttp => map([("hosts", s(&etcd_hosts(inv)?)), ("protocol", s("http"))]),
+    };
+    put("etcd3", etcd3);
     let ssl = truthy(c.req("patroni_ssl_enabled")?);
     let mut ctl = Mapping::new();
     ctl.insert("insecure".into(), b(!ssl));

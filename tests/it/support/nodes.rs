@@ -134,23 +134,36 @@ impl Cluster {
     }
 
     /// Stops every HA node's runit tree now (Drop does it too) and returns what is left of it:
-    /// runsvdir/runsv/svlogd/etcd processes of the test's nodes still alive.
+    /// runsvdir/runsv/svlogd/etcd/patroni/postgres processes of the test's nodes still alive.
+    /// Every node's Patroni first, then the rest of each node's tree; nodes side by side.
     pub fn stop_ha(&self) -> Vec<String> {
-        let mut left: Vec<String> = vec![];
-        for n in self.nodes.iter().filter(|n| n.ha) {
-            left.extend(
-                ha::stop(&n.dir)
-                    .into_iter()
-                    .map(|p| format!("{}: pid {p}", n.ip)),
-            );
-            let names = ["etcd", "runsv", "runsvdir", "svlogd"];
-            left.extend(
-                ha::left_behind(&n.dir, &names)
-                    .into_iter()
-                    .map(|p| format!("{}: {p}", n.ip)),
-            );
-        }
-        left
+        let ha: Vec<&Node> = self.nodes.iter().filter(|n| n.ha).collect();
+        std::thread::scope(|s| {
+            let stops: Vec<_> = ha
+                .iter()
+                .map(|n| s.spawn(|| ha::stop_patroni(&n.dir)))
+                .collect();
+            stops.into_iter().for_each(|h| h.join().unwrap());
+            let stops: Vec<_> = ha
+                .iter()
+                .map(|n| {
+                    s.spawn(|| {
+                        let mut left: Vec<String> = ha::stop(&n.dir)
+                            .into_iter()
+                            .map(|p| format!("{}: pid {p}", n.ip))
+                            .collect();
+                        let names = ["etcd", "runsv", "runsvdir", "svlogd", "patroni", "postgres"];
+                        left.extend(
+                            ha::left_behind(&n.dir, &names)
+                                .into_iter()
+                                .map(|p| format!("{}: {p}", n.ip)),
+                        );
+                        left
+                    })
+                })
+                .collect();
+            stops.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        })
     }
 
     pub fn node(&self, ip: &str) -> &Node {
@@ -326,8 +339,8 @@ pub(super) fn descendants(pid: i32) -> Vec<i32> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in self.nodes.iter().filter(|n| n.ha) {
-            ha::stop(&n.dir);
+        if self.nodes.iter().any(|n| n.ha) {
+            self.stop_ha();
         }
         for n in &self.nodes {
             n.stop_pgbouncer();

@@ -1,6 +1,9 @@
 //! HA-capable test nodes: an sshd in a private mount namespace (no PostgreSQL) where Pigsty's
 //! etcd paths are the node's own (`etcd/conf` over `/etc/etcd`, `etcd/lib` over
-//! `/var/lib/etcd`, `etcd/data` over `/data/etcd`) and a private runit: the node's `service/`
+//! `/var/lib/etcd`, `etcd/data` over `/data/etcd`), so are the paths of Patroni and PostgreSQL
+//! (`pg/` over `/pg`, `patroni/` over `/etc/patroni`, `home/` over `/var/lib/pgsql`, the dbsu's
+//! home; `run/` over `/var/run/postgresql` and `tmp/` over `/tmp`, the socket dirs Pigsty's
+//! configuration names, which would collide between nodes on one port), and a private runit: the node's `service/`
 //! over `/etc/service`, supervised by one `runsvdir` the harness starts in that namespace (the
 //! node's "init"; its pid in `runsvdir.pid`). The system's `/etc/service` is never supervised:
 //! runsvdir is given the node dir's path and starts only after every bind mount succeeded.
@@ -18,16 +21,32 @@ use super::{descendants, pid_in, poll, signal};
 pub(super) const SSHD_NS: &str = r#"{ [ ! -e /root/.bashrc ] || mount --bind "$1/empty_bashrc" /root/.bashrc; } &&
     mount --bind "$2/etcd/conf" /etc/etcd && mount --bind "$2/etcd/lib" /var/lib/etcd &&
     mount --bind "$2/etcd/data" /data/etcd && mount --bind "$2/service" /etc/service &&
+    mount --bind "$2/pg" /pg && mount --bind "$2/patroni" /etc/patroni &&
+    mount --bind "$2/home" /var/lib/pgsql && mount --bind "$2/run" /var/run/postgresql &&
+    mount --bind "$2/tmp" /tmp &&
     { setsid runsvdir -P "$2/service" 'log: ................................................' </dev/null >/dev/null 2>&1 &
       echo $! > "$2/runsvdir.pid"; } &&
     exec /usr/sbin/sshd -D -f "$2/sshd_config" -E "$2/sshd.log""#;
 
 /// Mount points on the host (empty directories; the mounts stay in the nodes' namespaces).
 pub(super) fn check_host() {
-    for dir in ["/etc/etcd", "/data/etcd", "/var/lib/etcd", "/etc/service"] {
+    let dirs = ["/etc/etcd", "/data/etcd", "/var/lib/etcd", "/etc/service"];
+    let pg = [
+        "/pg",
+        "/etc/patroni",
+        "/var/lib/pgsql",
+        "/var/run/postgresql",
+    ];
+    for dir in dirs.into_iter().chain(pg) {
         fs::create_dir_all(dir).unwrap();
     }
+    assert!(
+        !super::scratch().starts_with("/tmp"),
+        "HA nodes mount their own /tmp: their dirs must live elsewhere (/dev/shm)"
+    );
     for bin in [
+        "/usr/bin/patroni",
+        "/usr/bin/curl",
         "/usr/bin/etcd",
         "/usr/bin/etcdctl",
         "/usr/bin/runsvdir",
@@ -44,6 +63,17 @@ pub(super) fn layout(dir: &Path) {
     for d in ["etcd/conf", "etcd/lib", "etcd/data", "service"] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
+    for d in ["pg", "home"] {
+        super::mkdir_pg(&dir.join(d), 0o750);
+    }
+    fs::create_dir(dir.join("patroni")).unwrap();
+    fs::create_dir(dir.join("tmp")).unwrap();
+    super::chmod(&dir.join("tmp"), 0o1777);
+}
+
+/// The node's postmaster (Patroni double-forks it: it is not in the runit tree).
+pub fn postmaster(dir: &Path) -> Option<i32> {
+    super::postmaster(&dir.join("pg/data"))
 }
 
 /// The node's runsvdir, if it still runs (checked: its command line names the node's dir).
@@ -54,6 +84,18 @@ pub(super) fn runsvdir(dir: &Path) -> Option<i32> {
     String::from_utf8_lossy(&cmdline)
         .contains(svc.to_str().unwrap())
         .then_some(pid)
+}
+
+/// Stops the node's Patroni (it stops its PostgreSQL) while etcd still runs: a Patroni whose
+/// DCS is gone retries for `retry_timeout` before it lets go.
+pub(super) fn stop_patroni(dir: &Path) {
+    let svc = dir.join("service/patroni");
+    if runsvdir(dir).is_some() && svc.exists() {
+        let _ = Command::new("sv")
+            .args(["-w", "20", "down"])
+            .arg(&svc)
+            .output();
+    }
 }
 
 /// Stops the node's runit tree: `sv -w 10 down` every service (etcd gets its TERM), HUP to
@@ -77,6 +119,13 @@ pub(super) fn stop(dir: &Path) -> Vec<i32> {
             .args(&services)
             .output();
     }
+    // Patroni stopped its PostgreSQL on `down`; one left over (a Patroni killed) is stopped here.
+    if let Some(pm) = postmaster(dir) {
+        signal(Some(pm), libc::SIGQUIT);
+        if !poll(10, || postmaster(dir).is_none()) {
+            signal(Some(pm), libc::SIGKILL);
+        }
+    }
     let mut tree = descendants(pid);
     tree.push(pid);
     signal(Some(pid), libc::SIGHUP);
@@ -94,7 +143,9 @@ pub(super) fn stop(dir: &Path) -> Vec<i32> {
 /// data dir, runsv in its service dir): what a node left behind.
 pub fn left_behind(dir: &Path, names: &[&str]) -> Vec<String> {
     let mut inodes = vec![];
-    for d in ["etcd/data", "service", "service/etcd", "service/etcd/log"] {
+    let dirs = ["etcd/data", "service", "service/etcd", "service/etcd/log"];
+    let pg = ["pg/data", "home", "service/patroni", "service/patroni/log"];
+    for d in dirs.into_iter().chain(pg) {
         if let Ok(m) = fs::metadata(dir.join(d)) {
             inodes.push((m.dev(), m.ino()));
         }
