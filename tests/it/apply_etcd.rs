@@ -26,27 +26,9 @@ fn inventory(n: usize) -> Value {
 }
 
 fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
-    let s = |p: std::path::PathBuf| p.to_string_lossy().to_string();
-    let (cfg, key, kh) = (
-        s(nodes.ssh_config()),
-        s(nodes.identity()),
-        s(nodes.known_hosts()),
-    );
-    let ctl = ctl.to_string_lossy().to_string();
-    let args = [
-        "apply",
-        "--ssh-user",
-        "root",
-        "--control-dir",
-        &ctl,
-        "--ssh-config",
-        &cfg,
-        "--identity",
-        &key,
-        "--known-hosts",
-        &kh,
-        "--no-ssh-reuse",
-    ];
+    let mut args = nodes.apply_args(ctl);
+    args.push("--no-ssh-reuse".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     pgitops(repo.path(), &args)
 }
 

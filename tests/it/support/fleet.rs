@@ -68,26 +68,8 @@ impl Fleet {
 
     /// [`Fleet::apply`] run through `prefix` (see [`pgitops_via`]).
     pub fn apply_via(&self, prefix: &[&str], args: &[&str]) -> Run {
-        let (cfg, key, kh) = (
-            self.nodes.ssh_config(),
-            self.nodes.identity(),
-            self.nodes.known_hosts(),
-        );
-        let ctl = self.ctl.path().to_string_lossy().to_string();
-        let mut all: Vec<&str> = vec!["apply", "--ssh-user", "root", "--control-dir", &ctl];
-        let (cfg, key, kh) = (
-            cfg.to_string_lossy().to_string(),
-            key.to_string_lossy().to_string(),
-            kh.to_string_lossy().to_string(),
-        );
-        all.extend([
-            "--ssh-config",
-            &cfg,
-            "--identity",
-            &key,
-            "--known-hosts",
-            &kh,
-        ]);
+        let base = self.nodes.apply_args(self.ctl.path());
+        let mut all: Vec<&str> = base.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         pgitops_via(prefix, self.repo.path(), &all)
     }

@@ -187,6 +187,25 @@ impl Cluster {
     pub fn identity(&self) -> PathBuf {
         self.ssh.join("id_ed25519")
     }
+    /// `apply` with the arguments that reach these nodes over SSH (root, the cluster's key,
+    /// client config and known_hosts), control sockets in `ctl`.
+    pub fn apply_args(&self, ctl: &Path) -> Vec<String> {
+        let s = |p: PathBuf| p.to_string_lossy().to_string();
+        vec![
+            "apply".into(),
+            "--ssh-user".into(),
+            "root".into(),
+            "--control-dir".into(),
+            s(ctl.to_path_buf()),
+            "--ssh-config".into(),
+            s(self.ssh_config()),
+            "--identity".into(),
+            s(self.identity()),
+            "--known-hosts".into(),
+            s(self.known_hosts()),
+        ]
+    }
+
     pub fn ssh_config(&self) -> PathBuf {
         self.ssh.join("config")
     }
