@@ -124,7 +124,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                 let limit = limit_hosts(std::slice::from_ref(ip), &cluster_limit(old));
                 b.push(
                     a.pigsty(Playbook::new("pgsql-rm", &limit, &[]))
-                        .reason("stops the instance and deletes its data"),
+                        .reason("stops the instance and deregisters it; deletes its data unless `pg_rm_data: false`; refused when `pg_safeguard` is set or the host is the live leader"),
                 );
                 removed_members.push(ip.clone());
             }

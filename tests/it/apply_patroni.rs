@@ -3,7 +3,9 @@
 //! etcd and a 3-member `pg-test` on the same nodes becomes a leader and two streaming
 //! replicas with the business user and database in place (the user logs in); an apply of the
 //! same commit changes nothing and restarts no Patroni and no PostgreSQL. Patroni's REST API
-//! and `pg_stat_replication`, asked from the test, check each effect.
+//! and `pg_stat_replication`, asked from the test, check each effect. A fourth member is added
+//! by a commit, then removed by the next (held until approved): stopped, gone from Patroni's
+//! view and the leader's streams, its data dir empty; the removal run again succeeds.
 
 use std::process::Command;
 use std::time::Instant;
@@ -204,7 +206,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
 
     // 3. a fourth member, added by a commit: Patroni clones it and it streams
     let four = [IPS[0], IPS[1], IPS[2], FOURTH];
-    repo.commit_inventory(&inventory(&four), "pg-test: a fourth member");
+    let grown = repo.commit_inventory(&inventory(&four), "pg-test: a fourth member");
     let t = Instant::now();
     let run = apply(&nodes, &repo, ctl.path());
     let added = t.elapsed();
@@ -232,6 +234,74 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
             .collect::<Vec<_>>(),
         "the others keep running"
     );
+
+    // 4. the fourth removed: held without approval, then stopped, deregistered and wiped
+    let four_pid = patroni_pid(&nodes, FOURTH);
+    let id = "pg-test/member/127.0.66.14/remove";
+    repo.commit_inventory(&inventory(&IPS), "pg-test: drop the fourth member");
+    let run = apply(&nodes, &repo, ctl.path());
+    assert!(
+        line(&run, id).contains("awaiting-approval"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        patroni_pid(&nodes, FOURTH),
+        four_pid,
+        "held: nothing stopped"
+    );
+    assert!(patroni_cluster(IPS[1]).iter().any(|m| m.0 == "pg-test-4"));
+    repo.commit(&format!("approve\n\nPgitops-Approve: {id}\n"));
+    let t = Instant::now();
+    let run = apply(&nodes, &repo, ctl.path());
+    let removed = t.elapsed();
+    ok(&nodes, &run);
+    eprintln!("remove: commit → gone in {removed:?}\n{}", run.stdout);
+    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
+    for ip in IPS {
+        let view = patroni_cluster(ip);
+        assert!(!view.iter().any(|m| m.0 == "pg-test-4"), "{ip}: {view:?}");
+        assert_eq!(view.len(), 3, "{ip}: {view:?}");
+    }
+    let streams = leader.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg-test-4'",
+    );
+    assert_eq!(streams, "0", "no stream from the removed member");
+    let four = nodes.node(FOURTH);
+    assert!(
+        !four.dir.join("service/patroni").exists(),
+        "its service is removed"
+    );
+    assert!(
+        ha::postmaster(&four.dir).is_none(),
+        "its PostgreSQL is down"
+    );
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(four_pid as i32, 0) } == 0;
+    assert!(!alive, "its Patroni ({four_pid}) is gone");
+    let data = std::fs::read_dir(four.dir.join("pg/data")).unwrap().count();
+    assert_eq!(data, 0, "pg_rm_data: its data dir is empty");
+    assert!(
+        !four.dir.join("pg/conf/pg-test-4.yml").exists(),
+        "its config is gone"
+    );
+    assert_eq!(
+        pids,
+        IPS.iter()
+            .map(|ip| patroni_pid(&nodes, ip))
+            .collect::<Vec<_>>(),
+        "the others keep running"
+    );
+
+    // 5. the removal run again over its range: nothing left to do there, and it succeeds
+    let mut args = nodes.apply_args(ctl.path());
+    args.extend(["--no-ssh-reuse".into(), format!("{grown}..HEAD")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = pgitops(repo.path(), &args);
+    ok(&nodes, &run);
+    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
+    assert_eq!(patroni_cluster(IPS[0]).len(), 3);
 
     let left = nodes.stop_ha();
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -6,8 +6,9 @@
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
 //! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
-//! [`patroni_add`]) run under the node's supervisor ([`supervise`]). Steps delegated to Pigsty
-//! (node, member removal, removing an etcd cluster, redis, ...) are reported as not native.
+//! [`patroni_add`], [`patroni_remove`]) run under the node's supervisor ([`supervise`]). Steps
+//! delegated to Pigsty (node, removing an etcd or PGSQL cluster, redis, ...) are reported as
+//! not native.
 
 mod etcd;
 mod etcd_ctl;
@@ -18,6 +19,7 @@ mod params;
 mod patroni;
 mod patroni_add;
 mod patroni_node;
+mod patroni_remove;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -131,6 +133,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
                 true => ActionResult { status: Status::Adopted, ..r },
                 false => r,
             };
+        }
+        Step::Delegated(Delegated::MemberRemove { ip }) if a.module == Module::Pgsql => {
+            run::<patroni_remove::PatroniRemove>(ctx, a, ip).await
         }
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),

@@ -120,9 +120,15 @@ struct PatroniStatus {
     role: String,
 }
 
+/// The host's variables: in the new revision, else in the old one (a host that left).
+fn host_vars<'a>(ctx: &Ctx<'a>, host: &str) -> Option<&'a crate::inventory::HostVars> {
+    let h = ctx.new.tree.hosts.get(host);
+    h.or_else(|| ctx.old.tree.hosts.get(host)).map(|h| &h.vars)
+}
+
 /// The host's variable `k`, else `default`.
 pub fn var(ctx: &Ctx<'_>, host: &str, k: &str, default: &str) -> String {
-    let vars = ctx.new.tree.hosts.get(host).map(|h| &h.vars);
+    let vars = host_vars(ctx, host);
     vars.and_then(|v| str_var(v, k))
         .unwrap_or(default)
         .to_string()
@@ -130,7 +136,7 @@ pub fn var(ctx: &Ctx<'_>, host: &str, k: &str, default: &str) -> String {
 
 /// `ip:patroni_port` of `host`.
 pub fn rest(ctx: &Ctx<'_>, host: &str) -> String {
-    let vars = ctx.new.tree.hosts.get(host).map(|h| &h.vars);
+    let vars = host_vars(ctx, host);
     let port = vars
         .and_then(|v| {
             crate::inventory::model::port_var(v, "patroni_port")
