@@ -300,7 +300,13 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = pgitops(repo.path(), &args);
     ok(&nodes, &run);
+    eprintln!("remove again:\n{}", run.stdout);
     assert!(line(&run, id).contains("applied"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("found Empty") && run.stdout.contains("deleted 0"),
+        "nothing left to stop or deregister: {}",
+        run.stdout
+    );
     assert_eq!(patroni_cluster(IPS[0]).len(), 3);
 
     let left = nodes.stop_ha();
