@@ -30,15 +30,7 @@ impl Component for PatroniMember {
     async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<Observed, ExecError> {
         let c = ctx.cluster(a)?;
         let new = node::observe(ctx, ip).await?;
-        let others = c.members.keys().filter(|h| *h != ip).map(|h| async move {
-            let now = node::observe(ctx, h).await;
-            (h.clone(), now)
-        });
-        let leader = futures::future::join_all(others)
-            .await
-            .into_iter()
-            .find(|(_, now)| matches!(now, Ok(Now::Patroni { leader: true })))
-            .map(|(h, _)| h);
+        let leader = node::leader_among(ctx, c, ip).await;
         Ok(Observed { new, leader })
     }
 

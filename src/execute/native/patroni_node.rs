@@ -14,7 +14,7 @@ use super::pg::{become_argv, psql_argv};
 use super::supervise::{self, sh, Supervisor};
 use super::Ctx;
 use crate::execute::{Become, ExecError, Target};
-use crate::inventory::model::str_var;
+use crate::inventory::model::{str_var, PgCluster};
 use crate::render::patroni::{self as conf, Dcs, NodeFacts};
 use crate::render::service::{Restart, ServiceSpec};
 
@@ -177,6 +177,24 @@ pub async fn observe(ctx: &Ctx<'_>, host: &str) -> Result<Now, ExecError> {
 }
 
 /// The node facts Pigsty sizes PostgreSQL from (`nproc`, /proc/meminfo, `df` of `pg_fs_main`).
+/// The member of `c` other than `except` whose Patroni holds the leader lock, if any (members
+/// asked side by side; one that cannot be asked is not the leader).
+pub async fn leader_among(ctx: &Ctx<'_>, c: &PgCluster, except: &str) -> Option<String> {
+    let others = c
+        .members
+        .keys()
+        .filter(|h| *h != except)
+        .map(|h| async move {
+            let now = observe(ctx, h).await;
+            (h.clone(), now)
+        });
+    futures::future::join_all(others)
+        .await
+        .into_iter()
+        .find(|(_, now)| matches!(now, Ok(Now::Patroni { leader: true })))
+        .map(|(h, _)| h)
+}
+
 pub async fn facts(ctx: &Ctx<'_>, host: &str) -> Result<NodeFacts, ExecError> {
     let target = ctx.target(host);
     let fs = var(ctx, host, "pg_fs_main", "/data/postgres");

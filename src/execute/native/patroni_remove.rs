@@ -72,15 +72,7 @@ impl Component for PatroniRemove {
     async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<Observed, ExecError> {
         let c = ctx.cluster(a)?;
         let member = node::observe(ctx, ip).await?;
-        let others = c.members.keys().filter(|h| *h != ip).map(|h| async move {
-            let now = node::observe(ctx, h).await;
-            (h.clone(), now)
-        });
-        let leader = futures::future::join_all(others)
-            .await
-            .into_iter()
-            .find(|(_, now)| matches!(now, Ok(Now::Patroni { leader: true })))
-            .map(|(h, _)| h);
+        let leader = node::leader_among(ctx, c, ip).await;
         Ok(Observed { member, leader })
     }
 
