@@ -7,10 +7,11 @@ set -euo pipefail
 
 # ansible-core + ansible (its collections) + python3-jmespath: the Pigsty executor's tests run
 # the real Pigsty playbooks (../shared/pigsty) through ansible-playbook, and the benchmarks use
-# ansible-inventory as the baseline; pgbouncer: one per test node; etcd-server, etcd-client and
-# runit: the native ETCD module's tests (each HA test node runs a private runsvdir; the system's
-# /etc/service is never started); libssl-dev for git2's https.
-need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit)
+# ansible-inventory as the baseline; pgbouncer: one per test node; etcd-server, etcd-client,
+# runit, patroni and curl: the native ETCD and PGSQL cluster tests (each HA test node runs a
+# private runsvdir; the system's /etc/service is never started; Debian's patroni unit is never
+# started); libssl-dev for git2's https.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
