@@ -7,50 +7,18 @@
 //! by a commit, then removed by the next (held until approved): stopped, gone from Patroni's
 //! view and the leader's streams, its data dir empty; the removal run again succeeds.
 
-use std::process::Command;
 use std::time::Instant;
 
 use crate::support::nodes::{ha, Cluster};
+use crate::support::patroni::{self, ok, pid as patroni_pid, view as patroni_cluster};
 use crate::support::{pgitops, Repo, Run};
 
 const IPS: [&str; 3] = ["127.0.66.11", "127.0.66.12", "127.0.66.13"];
 /// The member a later commit adds.
 const FOURTH: &str = "127.0.66.14";
 
-/// etcd on `IPS`, `pg-test` on `pg` (the first its primary).
 fn inventory(pg: &[&str]) -> String {
-    let etcd: Vec<String> = IPS
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| format!("{ip}: {{ etcd_seq: {} }}", i + 1))
-        .collect();
-    let pg: Vec<String> = pg
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| {
-            let role = if i == 0 { "primary" } else { "replica" };
-            format!("        {ip}: {{ pg_seq: {}, pg_role: {role} }}\n", i + 1)
-        })
-        .collect();
-    format!(
-        "all:\n  vars: {{ admin_ip: 127.0.0.1 }}\n  children:\n    etcd:\n      hosts: {{ {} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n{}      vars:\n{}",
-        etcd.join(", "),
-        pg.concat(),
-        r#"        pg_cluster: pg-test
-        pg_version: 15
-        pg_bin_dir: /usr/lib/postgresql/15/bin
-        pg_listen: '${ip}'
-        pgbackrest_enabled: false
-        pgbouncer_enabled: false
-        pg_shared_buffer_ratio: 0.005
-        pg_users:
-          - { name: dbuser_test, password: DBUser.Test, pgbouncer: false }
-        pg_databases:
-          - { name: test, owner: dbuser_test }
-        pg_hba_rules:
-          - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test from loopback' }
-"#
-    )
+    patroni::inventory(&IPS, pg)
 }
 
 fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
@@ -58,70 +26,6 @@ fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
     args.push("--no-ssh-reuse".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     pgitops(repo.path(), &args)
-}
-
-/// The apply succeeded; otherwise fails with its output and each node's Patroni logs.
-fn ok(nodes: &Cluster, run: &Run) {
-    if run.code == 0 {
-        return;
-    }
-    let mut logs = String::new();
-    for n in nodes.nodes() {
-        let mut files = vec!["service/patroni/log/main/current".to_string()];
-        files.push("pg/log/patroni/patroni.log".into());
-        for e in std::fs::read_dir(n.dir.join("pg/log/postgres"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            files.push(format!(
-                "pg/log/postgres/{}",
-                e.file_name().to_string_lossy()
-            ));
-        }
-        for f in files {
-            let text = std::fs::read_to_string(n.dir.join(&f)).unwrap_or_default();
-            let tail: Vec<&str> = text
-                .lines()
-                .rev()
-                .filter(|l| !l.contains("  File ") && !l.contains("^^^"))
-                .take(40)
-                .collect();
-            logs += &format!("--- {} {f}\n", n.ip);
-            logs += &tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-            logs.push('\n');
-        }
-    }
-    panic!("apply failed:\n{}\n{}\n{logs}", run.stdout, run.stderr);
-}
-
-/// Patroni's `/cluster` as the test sees it: (name, role, state), sorted.
-fn patroni_cluster(ip: &str) -> Vec<(String, String, String)> {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "3", &format!("http://{ip}:8008/cluster")])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("/cluster: {}", String::from_utf8_lossy(&out.stdout)));
-    let s = |m: &serde_json::Value, k: &str| m[k].as_str().unwrap_or_default().to_string();
-    let mut members: Vec<_> = v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (s(m, "name"), s(m, "role"), s(m, "state")))
-        .collect();
-    members.sort();
-    members
-}
-
-/// Patroni's pid under the node's runit.
-fn patroni_pid(nodes: &Cluster, ip: &str) -> u32 {
-    let svc = nodes.node(ip).dir.join("service/patroni");
-    let out = Command::new("sv").arg("status").arg(&svc).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pid = text.split("(pid ").nth(1).and_then(|r| r.split(')').next());
-    pid.and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("patroni not running on {ip}: {text}"))
 }
 
 fn line<'a>(run: &'a Run, id: &str) -> &'a str {
@@ -164,10 +68,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         .collect();
     assert_eq!(replicas.len(), 2, "two running replicas: {view:?}");
     let leader = nodes.node(IPS[0]);
-    let streaming = leader.sql(
-        "postgres",
-        "SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming'",
-    );
+    let streaming = patroni::streaming(&nodes, IPS[0]);
     assert_eq!(streaming, "pg-test-2,pg-test-3");
     assert_eq!(
         nodes
@@ -217,10 +118,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         "{}",
         run.stdout
     );
-    let streaming = leader.sql(
-        "postgres",
-        "SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming'",
-    );
+    let streaming = patroni::streaming(&nodes, IPS[0]);
     assert_eq!(streaming, "pg-test-2,pg-test-3,pg-test-4");
     let view = patroni_cluster(FOURTH);
     assert!(

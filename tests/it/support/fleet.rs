@@ -24,8 +24,16 @@ impl Fleet {
         Fleet::start(ips, false)
     }
 
+    /// Empty HA nodes at `ips` (see `nodes::ha`): sshd, a private runsvdir, no PostgreSQL.
+    pub fn ha(ips: &[&str]) -> Fleet {
+        Fleet::on(Cluster::start_ha(ips), ips)
+    }
+
     fn start(ips: &[&str], replicas: bool) -> Fleet {
-        let nodes = Cluster::start(ips, replicas);
+        Fleet::on(Cluster::start(ips, replicas), ips)
+    }
+
+    fn on(nodes: Cluster, ips: &[&str]) -> Fleet {
         let ctl = tempfile::Builder::new()
             .prefix("pgc")
             .tempdir_in("/tmp")

@@ -184,5 +184,6 @@ pub fn ids(plan: &serde_json::Value) -> Vec<String> {
 }
 pub mod fleet;
 pub mod nodes;
+pub mod patroni;
 pub mod pigsty;
 pub mod service;

@@ -1,0 +1,129 @@
+//! Patroni clusters on HA test nodes, as the tests see them: the inventory of a 3-member etcd
+//! with a `pg-test` beside it, Patroni's own view (`/cluster` over its REST API), the pid runit
+//! supervises, the leader's streams, and an apply failure shown with each node's Patroni and
+//! PostgreSQL logs.
+#![allow(dead_code)] // not every test uses every helper
+
+use std::process::Command;
+
+use super::nodes::Cluster;
+use super::Run;
+
+/// etcd on `etcd` (members `etcd_seq` 1..), `pg-test` on `pg` (the first its primary), with a
+/// business user and database and an HBA rule letting the user in from loopback.
+pub fn inventory(etcd: &[&str], pg: &[&str]) -> String {
+    let etcd: Vec<String> = etcd
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("{ip}: {{ etcd_seq: {} }}", i + 1))
+        .collect();
+    let pg: Vec<String> = pg
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let role = if i == 0 { "primary" } else { "replica" };
+            format!("        {ip}: {{ pg_seq: {}, pg_role: {role} }}\n", i + 1)
+        })
+        .collect();
+    format!(
+        "all:\n  vars: {{ admin_ip: 127.0.0.1 }}\n  children:\n    etcd:\n      hosts: {{ {} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n{}      vars:\n{}",
+        etcd.join(", "),
+        pg.concat(),
+        r#"        pg_cluster: pg-test
+        pg_version: 15
+        pg_bin_dir: /usr/lib/postgresql/15/bin
+        pg_listen: '${ip}'
+        pgbackrest_enabled: false
+        pgbouncer_enabled: false
+        pg_shared_buffer_ratio: 0.005
+        pg_users:
+          - { name: dbuser_test, password: DBUser.Test, pgbouncer: false }
+        pg_databases:
+          - { name: test, owner: dbuser_test }
+        pg_hba_rules:
+          - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test from loopback' }
+"#
+    )
+}
+
+/// Fails with the run's output and each node's Patroni and PostgreSQL logs unless it succeeded.
+pub fn ok(nodes: &Cluster, run: &Run) {
+    if run.code == 0 {
+        return;
+    }
+    panic!(
+        "apply failed:\n{}\n{}\n{}",
+        run.stdout,
+        run.stderr,
+        logs(nodes)
+    );
+}
+
+/// The last lines of each node's Patroni and PostgreSQL logs.
+pub fn logs(nodes: &Cluster) -> String {
+    let mut logs = String::new();
+    for n in nodes.nodes() {
+        let mut files = vec!["service/patroni/log/main/current".to_string()];
+        files.push("pg/log/patroni/patroni.log".into());
+        for e in std::fs::read_dir(n.dir.join("pg/log/postgres"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            files.push(format!(
+                "pg/log/postgres/{}",
+                e.file_name().to_string_lossy()
+            ));
+        }
+        for f in files {
+            let text = std::fs::read_to_string(n.dir.join(&f)).unwrap_or_default();
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("  File ") && !l.contains("^^^"))
+                .take(40)
+                .collect();
+            logs += &format!("--- {} {f}\n", n.ip);
+            logs += &tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+            logs.push('\n');
+        }
+    }
+    logs
+}
+
+/// Patroni's `/cluster` as the test sees it: (name, role, state), sorted.
+pub fn view(ip: &str) -> Vec<(String, String, String)> {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "3", &format!("http://{ip}:8008/cluster")])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("/cluster: {}", String::from_utf8_lossy(&out.stdout)));
+    let s = |m: &serde_json::Value, k: &str| m[k].as_str().unwrap_or_default().to_string();
+    let mut members: Vec<_> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (s(m, "name"), s(m, "role"), s(m, "state")))
+        .collect();
+    members.sort();
+    members
+}
+
+/// Patroni's pid under the node's runit.
+pub fn pid(nodes: &Cluster, ip: &str) -> u32 {
+    let svc = nodes.node(ip).dir.join("service/patroni");
+    let out = Command::new("sv").arg("status").arg(&svc).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let pid = text.split("(pid ").nth(1).and_then(|r| r.split(')').next());
+    pid.and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("patroni not running on {ip}: {text}"))
+}
+
+/// The application names streaming from the leader on `ip`, sorted, comma-separated.
+pub fn streaming(nodes: &Cluster, ip: &str) -> String {
+    nodes.node(ip).sql(
+        "postgres",
+        "SELECT coalesce(string_agg(application_name, ',' ORDER BY application_name), '') FROM pg_stat_replication WHERE state = 'streaming'",
+    )
+}
