@@ -6,6 +6,7 @@ mod apply_etcd;
 mod apply_faults;
 mod apply_instances;
 mod apply_objects;
+mod apply_packages;
 mod apply_patroni;
 mod apply_patroni_crash;
 mod apply_pgbouncer;

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::etcd_ctl::{etcdctl, health, last_line, member_list, wait_healthy};
+use super::packages;
 use super::supervise::{self, sh, Supervisor};
 use super::{etcd_remove, on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
@@ -25,9 +26,6 @@ pub const ADOPTED: &str = "etcd already runs on every member; adopted (nothing w
 /// `$1` data dir; `etcd.conf` on stdin. Checks the binaries, makes Pigsty's directories, writes
 /// the file if it differs; prints `changed` or `unchanged`.
 const PREPARE: &str = r#"set -e
-for b in etcd etcdctl; do
-  [ -x /usr/bin/$b ] || { echo "/usr/bin/$b is missing: install the distribution's etcd packages (Debian: etcd-server etcd-client; EL: etcd)" >&2; exit 3; }
-done
 install -d -m 0750 -o etcd -g etcd /etc/etcd
 install -d -m 0770 -o etcd -g etcd /var/lib/etcd
 install -d -m 0700 -o etcd -g etcd "$1"
@@ -92,6 +90,7 @@ async fn provision(
 ) -> Result<String, ExecError> {
     let target = ctx.target(&h.member.host);
     let sup = supervise::detect(ctx, &target).await?;
+    let packages = packages::ensure(ctx, &h.member.host, &packages::etcd()).await?;
     let text = conf::conf(h, init, initial);
     let what = "writing /etc/etcd/etcd.conf";
     let wrote = sh(
@@ -110,7 +109,7 @@ async fn provision(
         Supervisor::Runit { .. } => "runit",
     };
     Ok(format!(
-        "{} ({}): etcd.conf {wrote}, service {installed:?} under {how}, started",
+        "{} ({}): binaries {packages}, etcd.conf {wrote}, service {installed:?} under {how}, started",
         h.member.name,
         match init {
             Init::New => "new",

@@ -15,6 +15,7 @@ mod etcd_ctl;
 mod etcd_remove;
 mod hba;
 mod objects;
+mod packages;
 mod params;
 mod patroni;
 mod patroni_add;

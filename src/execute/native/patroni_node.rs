@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::packages;
 use super::pg::{become_argv, psql_argv};
 use super::supervise::{self, sh, Supervisor};
 use super::Ctx;
@@ -64,7 +65,6 @@ if [ -x /usr/bin/dpkg ]; then echo deb; else echo rpm; fi
 /// bin, conf, data, log, tmp, cert, spool; the file at its path, linked from
 /// `/etc/patroni/patroni.yml`. Prints `changed` or `unchanged`.
 const PREPARE: &str = r#"set -e
-[ -x /usr/bin/patroni ] || { echo "/usr/bin/patroni is missing: install the distribution's patroni package" >&2; exit 3; }
 id -u "$1" >/dev/null 2>&1 || { echo "user $1 does not exist: install the PostgreSQL packages" >&2; exit 3; }
 if [ ! -e /pg ]; then install -d -o "$1" -g postgres -m 0750 "$5/$6"; ln -s "$5/$6" /pg; fi
 for d in /pg/bin /pg/conf /pg/log /pg/tmp /pg/cert /pg/spool "$7" "$8"; do install -d -o "$1" -g postgres -m 0750 "$d"; done
@@ -72,7 +72,6 @@ install -d -o "$1" -g postgres -m 0700 "$2" "$4"
 install -d -o "$1" -g postgres -m 0755 /var/run/postgresql
 install -d -m 0755 /etc/patroni
 if [ ! -f /pg/cert/server.crt ] || [ ! -f /pg/cert/server.key ]; then
-  command -v openssl >/dev/null || { echo "openssl is missing: install the distribution's openssl package" >&2; exit 3; }
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj "/CN=${10}" \
     -keyout /pg/cert/server.key -out /pg/cert/server.crt 2>/dev/null
   [ -f /pg/cert/ca.crt ] || cp /pg/cert/server.crt /pg/cert/ca.crt
@@ -236,6 +235,8 @@ pub async fn prepare(
         Some(v) => conf::jinja::text(&v.value),
         None => "18".into(),
     };
+    let needs = packages::patroni(&pg.bin_dir, &version);
+    let binaries = packages::ensure(ctx, host, &needs).await?;
     let dir = format!("{}-{version}", a_cluster(ctx, host));
     let args = [
         place.owner.as_str(),
@@ -272,7 +273,7 @@ pub async fn prepare(
     };
     let installed = supervise::install(ctx, &target, &sup, &spec).await?;
     let spec_s = format!(
-        "{}C.{}G, {} {wrote}, service {installed:?}",
+        "binaries {binaries}, {}C.{}G, {} {wrote}, service {installed:?}",
         facts.cpu, facts.mem_gb, place.path
     );
     Ok((sup, spec_s))
