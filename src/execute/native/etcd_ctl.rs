@@ -79,12 +79,56 @@ pub(super) async fn etcdctl(
     Err(last.unwrap_or_else(|| ExecError::Refused("no etcd member to ask".into())))
 }
 
-/// Health by client URL, asked from a member host.
+/// `$@`: pairs of address and port. Prints the index (from 0) of each pair that accepts a TCP
+/// connection (bash's `/dev/tcp`, 2 s at most each).
+const LISTENING: &str = r#"i=0
+while [ $# -ge 2 ]; do
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null && echo $i
+  i=$((i+1)); shift 2
+done
+exit 0"#;
+
+/// The members of `ms` whose client port accepts a connection, probed from the first reachable
+/// member host. etcdctl waits out its dial and command timeouts (5 s here) on a port where
+/// nothing listens; a member not yet created is known at once this way.
+async fn listening<'m>(
+    ctx: &Ctx<'_>,
+    ms: &[&'m EtcdMember],
+) -> Result<Vec<&'m EtcdMember>, ExecError> {
+    let pairs: Vec<String> = ms
+        .iter()
+        .flat_map(|m| [m.ip.to_string(), m.port.to_string()])
+        .collect();
+    let mut argv = vec!["sh", "-c", LISTENING, "sh"];
+    argv.extend(pairs.iter().map(String::as_str));
+    let mut last = None;
+    for m in ms {
+        match ctx
+            .runner
+            .run(&ctx.target(&m.host), &argv, None, ctx.cfg.timeout)
+            .await
+        {
+            Ok(out) => {
+                let up: Vec<usize> = out.stdout.lines().filter_map(|l| l.parse().ok()).collect();
+                return Ok(up.into_iter().filter_map(|i| ms.get(i).copied()).collect());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ExecError::Refused("no etcd member to ask".into())))
+}
+
+/// Health by client URL, asked from a member host; members whose client port does not accept
+/// a connection are not asked (absent from the map: not healthy).
 pub(super) async fn health(
     ctx: &Ctx<'_>,
     ms: &[&EtcdMember],
 ) -> Result<BTreeMap<String, bool>, ExecError> {
-    let out = etcdctl(ctx, ms, &["endpoint", "health", "-w", "json"]).await?;
+    let ms = listening(ctx, ms).await?;
+    if ms.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = etcdctl(ctx, &ms, &["endpoint", "health", "-w", "json"]).await?;
     let list: Vec<Health> = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
     Ok(list.into_iter().map(|h| (h.endpoint, h.health)).collect())
 }
