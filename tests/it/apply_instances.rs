@@ -136,6 +136,12 @@ fn sql_goes_to_the_live_primary_after_a_failover() {
         run.stdout
     );
     assert!(has_role(f.nodes.node("127.0.36.12"), "after_failover"));
+    assert!(
+        run.stdout
+            .contains("the inventory declares 127.0.36.11 primary: a failover happened"),
+        "the failover is reported:\n{}",
+        run.stdout
+    );
 }
 
 #[test]

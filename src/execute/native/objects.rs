@@ -109,8 +109,16 @@ impl Component for Objects {
     }
 
     async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: Primary) -> Outcome {
-        let outcome = execute(ctx, a, step, &p).await;
+        let mut outcome = execute(ctx, a, step, &p).await;
         p.finish(ctx).await;
+        let declared = ctx.cluster(a)?.primary.as_deref();
+        if let (Ok((_, hosts)), Some(declared)) = (&mut outcome, declared) {
+            for h in hosts.iter_mut().filter(|h| h.host != declared) {
+                h.detail += &format!(
+                    " (the inventory declares {declared} primary: a failover happened; left as it is, pgitops never switches back)"
+                );
+            }
+        }
         outcome
     }
 }
