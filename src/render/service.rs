@@ -16,8 +16,9 @@ use super::shell;
 pub enum Restart {
     /// systemd `Restart=on-failure`; runit restarts whatever the exit (it has no other mode).
     OnFailure,
-    /// systemd `Restart=no` (Pigsty's patroni unit); runit: a `down` file, started by `sv up`
-    /// only, and `sv once` semantics.
+    /// systemd `Restart=no` (Pigsty's patroni unit). runit: installed with a `down` file, so
+    /// nothing starts it before pgitops does; the first start removes the file, and from then
+    /// on runsv restarts the daemon after a crash and when runsvdir starts (the node's boot).
     No,
 }
 

@@ -3,7 +3,8 @@
 //! Each time the service is started again on the same state; the creating commit's note ends
 //! `success` with a leader and two streaming replicas, and nothing was initialised twice: the
 //! leader's database system identifier, its postmaster and etcd's cluster id are those seen
-//! right after the second kill.
+//! right after the second kill. Then a replica's Patroni killed with SIGKILL is started again by
+//! runit and re-adopts its running PostgreSQL.
 
 use std::path::Path;
 use std::process::Command;
@@ -107,6 +108,31 @@ fn kill_9_during_cluster_creation_then_a_restart_converges_without_reinitialisin
         );
     }
     eprintln!("replicas had started before the second kill: {replicas_started}");
+
+    // 4. runit restarts a crashed Patroni, which re-adopts its running PostgreSQL
+    let third = &f.nodes.node(IPS[2]).dir;
+    assert!(!third.join("service/patroni/down").exists());
+    let (crashed, pm) = (patroni::pid(&f.nodes, IPS[2]), ha::postmaster(third));
+    // SAFETY: SIGKILL to the Patroni this test's node runs.
+    unsafe { libc::kill(crashed as i32, libc::SIGKILL) };
+    wait_for(
+        "Patroni back and streaming",
+        Duration::from_secs(30),
+        || {
+            let back = std::process::Command::new("sv")
+                .arg("status")
+                .arg(third.join("service/patroni"))
+                .output()
+                .is_ok_and(|o| {
+                    let s = String::from_utf8_lossy(&o.stdout).to_string();
+                    s.starts_with("run:") && !s.contains(&format!("(pid {crashed})"))
+                });
+            back && patroni::view(IPS[0])
+                .iter()
+                .any(|m| m.0 == "pg-test-3" && ["running", "streaming"].contains(&m.2.as_str()))
+        },
+    );
+    assert_eq!(ha::postmaster(third), pm, "its PostgreSQL kept running");
     drop(svc);
     let left = f.nodes.stop_ha();
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -98,13 +98,15 @@ printf '%s' "$3" > "$new/log/run"; chmod 0755 "$new/log/run"
 mv "$new" "$d"
 echo created"#;
 
-/// Waits (up to 12 s: runsvdir scans every 5 s) until runsv supervises `$1`, then `sv up`.
+/// Waits (up to 12 s: runsvdir scans every 5 s) until runsv supervises `$1`, then `sv up`, and
+/// removes the `down` file a service is installed with (see [`Restart::No`]).
 const RUNIT_START: &str = r#"i=0
 while ! sv status "$1" >/dev/null 2>&1; do
   i=$((i+1)); [ $i -gt 120 ] && { echo "runsvdir did not pick up $1 within 12 s" >&2; exit 1; }
   sleep 0.1
 done
-sv up "$1" >/dev/null"#;
+sv up "$1" >/dev/null
+rm -f "$1/down""#;
 
 const RUNIT_STOP: &str = r#"[ -d "$1" ] || exit 0
 sv status "$1" >/dev/null 2>&1 || exit 0
