@@ -237,6 +237,10 @@ pub fn service(h: &EtcdHost) -> ServiceSpec {
         restart: Restart::OnFailure,
         notify: true,
         oom_score_adjust: Some(-1000),
+        kill_main_only: false,
+        reload_hup: false,
+        runtime_dir: None,
+        timeouts: (60, 60),
     }
 }
 

@@ -15,6 +15,9 @@
 pub mod jinja;
 pub mod params;
 mod sections;
+mod service;
+
+pub use service::service;
 
 use std::sync::OnceLock;
 

@@ -40,6 +40,15 @@ pub struct ServiceSpec {
     /// systemd `Type=notify` (the daemon tells systemd it is ready) rather than `simple`.
     pub notify: bool,
     pub oom_score_adjust: Option<i32>,
+    /// Stop signals go to the main process only (systemd `KillMode=process`; runit's `sv down`
+    /// signals only the `run` process anyway): Patroni stops its PostgreSQL itself.
+    pub kill_main_only: bool,
+    /// A reload is SIGHUP to the main process (systemd `ExecReload`; runit `sv hup`).
+    pub reload_hup: bool,
+    /// systemd `RuntimeDirectory` (kept across restarts, mode 0755), e.g. `postgresql`.
+    pub runtime_dir: Option<String>,
+    /// systemd start and stop timeouts, in seconds.
+    pub timeouts: (u32, u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +118,9 @@ impl ServiceSpec {
         if !desc_ok {
             return Err(bad("description", &self.description));
         }
+        if let Some(dir) = self.runtime_dir.as_deref().filter(|d| !ident(d)) {
+            return Err(bad("runtime directory", dir));
+        }
         Ok(())
     }
 }
@@ -156,7 +168,21 @@ pub fn systemd_unit(s: &ServiceSpec) -> Result<String, ServiceError> {
         Restart::OnFailure => t += "Restart=on-failure\nRestartSec=5\n",
         Restart::No => t += "Restart=no\n",
     }
-    t += "TimeoutStartSec=60\nTimeoutStopSec=60\n";
+    if let Some(dir) = &s.runtime_dir {
+        let _ = writeln!(t, "RuntimeDirectory={dir}");
+        t += "RuntimeDirectoryMode=0755\nRuntimeDirectoryPreserve=yes\n";
+    }
+    if s.reload_hup {
+        t += "ExecReload=/bin/kill -s HUP $MAINPID\n";
+    }
+    if s.kill_main_only {
+        t += "KillMode=process\n";
+    }
+    let _ = writeln!(
+        t,
+        "TimeoutStartSec={}\nTimeoutStopSec={}",
+        s.timeouts.0, s.timeouts.1
+    );
     let _ = writeln!(t, "LimitNOFILE={}", s.nofile);
     if let Some(adj) = s.oom_score_adjust {
         let _ = writeln!(t, "OOMScoreAdjust={adj}");
@@ -185,6 +211,10 @@ mod tests {
             restart: Restart::OnFailure,
             notify: true,
             oom_score_adjust: Some(-1000),
+            kill_main_only: false,
+            reload_hup: false,
+            runtime_dir: None,
+            timeouts: (60, 60),
         }
     }
 
@@ -222,6 +252,7 @@ mod tests {
             Box::new(|s| s.argv[0] = "etcd".into()),
             Box::new(|s| s.name = "../x".into()),
             Box::new(|s| s.description = "x\n[Service]".into()),
+            Box::new(|s| s.runtime_dir = Some("../run".into())),
         ];
         for edit in cases {
             let mut s = spec();

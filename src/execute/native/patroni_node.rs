@@ -17,7 +17,6 @@ use super::Ctx;
 use crate::execute::{Become, ExecError, Target};
 use crate::inventory::model::{str_var, PgCluster};
 use crate::render::patroni::{self as conf, Dcs, NodeFacts};
-use crate::render::service::{Restart, ServiceSpec};
 
 /// The first line of every configuration pgitops writes: what tells its files from others'.
 pub const MARK: &str = "# written by pgitops: Patroni's configuration (Pigsty's pg_conf)\n";
@@ -259,18 +258,7 @@ pub async fn prepare(
     let what = "writing Patroni's layout and configuration";
     let wrote = sh(ctx, &target, what, PREPARE, &args, Some(file.as_bytes())).await?;
     let sup = supervise::detect(ctx, &target).await?;
-    let spec = ServiceSpec {
-        name: "patroni".into(),
-        description: "Patroni HA PostgreSQL".into(),
-        user: place.owner.clone(),
-        group: "postgres".into(),
-        workdir: home,
-        argv: vec!["/usr/bin/patroni".into(), place.link.into()],
-        nofile: 8_388_608,
-        restart: Restart::No,
-        notify: false,
-        oom_score_adjust: Some(-1000),
-    };
+    let spec = conf::service(&place.owner, &home, place.link);
     let installed = supervise::install(ctx, &target, &sup, &spec).await?;
     let spec_s = format!(
         "binaries {binaries}, {}C.{}G, {} {wrote}, service {installed:?}",
