@@ -20,6 +20,7 @@ mod patroni;
 mod patroni_add;
 mod patroni_node;
 mod patroni_remove;
+mod patroni_rm_cluster;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -136,6 +137,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         }
         Step::Delegated(Delegated::MemberRemove { ip }) if a.module == Module::Pgsql => {
             run::<patroni_remove::PatroniRemove>(ctx, a, ip).await
+        }
+        Step::Delegated(Delegated::ClusterRemove { name }) if a.module == Module::Pgsql => {
+            // A removal reads the old revision only: its cluster, hosts and etcd.
+            let old = Ctx { new: ctx.old, ..*ctx };
+            run::<patroni_rm_cluster::PatroniRmCluster>(&old, a, name).await
         }
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
