@@ -17,6 +17,17 @@ const IPS: [&str; 3] = ["127.0.66.11", "127.0.66.12", "127.0.66.13"];
 /// The member a later commit adds.
 const FOURTH: &str = "127.0.66.14";
 
+/// The variables of `pg-test` on HA nodes (PostgreSQL 15 from Debian, listening on the node's
+/// address, small shared buffers, no pgBackRest and no pgbouncer).
+pub(crate) const PG_TEST_VARS: &str = r#"        pg_cluster: pg-test
+        pg_version: 15
+        pg_bin_dir: /usr/lib/postgresql/15/bin
+        pg_listen: '${ip}'
+        pgbackrest_enabled: false
+        pgbouncer_enabled: false
+        pg_shared_buffer_ratio: 0.005
+"#;
+
 /// etcd on `IPS`, `pg-test` on `pg` (the first its primary).
 fn inventory(pg: &[&str]) -> String {
     let etcd: Vec<String> = IPS
@@ -36,14 +47,8 @@ fn inventory(pg: &[&str]) -> String {
         "all:\n  vars: {{ admin_ip: 127.0.0.1 }}\n  children:\n    etcd:\n      hosts: {{ {} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n{}      vars:\n{}",
         etcd.join(", "),
         pg.concat(),
-        r#"        pg_cluster: pg-test
-        pg_version: 15
-        pg_bin_dir: /usr/lib/postgresql/15/bin
-        pg_listen: '${ip}'
-        pgbackrest_enabled: false
-        pgbouncer_enabled: false
-        pg_shared_buffer_ratio: 0.005
-        pg_users:
+        PG_TEST_VARS.to_string()
+            + r#"        pg_users:
           - { name: dbuser_test, password: DBUser.Test, pgbouncer: false }
         pg_databases:
           - { name: test, owner: dbuser_test }
@@ -53,15 +58,26 @@ fn inventory(pg: &[&str]) -> String {
     )
 }
 
-fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
+pub(crate) fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
+    apply_range(nodes, repo, ctl, None)
+}
+
+/// `apply` over `range` (`A..B`), or from what was applied last.
+pub(crate) fn apply_range(
+    nodes: &Cluster,
+    repo: &Repo,
+    ctl: &std::path::Path,
+    range: Option<&str>,
+) -> Run {
     let mut args = nodes.apply_args(ctl);
     args.push("--no-ssh-reuse".into());
+    args.extend(range.map(str::to_string));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     pgitops(repo.path(), &args)
 }
 
 /// The apply succeeded; otherwise fails with its output and each node's Patroni logs.
-fn ok(nodes: &Cluster, run: &Run) {
+pub(crate) fn ok(nodes: &Cluster, run: &Run) {
     if run.code == 0 {
         return;
     }
@@ -115,7 +131,7 @@ fn patroni_cluster(ip: &str) -> Vec<(String, String, String)> {
 }
 
 /// Patroni's pid under the node's runit.
-fn patroni_pid(nodes: &Cluster, ip: &str) -> u32 {
+pub(crate) fn patroni_pid(nodes: &Cluster, ip: &str) -> u32 {
     let svc = nodes.node(ip).dir.join("service/patroni");
     let out = Command::new("sv").arg("status").arg(&svc).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -124,7 +140,28 @@ fn patroni_pid(nodes: &Cluster, ip: &str) -> u32 {
         .unwrap_or_else(|| panic!("patroni not running on {ip}: {text}"))
 }
 
-fn line<'a>(run: &'a Run, id: &str) -> &'a str {
+/// A removal applied again over `range`: it succeeds, finds nothing (`found Empty`) and deletes
+/// nothing from the DCS (`deleted`: how its report says so).
+pub(crate) fn removed_again(
+    nodes: &Cluster,
+    repo: &Repo,
+    ctl: &std::path::Path,
+    range: &str,
+    id: &str,
+    deleted: &str,
+) {
+    let run = apply_range(nodes, repo, ctl, Some(range));
+    ok(nodes, &run);
+    eprintln!("remove again:\n{}", run.stdout);
+    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("found Empty") && run.stdout.contains(deleted),
+        "nothing left to stop or delete: {}",
+        run.stdout
+    );
+}
+
+pub(crate) fn line<'a>(run: &'a Run, id: &str) -> &'a str {
     run.stdout
         .lines()
         .find(|l| l.contains(id))
@@ -295,17 +332,13 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     );
 
     // 5. the removal run again over its range: nothing left to do there, and it succeeds
-    let mut args = nodes.apply_args(ctl.path());
-    args.extend(["--no-ssh-reuse".into(), format!("{grown}..HEAD")]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = pgitops(repo.path(), &args);
-    ok(&nodes, &run);
-    eprintln!("remove again:\n{}", run.stdout);
-    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("found Empty") && run.stdout.contains("deleted 0"),
-        "nothing left to stop or deregister: {}",
-        run.stdout
+    removed_again(
+        &nodes,
+        &repo,
+        ctl.path(),
+        &format!("{grown}..HEAD"),
+        id,
+        "deleted 0",
     );
     assert_eq!(patroni_cluster(IPS[0]).len(), 3);
 

@@ -45,15 +45,7 @@ impl Component for PatroniCluster {
     type Observed = Observed;
 
     async fn observe(ctx: &Ctx<'_>, a: &Action, _: &String) -> Result<Observed, ExecError> {
-        let c = ctx.cluster(a)?;
-        let asks = c
-            .members
-            .keys()
-            .map(|h| async move { node::observe(ctx, h).await.map(|now| (h.clone(), now)) });
-        let members = futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let members = node::observe_all(ctx, ctx.cluster(a)?).await?;
         Ok(Observed { members })
     }
 

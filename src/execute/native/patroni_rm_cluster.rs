@@ -97,6 +97,26 @@ fn waves(members: &[(String, Now)], primary: Option<&str>) -> (Vec<String>, Vec<
     (first, last)
 }
 
+/// How many members were found running and stopped, empty, or left alone.
+fn summary(members: &[(String, Now)]) -> String {
+    let count = |f: fn(&Now) -> bool| members.iter().filter(|(_, n)| f(n)).count();
+    let running = count(|n| matches!(n, Now::Patroni { .. } | Now::Ours));
+    let plain = count(|n| *n == Now::Plain);
+    let mut parts = vec![match running {
+        0 => "no member under Patroni was found".to_string(),
+        n => format!(
+            "{n} of {} members stopped (replicas first, then the leader)",
+            members.len()
+        ),
+    }];
+    if plain > 0 {
+        parts.push(format!(
+            "{plain} running PostgreSQL outside Patroni left alone"
+        ));
+    }
+    parts.join(", ")
+}
+
 /// What the removal leaves on purpose: packages (`pg_rm_pkg`) and pgBackRest (`pg_rm_backup`).
 fn leftovers(inv: &Inventory, c: &PgCluster) -> String {
     let host = c
@@ -121,12 +141,7 @@ impl Component for PatroniRmCluster {
     type Observed = Observed;
 
     async fn observe(ctx: &Ctx<'_>, a: &Action, _: &String) -> Result<Observed, ExecError> {
-        let c = ctx.cluster(a)?;
-        let asks = c
-            .members
-            .keys()
-            .map(|h| async move { node::observe(ctx, h).await.map(|now| (h.clone(), now)) });
-        let members = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;
+        let members = node::observe_all(ctx, ctx.cluster(a)?).await?;
         Ok(Observed { members })
     }
 
@@ -162,7 +177,11 @@ impl Component for PatroniRmCluster {
         let (first, last) = waves(&now.members, c.primary.as_deref());
         let stop = |h: String| {
             let data = ctx.pg(&h).data;
-            let was = found.get(h.as_str()).copied().cloned();
+            let was = found
+                .get(h.as_str())
+                .copied()
+                .cloned()
+                .unwrap_or(Now::Empty);
             async move {
                 let r = on_host(ctx, &h, || async {
                     let halted = halt(ctx, &h, &data).await?;
@@ -232,8 +251,8 @@ impl Component for PatroniRmCluster {
         let mut hosts: Vec<HostResult> = results.into_values().collect();
         let msg = match verified {
             Ok(v) => format!(
-                "{name} removed: {} members stopped (replicas first, then the leader); {v}; {}",
-                halted.len(),
+                "{name} removed: {}; {v}; {}",
+                summary(&now.members),
                 leftovers(ctx.new, c)
             ),
             Err(e) => {
@@ -364,5 +383,10 @@ mod tests {
         // A PostgreSQL outside Patroni is never stopped.
         let plain = m(&[("a", Now::Plain), ("b", replica)]);
         assert_eq!(waves(&plain, Some("a")), (vec!["b".to_string()], vec![]));
+        assert_eq!(
+            summary(&plain),
+            "1 of 2 members stopped (replicas first, then the leader), 1 running PostgreSQL outside Patroni left alone"
+        );
+        assert_eq!(summary(&gone[..1]), "no member under Patroni was found");
     }
 }
