@@ -149,7 +149,7 @@ pub(crate) fn removed_again(
     range: &str,
     id: &str,
     deleted: &str,
-) {
+) -> Run {
     let run = apply_range(nodes, repo, ctl, Some(range));
     ok(nodes, &run);
     eprintln!("remove again:\n{}", run.stdout);
@@ -159,6 +159,7 @@ pub(crate) fn removed_again(
         "nothing left to stop or delete: {}",
         run.stdout
     );
+    run
 }
 
 pub(crate) fn line<'a>(run: &'a Run, id: &str) -> &'a str {

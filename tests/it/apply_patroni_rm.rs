@@ -93,6 +93,7 @@ fn patroni_cluster_removed_natively_unless_safeguarded() {
     repo.commit_inventory(&inventory(false, false), &msg);
     let run = apply(&nodes, &repo, ctl.path());
     assert_ne!(run.code, 0, "{}", run.stdout);
+    eprintln!("safeguarded:\n{}", run.stdout);
     assert!(line(&run, ID).contains("failed"), "{}", run.stdout);
     assert!(
         run.stdout
@@ -155,8 +156,23 @@ fn patroni_cluster_removed_natively_unless_safeguarded() {
     );
 
     // 6. the removal again over its range: nothing left, and it succeeds
+    //    and a PostgreSQL that pgitops did not create, found on the second node, is left alone
+    let plain = nodes.node(IPS[1]);
+    plain.start_plain_pg();
+    let pm = ha::postmaster(&plain.dir).expect("a plain PostgreSQL runs");
     let range = format!("{cleared}..HEAD");
-    removed_again(&nodes, &repo, ctl.path(), &range, ID, "0 keys deleted");
+    let run = removed_again(&nodes, &repo, ctl.path(), &range, ID, "0 keys deleted");
+    let left = line(&run, "ok 127.0.67.12");
+    assert!(
+        left.contains("outside Patroni: reported and left alone"),
+        "{left}"
+    );
+    assert_eq!(ha::postmaster(&plain.dir), Some(pm), "not stopped");
+    assert!(
+        plain.dir.join("pg/data/PG_VERSION").exists(),
+        "its data kept"
+    );
+    assert_eq!(plain.sql("postgres", "SELECT 1"), "1");
 
     let left = nodes.stop_ha();
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -6,9 +6,9 @@
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
 //! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
-//! [`patroni_add`], [`patroni_remove`]) run under the node's supervisor ([`supervise`]). Steps
-//! delegated to Pigsty (node, removing an etcd or PGSQL cluster, redis, ...) are reported as
-//! not native.
+//! [`patroni_add`], [`patroni_remove`], and a whole cluster's removal, which reads the old
+//! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]). Steps
+//! delegated to Pigsty (node, removing an etcd cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;

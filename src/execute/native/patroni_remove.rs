@@ -4,8 +4,10 @@
 //!
 //! In: the action (its one host), the old revision (the host's variables: `pg_safeguard`,
 //! `pg_rm_data`, its instance name) and the new one (the remaining members). Out: the host's
-//! result. Refused when `pg_safeguard` is set, or when the host is the live leader (switch over
-//! first). Otherwise, on the host: Patroni's service told not to restart, stopped (Patroni stops
+//! result. Refused when `pg_safeguard` is set (read as Ansible's `| bool`), or when the host is
+//! the live leader (switch over first); a PostgreSQL found running outside Patroni there is
+//! reported and left alone (not stopped, data kept). Otherwise, on the host ([`halt`] and
+//! [`purge`], shared with the whole cluster's removal): Patroni's service told not to restart, stopped (Patroni stops
 //! its PostgreSQL) and removed; a postmaster still in `pg_data/postmaster.pid` is stopped (fast,
 //! then killed); the member's key (`<pg_namespace>/<pg_cluster>/members/<name>`, that one key,
 //! never the cluster's prefix) is deleted from etcd, so the remaining members stop listing it now

@@ -110,9 +110,7 @@ fn summary(members: &[(String, Now)]) -> String {
         ),
     }];
     if plain > 0 {
-        parts.push(format!(
-            "{plain} running PostgreSQL outside Patroni left alone"
-        ));
+        parts.push(format!("{plain} PostgreSQL outside Patroni left alone"));
     }
     parts.join(", ")
 }
@@ -385,7 +383,7 @@ mod tests {
         assert_eq!(waves(&plain, Some("a")), (vec!["b".to_string()], vec![]));
         assert_eq!(
             summary(&plain),
-            "1 of 2 members stopped (replicas first, then the leader), 1 running PostgreSQL outside Patroni left alone"
+            "1 of 2 members stopped (replicas first, then the leader), 1 PostgreSQL outside Patroni left alone"
         );
         assert_eq!(summary(&gone[..1]), "no member under Patroni was found");
     }
