@@ -254,9 +254,17 @@ impl Component for PatroniRmCluster {
                 leftovers(ctx.new, c)
             ),
             Err(e) => {
-                if let Some(r) = hosts.iter_mut().find(|r| r.host == owner) {
-                    r.ok = false;
-                    r.detail += &format!("; {e}");
+                match hosts.iter_mut().find(|r| r.host == owner) {
+                    Some(r) => {
+                        r.ok = false;
+                        r.detail += &format!("; {e}");
+                    }
+                    None => hosts.push(HostResult {
+                        host: etcd.first().cloned().unwrap_or_default(),
+                        ok: false,
+                        detail: e.clone(),
+                        ms: 0,
+                    }),
                 }
                 format!("{name} stopped but still seen: {e}")
             }
