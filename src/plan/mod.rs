@@ -94,11 +94,17 @@ pub struct Action {
 }
 
 impl Action {
-    /// The preview lines: the native ETCD steps' own, else the step's.
+    /// The preview lines: the native ETCD steps' own, a PGSQL cluster removal's, else the
+    /// step's.
     pub fn preview(&self) -> Vec<String> {
-        match etcd::EtcdStep::of(self) {
-            Some(e) => e.preview(),
-            None => self.step.preview(),
+        if let Some(e) = etcd::EtcdStep::of(self) {
+            return e.preview();
+        }
+        match (self.module, &self.step) {
+            (Module::Pgsql, Step::Delegated(Delegated::ClusterRemove { .. })) => {
+                pgsql::remove_preview()
+            }
+            _ => self.step.preview(),
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             );
             let a = a.hosts(c.hosts.clone()).reads_old();
             let a = a.pigsty(Playbook::new("pgsql-rm", &cluster_limit(old), &[]));
-            b.push(a.reason("removes data, backups and DCS metadata of every member"));
+            b.push(a.reason("removes data, backups and DCS metadata of every member; refused when `pg_safeguard` is set for any member"));
             return;
         }
         let new = cluster(b.new, name).expect("a created cluster is in the new inventory");
@@ -198,6 +198,17 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     }
     parameters(b, name, &limit, changes);
     super::vars::plan(b, Module::Pgsql, name, Some(&limit), changes);
+}
+
+/// The preview of a PGSQL cluster's removal (`cluster/<name>/remove`): what the native
+/// executor does; the Pigsty command (`pgsql-rm.yml`) is shown beside it.
+pub(super) fn remove_preview() -> Vec<String> {
+    vec![
+        "native executor (members under Patroni, etcd built by pgitops; reads the old revision): refused whole, nothing touched, when `pg_safeguard` is true for any member".into(),
+        "stop Patroni (it stops PostgreSQL; a postmaster left is stopped) under each node's supervisor and remove its service: replicas first, the live leader last".into(),
+        "etcdctl del <pg_namespace>/<pg_cluster>/ --prefix (the cluster's DCS keys); with `pg_rm_data` (default true) empty pg_data and remove the instance's Patroni configuration".into(),
+        "verify: no Patroni answers, no key left under the prefix. A PostgreSQL running outside Patroni is reported and left alone; packages are never uninstalled (`pg_rm_pkg`); pgBackRest is not provisioned natively (`pg_rm_backup`: nothing removed)".into(),
+    ]
 }
 
 fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Change]) {

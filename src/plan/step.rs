@@ -184,7 +184,8 @@ impl InstanceVerb {
 }
 
 /// Work Pigsty's playbooks do (the action's `pigsty` command) and the native executor does not,
-/// except ETCD's cluster create, member add/remove and refresh (see [`super::etcd::EtcdStep`]).
+/// except ETCD's cluster create, member add/remove and refresh (see [`super::etcd::EtcdStep`])
+/// and, under Patroni, a PGSQL member's add/remove and a whole PGSQL cluster's removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delegated {
     ClusterCreate {

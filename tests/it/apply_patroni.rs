@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use crate::support::nodes::{ha, Cluster};
-use crate::support::patroni::{self, ok, pid as patroni_pid, view as patroni_cluster};
-use crate::support::{pgitops, Repo, Run};
+use crate::support::patroni::{self, apply, line, ok, pid as patroni_pid, view as patroni_cluster};
+use crate::support::Repo;
 
 const IPS: [&str; 3] = ["127.0.66.11", "127.0.66.12", "127.0.66.13"];
 /// The member a later commit adds.
@@ -19,20 +19,6 @@ const FOURTH: &str = "127.0.66.14";
 
 fn inventory(pg: &[&str]) -> String {
     patroni::inventory(&IPS, pg)
-}
-
-fn apply(nodes: &Cluster, repo: &Repo, ctl: &std::path::Path) -> Run {
-    let mut args = nodes.apply_args(ctl);
-    args.push("--no-ssh-reuse".into());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    pgitops(repo.path(), &args)
-}
-
-fn line<'a>(run: &'a Run, id: &str) -> &'a str {
-    run.stdout
-        .lines()
-        .find(|l| l.contains(id))
-        .unwrap_or_else(|| panic!("no {id} in:\n{}", run.stdout))
 }
 
 #[test]
@@ -193,18 +179,8 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     );
 
     // 5. the removal run again over its range: nothing left to do there, and it succeeds
-    let mut args = nodes.apply_args(ctl.path());
-    args.extend(["--no-ssh-reuse".into(), format!("{grown}..HEAD")]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = pgitops(repo.path(), &args);
-    ok(&nodes, &run);
-    eprintln!("remove again:\n{}", run.stdout);
-    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("found Empty") && run.stdout.contains("deleted 0"),
-        "nothing left to stop or deregister: {}",
-        run.stdout
-    );
+    let range = format!("{grown}..HEAD");
+    patroni::removed_again(&nodes, &repo, ctl.path(), &range, id, "deleted 0");
     assert_eq!(patroni_cluster(IPS[0]).len(), 3);
 
     let left = nodes.stop_ha();

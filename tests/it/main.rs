@@ -9,6 +9,7 @@ mod apply_objects;
 mod apply_packages;
 mod apply_patroni;
 mod apply_patroni_crash;
+mod apply_patroni_rm;
 mod apply_pgbouncer;
 mod apply_records;
 mod apply_txn;

@@ -180,6 +180,24 @@ fn cluster_removed_is_destructive_and_reads_old() {
         )
     );
     assert_eq!(remove["approval"], "required");
+    // The preview says what the native executor does, beside the Pigsty command above.
+    let steps: Vec<&str> = remove["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let text = steps.join("\n");
+    for want in [
+        "pg_safeguard",
+        "replicas first, the live leader last",
+        "--prefix",
+        "pg_rm_data",
+        "left alone",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(!text.contains("not performed natively"), "{text}");
 }
 
 #[test]

@@ -179,3 +179,62 @@ pub(super) fn last_line(s: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// The etcd members that hold Patroni's DCS: the `etcd` group of `ctx.new` (a removal hands a
+/// context whose both sides are the old revision).
+fn dcs_members(ctx: &Ctx<'_>) -> Result<Vec<EtcdMember>, ExecError> {
+    let hosts = crate::render::group_hosts(ctx.new, "etcd");
+    let members: Vec<EtcdMember> = hosts
+        .iter()
+        .filter_map(|h| crate::render::etcd::host(ctx.new, h).ok())
+        .map(|h| h.member)
+        .collect();
+    match members.is_empty() {
+        true => Err(ExecError::Refused(
+            "there is no `etcd` group: Patroni's DCS cannot be reached".into(),
+        )),
+        false => Ok(members),
+    }
+}
+
+/// Deletes `key` from Patroni's DCS (with `prefix`, every key under it); how many keys went
+/// (`0`: nothing was there).
+pub(super) async fn dcs_del(ctx: &Ctx<'_>, key: &str, prefix: bool) -> Result<u64, ExecError> {
+    let members = dcs_members(ctx)?;
+    let via: Vec<&EtcdMember> = members.iter().collect();
+    let mut args = vec!["del", key];
+    if prefix {
+        args.push("--prefix");
+    }
+    let out = etcdctl(ctx, &via, &args).await?;
+    let n = out.stdout.trim().parse().ok();
+    match (out.status, n) {
+        (0, Some(n)) => Ok(n),
+        _ => Err(ExecError::Failed {
+            host: via[0].host.clone(),
+            what: format!("etcdctl del {key}"),
+            stderr: format!("{} {}", out.stdout.trim(), out.stderr.trim()),
+        }),
+    }
+}
+
+/// The keys under `prefix` in Patroni's DCS.
+pub(super) async fn dcs_keys(ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<String>, ExecError> {
+    let members = dcs_members(ctx)?;
+    let via: Vec<&EtcdMember> = members.iter().collect();
+    let out = etcdctl(ctx, &via, &["get", prefix, "--prefix", "--keys-only"]).await?;
+    if out.status != 0 {
+        return Err(ExecError::Failed {
+            host: via[0].host.clone(),
+            what: format!("etcdctl get {prefix} --prefix"),
+            stderr: out.stderr.trim().into(),
+        });
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}

@@ -6,9 +6,9 @@
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
 //! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
-//! [`patroni_add`], [`patroni_remove`]) run under the node's supervisor ([`supervise`]). Steps
-//! delegated to Pigsty (node, removing an etcd or PGSQL cluster, redis, ...) are reported as
-//! not native.
+//! [`patroni_add`], [`patroni_remove`], and a whole cluster's removal, which reads the old
+//! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]). Steps
+//! delegated to Pigsty (node, removing an etcd cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;
@@ -21,6 +21,7 @@ mod patroni;
 mod patroni_add;
 mod patroni_node;
 mod patroni_remove;
+mod patroni_rm_cluster;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -137,6 +138,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         }
         Step::Delegated(Delegated::MemberRemove { ip }) if a.module == Module::Pgsql => {
             run::<patroni_remove::PatroniRemove>(ctx, a, ip).await
+        }
+        Step::Delegated(Delegated::ClusterRemove { name }) if a.module == Module::Pgsql => {
+            // A removal reads the old revision only: its cluster, hosts and etcd.
+            let old = Ctx { new: ctx.old, ..*ctx };
+            run::<patroni_rm_cluster::PatroniRmCluster>(&old, a, name).await
         }
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),

@@ -45,15 +45,7 @@ impl Component for PatroniCluster {
     type Observed = Observed;
 
     async fn observe(ctx: &Ctx<'_>, a: &Action, _: &String) -> Result<Observed, ExecError> {
-        let c = ctx.cluster(a)?;
-        let asks = c
-            .members
-            .keys()
-            .map(|h| async move { node::observe(ctx, h).await.map(|now| (h.clone(), now)) });
-        let members = futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let members = node::observe_all(ctx, ctx.cluster(a)?).await?;
         Ok(Observed { members })
     }
 
@@ -116,7 +108,22 @@ async fn left_alone(ctx: &Ctx<'_>, now: Observed) -> Outcome {
 pub(super) async fn dcs(ctx: &Ctx<'_>) -> Result<Dcs, ExecError> {
     let mut hosts = crate::render::group_hosts(ctx.new, "etcd");
     hosts.sort();
-    let Some(first) = hosts.first() else {
+    dcs_of(
+        ctx,
+        hosts.first().map(String::as_str),
+        "create this cluster",
+    )
+    .await
+}
+
+/// The DCS of the etcd on `first`; refused, saying to `doing` with Pigsty, unless pgitops built
+/// that etcd.
+pub(super) async fn dcs_of(
+    ctx: &Ctx<'_>,
+    first: Option<&str>,
+    doing: &str,
+) -> Result<Dcs, ExecError> {
+    let Some(first) = first else {
         return Err(ExecError::Refused(
             "there is no `etcd` group: Patroni needs an etcd DCS".into(),
         ));
@@ -125,7 +132,7 @@ pub(super) async fn dcs(ctx: &Ctx<'_>) -> Result<Dcs, ExecError> {
     match sh(ctx, &ctx.target(first), what, ETCD_KIND, &[], None).await?.as_str() {
         "native" => Ok(Dcs::PlainHttp),
         _ => Err(ExecError::Refused(format!(
-            "the etcd on {first} was not built by pgitops (Pigsty's etcd speaks https with certificates and per-cluster users that pgitops does not provision): create this cluster with Pigsty (executor `pigsty` or `auto`)"
+            "the etcd on {first} was not built by pgitops (Pigsty's etcd speaks https with certificates and per-cluster users that pgitops does not provision): {doing} with Pigsty (executor `pigsty` or `auto`)"
         ))),
     }
 }

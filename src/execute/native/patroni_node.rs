@@ -174,7 +174,15 @@ pub async fn observe(ctx: &Ctx<'_>, host: &str) -> Result<Now, ExecError> {
     })
 }
 
-/// The node facts Pigsty sizes PostgreSQL from (`nproc`, /proc/meminfo, `df` of `pg_fs_main`).
+/// What every member of `c` has now (asked side by side).
+pub async fn observe_all(ctx: &Ctx<'_>, c: &PgCluster) -> Result<Vec<(String, Now)>, ExecError> {
+    let asks = c
+        .members
+        .keys()
+        .map(|h| async move { observe(ctx, h).await.map(|now| (h.clone(), now)) });
+    futures::future::join_all(asks).await.into_iter().collect()
+}
+
 /// The member of `c` other than `except` whose Patroni holds the leader lock, if any (members
 /// asked side by side; one that cannot be asked is not the leader).
 pub async fn leader_among(ctx: &Ctx<'_>, c: &PgCluster, except: &str) -> Option<String> {
@@ -193,6 +201,7 @@ pub async fn leader_among(ctx: &Ctx<'_>, c: &PgCluster, except: &str) -> Option<
         .map(|(h, _)| h)
 }
 
+/// The node facts Pigsty sizes PostgreSQL from (`nproc`, /proc/meminfo, `df` of `pg_fs_main`).
 pub async fn facts(ctx: &Ctx<'_>, host: &str) -> Result<NodeFacts, ExecError> {
     let target = ctx.target(host);
     let fs = var(ctx, host, "pg_fs_main", "/data/postgres");

@@ -4,8 +4,10 @@
 //!
 //! In: the action (its one host), the old revision (the host's variables: `pg_safeguard`,
 //! `pg_rm_data`, its instance name) and the new one (the remaining members). Out: the host's
-//! result. Refused when `pg_safeguard` is set, or when the host is the live leader (switch over
-//! first). Otherwise, on the host: Patroni's service told not to restart, stopped (Patroni stops
+//! result. Refused when `pg_safeguard` is set (read as Ansible's `| bool`), or when the host is
+//! the live leader (switch over first); a PostgreSQL found running outside Patroni there is
+//! reported and left alone (not stopped, data kept). Otherwise, on the host ([`halt`] and
+//! [`purge`], shared with the whole cluster's removal): Patroni's service told not to restart, stopped (Patroni stops
 //! its PostgreSQL) and removed; a postmaster still in `pg_data/postmaster.pid` is stopped (fast,
 //! then killed); the member's key (`<pg_namespace>/<pg_cluster>/members/<name>`, that one key,
 //! never the cluster's prefix) is deleted from etcd, so the remaining members stop listing it now
@@ -18,12 +20,12 @@
 use std::time::{Duration, Instant};
 
 use super::patroni_node::{self as node, Now};
+use super::patroni_rm_cluster::flag;
 use super::supervise::{self, sh};
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::ExecError;
-use crate::inventory::VarSource;
 use crate::plan::Action;
-use crate::render::patroni::placement;
+use crate::render::patroni::{placement, Placement};
 use crate::render::sql::quote_literal;
 
 /// `$1` pg_data: stops the postmaster named in `postmaster.pid` if it still runs (SIGINT: fast
@@ -56,14 +58,6 @@ pub(crate) struct Observed {
     leader: Option<String>,
 }
 
-/// The removed host's boolean variable in the old revision.
-fn old_flag(ctx: &Ctx<'_>, ip: &str, k: &str, default: bool) -> bool {
-    let vars = ctx.old.tree.hosts.get(ip).map(|h| &h.vars);
-    vars.and_then(|v| v.var(k))
-        .and_then(|v| v.value.as_bool())
-        .unwrap_or(default)
-}
-
 impl Component for PatroniRemove {
     /// The removed member's host.
     type Step = String;
@@ -85,10 +79,15 @@ impl Component for PatroniRemove {
             .unwrap_or_default()
             .trim_end_matches(".yml")
             .to_string();
-        if old_flag(ctx, ip, "pg_safeguard", false) {
+        if flag(ctx.old, ip, "pg_safeguard", false) {
             return Err(ExecError::Refused(format!(
                 "pg_safeguard is set for {name} @ {ip}: not removed (set pg_safeguard: false first)"
             )));
+        }
+        if now.member == Now::Plain {
+            let msg = "PostgreSQL runs here outside Patroni: reported and left alone (not stopped, data kept)";
+            let r = on_host(ctx, ip, || async { Ok("left alone".to_string()) }).await;
+            return Ok((msg.into(), vec![r]));
         }
         if now.member == (Now::Patroni { leader: true }) {
             return Err(ExecError::Refused(format!(
@@ -96,28 +95,14 @@ impl Component for PatroniRemove {
                 a.cluster
             )));
         }
-        let rm_data = old_flag(ctx, ip, "pg_rm_data", true);
+        let rm_data = flag(ctx.old, ip, "pg_rm_data", true);
         let data = ctx.pg(ip).data;
         let mut r = on_host(ctx, ip, || async {
-            let target = ctx.target(ip);
-            let sup = supervise::detect(ctx, &target).await?;
-            supervise::once(ctx, &target, &sup, "patroni").await?;
-            supervise::stop(ctx, &target, &sup, "patroni").await?;
-            supervise::remove(ctx, &target, &sup, "patroni").await?;
-            let what = "making sure PostgreSQL is down";
-            let pg = sh(ctx, &target, what, PG_DOWN, &[&data], None).await?;
+            let halted = halt(ctx, ip, &data).await?;
             let key = deregister(ctx, ip, &a.cluster, &name).await?;
-            let purged = match rm_data {
-                true => {
-                    let args = [data.as_str(), &place.path, place.link];
-                    let what = "removing the data and the configuration";
-                    let out = sh(ctx, &target, what, PURGE, &args, None).await?;
-                    format!("data and configuration: {out}")
-                }
-                false => "pg_rm_data: false, data kept".into(),
-            };
+            let purged = purge(ctx, ip, &data, &place, rm_data).await?;
             Ok(format!(
-                "found {:?}; patroni service stopped and removed; {pg}; DCS key: {key}; {purged}",
+                "found {:?}; {halted}; DCS key: {key}; {purged}",
                 now.member
             ))
         })
@@ -141,6 +126,38 @@ impl Component for PatroniRemove {
     }
 }
 
+/// On `ip`: Patroni's service told not to restart, stopped (Patroni stops its PostgreSQL) and
+/// removed under the node's supervisor; a postmaster still named in `data/postmaster.pid` is
+/// stopped (fast, then killed). What was done.
+pub(super) async fn halt(ctx: &Ctx<'_>, ip: &str, data: &str) -> Result<String, ExecError> {
+    let target = ctx.target(ip);
+    let sup = supervise::detect(ctx, &target).await?;
+    supervise::once(ctx, &target, &sup, "patroni").await?;
+    supervise::stop(ctx, &target, &sup, "patroni").await?;
+    supervise::remove(ctx, &target, &sup, "patroni").await?;
+    let what = "making sure PostgreSQL is down";
+    let pg = sh(ctx, &target, what, PG_DOWN, &[data], None).await?;
+    Ok(format!("patroni service stopped and removed; {pg}"))
+}
+
+/// With `rm_data` (`pg_rm_data`), the contents of `data` and the instance's Patroni
+/// configuration (and `/etc/patroni/patroni.yml` when it links there) removed on `ip`.
+pub(super) async fn purge(
+    ctx: &Ctx<'_>,
+    ip: &str,
+    data: &str,
+    place: &Placement,
+    rm_data: bool,
+) -> Result<String, ExecError> {
+    if !rm_data {
+        return Ok("pg_rm_data: false, data kept".into());
+    }
+    let args = [data, &place.path, place.link];
+    let what = "removing the data and the configuration";
+    let out = sh(ctx, &ctx.target(ip), what, PURGE, &args, None).await?;
+    Ok(format!("data and configuration: {out}"))
+}
+
 /// Deletes the member's key from the inventory's etcd; what was deleted (`0` when Patroni's
 /// lease had expired it already).
 async fn deregister(
@@ -149,29 +166,10 @@ async fn deregister(
     cluster: &str,
     name: &str,
 ) -> Result<String, ExecError> {
-    let hosts = crate::render::group_hosts(ctx.new, "etcd");
-    let members: Vec<_> = hosts
-        .iter()
-        .filter_map(|h| crate::render::etcd::host(ctx.new, h).ok())
-        .map(|h| h.member)
-        .collect();
-    if members.is_empty() {
-        return Err(ExecError::Refused(
-            "there is no `etcd` group: Patroni's DCS cannot be reached".into(),
-        ));
-    }
     let ns = node::var(ctx, ip, "pg_namespace", "/pg");
     let key = format!("{}/{cluster}/members/{name}", ns.trim_end_matches('/'));
-    let via: Vec<_> = members.iter().collect();
-    let out = super::etcd_ctl::etcdctl(ctx, &via, &["del", &key]).await?;
-    if out.status != 0 {
-        return Err(ExecError::Failed {
-            host: ip.into(),
-            what: format!("etcdctl del {key}"),
-            stderr: out.stderr.trim().into(),
-        });
-    }
-    Ok(format!("{key} deleted {}", out.stdout.trim()))
+    let n = super::etcd_ctl::dcs_del(ctx, &key, false).await?;
+    Ok(format!("{key} deleted {n}"))
 }
 
 /// Waits until no remaining member's Patroni lists `name` and the leader has no stream and no

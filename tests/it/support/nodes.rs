@@ -485,15 +485,31 @@ impl Node {
     }
 
     fn start_pg(&self) {
+        self.start_pg_in(&self.data_dir());
+    }
+
+    /// A PostgreSQL outside Patroni in an HA node's `pg/data` (a copy of the template, started
+    /// as a plain node's is; `stop_ha` stops it).
+    pub fn start_plain_pg(&self) {
+        let data = self.dir.join("pg/data");
+        ok(&mut cmd(&format!(
+            "cp -a {}/. {}",
+            template(),
+            data.display()
+        )));
+        self.start_pg_in(&data);
+    }
+
+    fn start_pg_in(&self, data: &Path) {
         let log = append(&self.dir.join("pg.log"), "");
-        let (d, ip, s) = (self.path("pgdata"), &self.ip, self.path("run"));
+        let (d, ip, s) = (data.display(), &self.ip, self.path("run"));
         let opts = format!("-c listen_addresses={ip} -c unix_socket_directories={s}");
         let mut postgres = pg(&format!("postgres -D {d} -c port=5432 {opts}"));
         postgres.stdout(log.try_clone().unwrap()).stderr(log);
         let child = postgres.spawn().expect("spawn postgres");
         let pid = child.id().to_string();
         *lock(&self.pg) = Some(child);
-        let pidfile = self.data_dir().join("postmaster.pid");
+        let pidfile = data.join("postmaster.pid");
         wait_for(&format!("postgres on {ip}"), || {
             if let Some(Ok(Some(st))) = lock(&self.pg).as_mut().map(Child::try_wait) {
                 let log = fs::read_to_string(self.dir.join("pg.log")).unwrap_or_default();

@@ -4,10 +4,22 @@
 //! PostgreSQL logs.
 #![allow(dead_code)] // not every test uses every helper
 
+use std::path::Path;
 use std::process::Command;
 
 use super::nodes::Cluster;
-use super::Run;
+use super::{pgitops, Repo, Run};
+
+/// The variables of `pg-test` on HA nodes (PostgreSQL 15 from Debian, listening on the node's
+/// address, small shared buffers, no pgBackRest and no pgbouncer).
+pub const PG_TEST_VARS: &str = r#"        pg_cluster: pg-test
+        pg_version: 15
+        pg_bin_dir: /usr/lib/postgresql/15/bin
+        pg_listen: '${ip}'
+        pgbackrest_enabled: false
+        pgbouncer_enabled: false
+        pg_shared_buffer_ratio: 0.005
+"#;
 
 /// etcd on `etcd` (members `etcd_seq` 1..), `pg-test` on `pg` (the first its primary), with a
 /// business user and database and an HBA rule letting the user in from loopback.
@@ -29,14 +41,8 @@ pub fn inventory(etcd: &[&str], pg: &[&str]) -> String {
         "all:\n  vars: {{ admin_ip: 127.0.0.1 }}\n  children:\n    etcd:\n      hosts: {{ {} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n{}      vars:\n{}",
         etcd.join(", "),
         pg.concat(),
-        r#"        pg_cluster: pg-test
-        pg_version: 15
-        pg_bin_dir: /usr/lib/postgresql/15/bin
-        pg_listen: '${ip}'
-        pgbackrest_enabled: false
-        pgbouncer_enabled: false
-        pg_shared_buffer_ratio: 0.005
-        pg_users:
+        PG_TEST_VARS.to_string()
+            + r#"        pg_users:
           - { name: dbuser_test, password: DBUser.Test, pgbouncer: false }
         pg_databases:
           - { name: test, owner: dbuser_test }
@@ -126,4 +132,48 @@ pub fn streaming(nodes: &Cluster, ip: &str) -> String {
         "postgres",
         "SELECT coalesce(string_agg(application_name, ',' ORDER BY application_name), '') FROM pg_stat_replication WHERE state = 'streaming'",
     )
+}
+
+/// `pgitops apply` on `nodes` without SSH connection reuse, from what was applied last.
+pub fn apply(nodes: &Cluster, repo: &Repo, ctl: &Path) -> Run {
+    apply_range(nodes, repo, ctl, None)
+}
+
+/// [`apply`] over `range` (`A..B`) when given.
+pub fn apply_range(nodes: &Cluster, repo: &Repo, ctl: &Path, range: Option<&str>) -> Run {
+    let mut args = nodes.apply_args(ctl);
+    args.push("--no-ssh-reuse".into());
+    args.extend(range.map(str::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    pgitops(repo.path(), &args)
+}
+
+/// The output line of action `id`.
+pub fn line<'a>(run: &'a Run, id: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no {id} in:\n{}", run.stdout))
+}
+
+/// A removal applied again over `range`: it succeeds, finds nothing (`found Empty`) and deletes
+/// nothing from the DCS (`deleted`: how its report says so).
+pub fn removed_again(
+    nodes: &Cluster,
+    repo: &Repo,
+    ctl: &Path,
+    range: &str,
+    id: &str,
+    deleted: &str,
+) -> Run {
+    let run = apply_range(nodes, repo, ctl, Some(range));
+    ok(nodes, &run);
+    eprintln!("remove again:\n{}", run.stdout);
+    assert!(line(&run, id).contains("applied"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("found Empty") && run.stdout.contains(deleted),
+        "nothing left to stop or delete: {}",
+        run.stdout
+    );
+    run
 }
