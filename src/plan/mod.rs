@@ -94,8 +94,8 @@ pub struct Action {
 }
 
 impl Action {
-    /// The preview lines: the native ETCD steps' own, a PGSQL cluster removal's, else the
-    /// step's.
+    /// The preview lines: the native ETCD steps' own, a PGSQL cluster removal's or member's,
+    /// else the step's.
     pub fn preview(&self) -> Vec<String> {
         if let Some(e) = etcd::EtcdStep::of(self) {
             return e.preview();
@@ -103,6 +103,12 @@ impl Action {
         match (self.module, &self.step) {
             (Module::Pgsql, Step::Delegated(Delegated::ClusterRemove { .. })) => {
                 pgsql::remove_preview()
+            }
+            (Module::Pgsql, Step::Delegated(Delegated::MemberAdd { .. })) => {
+                pgsql::member_add_preview()
+            }
+            (Module::Pgsql, Step::Delegated(Delegated::MemberRemove { .. })) => {
+                pgsql::member_remove_preview()
             }
             _ => self.step.preview(),
         }

@@ -211,6 +211,25 @@ pub(super) fn remove_preview() -> Vec<String> {
     ]
 }
 
+/// The preview of a PGSQL member's addition (`member/<ip>/add`).
+pub(super) fn member_add_preview() -> Vec<String> {
+    vec![
+        "native executor (etcd built by pgitops): a member where Patroni answers is adopted; a PostgreSQL outside Patroni is left alone".into(),
+        "check its binaries (installing packages only with `pgitops_install_packages: true`), write Pigsty's /pg layout and /pg/conf/<instance>.yml, install and start the patroni service".into(),
+        "Patroni clones it from the leader; wait until it streams (the leader's pg_stat_replication) and shows in Patroni's /cluster".into(),
+        "Pigsty executor: first asks the host whether it already runs PostgreSQL; if it does, the action is adopted and the playbook does not run".into(),
+    ]
+}
+
+/// The preview of a PGSQL member's removal (`member/<ip>/remove`).
+pub(super) fn member_remove_preview() -> Vec<String> {
+    vec![
+        "native executor: refused when `pg_safeguard` is true or the host is the live leader; a PostgreSQL outside Patroni is reported and left alone".into(),
+        "stop Patroni (it stops PostgreSQL) under the node's supervisor, remove its service, delete the member's DCS key; with `pg_rm_data` (default true) empty pg_data and remove its Patroni configuration".into(),
+        "verify: gone from Patroni's /cluster and from the leader's pg_stat_replication".into(),
+    ]
+}
+
 fn hba(b: &mut Builder, name: &str, limit: &str, new: &PgCluster, changes: &[&Change]) {
     let hba: Vec<&&Change> = changes.iter().filter(|c| c.entity == Entity::Hba).collect();
     if hba.is_empty() {

@@ -135,6 +135,11 @@ fn replica_removed_reads_old_revision_then_refreshes_services() {
         action(&p, "pg-test/member/127.0.10.13/remove")["approval"],
         "required"
     );
+    let steps = action(&p, "pg-test/member/127.0.10.13/remove")["steps"].to_string();
+    for want in ["live leader", "pg_rm_data", "pg_stat_replication"] {
+        assert!(steps.contains(want), "{want}: {steps}");
+    }
+    assert!(!steps.contains("not performed natively"), "{steps}");
     // the host leaves the inventory altogether: node removal comes after the module removal
     assert!(pos("pg-test/host/127.0.10.13/remove") > pos("pg-test/member/127.0.10.13/remove"));
 }
