@@ -18,8 +18,11 @@ mod objects;
 mod params;
 mod patroni;
 mod patroni_add;
+mod patroni_api;
 mod patroni_node;
+mod patroni_refresh;
 mod patroni_remove;
+mod patroni_restart;
 pub(crate) mod pg;
 mod pgbouncer;
 pub mod supervise;
@@ -112,6 +115,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
+        Step::PatroniRefresh { etcd } => {
+            run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
+        }
         Step::ClusterRunning { name } => {
             let r = finish(a, run::<patroni::PatroniCluster>(ctx, a, name).await);
             return match r.status == Status::Applied && r.message == patroni::ADOPTED {
