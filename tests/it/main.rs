@@ -7,6 +7,7 @@ mod apply_faults;
 mod apply_instances;
 mod apply_objects;
 mod apply_patroni;
+mod apply_patroni_change;
 mod apply_pgbouncer;
 mod apply_records;
 mod apply_txn;

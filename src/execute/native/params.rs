@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::patroni::instance;
 use super::patroni_node::{self as node, Now};
 use super::patroni_restart;
 use super::pg::psql;
@@ -82,6 +83,12 @@ impl Component for Params {
         if roll.is_empty() {
             return Ok((String::new(), results.into_values().collect()));
         }
+        // The replicas that must stream from the leader again after its restart.
+        let streams: Vec<String> = now
+            .iter()
+            .filter(|(_, n)| **n == Now::Patroni { leader: false })
+            .map(|(h, _)| instance(ctx, h))
+            .collect::<Result<_, _>>()?;
         let mut done = vec![];
         let mut stopped = None;
         for (host, leader) in patroni_restart::order(&roll) {
@@ -94,7 +101,7 @@ impl Component for Params {
                 },
                 None => {
                     on_host(ctx, &host, || async {
-                        let d = patroni_restart::restart(ctx, &host, leader).await?;
+                        let d = patroni_restart::restart(ctx, &host, leader, &streams).await?;
                         let left = pending(ctx, &host).await?;
                         match left.is_empty() {
                             true => Ok(d),

@@ -1,7 +1,7 @@
 //! A rolling restart of PGSQL members under Patroni, for parameters that wait for one: replicas
 //! first, one at a time, each awaited until it streams again; the leader last, restarted by its
 //! own Patroni (which keeps the leader lock: a restart, not a failover) and awaited leading with
-//! PostgreSQL serving.
+//! PostgreSQL serving and the replicas streaming from it again.
 //!
 //! In: the members to restart with their live role (Patroni's view). Out: per member, how long
 //! its restart took, or the error that stopped the roll (members after it are not restarted).
@@ -34,8 +34,15 @@ pub fn order(members: &[(String, bool)]) -> Vec<(String, bool)> {
     replicas.into_iter().chain(leaders).collect()
 }
 
-/// Restarts `host`'s PostgreSQL through its Patroni and waits until it serves its role again.
-pub async fn restart(ctx: &Ctx<'_>, host: &str, leader: bool) -> Result<String, ExecError> {
+/// Restarts `host`'s PostgreSQL through its Patroni and waits until it serves its role again:
+/// a replica streams; the leader leads with PostgreSQL serving and `streams` (the Patroni names
+/// of the replicas) stream from it again.
+pub async fn restart(
+    ctx: &Ctx<'_>,
+    host: &str,
+    leader: bool,
+    streams: &[String],
+) -> Result<String, ExecError> {
     let started = Instant::now();
     let before: Status = api::status(ctx, host).await?;
     if before.leader() != leader {
@@ -59,7 +66,8 @@ pub async fn restart(ctx: &Ctx<'_>, host: &str, leader: bool) -> Result<String, 
     let role = match leader {
         true => {
             node::wait_leader(ctx, host).await?;
-            "leader, still leading"
+            node::wait_streaming(ctx, host, streams).await?;
+            "leader, still leading, replicas streaming"
         }
         false => {
             let psql = node::psql_tail(ctx, host)?;
