@@ -6,7 +6,10 @@
 //! member is asked `pg_is_in_recovery()`; none or several primaries is refused) on psql's stdin;
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
 //! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
-//! [`patroni_add`], [`patroni_remove`]) run under the node's supervisor ([`supervise`]). Steps
+//! [`patroni_add`], [`patroni_remove`]) run under the node's supervisor ([`supervise`]); a
+//! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
+//! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
+//! Patroni's REST API ([`patroni_api`]). Steps
 //! delegated to Pigsty (node, removing an etcd or PGSQL cluster, redis, ...) are reported as
 //! not native.
 
