@@ -214,3 +214,29 @@ const RESTART_ONLY: &[&str] = &[
 pub fn parameter_needs_restart(name: &str) -> bool {
     RESTART_ONLY.contains(&name.to_ascii_lowercase().as_str())
 }
+
+/// Parameters Patroni passes to the postmaster on its command line (`CMDLINE_OPTIONS` of
+/// Patroni 3.0's `postgresql/config.py`), taken from its DCS configuration: `ALTER SYSTEM`
+/// (`postgresql.auto.conf`) cannot override them on a member under Patroni.
+const PATRONI_CMDLINE: &[&str] = &[
+    "cluster_name",
+    "hot_standby",
+    "listen_addresses",
+    "max_connections",
+    "max_locks_per_transaction",
+    "max_prepared_transactions",
+    "max_replication_slots",
+    "max_wal_senders",
+    "max_worker_processes",
+    "port",
+    "track_commit_timestamp",
+    "wal_keep_segments",
+    "wal_keep_size",
+    "wal_level",
+    "wal_log_hints",
+];
+
+/// Whether Patroni sets `name` on the postmaster's command line (see [`PATRONI_CMDLINE`]).
+pub fn patroni_pins(name: &str) -> bool {
+    PATRONI_CMDLINE.contains(&name.to_ascii_lowercase().as_str())
+}

@@ -338,6 +338,7 @@ pub fn build(
             _ => modules::plan(&mut b, module, cluster, &changes),
         }
     }
+    pgsql::patroni_refresh(&mut b);
     // Stable: emission order is kept inside (removal, module, phase); clusters stay alphabetical.
     b.plan.actions.sort_by(ordering);
     b.plan

@@ -121,5 +121,5 @@ fn etcd_refresh(cluster: &str, ip: &str) -> Action {
         Class::Restart,
         order,
     );
-    a.pigsty(p).reason(format!("after the membership change of {ip}: refresh the other members, then Patroni's etcd endpoints with `./pgsql.yml -t pg_conf,patroni_reload`"))
+    a.pigsty(p).reason(format!("after the membership change of {ip}: refresh the other members (Patroni's etcd endpoints: each PGSQL cluster's `patroni/refresh` action)"))
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::catalog::{parameter_needs_restart, SERVICE_VARS};
+use super::catalog::{parameter_needs_restart, patroni_pins, SERVICE_VARS};
 use super::{
     limit_hosts, Action, Builder, Class, Delegated, HbaFile, HbaStep, Manual, Order, ParamStep,
     Phase, Playbook, RemovalPhase, Step,
@@ -11,6 +11,7 @@ use crate::diff::{Change, Entity, Op};
 use crate::inventory::model::PgCluster;
 use crate::inventory::module::Module;
 use crate::inventory::Inventory;
+use crate::render::patroni::etcd_hosts;
 
 /// The `-l` limit naming a cluster: its group when one holds exactly its members, else the IPs.
 pub fn cluster_limit(c: &PgCluster) -> String {
@@ -273,7 +274,11 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
         .iter()
         .flat_map(|c| c.hosts.iter().cloned())
         .collect();
-    let restart: Vec<&str> = params
+    let hosts: Vec<String> = hosts.into_iter().collect();
+    let (pinned, free): (Vec<&&Change>, Vec<&&Change>) =
+        params.iter().partition(|c| patroni_pins(&c.name));
+    // A pinned parameter never waits for a restart under Patroni (the command line wins).
+    let restart: Vec<&str> = free
         .iter()
         .filter(|c| parameter_needs_restart(&c.name))
         .map(|c| c.name.as_str())
@@ -286,16 +291,63 @@ fn parameters(b: &mut Builder, name: &str, limit: &str, changes: &[&Change]) {
     let names = params.iter().map(|c| c.name.clone()).collect();
     let step = Step::Parameters(ParamStep { names });
     let a = act(name, step, class, Order::Create(Phase::Parameter));
-    let mut a = a.hosts(hosts.into_iter().collect()).pigsty(Playbook::new(
-        "pgsql",
-        limit,
-        &["-t", "pg_param,pg_reload"],
-    ));
+    let mut a =
+        a.hosts(hosts.clone())
+            .pigsty(Playbook::new("pgsql", limit, &["-t", "pg_param,pg_reload"]));
     if !restart.is_empty() {
         a = a.reason(format!(
-            "needs a restart to take effect: {}",
+            "needs a restart to take effect: {}; under Patroni the members are restarted through Patroni (replicas first, the leader last), inside the restart window",
             restart.join(", ")
         ));
     }
     b.push(a);
+    if !pinned.is_empty() {
+        let names: Vec<String> = pinned.iter().map(|c| c.name.clone()).collect();
+        let why = format!(
+            "not applied: Patroni passes {} to PostgreSQL on the postmaster's command line, which postgresql.auto.conf (ALTER SYSTEM) cannot override; change it in Patroni's DCS configuration (`pg edit-config <cluster>` / `patronictl edit-config`), then restart the members. A PostgreSQL not under Patroni takes the ALTER SYSTEM value at its next restart",
+            names.join(", ")
+        );
+        let step = Step::Manual(Manual::PatroniParameters { names });
+        let a = act(name, step, Class::Manual, Order::Create(Phase::Parameter)).hosts(hosts);
+        b.push(a.reason(why));
+    }
+}
+
+/// Patroni's etcd endpoints after the `etcd` group changed: every PGSQL cluster on both sides
+/// gets its members' Patroni configuration re-rendered (members that join are created with the
+/// new endpoints already). Pigsty: `pgsql.yml -t pg_conf,patroni_reload`.
+pub fn patroni_refresh(b: &mut Builder) {
+    let (Ok(old), Ok(new)) = (etcd_hosts(b.old), etcd_hosts(b.new)) else {
+        return;
+    };
+    if old == new {
+        return;
+    }
+    let clusters: Vec<(String, Vec<String>)> = b
+        .new
+        .model
+        .pgsql
+        .values()
+        .filter_map(|c| {
+            let before = b.old.model.pgsql.get(&c.name)?;
+            let hosts: Vec<String> = c
+                .members
+                .keys()
+                .filter(|h| before.members.contains_key(*h))
+                .cloned()
+                .collect();
+            (!hosts.is_empty()).then(|| (c.name.clone(), hosts))
+        })
+        .collect();
+    for (name, hosts) in clusters {
+        let limit = limit_hosts(&hosts, &cluster_limit(&b.new.model.pgsql[&name]));
+        let step = Step::PatroniRefresh { etcd: new.clone() };
+        let a = act(&name, step, Class::Reload, Order::Create(Phase::Member)).hosts(hosts);
+        let a = a.pigsty(Playbook::new(
+            "pgsql",
+            &limit,
+            &["-t", "pg_conf,patroni_reload"],
+        ));
+        b.push(a.reason(format!("the etcd endpoints changed: {old} -> {new}")));
+    }
 }

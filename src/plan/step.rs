@@ -24,6 +24,9 @@ pub enum Step {
     Parameters(ParamStep),
     /// pgbouncer's files on each target member, then a reload where one changed.
     Pgbouncer(PgbStep),
+    /// Patroni's configuration re-rendered on each running member, reloaded where it changed
+    /// (after the etcd endpoints changed); nothing restarted.
+    PatroniRefresh { etcd: String },
     /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
     ClusterRunning { name: String },
     /// Done by Pigsty's playbooks; the native executor does not do it (yet) and says so.
@@ -238,6 +241,9 @@ pub enum Manual {
     DatabaseCreateOptions { name: String },
     /// A variable with no safe automatic action.
     Var { name: String },
+    /// `pg_parameters` that Patroni passes on the postmaster's command line: only its DCS
+    /// configuration changes them.
+    PatroniParameters { names: Vec<String> },
 }
 
 impl Step {
@@ -259,6 +265,7 @@ impl Step {
             Step::Hba(_) => "hba/reload".into(),
             Step::Parameters(_) => "parameters/apply".into(),
             Step::Pgbouncer(_) => "pgbouncer/reload".into(),
+            Step::PatroniRefresh { .. } => "patroni/refresh".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { name } => format!("cluster/{name}/create"),
@@ -283,6 +290,7 @@ impl Step {
                     format!("database/{name}/create-options")
                 }
                 Manual::Var { name } => format!("var/{name}/manual"),
+                Manual::PatroniParameters { .. } => "parameters/patroni-dcs".into(),
             },
         }
     }
@@ -303,6 +311,7 @@ impl Step {
             Step::Hba(_) => "hba-reload",
             Step::Parameters(_) => "parameters-apply",
             Step::Pgbouncer(_) => "pgbouncer-reload",
+            Step::PatroniRefresh { .. } => "patroni-refresh",
             Step::ClusterRunning { .. } => "cluster-create",
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { .. } => "cluster-create",
@@ -327,6 +336,7 @@ impl Step {
                 Manual::MinioMember { .. } => "member-manual",
                 Manual::DatabaseCreateOptions { .. } => "database-create-options",
                 Manual::Var { .. } => "var-manual",
+                Manual::PatroniParameters { .. } => "parameters-patroni-dcs",
             },
         }
     }
@@ -344,10 +354,16 @@ impl Step {
                     HbaFile::Pgbouncer => "pgb_hba.conf: written by this cluster's pgbouncer/reload action (native executor)",
                 }.to_string())
                 .collect(),
-            Step::Parameters(p) => vec![format!(
-                "set {} in postgresql.auto.conf on each host, SELECT pg_reload_conf(), report parameters pending restart (never restarts)",
-                p.names.join(", ")
-            )],
+            Step::Parameters(p) => vec![
+                format!(
+                    "set {} in postgresql.auto.conf on each host (ALTER SYSTEM), SELECT pg_reload_conf(), read pg_settings.pending_restart",
+                    p.names.join(", ")
+                ),
+                "members under Patroni with a restart pending: restarted through Patroni's REST API (POST /restart, credentials on stdin), replicas one at a time, each awaited streaming, the leader last (a restart, not a failover), awaited leading; PostgreSQL not under Patroni: reported pending, never restarted".into(),
+            ],
+            Step::PatroniRefresh { etcd } => vec![
+                format!("re-render Patroni's configuration (etcd3.hosts: {etcd}) on each member where Patroni runs and pgitops wrote the file; write it and reload Patroni (POST /reload) only where it changed; nothing restarted"),
+            ],
             Step::Pgbouncer(p) => {
                 let mut lines: Vec<String> = p.files.iter().map(|f| match f {
                     PgbFile::Userlist => "write /etc/pgbouncer/userlist.txt on each host if it differs: the dbsu, monitor, admin and `pgbouncer: true` users with their verifiers read from pg_authid on the live primary (never shown)".to_string(),

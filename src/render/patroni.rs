@@ -238,6 +238,75 @@ fn vars<'i>(inv: &'i Inventory, host: &str) -> Result<&'i HostVars, PatroniError
     }
 }
 
+/// Patroni's `etcd3.hosts`: `<ip>:<etcd_port>` of every `etcd` host, sorted (an error when
+/// there is no `etcd` group).
+pub fn etcd_hosts(inv: &Inventory) -> Result<String, PatroniError> {
+    sections::etcd_hosts(inv)
+}
+
+/// The credentials of `host`'s Patroni REST API (`restapi.authentication`: `patroni_username`,
+/// `patroni_password`, Pigsty's defaults `postgres` / `Patroni.API`). The password is a secret:
+/// callers send it on stdin only.
+pub fn rest_auth(inv: &Inventory, host: &str) -> Result<RestAuth, PatroniError> {
+    let vars = vars(inv, host)?;
+    let ctx = Ctx {
+        vars,
+        conf: Conf::Oltp,
+        facts: &NodeFacts::observed(1, 1, None, "deb", 12),
+        version: 0,
+        dcs: Dcs::PigstyTls,
+    };
+    Ok(RestAuth {
+        username: ctx.text("patroni_username")?,
+        password: ctx.text("patroni_password")?,
+    })
+}
+
+/// Basic-auth credentials of Patroni's REST API; `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RestAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RestAuth({}, <redacted>)", self.username)
+    }
+}
+
+impl RestAuth {
+    /// curl's configuration (`curl -K -`, read from stdin) with these credentials and, when
+    /// given, the request body: every value double-quoted with curl's escapes, so that nothing
+    /// of it reaches a command line.
+    pub fn curl_config(&self, body: Option<&str>) -> String {
+        fn quoted(s: &str) -> String {
+            let mut q = String::with_capacity(s.len() + 2);
+            q.push('"');
+            for c in s.chars() {
+                match c {
+                    '\\' => q.push_str("\\\\"),
+                    '"' => q.push_str("\\\""),
+                    '\n' => q.push_str("\\n"),
+                    '\r' => q.push_str("\\r"),
+                    '\t' => q.push_str("\\t"),
+                    c => q.push(c),
+                }
+            }
+            q.push('"');
+            q
+        }
+        let mut text = format!(
+            "user = {}\n",
+            quoted(&format!("{}:{}", self.username, self.password))
+        );
+        if let Some(b) = body {
+            text += &format!("data = {}\n", quoted(b));
+        }
+        text
+    }
+}
+
 /// The template `pg_conf` names.
 pub fn conf(inv: &Inventory, host: &str) -> Result<Conf, PatroniError> {
     let vars = vars(inv, host)?;

@@ -335,3 +335,33 @@ fn yaml11_typing_of_template_values() {
     assert_eq!(text(&Value::Number(0.25.into())), "0.25");
     assert_eq!(jinja::int(&"1.9".into()), 1);
 }
+
+#[test]
+fn rest_credentials_default_to_pigstys_and_stay_out_of_debug() {
+    let i = inv("", "");
+    let auth = rest_auth(&i, "10.0.0.2").unwrap();
+    assert_eq!(auth.username, "postgres");
+    assert_eq!(auth.password, "Patroni.API");
+    assert!(!format!("{auth:?}").contains("Patroni.API"));
+    let i = inv(
+        "        patroni_username: api\n        patroni_password: 'p\"a\\s s'\n",
+        "",
+    );
+    let auth = rest_auth(&i, "10.0.0.1").unwrap();
+    assert_eq!(auth.password, "p\"a\\s s");
+    assert_eq!(
+        auth.curl_config(Some("{\"a\": 1}")),
+        "user = \"api:p\\\"a\\\\s s\"\ndata = \"{\\\"a\\\": 1}\"\n"
+    );
+    assert_eq!(auth.curl_config(None), "user = \"api:p\\\"a\\\\s s\"\n");
+    assert!(matches!(
+        rest_auth(&i, "10.0.0.21"),
+        Err(PatroniError::NotMember(_))
+    ));
+}
+
+#[test]
+fn etcd_hosts_as_patroni_lists_them() {
+    let i = inv("", "");
+    assert_eq!(etcd_hosts(&i).unwrap(), "10.0.0.20:2379,10.0.0.21:2379");
+}

@@ -99,7 +99,10 @@ fn parameters_reload_and_restart_only_ones_are_reported() {
     let run = f.apply(&[]);
     ok(&run);
     assert!(
-        run.stdout.contains("pending restart: shared_buffers"),
+        run.stdout.contains("pending restart: shared_buffers")
+            && run
+                .stdout
+                .contains("not under Patroni: pgitops does not restart it"),
         "{}",
         run.stdout
     );

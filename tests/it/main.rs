@@ -8,6 +8,7 @@ mod apply_instances;
 mod apply_objects;
 mod apply_packages;
 mod apply_patroni;
+mod apply_patroni_change;
 mod apply_patroni_crash;
 mod apply_patroni_rm;
 mod apply_pgbouncer;

@@ -495,6 +495,42 @@ fn parameters_reload_or_restart() {
 }
 
 #[test]
+fn parameters_patroni_pins_are_manual() {
+    // max_connections is on Patroni's postmaster command line: ALTER SYSTEM still writes it (as
+    // Pigsty does), the action does not wait for a restart for it, and a manual action says
+    // where it must change.
+    let p = plan_edit(|v| {
+        vars(v, "pg-test")["pg_parameters"]["max_connections"] = 300.into();
+        vars(v, "pg-test")["pg_parameters"]["work_mem"] = "8MB".into();
+    });
+    assert_eq!(
+        actions(&p),
+        vec![
+            a(
+                "pg-test/parameters/apply",
+                "reload",
+                "new",
+                "./pgsql.yml -l pg-test -t pg_param,pg_reload"
+            ),
+            a("pg-test/parameters/patroni-dcs", "manual", "new", ""),
+        ]
+    );
+    let why = action(&p, "pg-test/parameters/patroni-dcs")["reason"].to_string();
+    assert!(
+        why.contains("max_connections") && why.contains("edit-config"),
+        "{why}"
+    );
+    assert!(!why.contains("work_mem"), "{why}");
+    // a restart-class parameter Patroni does not pin: restart class, through Patroni
+    let p =
+        plan_edit(|v| vars(v, "pg-test")["pg_parameters"]["max_files_per_process"] = 2000.into());
+    let act = action(&p, "pg-test/parameters/apply");
+    assert_eq!(act["class"], "restart");
+    assert!(act["reason"].as_str().unwrap().contains("through Patroni"));
+    assert!(!actions(&p).iter().any(|x| x.0.ends_with("patroni-dcs")));
+}
+
+#[test]
 fn bootstrap_only_settings_are_manual() {
     let p = plan_edit(|v| {
         vars(v, "pg-test")["pg_conf"] = "olap.yml".into();
@@ -635,6 +671,33 @@ fn etcd_members_added_and_removed() {
         "old",
         "./etcd-rm.yml -l 127.0.10.12"
     )));
+}
+
+#[test]
+fn patroni_follows_the_etcd_endpoints() {
+    // Every PGSQL cluster's running members get Patroni's configuration re-rendered.
+    let p = plan_edit(|v| hosts(v, "etcd")["127.0.10.13"] = yaml("{ etcd_seq: 4 }"));
+    let got = actions(&p);
+    for (c, limit) in [
+        ("pg-meta", "127.0.10.10,&pg-meta"),
+        ("pg-test", "127.0.10.11,127.0.10.12,127.0.10.13,&pg-test"),
+    ] {
+        let want = a(
+            &format!("{c}/patroni/refresh"),
+            "reload",
+            "new",
+            &format!("./pgsql.yml -l '{limit}' -t pg_conf,patroni_reload"),
+        );
+        assert!(got.contains(&want), "{got:#?}");
+    }
+    let act = action(&p, "pg-test/patroni/refresh");
+    assert!(act["steps"][0]
+        .as_str()
+        .unwrap()
+        .contains("127.0.10.10:2379,127.0.10.11:2379,127.0.10.12:2379,127.0.10.13:2379"));
+    // an etcd change that leaves the endpoints alone (a member's own variable) refreshes nothing
+    let p = plan_edit(|v| v["all"]["vars"]["node_timezone"] = "UTC".into());
+    assert!(!actions(&p).iter().any(|x| x.0.ends_with("patroni/refresh")));
 }
 
 #[test]

@@ -7,8 +7,11 @@
 //! per-instance steps (HBA, parameters, pgbouncer's files) run on each target host; ETCD
 //! membership ([`etcd`]) and PGSQL clusters and members under Patroni ([`patroni`],
 //! [`patroni_add`], [`patroni_remove`], and a whole cluster's removal, which reads the old
-//! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]). Steps
-//! delegated to Pigsty (node, removing an etcd cluster, redis, ...) are reported as not native.
+//! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]); a
+//! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
+//! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
+//! Patroni's REST API ([`patroni_api`]). Steps delegated to Pigsty (node, removing an etcd
+//! cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;
@@ -19,8 +22,11 @@ mod packages;
 mod params;
 mod patroni;
 mod patroni_add;
+mod patroni_api;
 mod patroni_node;
+mod patroni_refresh;
 mod patroni_remove;
+mod patroni_restart;
 mod patroni_rm_cluster;
 pub(crate) mod pg;
 mod pgbouncer;
@@ -114,6 +120,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
+        Step::PatroniRefresh { etcd } => {
+            run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
+        }
         Step::ClusterRunning { name } => {
             let r = finish(a, run::<patroni::PatroniCluster>(ctx, a, name).await);
             return match r.status == Status::Applied && r.message == patroni::ADOPTED {

@@ -291,7 +291,7 @@ pub async fn start(ctx: &Ctx<'_>, host: &str, sup: &Supervisor) -> Result<(), Ex
 }
 
 /// The psql command on `host` as the dbsu, for the wait scripts (after their own arguments).
-fn psql_tail(ctx: &Ctx<'_>, host: &str) -> Result<Vec<String>, ExecError> {
+pub(super) fn psql_tail(ctx: &Ctx<'_>, host: &str) -> Result<Vec<String>, ExecError> {
     let pg = ctx.pg(host);
     let mut v: Vec<String> = become_argv(ctx.cfg.become_method, &pg.dbsu)
         .into_iter()
@@ -301,7 +301,7 @@ fn psql_tail(ctx: &Ctx<'_>, host: &str) -> Result<Vec<String>, ExecError> {
     Ok(v)
 }
 
-async fn wait(
+pub(super) async fn wait(
     ctx: &Ctx<'_>,
     target: &Target,
     what: &str,
@@ -326,7 +326,7 @@ async fn wait(
     Ok(())
 }
 
-fn tries() -> String {
+pub(super) fn tries() -> String {
     (WAIT.as_millis() / 200).to_string()
 }
 

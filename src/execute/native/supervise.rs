@@ -149,13 +149,23 @@ pub(crate) async fn sh(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> Result<String, ExecError> {
+    sh_within(ctx, target, what, script, args, stdin, ctx.cfg.timeout).await
+}
+
+/// [`sh`] with its own time limit (for scripts that wait on purpose).
+pub(crate) async fn sh_within(
+    ctx: &Ctx<'_>,
+    target: &Target,
+    what: &str,
+    script: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    timeout: std::time::Duration,
+) -> Result<String, ExecError> {
     let mut argv = root(ctx);
     argv.extend(["sh", "-c", script, "sh"]);
     argv.extend(args);
-    let out = ctx
-        .runner
-        .run(target, &argv, stdin, ctx.cfg.timeout)
-        .await?;
+    let out = ctx.runner.run(target, &argv, stdin, timeout).await?;
     if out.status != 0 {
         return Err(ExecError::Failed {
             host: target.host.clone(),

@@ -138,7 +138,7 @@ fn jinja_truthy(v: &Value) -> bool {
 
 /// `<ip>:<etcd_port>` of every host of the `etcd` group, sorted, joined by commas. Each
 /// member's own `etcd_port` (the port its etcd listens on); Pigsty writes the PGSQL host's.
-fn etcd_hosts(inv: &Inventory) -> Result<String, PatroniError> {
+pub(crate) fn etcd_hosts(inv: &Inventory) -> Result<String, PatroniError> {
     let mut hosts = group_hosts(inv, "etcd");
     hosts.sort();
     hosts.dedup();
