@@ -14,9 +14,11 @@
 
 pub mod jinja;
 pub mod params;
+mod rest;
 mod sections;
 mod service;
 
+pub use rest::RestAuth;
 pub use service::service;
 
 use std::sync::OnceLock;
@@ -260,51 +262,6 @@ pub fn rest_auth(inv: &Inventory, host: &str) -> Result<RestAuth, PatroniError> 
         username: ctx.text("patroni_username")?,
         password: ctx.text("patroni_password")?,
     })
-}
-
-/// Basic-auth credentials of Patroni's REST API; `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RestAuth {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for RestAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RestAuth({}, <redacted>)", self.username)
-    }
-}
-
-impl RestAuth {
-    /// curl's configuration (`curl -K -`, read from stdin) with these credentials and, when
-    /// given, the request body: every value double-quoted with curl's escapes, so that nothing
-    /// of it reaches a command line.
-    pub fn curl_config(&self, body: Option<&str>) -> String {
-        fn quoted(s: &str) -> String {
-            let mut q = String::with_capacity(s.len() + 2);
-            q.push('"');
-            for c in s.chars() {
-                match c {
-                    '\\' => q.push_str("\\\\"),
-                    '"' => q.push_str("\\\""),
-                    '\n' => q.push_str("\\n"),
-                    '\r' => q.push_str("\\r"),
-                    '\t' => q.push_str("\\t"),
-                    c => q.push(c),
-                }
-            }
-            q.push('"');
-            q
-        }
-        let mut text = format!(
-            "user = {}\n",
-            quoted(&format!("{}:{}", self.username, self.password))
-        );
-        if let Some(b) = body {
-            text += &format!("data = {}\n", quoted(b));
-        }
-        text
-    }
 }
 
 /// The template `pg_conf` names.
