@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::etcd_ctl::{etcdctl, health, last_line, member_list, wait_healthy};
 use super::packages;
-use super::supervise::{self, sh, Supervisor};
+use super::root_sh::sh;
+use super::supervise::{self, Supervisor};
 use super::{etcd_remove, on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
 use crate::plan::etcd::EtcdStep;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::root_sh::sh_within;
 use super::Ctx;
 use crate::execute::ExecError;
 use crate::render::etcd::EtcdMember;
@@ -154,22 +155,12 @@ pub(super) async fn wait_healthy(ctx: &Ctx<'_>, ms: &[&EtcdMember]) -> Result<()
     let target = ctx.target(&ms[0].host);
     let what = "waiting for every etcd member to be healthy";
     let eps = endpoints(ms);
-    let mut argv: Vec<&str> = vec!["sh", "-c", WAIT_HEALTHY, "sh", &eps, &tries];
-    if ctx.cfg.become_method == crate::execute::Become::Sudo {
-        argv.splice(0..0, ["sudo", "-n", "--"]);
-    }
     let t = ctx
         .cfg
         .timeout
         .max(HEALTHY_WITHIN + Duration::from_secs(15));
-    let out = ctx.runner.run(&target, &argv, None, t).await?;
-    if out.status != 0 {
-        return Err(ExecError::Failed {
-            host: target.host,
-            what: what.into(),
-            stderr: out.stderr.trim().into(),
-        });
-    }
+    let args = [eps.as_str(), &tries];
+    sh_within(ctx, &target, what, WAIT_HEALTHY, &args, None, t).await?;
     Ok(())
 }
 

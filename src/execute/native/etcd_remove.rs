@@ -8,7 +8,8 @@
 
 use super::etcd::Observed;
 use super::etcd_ctl::{etcdctl, last_line, member_list, wait_healthy};
-use super::supervise::{self, sh};
+use super::root_sh::sh;
+use super::supervise;
 use super::{on_host, Ctx, Outcome};
 use crate::execute::ExecError;
 use crate::render::etcd::{self as conf, EtcdMember};

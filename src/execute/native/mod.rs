@@ -30,6 +30,7 @@ mod patroni_restart;
 mod patroni_rm_cluster;
 pub(crate) mod pg;
 mod pgbouncer;
+mod root_sh;
 pub mod supervise;
 
 use std::time::Instant;

@@ -8,7 +8,7 @@
 //! Package names come from the fixed tables here (a PostgreSQL major version only when it is a
 //! number); the script receives them as arguments.
 
-use super::supervise::sh;
+use super::root_sh::sh;
 use super::Ctx;
 use crate::execute::ExecError;
 

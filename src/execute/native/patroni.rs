@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 
 use super::patroni_node::{self as node, Now};
-use super::supervise::{sh, Supervisor};
+use super::root_sh::sh;
+use super::supervise::Supervisor;
 use super::{hba, on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
 use crate::inventory::model::PgCluster;

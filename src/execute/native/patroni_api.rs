@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::patroni_node::rest;
-use super::supervise::{sh, sh_within};
+use super::root_sh::{sh, sh_within};
 use super::Ctx;
 use crate::execute::ExecError;
 use crate::render::patroni::rest_auth;

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::packages;
 use super::pg::{become_argv, psql_argv};
-use super::supervise::{self, sh, Supervisor};
+use super::root_sh::sh;
+use super::supervise::{self, Supervisor};
 use super::Ctx;
 use crate::execute::{Become, ExecError, Target};
 use crate::inventory::model::{str_var, PgCluster};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::patroni::dcs;
 use super::patroni_api as api;
 use super::patroni_node::{self as node, Now, MARK};
-use super::supervise::sh;
+use super::root_sh::sh;
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::ExecError;
 use crate::plan::Action;

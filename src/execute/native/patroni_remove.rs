@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::patroni_node::{self as node, Now};
 use super::patroni_rm_cluster::flag;
-use super::supervise::{self, sh};
+use super::root_sh::sh;
+use super::supervise;
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::ExecError;
 use crate::plan::Action;

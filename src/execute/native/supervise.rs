@@ -12,8 +12,9 @@
 
 use serde::Deserialize;
 
+use super::root_sh::sh;
 use super::Ctx;
-use crate::execute::{Become, ExecError, Target};
+use crate::execute::{ExecError, Target};
 use crate::render::service::{runit_run, systemd_unit, Restart, ServiceSpec, RUNIT_LOG_RUN};
 
 pub const DEFAULT_RUNIT_DIR: &str = "/etc/service";
@@ -130,51 +131,6 @@ chmod 0644 "$f.pgitops-new"; mv -f "$f.pgitops-new" "$f"
 systemctl daemon-reload
 systemctl enable "$2" >/dev/null 2>&1
 echo $old"#;
-
-/// Root for node-level work: `sudo -n` when pgitops becomes users with sudo.
-fn root(ctx: &Ctx<'_>) -> Vec<&'static str> {
-    match ctx.cfg.become_method {
-        Become::Sudo => vec!["sudo", "-n", "--"],
-        _ => vec![],
-    }
-}
-
-/// Runs fixed shell `script` with `args` as root on `target`; its stdout, or an error naming
-/// `what`.
-pub(crate) async fn sh(
-    ctx: &Ctx<'_>,
-    target: &Target,
-    what: &str,
-    script: &str,
-    args: &[&str],
-    stdin: Option<&[u8]>,
-) -> Result<String, ExecError> {
-    sh_within(ctx, target, what, script, args, stdin, ctx.cfg.timeout).await
-}
-
-/// [`sh`] with its own time limit (for scripts that wait on purpose).
-pub(crate) async fn sh_within(
-    ctx: &Ctx<'_>,
-    target: &Target,
-    what: &str,
-    script: &str,
-    args: &[&str],
-    stdin: Option<&[u8]>,
-    timeout: std::time::Duration,
-) -> Result<String, ExecError> {
-    let mut argv = root(ctx);
-    argv.extend(["sh", "-c", script, "sh"]);
-    argv.extend(args);
-    let out = ctx.runner.run(target, &argv, stdin, timeout).await?;
-    if out.status != 0 {
-        return Err(ExecError::Failed {
-            host: target.host.clone(),
-            what: what.to_string(),
-            stderr: out.stderr.trim().to_string(),
-        });
-    }
-    Ok(out.stdout.trim().to_string())
-}
 
 /// Observes the supervisor of `target`'s node (or takes the configured one).
 pub async fn detect(ctx: &Ctx<'_>, target: &Target) -> Result<Supervisor, ExecError> {
