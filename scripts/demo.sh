@@ -2,13 +2,18 @@
 # The demo, the whole loop: sandbox nodes for examples-repo/ (one sshd + PostgreSQL 15 per
 # loopback address), a bare Git remote made from examples-repo/, `pgitops serve` watching it,
 # then a pushed commit that adds a user: the user appears on pg-meta and the service's note
-# appears on the commit. Tear down with: bash scripts/sandbox.sh down
+# appears on the commit. Then the HA story: a pushed commit declares `pg-ha` on three empty HA
+# nodes (127.0.10.21-23: sshd and a private runit each, no PostgreSQL) and pgitops builds it
+# (Patroni, the sandbox's etcd as DCS, a leader and two streaming replicas); the leader's node
+# crashes, Patroni fails over, and the next commit goes to the new leader, its note saying so.
+# Tear down with: bash scripts/sandbox.sh down
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bash scripts/setup.sh
 cargo build --release --locked -q
 bin="$root/target/release/pgitops"
+export PGITOPS_SANDBOX_HA=${PGITOPS_SANDBOX_HA:-3}
 bash scripts/sandbox.sh up
 sb=${PGITOPS_SANDBOX:-/dev/shm/pgitops-sandbox}
 demo="${PGITOPS_DEMO_DIR:-$(mktemp -d /tmp/pgitops-demo.XXXXXX)}"
@@ -18,11 +23,20 @@ note_status() { # commit -> the status in the note the service pushed, or nothin
   git -C "$demo/work" fetch -q origin "+refs/notes/pgitops:refs/notes/pgitops" 2>/dev/null || true
   git -C "$demo/work" notes --ref=pgitops show "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",""))' 2>/dev/null || true
 }
-wait_note() { # commit
-  for _ in $(seq 300); do
+wait_note() { # commit [seconds, default 30]
+  for _ in $(seq $((${2:-30} * 10))); do
     s=$(note_status "$1"); case "$s" in ""|pending) sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
   done
-  echo "no note on $1 after 30 s; service log: $demo/serve.log" >&2; return 1
+  echo "no note on $1 after ${2:-30} s; service log: $demo/serve.log" >&2; return 1
+}
+commit() { git -C "$demo/work" -c user.name="pgitops demo" -c user.email=demo@127.0.0.1 commit -qam "$1"; }
+members() { # ip: Patroni's view of its cluster, one member a line
+  curl -s -m 3 "http://$1:8008/cluster" | python3 -c 'import json,sys
+for m in json.load(sys.stdin)["members"]: print("  %-8s %-8s %-10s %s" % (m["name"], m["role"], m["state"], m.get("lag", "")))'
+}
+leader() { # ip: the leader's address in Patroni's view, asked of ip
+  curl -s -m 3 "http://$1:8008/cluster" 2>/dev/null | python3 -c 'import json,sys
+print(next((m["host"] for m in json.load(sys.stdin)["members"] if m["role"] == "leader"), ""))' 2>/dev/null || true
 }
 
 step "A bare remote made from examples-repo/, and a working clone"
@@ -60,6 +74,85 @@ echo "$head: $result, $(( ($(date +%s%N) - start) / 1000000 )) ms from push to n
 
 step "dbuser_app logs in to pg-meta with its password"
 PGPASSWORD=App.Demo.Pass psql -X -At -h 127.0.10.10 -U dbuser_app -d meta -c "select 'logged in as ' || current_user"
+
+step "A pull request adds pg-ha: three empty nodes become a Patroni cluster"
+python3 - "$demo/work/pigsty.yml" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+anchor = "    #----------------------------------------------#\n    # REDIS"
+pg_ha = """    #----------------------------------------------#
+    # PGSQL: pg-ha, built by pgitops on three empty nodes
+    #----------------------------------------------#
+    pg-ha:
+      hosts:
+        127.0.10.21: { pg_seq: 1, pg_role: primary }
+        127.0.10.22: { pg_seq: 2, pg_role: replica }
+        127.0.10.23: { pg_seq: 3, pg_role: replica }
+      vars:
+        pg_cluster: pg-ha
+        pg_listen: '${ip}'              # three nodes on one machine: each on its own address
+        pg_shared_buffer_ratio: 0.01    # sandbox: small shared buffers
+        pgbackrest_enabled: false
+        pgbouncer_enabled: false
+        pg_rto: tight                   # a custom failover plan: ttl 10 s, loop 2 s, retry 3 s
+        pg_rto_plan: { tight: [ 10, 2, 3, 10, 2, '1s', '0.5s', '1s', 3, 3 ] }
+        pg_users:
+          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: false, roles: [ dbrole_readwrite ] }
+        pg_databases:
+          - { name: ha, owner: dbuser_ha }
+        pg_hba_rules:
+          - { user: dbuser_ha, db: ha, addr: intra, auth: pwd, title: 'ha application from intranet' }
+
+"""
+assert anchor in s
+s = s.replace(anchor, pg_ha + anchor, 1)
+open(p, "w").write(s)
+PY
+commit "Add pg-ha, a 3-node HA cluster"
+"$bin" --repo "$demo/work" plan | grep -E '^  \[' # the actions (the full plan shows each one's steps)
+start=$(date +%s%N)
+git -C "$demo/work" push -q origin HEAD:main
+head=$(git -C "$demo/work" rev-parse HEAD)
+result=$(wait_note "$head" 120)
+echo "$head: $result, $(( ($(date +%s%N) - start) / 1000000 )) ms from push to note"
+members 127.0.10.21
+PGPASSWORD=DBUser.HA psql -X -At -h 127.0.10.21 -U dbuser_ha -d ha -c "select 'logged in to pg-ha as ' || current_user"
+
+step "The leader's node crashes: kill -9 of its Patroni and PostgreSQL"
+old=$(leader 127.0.10.22)
+svc="$sb/$old/service/patroni"
+sv once "$svc" >/dev/null   # a crashed node: its supervisor does not bring Patroni back
+crashed=$(date +%s%N)
+kill -9 "$(sv status "$svc" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p')" "$(head -1 "$sb/$old/pg/data/postmaster.pid")"
+for _ in $(seq 600); do
+  for ip in 127.0.10.21 127.0.10.22 127.0.10.23; do
+    [ "$ip" = "$old" ] && continue
+    now=$(leader "$ip"); [ -n "$now" ] && [ "$now" != "$old" ] && break 2
+  done
+  sleep 0.1
+done
+echo "the leader was $old; Patroni elected $now $(( ($(date +%s%N) - crashed) / 1000000 )) ms after the crash"
+members "$now"
+
+step "A commit after the failover: a user for pg-ha goes to the new leader"
+python3 - "$demo/work/pigsty.yml" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+old = "          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: false, roles: [ dbrole_readwrite ] }\n"
+assert old in s
+s = s.replace(old, old + "          - { name: dbuser_ha_ro, password: DBUser.HA.RO, pgbouncer: false, roles: [ dbrole_readonly ] }\n", 1)
+open(p, "w").write(s)
+PY
+commit "pg-ha: a read-only user"
+git -C "$demo/work" push -q origin HEAD:main
+head=$(git -C "$demo/work" rev-parse HEAD)
+echo "$head: $(wait_note "$head" 60)"
+git -C "$demo/work" notes --ref=pgitops show "$head" | grep -o 'user dbuser_ha_ro [^"]*' | head -1
+
+step "The old leader's node comes back and rejoins as a replica"
+sv up "$svc" >/dev/null
+for _ in $(seq 300); do [ "$(members "$now" 2>/dev/null | grep -cE 'replica +(running|streaming)')" = 2 ] && break; sleep 0.1; done
+members "$now"
 
 step "The audit trail on the remote: git log --notes=pgitops"
 git -C "$demo/work" log -1 --notes=pgitops --format='%h %s%n%N' | head -24
