@@ -25,6 +25,19 @@ done
 ETCDCTL_API=3 etcdctl --endpoints "$1" --dial-timeout 1s --command-timeout 2s endpoint health 2>&1 | grep -v '"level"' >&2
 exit 1"#;
 
+/// `$1` endpoints: `etcdctl endpoint health -w json` over those that accept a TCP connection
+/// (probed with bash's /dev/tcp, 1 s each, when the host has bash); `[]` when none does. etcdctl
+/// alone waits its whole `--command-timeout` (5 s) for an endpoint that refuses connections,
+/// which is every endpoint of a cluster not created yet.
+const HEALTH: &str = r#"eps=$1
+if command -v bash >/dev/null 2>&1; then
+  eps=$(bash -c 'out=""; IFS=,; for ep in $1; do hp=${ep#*://}; hp=${hp%%/*}
+    timeout 1 bash -c "exec 3<>/dev/tcp/${hp%:*}/${hp##*:}" 2>/dev/null && out="$out${out:+,}$ep"
+  done; echo "$out"' bash "$1")
+  [ -n "$eps" ] || { echo '[]'; exit 0; }
+fi
+exec env ETCDCTL_API=3 etcdctl --endpoints "$eps" --dial-timeout 2s --command-timeout 5s endpoint health -w json"#;
+
 /// How long a change may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -79,14 +92,31 @@ pub(super) async fn etcdctl(
     Err(last.unwrap_or_else(|| ExecError::Refused("no etcd member to ask".into())))
 }
 
-/// Health by client URL, asked from a member host.
+/// Health by client URL, asked from the first member host that runs the check (see [`HEALTH`]).
 pub(super) async fn health(
     ctx: &Ctx<'_>,
     ms: &[&EtcdMember],
 ) -> Result<BTreeMap<String, bool>, ExecError> {
-    let out = etcdctl(ctx, ms, &["endpoint", "health", "-w", "json"]).await?;
-    let list: Vec<Health> = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
-    Ok(list.into_iter().map(|h| (h.endpoint, h.health)).collect())
+    let eps = endpoints(ms);
+    let mut argv: Vec<&str> = vec!["sh", "-c", HEALTH, "sh", &eps];
+    if ctx.cfg.become_method == crate::execute::Become::Sudo {
+        argv.splice(0..0, ["sudo", "-n", "--"]);
+    }
+    let mut last = None;
+    for m in ms {
+        match ctx
+            .runner
+            .run(&ctx.target(&m.host), &argv, None, ctx.cfg.timeout)
+            .await
+        {
+            Ok(out) => {
+                let list: Vec<Health> = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
+                return Ok(list.into_iter().map(|h| (h.endpoint, h.health)).collect());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ExecError::Refused("no etcd member to ask".into())))
 }
 
 pub(super) async fn member_list(
