@@ -25,7 +25,8 @@ trap 'bash "$root/scripts/sandbox.sh" down >/dev/null; rm -rf "$work"' EXIT
 source "$root/benches/common.sh"
 source "$root/benches/ha.sh"
 
-create=() grow=() stages=()
+create=() grow=()
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores at the start"
 for r in $(seq 1 "$runs"); do
   bash "$root/scripts/sandbox.sh" up >/dev/null
   read -ra ssh <<<"$(bash "$root/scripts/sandbox.sh" args)"
@@ -52,5 +53,6 @@ for r in $(seq 1 "$runs"); do
   cd "$root"
   bash "$root/scripts/sandbox.sh" down >/dev/null
 done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 printf 'commit -> 3-member etcd + 3-node pg-test serving (target <= 20000 ms): '; printf '%s\n' "${create[@]}" | stats
 printf 'commit -> 4th member streaming (target <= 15000 ms): '; printf '%s\n' "${grow[@]}" | stats
