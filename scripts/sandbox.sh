@@ -189,6 +189,9 @@ ha_layout() { # node-ip: an empty HA node's dirs (see the header); pgitops creat
 }
 
 up() {
+  if [ "$HA" -gt 0 ]; then
+    case $B/ in /tmp/*) echo "sandbox: HA nodes mount their own /tmp: PGITOPS_SANDBOX must be elsewhere (/dev/shm)" >&2; exit 2 ;; esac
+  fi
   down
   bash "$(dirname "$0")/setup.sh" >/dev/null
   [ -d "$PIGSTY/files/postgres" ] || { echo "sandbox: $PIGSTY/files/postgres missing (real Pigsty v4.5.0 at ../shared/pigsty from the crate root)" >&2; exit 1; }
