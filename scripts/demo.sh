@@ -91,7 +91,7 @@ pg_ha = """    #----------------------------------------------#
       vars:
         pg_cluster: pg-ha
         pg_listen: '${ip}'              # three nodes on one machine: each on its own address
-        pg_shared_buffer_ratio: 0.01    # sandbox: small shared buffers
+        pg_shared_buffer_ratio: 0.005   # sandbox: small shared buffers
         pgbackrest_enabled: false
         pgbouncer_enabled: false
         pg_rto: tight                   # a custom failover plan: ttl 10 s, loop 2 s, retry 3 s
