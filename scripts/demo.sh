@@ -123,7 +123,9 @@ old=$(leader 127.0.10.22)
 svc="$sb/$old/service/patroni"
 sv once "$svc" >/dev/null   # a crashed node: its supervisor does not bring Patroni back
 crashed=$(date +%s%N)
-kill -9 "$(sv status "$svc" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p')" "$(head -1 "$sb/$old/pg/data/postmaster.pid")"
+patroni=$(sv status "$svc" | grep -o '(pid [0-9]*)' | head -1 | tr -dc 0-9)
+postmaster=$(head -1 "$sb/$old/pg/data/postmaster.pid")
+kill -9 "$patroni" "$postmaster"; pkill -9 -P "$postmaster" || true   # and its backends
 for _ in $(seq 600); do
   for ip in 127.0.10.21 127.0.10.22 127.0.10.23; do
     [ "$ip" = "$old" ] && continue
