@@ -251,17 +251,23 @@ pub fn etcd_hosts(inv: &Inventory) -> Result<String, PatroniError> {
 /// callers send it on stdin only.
 pub fn rest_auth(inv: &Inventory, host: &str) -> Result<RestAuth, PatroniError> {
     let vars = vars(inv, host)?;
-    let ctx = Ctx {
-        vars,
-        conf: Conf::Oltp,
-        facts: &NodeFacts::observed(1, 1, None, "deb", 12),
-        version: 0,
-        dcs: Dcs::PigstyTls,
-    };
+    let ctx = vars_only(vars);
     Ok(RestAuth {
         username: ctx.text("patroni_username")?,
         password: ctx.text("patroni_password")?,
     })
+}
+
+/// A context for reading `vars` alone (names, paths, credentials): no node facts, no template.
+fn vars_only(vars: &HostVars) -> Ctx<'_> {
+    static NO_FACTS: OnceLock<NodeFacts> = OnceLock::new();
+    Ctx {
+        vars,
+        conf: Conf::Oltp,
+        facts: NO_FACTS.get_or_init(|| NodeFacts::observed(1, 1, None, "deb", 12)),
+        version: 0,
+        dcs: Dcs::PigstyTls,
+    }
 }
 
 /// The template `pg_conf` names.
@@ -280,13 +286,7 @@ pub fn conf(inv: &Inventory, host: &str) -> Result<Conf, PatroniError> {
 /// Where Pigsty writes the file of `host` (`roles/pgsql/tasks/config.yml`).
 pub fn placement(inv: &Inventory, host: &str) -> Result<Placement, PatroniError> {
     let vars = vars(inv, host)?;
-    let ctx = Ctx {
-        vars,
-        conf: Conf::Oltp,
-        facts: &NodeFacts::observed(1, 1, None, "deb", 12),
-        version: 0,
-        dcs: Dcs::PigstyTls,
-    };
+    let ctx = vars_only(vars);
     Ok(Placement {
         path: format!("/pg/conf/{}.yml", instance(&ctx)?),
         link: "/etc/patroni/patroni.yml",

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::patroni_node::rest;
@@ -46,20 +47,23 @@ impl Status {
 
 /// `GET /patroni` of `host`'s member.
 pub async fn status(ctx: &Ctx<'_>, host: &str) -> Result<Status, ExecError> {
-    let script = r#"curl -s -m 3 "http://$1/patroni""#;
-    let what = "asking Patroni for the member's status";
-    let out = sh(
-        ctx,
-        &ctx.target(host),
-        what,
-        script,
-        &[&rest(ctx, host)],
-        None,
-    )
-    .await?;
+    get(ctx, host, "/patroni").await
+}
+
+/// `GET <path>` of `host`'s member (open to anyone: no credentials), its JSON read as `T`.
+pub async fn get<T: DeserializeOwned>(
+    ctx: &Ctx<'_>,
+    host: &str,
+    path: &str,
+) -> Result<T, ExecError> {
+    let script = r#"curl -s -m 3 "http://$1$2""#;
+    let what = format!("asking Patroni for {path}");
+    let args = [rest(ctx, host), path.to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sh(ctx, &ctx.target(host), &what, script, &args, None).await?;
     serde_json::from_str(&out).map_err(|_| ExecError::Failed {
         host: host.into(),
-        what: "reading Patroni's /patroni".into(),
+        what: format!("reading Patroni's {path}"),
         stderr: out.chars().take(200).collect(),
     })
 }

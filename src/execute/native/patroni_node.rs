@@ -366,20 +366,5 @@ pub struct MemberView {
 
 /// Patroni's own view of the cluster (`GET /cluster` on `host`).
 pub async fn cluster_view(ctx: &Ctx<'_>, host: &str) -> Result<ClusterView, ExecError> {
-    let target = ctx.target(host);
-    let script = r#"curl -s -m 3 "http://$1/cluster""#;
-    let out = sh(
-        ctx,
-        &target,
-        "asking Patroni for the cluster",
-        script,
-        &[&rest(ctx, host)],
-        None,
-    )
-    .await?;
-    serde_json::from_str(&out).map_err(|_| ExecError::Failed {
-        host: host.into(),
-        what: "reading Patroni's /cluster".into(),
-        stderr: out.chars().take(200).collect(),
-    })
+    super::patroni_api::get(ctx, host, "/cluster").await
 }
