@@ -91,3 +91,31 @@ pub(super) fn plan(b: &mut Builder, name: &str, new: &PgCluster, why: &str) {
     }
     b.push(a.reason(reason));
 }
+
+/// `<cluster>/templates/init`: what Pigsty's bootstrap does to `template1` and `postgres`, after
+/// the default roles it grants to. Planned with a cluster's creation; the native executor runs
+/// it only where pgitops bootstrapped the cluster.
+pub(super) fn templates(b: &mut Builder, name: &str, new: &PgCluster) {
+    let Some(primary) = &new.primary else { return };
+    let vars = &b.new.tree.hosts[primary].vars;
+    let mut lists = serde_yaml_ng::Mapping::new();
+    for k in ["pg_default_schemas", "pg_default_extensions"] {
+        if let Some(v) = vars.get(k) {
+            lists.insert(k.into(), (*v.value).clone());
+        }
+    }
+    let step = ObjectStep::TemplateInit {
+        dbsu: str_var(vars, "pg_dbsu").unwrap_or("postgres").to_string(),
+        lists: Definition(lists),
+        sql: sql_target(b.new, new),
+    };
+    let a = Action::new(
+        Module::Pgsql,
+        name,
+        Step::Object(step),
+        Class::Online,
+        Order::Create(Phase::Templates),
+    )
+    .hosts(vec![primary.clone()]);
+    b.push(a.reason("as Pigsty's bootstrap (pg-init-template.sql): default privileges, pg_default_schemas, pg_default_extensions, backup grants, the monitor schema; only on a cluster pgitops bootstrapped"));
+}

@@ -207,6 +207,7 @@ pub enum Phase {
     Cluster,
     Member,
     DefaultRoles,
+    Templates,
     User,
     Database,
     Hba,

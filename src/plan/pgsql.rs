@@ -68,6 +68,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         // Pigsty creates the cluster's objects while bootstrapping; natively they are
         // converged on the running members by these actions.
         super::defaults::plan(b, name, new, "first contact with this cluster");
+        super::defaults::templates(b, name, new);
         super::objects::plan(b, name, &limit, new, changes);
         hba(b, name, &limit, new, changes);
         super::pgbouncer::plan(b, name, new, changes, true);

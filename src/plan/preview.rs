@@ -22,6 +22,13 @@ impl ObjectStep {
                     .collect();
                 vec![one(sql::default_roles(&roles, &sql.context(None)))]
             }
+            ObjectStep::TemplateInit { dbsu, lists, sql } => {
+                let init = sql::template_init(dbsu, &lists.0, None, &sql.context(None));
+                vec![
+                    "native executor: only on a cluster pgitops bootstrapped (its Patroni configuration written by pgitops); default extensions the server lacks are skipped and named".into(),
+                    format!("-- in template1, then in postgres\n{}", one(init.map(|i| i.script))),
+                ]
+            }
             ObjectStep::UserUpsert { name, def, sql, .. } => vec![one(sql::user_upsert(
                 name,
                 &def.0,

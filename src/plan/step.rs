@@ -81,6 +81,16 @@ pub enum ObjectStep {
         roles: Vec<(String, Definition)>,
         sql: SqlTarget,
     },
+    /// What Pigsty's bootstrap does to `template1` and `postgres` (`pg-init-template.sql`):
+    /// default privileges, `pg_default_schemas`, `pg_default_extensions` (Pigsty's lists when
+    /// unset), the backup grants and the `monitor` schema. Natively only on a cluster pgitops
+    /// bootstrapped.
+    TemplateInit {
+        dbsu: String,
+        /// `pg_default_schemas` and `pg_default_extensions` where the inventory sets them.
+        lists: Definition,
+        sql: SqlTarget,
+    },
     UserUpsert {
         name: String,
         def: Definition,
@@ -118,6 +128,7 @@ impl ObjectStep {
     pub fn name(&self) -> &str {
         match self {
             ObjectStep::DefaultRoles { .. } => "pg_default_roles",
+            ObjectStep::TemplateInit { .. } => "template1",
             ObjectStep::UserUpsert { name, .. }
             | ObjectStep::UserDrop { name, .. }
             | ObjectStep::DatabaseUpsert { name, .. }
@@ -252,6 +263,7 @@ impl Step {
         match self {
             Step::Object(o) => match o {
                 ObjectStep::DefaultRoles { .. } => "default-roles/converge".into(),
+                ObjectStep::TemplateInit { .. } => "templates/init".into(),
                 ObjectStep::UserUpsert { name, create, .. } => {
                     format!("user/{name}/{}", verb(*create))
                 }
@@ -300,6 +312,7 @@ impl Step {
         match self {
             Step::Object(o) => match o {
                 ObjectStep::DefaultRoles { .. } => "default-roles",
+                ObjectStep::TemplateInit { .. } => "templates-init",
                 ObjectStep::UserUpsert { create: true, .. } => "user-create",
                 ObjectStep::UserUpsert { .. } => "user-update",
                 ObjectStep::UserDrop { .. } => "user-drop",

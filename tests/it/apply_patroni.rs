@@ -65,6 +65,28 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     leader
         .login("dbuser_test", "DBUser.Test", "test")
         .expect("the business user logs in to its database on the leader");
+    // Pigsty's bootstrap of the templates: template1 and postgres, and so every later database
+    let init = line(&run, "templates/init");
+    assert!(init.contains("applied"), "{init}");
+    assert!(run.stdout.contains("skipped: pg_repack"), "{}", run.stdout);
+    for db in ["template1", "postgres", "test"] {
+        let got = leader.sql(
+            db,
+            "SELECT (SELECT count(*) FROM pg_extension WHERE extname IN ('pg_stat_statements', 'pg_trgm', 'btree_gin')) || ' ' || has_schema_privilege('public', 'public', 'CREATE') || ' ' || (SELECT count(*) FROM pg_foreign_server WHERE srvname = 'fs')",
+        );
+        assert_eq!(
+            got, "3 false 1",
+            "{db}: extensions, CREATE on public, server fs"
+        );
+    }
+    let search_path = leader.sql(
+        "postgres",
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = 'dbuser_monitor'",
+    );
+    assert!(
+        search_path.contains("search_path=monitor, public"),
+        "{search_path}"
+    );
     assert!(
         leader.login("dbuser_test", "wrong", "test").is_err(),
         "a wrong password is refused"

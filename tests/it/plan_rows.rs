@@ -39,6 +39,8 @@ fn new_pg_cluster() {
             ),
             // Pigsty creates the default roles while bootstrapping: no narrower command
             a("pg-new/default-roles/converge", "online", "new", ""),
+            // and initialises template1 and postgres (pg-init-template.sql): no narrower command
+            a("pg-new/templates/init", "online", "new", ""),
             a(
                 "pg-new/user/app/create",
                 "online",

@@ -32,6 +32,7 @@ pub(crate) mod pg;
 mod pgbouncer;
 mod root_sh;
 pub mod supervise;
+mod template;
 
 use std::time::Instant;
 

@@ -25,7 +25,7 @@ fn verifier(password: &str) -> String {
 
 /// Runs a script on the primary (through the psql started early when it waits in `db`); a
 /// failure's text never carries the verifier.
-async fn run(
+pub(super) async fn run(
     ctx: &Ctx<'_>,
     p: &Primary,
     db: &str,
@@ -54,8 +54,8 @@ async fn run(
 pub(crate) struct Objects;
 
 pub(crate) struct Primary {
-    host: String,
-    major: u32,
+    pub(super) host: String,
+    pub(super) major: u32,
     /// psql started on the declared primary while the members were asked, when that is the
     /// live primary: it has run nothing yet.
     early: std::sync::Mutex<Option<Psql>>,
@@ -128,6 +128,7 @@ async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: &Primary) -> O
         ObjectStep::DefaultRoles { roles, sql } => {
             default_roles(ctx, p, roles, &sql.context(Some(p.major))).await
         }
+        ObjectStep::TemplateInit { .. } => super::template::init(ctx, p, step).await,
         ObjectStep::UserUpsert { name, def, sql, .. } => {
             user_upsert(ctx, p, name, def, &sql.context(Some(p.major))).await
         }

@@ -106,7 +106,7 @@ pub async fn check(
         false => vec![format!("{what} {name:?} still exists")],
     };
     let mut wrong = match o {
-        ObjectStep::DefaultRoles { .. } => vec![],
+        ObjectStep::DefaultRoles { .. } | ObjectStep::TemplateInit { .. } => vec![],
         ObjectStep::UserUpsert { name, def, .. } => {
             let live = ask("postgres", verify::user_facts(name)).await?;
             verify::user_mismatches(name, &def.0, &live).map_err(refused)?

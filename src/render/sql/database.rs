@@ -222,7 +222,14 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
             out.sql(alter_default(o, p)?);
         }
     }
-    for e in d.entries("schemas", &["create", "absent"])? {
+    schemas(&mut out, d, "schemas")?;
+    extensions(&mut out, d, "extensions", |_| true)?;
+    Ok(out.done())
+}
+
+/// The `key` entries (`schemas`) of `d`: created (with an owner when given) or dropped (`absent`).
+pub(super) fn schemas(out: &mut Out, d: &Def, key: &str) -> Result<()> {
+    for e in d.entries(key, &["create", "absent"])? {
         let schema = &e.ident;
         if e.state == "absent" {
             out.sql(format!("DROP SCHEMA IF EXISTS {schema} CASCADE;"));
@@ -235,10 +242,24 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
             out.sql(format!("CREATE SCHEMA IF NOT EXISTS {schema};"));
         }
     }
-    for e in d.entries("extensions", &["create", "absent"])? {
+    Ok(())
+}
+
+/// The `key` entries (`extensions`) of `d` whose quoted name `keep` accepts: created (schema, version)
+/// or dropped (`absent`).
+pub(super) fn extensions(
+    out: &mut Out,
+    d: &Def,
+    key: &str,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<()> {
+    for e in d.entries(key, &["create", "absent"])? {
         let ext = &e.ident;
         if e.state == "absent" {
             out.sql(format!("DROP EXTENSION IF EXISTS {ext} CASCADE;"));
+            continue;
+        }
+        if !keep(ext) {
             continue;
         }
         let mut sql = format!("CREATE EXTENSION IF NOT EXISTS {ext}");
@@ -255,7 +276,7 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
         }
         out.sql(sql + " CASCADE;");
     }
-    Ok(out.done())
+    Ok(())
 }
 
 /// `DROP DATABASE IF EXISTS ... WITH (FORCE)` (PG13+; older: block and terminate sessions first),

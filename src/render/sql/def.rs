@@ -25,8 +25,18 @@ impl<'a> Def<'a> {
             _ => Ok(def),
         }
     }
+    /// The variables of a host (`pg_default_schemas`, ...): fields are named by their key.
+    pub(super) fn vars(map: &'a Mapping) -> Self {
+        Def {
+            map,
+            path: String::new(),
+        }
+    }
     pub(super) fn field(&self, key: &str) -> String {
-        format!("{}.{key}", self.path)
+        match self.path.is_empty() {
+            true => key.to_string(),
+            false => format!("{}.{key}", self.path),
+        }
     }
     /// Absent and null are the same: "leave untouched".
     pub(super) fn get(&self, key: &str) -> Option<&'a Value> {

@@ -43,6 +43,7 @@ mod params;
 mod privileges;
 mod quote;
 mod system;
+mod template;
 mod user;
 pub mod verify;
 
@@ -52,6 +53,7 @@ mod tests;
 pub use database::{database_drop, database_upsert};
 pub use quote::{conninfo_value, quote_ident, quote_literal};
 pub use system::{alter_system, pending_restart_query};
+pub use template::{available_extensions, template_init, TemplateInit};
 pub use user::{
     default_roles, user_drop, user_drop_prepare, user_drop_role, user_ownership_check,
     user_reassign, user_upsert, DefaultRole, CREATED_MARK,
