@@ -27,6 +27,9 @@ PGBIN=/usr/lib/postgresql/15/bin
 CLUSTERS=${PGITOPS_SANDBOX_CLUSTERS-127.0.10.10 127.0.10.11,127.0.10.12,127.0.10.13}
 HA=${PGITOPS_SANDBOX_HA:-0}
 HA_FROM=${PGITOPS_SANDBOX_HA_FROM:-127.0.10.21}
+# Another Patroni for the HA nodes (e.g. a newer one in a virtualenv): bind-mounted over
+# /usr/bin/patroni inside each HA node's namespace only; the machine's own stays as it is.
+HA_PATRONI=${PGITOPS_SANDBOX_PATRONI:-}
 REPL_PASSWORD=DBUser.Replicator   # pg_replication_password in examples-repo/pigsty.yml
 # Pigsty v4.5.0 (its files/postgres/* go to each node's /pg/bin): ../shared/pigsty from the crate root.
 PIGSTY=$(cd "$(dirname "$0")/.." && pwd)/../shared/pigsty
@@ -170,6 +173,7 @@ CFG
   install -d -m 0755 "$n/etcd/conf" "$n/etcd/lib" "$n/etcd/data" "$n/service"
   local mounts="mount --bind $n/pg /pg && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && mount --bind $n/pgbouncer /etc/pgbouncer"
   [ -z "$ha" ] || mounts="mount --bind $n/pg /pg && mount --bind $n/patroni /etc/patroni && mount --bind $n/home /var/lib/pgsql && mount --bind $n/run /var/run/postgresql && mount --bind $n/tmp /tmp"
+  [ -z "$ha" ] || [ -z "$HA_PATRONI" ] || mounts="$mounts && mount --bind $HA_PATRONI /usr/bin/patroni"
   setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && $mounts && mount --bind $n/etcd/conf /etc/etcd && mount --bind $n/etcd/lib /var/lib/etcd && mount --bind $n/etcd/data /data/etcd && mount --bind $n/service /etc/service && { setsid runsvdir -P $n/service 'log: ........................................' </dev/null >/dev/null 2>&1 & echo \$! > $n/runsvdir.pid; } && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
   for _ in $(seq 100); do
     if [ -s "$n/sshd.pid" ] && (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null; then

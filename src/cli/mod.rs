@@ -200,7 +200,10 @@ fn plan(
     let run = ops::plan::plan(opts, range)?;
     let report = run.report();
     match out {
-        Output::Json => emit(&output::json(&report)),
+        Output::Json => {
+            // A closed stdout (`| head`) is not an error of the plan.
+            let _ = output::write_json(&report, std::io::stdout().lock());
+        }
         Output::Text => {
             let text = output::text(&report, std::io::stdout().is_terminal());
             if run.errors.is_empty() {

@@ -47,7 +47,16 @@ struct Json<'a> {
     warnings: Vec<JsonWarning<'a>>,
 }
 
+/// The plan as JSON, whole (for tests and small plans; the CLI streams with [`write_json`]).
 pub fn json(r: &Report) -> String {
+    let mut out = Vec::new();
+    write_json(r, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The plan as JSON written to `w` as it is serialized: a plan of thousands of clusters is
+/// never held twice in memory.
+pub fn write_json(r: &Report, w: impl std::io::Write) -> std::io::Result<()> {
     let clusters = r
         .diff
         .by_cluster()
@@ -72,9 +81,10 @@ pub fn json(r: &Report) -> String {
         errors: r.errors,
         warnings,
     };
-    let mut s = serde_json::to_string_pretty(&doc).expect("plan JSON serializes");
-    s.push('\n');
-    s
+    let mut w = std::io::BufWriter::new(w);
+    serde_json::to_writer_pretty(&mut w, &doc)?;
+    std::io::Write::write_all(&mut w, b"\n")?;
+    std::io::Write::flush(&mut w)
 }
 
 struct Paint {

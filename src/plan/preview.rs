@@ -23,10 +23,22 @@ impl ObjectStep {
                 vec![one(sql::default_roles(&roles, &sql.context(None)))]
             }
             ObjectStep::TemplateInit { dbsu, lists, sql } => {
-                let init = sql::template_init(dbsu, &lists.0, None, &sql.context(None));
+                // A summary, not the script: the same few kilobytes for every new cluster
+                // would dominate a large plan (the SQL: `render::sql::template_init`).
+                let set = |k: &str| match lists.0.contains_key(k) {
+                    true => format!("{k} (the inventory's)"),
+                    false => format!("{k} (Pigsty's)"),
+                };
                 vec![
                     "native executor: only on a cluster pgitops bootstrapped (its Patroni configuration written by pgitops); default extensions the server lacks are skipped and named".into(),
-                    format!("-- in template1, then in postgres\n{}", one(init.map(|i| i.script))),
+                    format!(
+                        "in template1, then in postgres, one transaction: default privileges for {dbsu}, {} and dbrole_admin; {}; REVOKE CREATE ON SCHEMA public FROM PUBLIC; {}; file_fdw and server fs; the backup grants of {}; schema monitor and the search_path of {}",
+                        sql.admin,
+                        set("pg_default_schemas"),
+                        set("pg_default_extensions"),
+                        sql.replicator,
+                        sql.monitor
+                    ),
                 ]
             }
             ObjectStep::UserUpsert { name, def, sql, .. } => vec![one(sql::user_upsert(

@@ -11,6 +11,8 @@
 //! when unset), the dbsu, the names of the extensions the server has, and the [`SqlContext`].
 //! Out: one script (a transaction) and the extensions skipped.
 
+use std::sync::OnceLock;
+
 use serde_yaml_ng::{Mapping, Value};
 
 use super::database::{extensions, schemas};
@@ -72,13 +74,17 @@ pub fn template_init(
     ctx: &SqlContext,
 ) -> Result<TemplateInit> {
     let mut vars = lists.clone();
-    for (key, fallback) in [
-        ("pg_default_schemas", SCHEMAS),
-        ("pg_default_extensions", EXTENSIONS),
-    ] {
+    static DEFAULTS: OnceLock<[(&str, Value); 2]> = OnceLock::new();
+    let defaults = DEFAULTS.get_or_init(|| {
+        let list = |text: &str| serde_yaml_ng::from_str::<Value>(text).expect("a fixed list");
+        [
+            ("pg_default_schemas", list(SCHEMAS)),
+            ("pg_default_extensions", list(EXTENSIONS)),
+        ]
+    });
+    for &(key, ref fallback) in defaults {
         if vars.get(key).is_none_or(Value::is_null) {
-            let v = serde_yaml_ng::from_str::<Value>(fallback).expect("a fixed list");
-            vars.insert(key.into(), v);
+            vars.insert(key.into(), fallback.clone());
         }
     }
     let d = Def::vars(&vars);
