@@ -83,7 +83,7 @@ elif mode == "whole":          # waits (120 s) for a leader and every member run
     end = time.time() + 120
     while time.time() < end:
         ms = view()
-        if len(ms) == len(ips) and leader(ms) and all(m.get("state") == "running" for m in ms):
+        if len(ms) == len(ips) and leader(ms) and all(m.get("state") in ("running", "streaming") for m in ms):
             sys.exit(0)
         time.sleep(0.2)
     sys.exit(1)
