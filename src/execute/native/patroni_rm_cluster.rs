@@ -173,30 +173,7 @@ impl Component for PatroniRmCluster {
         let found: BTreeMap<&str, &Now> =
             now.members.iter().map(|(h, n)| (h.as_str(), n)).collect();
         let (first, last) = waves(&now.members, c.primary.as_deref());
-        let stop = |h: String| {
-            let data = ctx.pg(&h).data;
-            let was = found
-                .get(h.as_str())
-                .copied()
-                .cloned()
-                .unwrap_or(Now::Empty);
-            async move {
-                let r = on_host(ctx, &h, || async {
-                    let halted = halt(ctx, &h, &data).await?;
-                    Ok(format!("found {was:?}; {halted}"))
-                })
-                .await;
-                (h, r)
-            }
-        };
-        results.extend(join_all(first.iter().cloned().map(stop)).await);
-        for h in &last {
-            if results.values().any(|r| !r.ok) {
-                break;
-            }
-            let (h, r) = stop(h.clone()).await;
-            results.insert(h, r);
-        }
+        stop_all(ctx, &found, &first, &last, &mut results).await;
         if results.values().any(|r| !r.ok) {
             let msg = format!("{name} not removed: a member did not stop; its DCS keys and data are left (run again)");
             return Ok((msg, results.into_values().collect()));
@@ -221,29 +198,7 @@ impl Component for PatroniRmCluster {
             return Ok((msg, results.into_values().collect()));
         }
 
-        let wipe = halted.iter().map(|h| {
-            let (data, rm) = (ctx.pg(h).data, flag(ctx.new, h, "pg_rm_data", true));
-            let ours = !matches!(found.get(h.as_str()), Some(Now::Empty));
-            async move {
-                let r = on_host(ctx, h, || async {
-                    if !ours {
-                        return Ok("nothing found to remove".to_string());
-                    }
-                    let place =
-                        placement(ctx.new, h).map_err(|e| ExecError::Refused(e.to_string()))?;
-                    purge(ctx, h, &data, &place, rm).await
-                })
-                .await;
-                ((*h).clone(), r)
-            }
-        });
-        for (h, w) in join_all(wipe).await {
-            if let Some(r) = results.get_mut(&h) {
-                r.ok &= w.ok;
-                r.ms += w.ms;
-                r.detail += &format!("; {}", w.detail);
-            }
-        }
+        wipe_all(ctx, &found, &halted, &mut results).await;
 
         let verified = verify(ctx, &halted, &prefix).await;
         let mut hosts: Vec<HostResult> = results.into_values().collect();
@@ -273,6 +228,73 @@ impl Component for PatroniRmCluster {
     }
 }
 
+/// Stops `first` (the replicas) side by side, then `last` (the leader) unless a stop failed;
+/// each member's result goes into `results`.
+async fn stop_all(
+    ctx: &Ctx<'_>,
+    found: &BTreeMap<&str, &Now>,
+    first: &[String],
+    last: &[String],
+    results: &mut BTreeMap<String, HostResult>,
+) {
+    let stop = |h: String| {
+        let data = ctx.pg(&h).data;
+        let was = found
+            .get(h.as_str())
+            .copied()
+            .cloned()
+            .unwrap_or(Now::Empty);
+        async move {
+            let r = on_host(ctx, &h, || async {
+                let halted = halt(ctx, &h, &data).await?;
+                Ok(format!("found {was:?}; {halted}"))
+            })
+            .await;
+            (h, r)
+        }
+    };
+    results.extend(join_all(first.iter().cloned().map(stop)).await);
+    for h in last {
+        if results.values().any(|r| !r.ok) {
+            break;
+        }
+        let (h, r) = stop(h.clone()).await;
+        results.insert(h, r);
+    }
+}
+
+/// Removes the data (`pg_rm_data`) and Patroni configuration of the stopped members where
+/// something was found; each outcome is added to the member's result.
+async fn wipe_all(
+    ctx: &Ctx<'_>,
+    found: &BTreeMap<&str, &Now>,
+    halted: &[&String],
+    results: &mut BTreeMap<String, HostResult>,
+) {
+    let wipe = halted.iter().map(|h| {
+        let (data, rm) = (ctx.pg(h).data, flag(ctx.new, h, "pg_rm_data", true));
+        let ours = !matches!(found.get(h.as_str()), Some(Now::Empty));
+        async move {
+            let r = on_host(ctx, h, || async {
+                if !ours {
+                    return Ok("nothing found to remove".to_string());
+                }
+                let place = placement(ctx.new, h).map_err(|e| ExecError::Refused(e.to_string()))?;
+                purge(ctx, h, &data, &place, rm).await
+            })
+            .await;
+            ((*h).clone(), r)
+        }
+    });
+    for (h, w) in join_all(wipe).await {
+        if let Some(r) = results.get_mut(&h) {
+            r.ok &= w.ok;
+            r.ms += w.ms;
+            r.detail += &format!("; {}", w.detail);
+        }
+    }
+}
+
 /// No Patroni answers on the stopped members and no key is left under `prefix`.
 async fn verify(ctx: &Ctx<'_>, halted: &[&String], prefix: &str) -> Result<String, String> {
     let asks = halted
@@ -297,102 +319,5 @@ async fn verify(ctx: &Ctx<'_>, halted: &[&String], prefix: &str) -> Result<Strin
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn inv(text: &str) -> Inventory {
-        let files = crate::inventory::InventoryFiles::single("pigsty.yml", text);
-        crate::inventory::load(&files, "t").expect("inventory")
-    }
-
-    fn pg(cluster_vars: &str, first: &str) -> Inventory {
-        inv(&format!(
-            "all:\n  children:\n    pg-test:\n      hosts:\n        10.0.0.1: {{ pg_seq: 1, pg_role: primary{first} }}\n        10.0.0.2: {{ pg_seq: 2, pg_role: replica }}\n      vars: {{ pg_cluster: pg-test{cluster_vars} }}\n"
-        ))
-    }
-
-    #[test]
-    fn safeguard_on_the_cluster_or_any_member_names_them() {
-        let none = pg("", "");
-        assert!(guarded(&none, &none.model.pgsql["pg-test"]).is_empty());
-        let off = pg(", pg_safeguard: false", "");
-        assert!(guarded(&off, &off.model.pgsql["pg-test"]).is_empty());
-        let all = pg(", pg_safeguard: true", "");
-        assert_eq!(
-            guarded(&all, &all.model.pgsql["pg-test"]),
-            ["pg-test-1 @ 10.0.0.1", "pg-test-2 @ 10.0.0.2"]
-        );
-        // One member only, and Ansible's `| bool` spellings: a host's `yes` guards it.
-        let one = pg("", ", pg_safeguard: 'yes'");
-        assert_eq!(
-            guarded(&one, &one.model.pgsql["pg-test"]),
-            ["pg-test-1 @ 10.0.0.1"]
-        );
-        // The host's value wins over the cluster's.
-        let over = pg(", pg_safeguard: true", ", pg_safeguard: false");
-        assert_eq!(
-            guarded(&over, &over.model.pgsql["pg-test"]),
-            ["pg-test-2 @ 10.0.0.2"]
-        );
-    }
-
-    #[test]
-    fn flags_default_and_read_as_ansible_bools() {
-        let i = pg(", pg_rm_data: 'no'", ", pg_rm_pkg: 0");
-        assert!(!flag(&i, "10.0.0.2", "pg_rm_data", true));
-        assert!(flag(&i, "10.0.0.2", "pg_rm_backup", true), "default");
-        assert!(!flag(&i, "10.0.0.1", "pg_rm_pkg", true));
-        assert!(!flag(&i, "10.9.9.9", "pg_safeguard", false), "unknown host");
-        let c = &i.model.pgsql["pg-test"];
-        assert_eq!(
-            leftovers(&i, c),
-            "pg_rm_pkg: false, packages kept; pg_rm_backup: pgitops does not provision pgBackRest natively; any backup repository is left as it is"
-        );
-    }
-
-    #[test]
-    fn prefix_is_the_cluster_dir_and_refuses_what_pigsty_refuses() {
-        assert_eq!(dcs_prefix("/pg", "pg-test").unwrap(), "/pg/pg-test/");
-        assert_eq!(dcs_prefix("/pg/", "pg-test").unwrap(), "/pg/pg-test/");
-        assert_eq!(
-            dcs_prefix("/service", "pg-meta").unwrap(),
-            "/service/pg-meta/"
-        );
-        for bad in ["", "root", "pg/test", "pg test", "*"] {
-            assert!(dcs_prefix("/pg", bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn replicas_first_then_the_live_leader_and_plain_members_left_out() {
-        let m = |v: &[(&str, Now)]| -> Vec<(String, Now)> {
-            v.iter().map(|(h, n)| (h.to_string(), n.clone())).collect()
-        };
-        let leader = Now::Patroni { leader: true };
-        let replica = Now::Patroni { leader: false };
-        // After a failover the live leader is not the declared primary: it goes last.
-        let live = m(&[
-            ("a", replica.clone()),
-            ("b", leader.clone()),
-            ("c", replica.clone()),
-        ]);
-        assert_eq!(
-            waves(&live, Some("a")),
-            (vec!["a".to_string(), "c".into()], vec!["b".to_string()])
-        );
-        // No live leader (stopped, or a second run): the declared primary goes last.
-        let gone = m(&[("a", Now::Empty), ("b", Now::Ours)]);
-        assert_eq!(
-            waves(&gone, Some("a")),
-            (vec!["b".to_string()], vec!["a".to_string()])
-        );
-        // A PostgreSQL outside Patroni is never stopped.
-        let plain = m(&[("a", Now::Plain), ("b", replica)]);
-        assert_eq!(waves(&plain, Some("a")), (vec!["b".to_string()], vec![]));
-        assert_eq!(
-            summary(&plain),
-            "1 of 2 members stopped (replicas first, then the leader), 1 PostgreSQL outside Patroni left alone"
-        );
-        assert_eq!(summary(&gone[..1]), "no member under Patroni was found");
-    }
-}
+#[path = "patroni_rm_cluster_tests.rs"]
+mod tests;
