@@ -74,14 +74,7 @@ pub(super) fn plan(b: &mut Builder, name: &str, new: &PgCluster, why: &str) {
         roles,
         sql: sql_target(b.new, new),
     };
-    let a = Action::new(
-        Module::Pgsql,
-        name,
-        Step::Object(step),
-        Class::Online,
-        Order::Create(Phase::DefaultRoles),
-    )
-    .hosts(vec![primary.clone()]);
+    let a = on_primary(name, step, Phase::DefaultRoles, primary);
     let mut reason = format!("{why}: creates the default roles the cluster lacks and converges their attributes, memberships and comments; an existing role keeps its password");
     if !no_password.is_empty() {
         reason += &format!(
@@ -109,13 +102,18 @@ pub(super) fn templates(b: &mut Builder, name: &str, new: &PgCluster) {
         lists: Definition(lists),
         sql: sql_target(b.new, new),
     };
+    let a = on_primary(name, step, Phase::Templates, primary);
+    b.push(a.reason("as Pigsty's bootstrap (pg-init-template.sql): default privileges, pg_default_schemas, pg_default_extensions, backup grants, the monitor schema; only on a cluster pgitops bootstrapped"));
+}
+
+/// An online action of the cluster `name` that runs `step` on its primary.
+fn on_primary(name: &str, step: ObjectStep, phase: Phase, primary: &str) -> Action {
     let a = Action::new(
         Module::Pgsql,
         name,
         Step::Object(step),
         Class::Online,
-        Order::Create(Phase::Templates),
-    )
-    .hosts(vec![primary.clone()]);
-    b.push(a.reason("as Pigsty's bootstrap (pg-init-template.sql): default privileges, pg_default_schemas, pg_default_extensions, backup grants, the monitor schema; only on a cluster pgitops bootstrapped"));
+        Order::Create(phase),
+    );
+    a.hosts(vec![primary.to_string()])
 }
