@@ -96,7 +96,8 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     assert!(conf.contains("protocol: http\n"), "native etcd: plain http");
 
     // 2. the same commit again: nothing planned, no Patroni and no PostgreSQL restarted
-    let pids: Vec<u32> = IPS.iter().map(|ip| patroni_pid(&nodes, ip)).collect();
+    let patroni_pids = || -> Vec<u32> { IPS.iter().map(|ip| patroni_pid(&nodes, ip)).collect() };
+    let pids = patroni_pids();
     let pms: Vec<_> = IPS
         .iter()
         .map(|ip| ha::postmaster(&nodes.node(ip).dir))
@@ -105,7 +106,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
     let run = apply(&nodes, &repo, ctl.path());
     ok(&nodes, &run);
     assert!(!run.stdout.contains("applied"), "{}", run.stdout);
-    let again: Vec<u32> = IPS.iter().map(|ip| patroni_pid(&nodes, ip)).collect();
+    let again = patroni_pids();
     assert_eq!(pids, again, "no Patroni restarted");
     let pms_again: Vec<_> = IPS
         .iter()
@@ -133,13 +134,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         view.iter().any(|m| m.0 == "pg-test-4" && m.1 == "replica"),
         "{view:?}"
     );
-    assert_eq!(
-        pids,
-        IPS.iter()
-            .map(|ip| patroni_pid(&nodes, ip))
-            .collect::<Vec<_>>(),
-        "the others keep running"
-    );
+    assert_eq!(pids, patroni_pids(), "the others keep running");
 
     // 4. the fourth removed: held without approval, then stopped, deregistered and wiped
     let four_pid = patroni_pid(&nodes, FOURTH);
@@ -192,13 +187,7 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         !four.dir.join("pg/conf/pg-test-4.yml").exists(),
         "its config is gone"
     );
-    assert_eq!(
-        pids,
-        IPS.iter()
-            .map(|ip| patroni_pid(&nodes, ip))
-            .collect::<Vec<_>>(),
-        "the others keep running"
-    );
+    assert_eq!(pids, patroni_pids(), "the others keep running");
 
     // 5. the removal run again over its range: nothing left to do there, and it succeeds
     let range = format!("{grown}..HEAD");

@@ -16,27 +16,18 @@ use crate::plan::Action;
 
 pub(crate) struct PatroniMember;
 
-pub(crate) struct Observed {
-    new: Now,
-    /// The other member whose Patroni holds the leader lock, if any.
-    leader: Option<String>,
-}
-
 impl Component for PatroniMember {
     /// The new member's host.
     type Step = String;
-    type Observed = Observed;
+    type Observed = node::Member;
 
-    async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<Observed, ExecError> {
-        let c = ctx.cluster(a)?;
-        let new = node::observe(ctx, ip).await?;
-        let leader = node::leader_among(ctx, c, ip).await;
-        Ok(Observed { new, leader })
+    async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<node::Member, ExecError> {
+        node::observe_member(ctx, ctx.cluster(a)?, ip).await
     }
 
-    async fn execute(ctx: &Ctx<'_>, a: &Action, ip: &String, now: Observed) -> Outcome {
+    async fn execute(ctx: &Ctx<'_>, a: &Action, ip: &String, now: node::Member) -> Outcome {
         let one = |r: Result<String, ExecError>| super::patroni::host_result(ip, r, 0);
-        match now.new {
+        match now.now {
             Now::Patroni { .. } => {
                 let msg = super::patroni::ADOPTED_MEMBER;
                 return Ok((msg.into(), vec![one(Ok("Patroni answers: adopted".into()))]));

@@ -202,6 +202,19 @@ pub async fn leader_among(ctx: &Ctx<'_>, c: &PgCluster, except: &str) -> Option<
         .map(|(h, _)| h)
 }
 
+/// One member as observed, and the other member whose Patroni holds the leader lock, if any.
+pub(crate) struct Member {
+    pub now: Now,
+    pub leader: Option<String>,
+}
+
+/// [`observe`] of `host`, and [`leader_among`] the other members of `c`.
+pub async fn observe_member(ctx: &Ctx<'_>, c: &PgCluster, host: &str) -> Result<Member, ExecError> {
+    let now = observe(ctx, host).await?;
+    let leader = leader_among(ctx, c, host).await;
+    Ok(Member { now, leader })
+}
+
 /// The node facts Pigsty sizes PostgreSQL from (`nproc`, /proc/meminfo, `df` of `pg_fs_main`).
 pub async fn facts(ctx: &Ctx<'_>, host: &str) -> Result<NodeFacts, ExecError> {
     let target = ctx.target(host);

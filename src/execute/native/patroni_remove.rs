@@ -53,25 +53,16 @@ echo $r"#;
 
 pub(crate) struct PatroniRemove;
 
-pub(crate) struct Observed {
-    member: Now,
-    /// The remaining member whose Patroni holds the leader lock, if any.
-    leader: Option<String>,
-}
-
 impl Component for PatroniRemove {
     /// The removed member's host.
     type Step = String;
-    type Observed = Observed;
+    type Observed = node::Member;
 
-    async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<Observed, ExecError> {
-        let c = ctx.cluster(a)?;
-        let member = node::observe(ctx, ip).await?;
-        let leader = node::leader_among(ctx, c, ip).await;
-        Ok(Observed { member, leader })
+    async fn observe(ctx: &Ctx<'_>, a: &Action, ip: &String) -> Result<node::Member, ExecError> {
+        node::observe_member(ctx, ctx.cluster(a)?, ip).await
     }
 
-    async fn execute(ctx: &Ctx<'_>, a: &Action, ip: &String, now: Observed) -> Outcome {
+    async fn execute(ctx: &Ctx<'_>, a: &Action, ip: &String, now: node::Member) -> Outcome {
         let place = placement(ctx.old, ip).map_err(|e| ExecError::Refused(e.to_string()))?;
         let name = place
             .path
@@ -85,12 +76,12 @@ impl Component for PatroniRemove {
                 "pg_safeguard is set for {name} @ {ip}: not removed (set pg_safeguard: false first)"
             )));
         }
-        if now.member == Now::Plain {
+        if now.now == Now::Plain {
             let msg = "PostgreSQL runs here outside Patroni: reported and left alone (not stopped, data kept)";
             let r = on_host(ctx, ip, || async { Ok("left alone".to_string()) }).await;
             return Ok((msg.into(), vec![r]));
         }
-        if now.member == (Now::Patroni { leader: true }) {
+        if now.now == (Now::Patroni { leader: true }) {
             return Err(ExecError::Refused(format!(
                 "{name} @ {ip} is the live leader of {}: switch over first, then remove it",
                 a.cluster
@@ -104,7 +95,7 @@ impl Component for PatroniRemove {
             let purged = purge(ctx, ip, &data, &place, rm_data).await?;
             Ok(format!(
                 "found {:?}; {halted}; DCS key: {key}; {purged}",
-                now.member
+                now.now
             ))
         })
         .await;
