@@ -36,7 +36,7 @@ fn edge_inventory() -> PathBuf {
 
 /// The Python interpreter ansible runs under (its launcher's shebang), so that the script
 /// imports the same ansible; a missing ansible fails the test.
-pub(crate) fn ansible_python() -> String {
+fn ansible_python() -> String {
     let launcher = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
@@ -56,19 +56,20 @@ pub(crate) fn ansible_python() -> String {
     python.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Pigsty's renderings: inventory path -> host -> file name -> Ok(text) | Err(ansible error).
-type Rendered = serde_json::Map<String, serde_json::Value>;
-
-fn render_with_ansible(tmp: &Path, inventories: &[PathBuf]) -> Rendered {
+/// `script` (beside this file) run by ansible's own Python in `tmp`: only ansible's YAML
+/// inventory plugin, an unparsable inventory an error, ansible's home, temp and config inside
+/// `tmp`. The caller adds the script's arguments.
+pub(crate) fn ansible_python_cmd(script: &str, tmp: &Path) -> Command {
     let python = ansible_python();
     let mut words = python.split(' ');
     let mut cmd = Command::new(words.next().unwrap());
     cmd.args(words)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/hba_pigsty/render.py"))
-        .arg(pigsty_dir())
-        .args(inventories)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/it")
+                .join(script),
+        )
         .current_dir(tmp)
-        // only the YAML inventory plugin, and a file it cannot parse is an error
         .env("ANSIBLE_INVENTORY_ENABLED", "yaml")
         .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
         .env("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "true")
@@ -76,6 +77,15 @@ fn render_with_ansible(tmp: &Path, inventories: &[PathBuf]) -> Rendered {
         .env("ANSIBLE_LOCAL_TEMP", tmp.join("ansible-tmp"))
         .env("ANSIBLE_CONFIG", tmp.join("no-ansible.cfg"))
         .env("TMPDIR", tmp);
+    cmd
+}
+
+/// Pigsty's renderings: inventory path -> host -> file name -> Ok(text) | Err(ansible error).
+type Rendered = serde_json::Map<String, serde_json::Value>;
+
+fn render_with_ansible(tmp: &Path, inventories: &[PathBuf]) -> Rendered {
+    let mut cmd = ansible_python_cmd("hba_pigsty/render.py", tmp);
+    cmd.arg(pigsty_dir()).args(inventories);
     let out = cmd.output().expect("run ansible's python");
     assert!(
         out.status.success(),

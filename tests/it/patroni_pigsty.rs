@@ -14,7 +14,6 @@
 //! sizing summary), comments, quoting and layout. Nothing else is normalised.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use pgitops::inventory::{self, InventoryFiles};
@@ -22,7 +21,7 @@ use pgitops::render::patroni::{patroni_yml, Conf, NodeFacts, PatroniError};
 use serde_json::{json, Value};
 
 use crate::corpus::corpus_dir;
-use crate::hba_pigsty::{ansible_python, pigsty_dir};
+use crate::hba_pigsty::{ansible_python_cmd, pigsty_dir};
 
 fn edge_text() -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/patroni_pigsty/edge.yml");
@@ -46,20 +45,8 @@ fn facts_json(f: &NodeFacts) -> Value {
 fn run_render_py(tmp: &Path, spec: &Value) -> Vec<Value> {
     let spec_path = tmp.join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();
-    let python = ansible_python();
-    let mut words = python.split(' ');
-    let out = Command::new(words.next().unwrap())
-        .args(words)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/patroni_pigsty/render.py"))
+    let out = ansible_python_cmd("patroni_pigsty/render.py", tmp)
         .arg(&spec_path)
-        .current_dir(tmp)
-        .env("ANSIBLE_INVENTORY_ENABLED", "yaml")
-        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
-        .env("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "true")
-        .env("ANSIBLE_HOME", tmp.join("ansible-home"))
-        .env("ANSIBLE_LOCAL_TEMP", tmp.join("ansible-tmp"))
-        .env("ANSIBLE_CONFIG", tmp.join("no-ansible.cfg"))
-        .env("TMPDIR", tmp)
         .output()
         .expect("run ansible's python");
     assert!(
