@@ -111,7 +111,8 @@ impl Component for Objects {
     async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ObjectStep, p: Primary) -> Outcome {
         let mut outcome = execute(ctx, a, step, &p).await;
         p.finish(ctx).await;
-        let declared = ctx.cluster(a)?.primary.as_deref();
+        let declared = ctx.new.model.pgsql.get(&a.cluster);
+        let declared = declared.and_then(|c| c.primary.as_deref());
         if let (Ok((_, hosts)), Some(declared)) = (&mut outcome, declared) {
             for h in hosts.iter_mut().filter(|h| h.host != declared) {
                 h.detail += &format!(
