@@ -172,7 +172,7 @@ CFG
   # service/ over /etc/service (the node's "init"; the system's /etc/service never runs).
   install -d -m 0755 "$n/etcd/conf" "$n/etcd/lib" "$n/etcd/data" "$n/service"
   local mounts="mount --bind $n/pg /pg && mount --bind $n/pgdata /pg/data && mount --bind $n/run /var/run/postgresql && mount --bind $n/pgbouncer /etc/pgbouncer"
-  [ -z "$ha" ] || mounts="mount --bind $n/pg /pg && mount --bind $n/patroni /etc/patroni && mount --bind $n/home /var/lib/pgsql && mount --bind $n/run /var/run/postgresql && mount --bind $n/tmp /tmp"
+  [ -z "$ha" ] || mounts="mount --bind $n/pg /pg && mount --bind $n/patroni /etc/patroni && mount --bind $n/home /var/lib/pgsql && mount --bind $n/run /var/run/postgresql && mount --bind $n/tmp /tmp && mount --bind $n/pgbouncer /etc/pgbouncer && mount --bind $n/haproxy/etc /etc/haproxy && mount --bind $n/haproxy/run /run/haproxy"
   [ -z "$ha" ] || [ -z "$HA_PATRONI" ] || mounts="$mounts && mount --bind $HA_PATRONI /usr/bin/patroni"
   setsid unshare -m --propagation private sh -c "mount --bind $B/empty_bashrc /root/.bashrc && $mounts && mount --bind $n/etcd/conf /etc/etcd && mount --bind $n/etcd/lib /var/lib/etcd && mount --bind $n/etcd/data /data/etcd && mount --bind $n/service /etc/service && { setsid runsvdir -P $n/service 'log: ........................................' </dev/null >/dev/null 2>&1 & echo \$! > $n/runsvdir.pid; } && exec /usr/sbin/sshd -D -f $n/sshd_config -E $n/sshd.log" </dev/null >/dev/null 2>&1 &
   for _ in $(seq 100); do
@@ -190,6 +190,8 @@ ha_layout() { # node-ip: an empty HA node's dirs (see the header); pgitops creat
   install -d -o postgres -g postgres -m 2775 "$n/run"
   install -d -m 0755 "$n/patroni"
   install -d -m 1777 "$n/tmp"
+  install -d -o postgres -g postgres -m 0750 "$n/pgbouncer"
+  install -d -m 0755 "$n/haproxy/etc" "$n/haproxy/run"
 }
 
 up() {
@@ -246,7 +248,7 @@ SQL
   local ha=()
   if [ "$HA" -gt 0 ]; then
     # Mount points on the host (empty dirs; the mounts stay in the nodes' namespaces).
-    install -d -m 0755 /pg /etc/patroni /var/lib/pgsql /var/run/postgresql
+    install -d -m 0755 /pg /etc/patroni /var/lib/pgsql /var/run/postgresql /etc/pgbouncer /etc/haproxy /run/haproxy
     mapfile -t ha < <(ha_ips)
     for ip in "${ha[@]}"; do
       install -d -m 0755 "$B/$ip"; ha_layout "$ip"; start_sshd "$ip" ha

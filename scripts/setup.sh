@@ -8,10 +8,10 @@ set -euo pipefail
 # ansible-core + ansible (its collections) + python3-jmespath: the Pigsty executor's tests run
 # the real Pigsty playbooks (../shared/pigsty) through ansible-playbook, and the benchmarks use
 # ansible-inventory as the baseline; pgbouncer: one per test node; etcd-server, etcd-client,
-# runit, patroni and curl: the native ETCD and PGSQL cluster tests (each HA test node runs a
-# private runsvdir; the system's /etc/service is never started; Debian's patroni unit is never
-# started); libssl-dev for git2's https.
-need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl)
+# runit, patroni, curl and haproxy: the native ETCD, PGSQL cluster and service tests (each HA test
+# node runs a private runsvdir; the system's /etc/service is never started; Debian's patroni and
+# haproxy units are never started); libssl-dev for git2's https.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl haproxy)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
@@ -27,7 +27,7 @@ fi
 # Debian's sshd hard-codes its privsep dir; /run is not a tmpfs here, but may be elsewhere.
 [ -d /run/sshd ] || $sudo install -d -m 0755 /run/sshd
 # Mount points the test nodes bind their own data and socket dirs over (private mount namespaces).
-for d in /pg/data /var/run/postgresql /etc/etcd /data/etcd /var/lib/etcd /etc/service; do [ -d "$d" ] || $sudo mkdir -p "$d"; done
+for d in /pg/data /var/run/postgresql /etc/etcd /data/etcd /var/lib/etcd /etc/service /etc/pgbouncer /etc/haproxy /run/haproxy; do [ -d "$d" ] || $sudo mkdir -p "$d"; done
 if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
   echo "setup: /usr/lib/postgresql/15/bin/postgres is missing; the integration tests need PostgreSQL 15" >&2
   exit 2

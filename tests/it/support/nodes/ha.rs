@@ -3,7 +3,9 @@
 //! `/var/lib/etcd`, `etcd/data` over `/data/etcd`), so are the paths of Patroni and PostgreSQL
 //! (`pg/` over `/pg`, `patroni/` over `/etc/patroni`, `home/` over `/var/lib/pgsql`, the dbsu's
 //! home; `run/` over `/var/run/postgresql` and `tmp/` over `/tmp`, the socket dirs Pigsty's
-//! configuration names, which would collide between nodes on one port), and a private runit: the node's `service/`
+//! configuration names, which would collide between nodes on one port; `pgbouncer/` over
+//! `/etc/pgbouncer`, `haproxy/etc` over `/etc/haproxy` and `haproxy/run` over `/run/haproxy`,
+//! HAProxy's admin socket dir), and a private runit: the node's `service/`
 //! over `/etc/service`, supervised by one `runsvdir` the harness starts in that namespace (the
 //! node's "init"; its pid in `runsvdir.pid`). The system's `/etc/service` is never supervised:
 //! runsvdir is given the node dir's path and starts only after every bind mount succeeded.
@@ -23,7 +25,8 @@ pub(super) const SSHD_NS: &str = r#"{ [ ! -e /root/.bashrc ] || mount --bind "$1
     mount --bind "$2/etcd/data" /data/etcd && mount --bind "$2/service" /etc/service &&
     mount --bind "$2/pg" /pg && mount --bind "$2/patroni" /etc/patroni &&
     mount --bind "$2/home" /var/lib/pgsql && mount --bind "$2/run" /var/run/postgresql &&
-    mount --bind "$2/tmp" /tmp &&
+    mount --bind "$2/tmp" /tmp && mount --bind "$2/pgbouncer" /etc/pgbouncer &&
+    mount --bind "$2/haproxy/etc" /etc/haproxy && mount --bind "$2/haproxy/run" /run/haproxy &&
     { setsid runsvdir -P "$2/service" 'log: ................................................' </dev/null >/dev/null 2>&1 &
       echo $! > "$2/runsvdir.pid"; } &&
     exec /usr/sbin/sshd -D -f "$2/sshd_config" -E "$2/sshd.log""#;
@@ -36,6 +39,9 @@ pub(super) fn check_host() {
         "/etc/patroni",
         "/var/lib/pgsql",
         "/var/run/postgresql",
+        "/etc/pgbouncer",
+        "/etc/haproxy",
+        "/run/haproxy",
     ];
     for dir in dirs.into_iter().chain(pg) {
         fs::create_dir_all(dir).unwrap();
@@ -51,10 +57,12 @@ pub(super) fn check_host() {
         "/usr/bin/etcdctl",
         "/usr/bin/runsvdir",
         "/usr/bin/sv",
+        "/usr/sbin/pgbouncer",
+        "/usr/sbin/haproxy",
     ] {
         assert!(
             Path::new(bin).exists(),
-            "{bin} missing: apt-get install etcd-server etcd-client runit"
+            "{bin} missing: run scripts/setup.sh (etcd-server etcd-client runit patroni pgbouncer haproxy)"
         );
     }
 }
@@ -67,6 +75,9 @@ pub(super) fn layout(dir: &Path) {
         super::mkdir_pg(&dir.join(d), 0o750);
     }
     fs::create_dir(dir.join("patroni")).unwrap();
+    super::mkdir_pg(&dir.join("pgbouncer"), 0o750);
+    fs::create_dir_all(dir.join("haproxy/etc")).unwrap();
+    fs::create_dir_all(dir.join("haproxy/run")).unwrap();
     fs::create_dir(dir.join("tmp")).unwrap();
     super::chmod(&dir.join("tmp"), 0o1777);
 }
