@@ -206,6 +206,7 @@ pub enum Order {
 pub enum Phase {
     Cluster,
     Member,
+    Switchover,
     DefaultRoles,
     Templates,
     User,

@@ -95,6 +95,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             .map(|m| (m.role != "primary", m.seq))
             .unwrap_or((true, None))
     });
+    switchover(b, name, old, new);
     let remove = Order::Remove(RemovalPhase::RemoveMember);
     for c in members {
         let ip = &c.name;
@@ -200,6 +201,31 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     }
     parameters(b, name, &limit, changes);
     super::vars::plan(b, Module::Pgsql, name, Some(&limit), changes);
+}
+
+/// A switchover when the declared primary moves from one member to another that both stay
+/// members (a removed or a new declared primary is handled by the member actions).
+fn switchover(b: &mut Builder, name: &str, old: &PgCluster, new: &PgCluster) {
+    let (Some(from), Some(to)) = (old.declared_primary(), new.declared_primary()) else {
+        return;
+    };
+    if from.host == to.host || !new.members.contains_key(&from.host) {
+        return;
+    }
+    let (from, to) = (from.host.clone(), to.host.clone());
+    if !old.members.contains_key(&to) {
+        let step = Step::Manual(Manual::MemberVar {
+            ip: to.clone(),
+            var: "pg_role".into(),
+        });
+        let a = act(name, step, Class::Manual, Order::Create(Phase::Member)).hosts(vec![to]);
+        b.push(a.reason("a new member cannot be switched to before it runs: add it as a replica, then move `pg_role: primary` to it in a later commit"));
+        return;
+    }
+    let hosts = vec![from.clone(), to.clone()];
+    let step = Step::Switchover { from, to };
+    let a = act(name, step, Class::Restart, Order::Create(Phase::Switchover)).hosts(hosts);
+    b.push(a.reason("the declared primary moved: a Patroni switchover (a few seconds without a writable primary; sessions on the old primary end); a failover that happened by itself is never reverted, only a commit moving `pg_role` switches"));
 }
 
 /// The preview of a PGSQL cluster's removal (`cluster/<name>/remove`): what the native

@@ -29,6 +29,9 @@ pub enum Step {
     PatroniRefresh { etcd: String },
     /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
     ClusterRunning { name: String },
+    /// `pg_role: primary` moved from `from` to `to` (both members before and after): a Patroni
+    /// switchover to `to`, whoever leads now.
+    Switchover { from: String, to: String },
     /// Done by Pigsty's playbooks; the native executor does not do it (yet) and says so.
     Delegated(Delegated),
     /// Never applied automatically; the action's reason says why.
@@ -279,6 +282,7 @@ impl Step {
             Step::Pgbouncer(_) => "pgbouncer/reload".into(),
             Step::PatroniRefresh { .. } => "patroni/refresh".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
+            Step::Switchover { to, .. } => format!("primary/{to}/switchover"),
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { name } => format!("cluster/{name}/create"),
                 Delegated::ClusterRemove { name } => format!("cluster/{name}/remove"),
@@ -326,6 +330,7 @@ impl Step {
             Step::Pgbouncer(_) => "pgbouncer-reload",
             Step::PatroniRefresh { .. } => "patroni-refresh",
             Step::ClusterRunning { .. } => "cluster-create",
+            Step::Switchover { .. } => "switchover",
             Step::Delegated(d) => match d {
                 Delegated::ClusterCreate { .. } => "cluster-create",
                 Delegated::ClusterRemove { .. } => "cluster-remove",
@@ -389,6 +394,11 @@ impl Step {
             Step::ClusterRunning { .. } => vec![
                 "native executor: creates the cluster under Patroni (etcd as DCS; primary first, then replicas cloned; waits until each streams), adopts members where Patroni answers, leaves a PostgreSQL not under Patroni alone; then converges the objects below".into(),
                 "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),
+            ],
+            Step::Switchover { from, to } => vec![
+                format!("switchover: {from} → {to} (the declared primary moves; pgitops switches to {to} from whichever member leads now, and does nothing when {to} already leads)"),
+                format!("native executor: check that {to} runs and streams under Patroni, POST /switchover to the leader's REST API (leader and candidate by Patroni name, credentials on stdin), wait until {to} leads with PostgreSQL serving"),
+                "then, where pgitops runs HAProxy for the cluster, mark the new leader UP and the old one DOWN in the services checked on /primary (HAProxy's runtime API) instead of waiting for `rise` checks; wait until the old leader streams from the new one".into(),
             ],
             Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],
             Step::Delegated(d) => {

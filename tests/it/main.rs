@@ -11,6 +11,7 @@ mod apply_patroni;
 mod apply_patroni_change;
 mod apply_patroni_crash;
 mod apply_patroni_rm;
+mod apply_patroni_switch;
 mod apply_pgbouncer;
 mod apply_records;
 mod apply_txn;

@@ -427,7 +427,7 @@ fn infra_membership_refreshes_hba_of_every_cluster() {
 }
 
 #[test]
-fn pg_role_swap_only_refreshes_hba_and_services() {
+fn pg_role_swap_switches_over_and_refreshes_hba_and_services() {
     let p = plan_edit(|v| {
         let h = hosts(v, "pg-test");
         h["127.0.10.11"]["pg_role"] = "replica".into();
@@ -436,10 +436,30 @@ fn pg_role_swap_only_refreshes_hba_and_services() {
     assert_eq!(
         actions(&p),
         vec![
+            a("pg-test/primary/127.0.10.12/switchover", "restart", "new", ""),
             a("pg-test/hba/reload", "reload", "new", "./pgsql.yml -l '127.0.10.11,127.0.10.12,&pg-test' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"),
             a("pg-test/service/refresh", "reload", "new", "./pgsql.yml -l pg-test -t pg_service"),
         ]
     );
+}
+
+#[test]
+fn pg_role_moved_to_a_new_member_is_manual() {
+    let p = plan_edit(|v| {
+        let h = hosts(v, "pg-test");
+        h["127.0.10.11"]["pg_role"] = "replica".into();
+        h["127.0.10.14"] = yaml("{ pg_seq: 4, pg_role: primary }");
+    });
+    let ids: Vec<String> = actions(&p).into_iter().map(|a| a.0).collect();
+    assert!(
+        ids.contains(&"pg-test/member/127.0.10.14/pg_role".to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"pg-test/member/127.0.10.14/add".to_string()),
+        "{ids:?}"
+    );
+    assert!(!ids.iter().any(|i| i.contains("switchover")), "{ids:?}");
 }
 
 #[test]

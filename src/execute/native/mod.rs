@@ -28,6 +28,7 @@ mod patroni_refresh;
 mod patroni_remove;
 mod patroni_restart;
 mod patroni_rm_cluster;
+mod patroni_switchover;
 pub(crate) mod pg;
 mod pgbouncer;
 mod root_sh;
@@ -132,6 +133,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
                 false => r,
             };
         }
+        Step::Switchover { to, .. } => run::<patroni_switchover::Switchover>(ctx, a, to).await,
         Step::Delegated(_) if EtcdStep::of(a).is_some() => {
             let step = EtcdStep::of(a).expect("an etcd step");
             let r = finish(a, run::<etcd::Etcd>(ctx, a, &step).await);
@@ -171,7 +173,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,
-        Step::Object(_) | Step::Hba(_) | Step::Parameters(_) | Step::Pgbouncer(_)
+        Step::Object(_)
+            | Step::Hba(_)
+            | Step::Parameters(_)
+            | Step::Pgbouncer(_)
+            | Step::Switchover { .. }
     )
 }
 

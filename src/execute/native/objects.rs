@@ -116,7 +116,8 @@ impl Component for Objects {
         if let (Ok((_, hosts)), Some(declared)) = (&mut outcome, declared) {
             for h in hosts.iter_mut().filter(|h| h.host != declared) {
                 h.detail += &format!(
-                    " (the inventory declares {declared} primary: a failover happened; left as it is, pgitops never switches back)"
+                    " (the inventory declares {declared} primary: a failover happened; left as it is, pgitops never switches back by itself: declare `pg_role: primary` on {} to record it, or commit nothing and keep {declared} declared until a commit moves `pg_role`)",
+                    h.host
                 );
             }
         }
