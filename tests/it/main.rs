@@ -12,6 +12,7 @@ mod apply_patroni_change;
 mod apply_patroni_crash;
 mod apply_patroni_rm;
 mod apply_pgbouncer;
+mod apply_pgbouncer_life;
 mod apply_records;
 mod apply_txn;
 mod corpus;
