@@ -72,7 +72,8 @@ pub fn pgsql_var(key: &str) -> VarRule {
         "pg_extensions" => tag(Class::Online, "pg_ext"),
         k if k.starts_with("pg_vip_") => tag(Class::Online, "pg_vip"),
         k if k.starts_with("pg_dns_") => tag(Class::Online, "pg_dns"),
-        "pgbouncer_enabled" | "pgbouncer_port" => tag(Class::Restart, "pgbouncer_config,pgbouncer_launch"),
+        // pgbouncer's lifecycle actions (plan/pgbouncer_life)
+        k if super::pgbouncer_life::covers(k) => VarRule::Covered,
         k if k.starts_with("pgbouncer_") => tag(Class::Reload, "pgbouncer_config,pgbouncer_reload"),
         k if k.starts_with("pgbackrest_") => tag(Class::Online, "pgbackrest_config"),
         _ => VarRule::Manual(UNKNOWN),

@@ -17,6 +17,7 @@ mod modules;
 mod objects;
 pub mod output;
 mod pgbouncer;
+mod pgbouncer_life;
 mod pgsql;
 mod preview;
 mod step;
@@ -24,7 +25,7 @@ mod vars;
 
 pub use step::{
     Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep, PgbFile,
-    PgbStep, SqlTarget, Step,
+    PgbOp, PgbStep, SqlTarget, Step,
 };
 
 use std::collections::BTreeSet;
@@ -212,6 +213,7 @@ pub enum Phase {
     User,
     Database,
     Hba,
+    PgbouncerLaunch,
     Pgbouncer,
     Service,
     Parameter,

@@ -50,18 +50,25 @@ fn var_files(name: &str) -> &'static [PgbFile] {
     }
 }
 
-/// Plans the action for `changes` of cluster `name` (`first`: first contact, every file).
-pub(super) fn plan(b: &mut Builder, name: &str, new: &PgCluster, changes: &[&Change], first: bool) {
+/// Plans the action for `changes` of cluster `name`; `all`: why every file is written (first
+/// contact, or pgbouncer launched on a member).
+pub(super) fn plan(
+    b: &mut Builder,
+    name: &str,
+    new: &PgCluster,
+    changes: &[&Change],
+    all: Option<&str>,
+) {
     let mut files: BTreeSet<PgbFile> = BTreeSet::new();
     let mut why: BTreeSet<String> = BTreeSet::new();
-    if first {
+    if let Some(all) = all {
         files.extend([
             PgbFile::Userlist,
             PgbFile::Useropts,
             PgbFile::Databases,
             PgbFile::Hba,
         ]);
-        why.insert("first contact with this cluster".into());
+        why.insert(all.into());
     }
     for c in changes {
         match c.entity {

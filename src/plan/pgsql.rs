@@ -71,7 +71,14 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         super::defaults::templates(b, name, new);
         super::objects::plan(b, name, &limit, new, changes);
         hba(b, name, &limit, new, changes);
-        super::pgbouncer::plan(b, name, new, changes, true);
+        super::pgbouncer_life::plan(b, name, &limit, new, changes, true);
+        super::pgbouncer::plan(
+            b,
+            name,
+            new,
+            changes,
+            Some("first contact with this cluster"),
+        );
         parameters(b, name, &limit, changes);
         return;
     }
@@ -156,7 +163,9 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
     }
     super::objects::plan(b, name, &limit, new, changes);
     hba(b, name, &limit, new, changes);
-    super::pgbouncer::plan(b, name, new, changes, false);
+    let launched = super::pgbouncer_life::plan(b, name, &limit, new, changes, false);
+    let all = launched.then_some("pgbouncer launched");
+    super::pgbouncer::plan(b, name, new, changes, all);
     for c in changes {
         match c.entity {
             Entity::Service => {

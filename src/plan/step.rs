@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde_yaml_ng::Mapping;
 
+pub use super::pgbouncer_life::PgbOp;
 use crate::inventory::defaults::Privileges;
 use crate::render::sql::SqlContext;
 
@@ -24,6 +25,8 @@ pub enum Step {
     Parameters(ParamStep),
     /// pgbouncer's files on each target member, then a reload where one changed.
     Pgbouncer(PgbStep),
+    /// pgbouncer itself on each target member: `pgbouncer.ini` and its service.
+    PgbService(PgbOp),
     /// Patroni's configuration re-rendered on each running member, reloaded where it changed
     /// (after the etcd endpoints changed); nothing restarted.
     PatroniRefresh { etcd: String },
@@ -152,7 +155,7 @@ pub struct HbaStep {
     pub files: Vec<HbaFile>,
 }
 
-/// A file of `/etc/pgbouncer` that pgitops writes (never `pgbouncer.ini`).
+/// A file of `/etc/pgbouncer` that the files action writes (`pgbouncer.ini` is [`PgbOp`]'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PgbFile {
     Userlist,
@@ -280,6 +283,7 @@ impl Step {
             Step::Hba(_) => "hba/reload".into(),
             Step::Parameters(_) => "parameters/apply".into(),
             Step::Pgbouncer(_) => "pgbouncer/reload".into(),
+            Step::PgbService(op) => format!("pgbouncer/{}", op.verb()),
             Step::PatroniRefresh { .. } => "patroni/refresh".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
             Step::Switchover { to, .. } => format!("primary/{to}/switchover"),
@@ -328,6 +332,7 @@ impl Step {
             Step::Hba(_) => "hba-reload",
             Step::Parameters(_) => "parameters-apply",
             Step::Pgbouncer(_) => "pgbouncer-reload",
+            Step::PgbService(op) => op.kind(),
             Step::PatroniRefresh { .. } => "patroni-refresh",
             Step::ClusterRunning { .. } => "cluster-create",
             Step::Switchover { .. } => "switchover",
@@ -391,6 +396,7 @@ impl Step {
                 lines.push("RELOAD pgbouncer (admin console, as the dbsu) on each host where a file changed; never restarts".into());
                 lines
             }
+            Step::PgbService(op) => op.preview(),
             Step::ClusterRunning { .. } => vec![
                 "native executor: creates the cluster under Patroni (etcd as DCS; primary first, then replicas cloned; waits until each streams), adopts members where Patroni answers, leaves a PostgreSQL not under Patroni alone; then converges the objects below".into(),
                 "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),

@@ -2,7 +2,8 @@
 //! `useropts.txt` (`roles/pgsql/templates/pgbouncer.useropts`), `database.txt`
 //! (`pgbouncer.database`) and `userlist.txt` (what `files/postgres/pgb-user` leaves, run for the
 //! dbsu, the monitor and admin users and each `pgbouncer: true` user). `pgb_hba.conf` is the HBA
-//! renderer's ([`super::hba_for`] with the pgbouncer target).
+//! renderer's ([`super::hba_for`] with the pgbouncer target); `pgbouncer.ini` is [`pgbouncer_ini`]'s
+//! (`pgbouncer_ini.rs`, version-aware).
 //!
 //! In: an [`Inventory`] and a member host (its effective variables; users and databases of its
 //! cluster). Out: file text, or a [`PgbError`] for a value that would break the file. Pure: the
@@ -257,6 +258,10 @@ pub fn userlist_preview(inv: &Inventory, host: &str) -> Result<String, PgbError>
         .collect();
     userlist(&entries)
 }
+
+#[path = "pgbouncer_ini.rs"]
+mod ini;
+pub use ini::{pgbouncer_ini, Ini, PgbVersion, GATED, INI_MARK};
 
 #[cfg(test)]
 #[path = "pgbouncer_tests.rs"]

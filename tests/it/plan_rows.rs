@@ -53,7 +53,9 @@ fn new_pg_cluster() {
                 "new",
                 "./pgsql.yml -l pg-new -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
             ),
-            // pgbouncer's files on every member; Pigsty writes them inside its playbooks
+            // pgbouncer launched on every member (Pigsty: inside the untagged pgsql.yml), then
+            // its files on every member; Pigsty writes them inside its playbooks
+            a("pg-new/pgbouncer/launch", "online", "new", ""),
             a("pg-new/pgbouncer/reload", "reload", "new", ""),
         ]
     );
@@ -86,6 +88,10 @@ fn new_host_in_existing_cluster() {
                 "new",
                 "./pgsql.yml -l '127.0.10.11,127.0.10.12,127.0.10.13,&pg-test' -t pg_hba,pg_reload,pgbouncer_hba,pgbouncer_reload"
             ),
+            // pgbouncer on the new member (Pigsty: inside the member's pgsql.yml), then every
+            // pgbouncer file written where it differs
+            a("pg-test/pgbouncer/launch", "online", "new", ""),
+            a("pg-test/pgbouncer/reload", "reload", "new", ""),
             a(
                 "pg-test/service/refresh",
                 "reload",
@@ -580,6 +586,13 @@ fn tagged_cluster_knobs() {
     assert_eq!(
         actions(&p),
         vec![
+            // pgbouncer.ini re-rendered and reloaded (natively too)
+            a(
+                "pg-meta/pgbouncer/config",
+                "reload",
+                "new",
+                "./pgsql.yml -l pg-meta -t pgbouncer_config,pgbouncer_reload"
+            ),
             a(
                 "pg-meta/config/pg_crontab/apply",
                 "online",
@@ -597,12 +610,6 @@ fn tagged_cluster_knobs() {
                 "online",
                 "new",
                 "./pgsql.yml -l pg-meta -t pg_vip"
-            ),
-            a(
-                "pg-meta/config/pgbouncer_config/apply",
-                "reload",
-                "new",
-                "./pgsql.yml -l pg-meta -t pgbouncer_config,pgbouncer_reload"
             ),
         ]
     );

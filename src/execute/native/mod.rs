@@ -31,6 +31,7 @@ mod patroni_rm_cluster;
 mod patroni_switchover;
 pub(crate) mod pg;
 mod pgbouncer;
+mod pgbouncer_life;
 mod root_sh;
 pub mod supervise;
 mod template;
@@ -44,7 +45,7 @@ use crate::inventory::model::{port_var, str_var, PgCluster};
 use crate::inventory::module::Module;
 use crate::inventory::Inventory;
 use crate::plan::etcd::EtcdStep;
-use crate::plan::{Action, Approval, Class, Delegated, Step};
+use crate::plan::{Action, Approval, Class, Delegated, PgbOp, Step};
 
 pub struct Ctx<'a> {
     pub old: &'a Inventory,
@@ -123,6 +124,10 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
+        Step::PgbService(op) => {
+            let r = finish(a, run::<pgbouncer_life::PgbLife>(ctx, a, op).await);
+            return pgbouncer_life::status(a, *op, r);
+        }
         Step::PatroniRefresh { etcd } => {
             run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
         }
@@ -169,7 +174,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 /// cluster's creation nor a member's addition: natively they run under Patroni with
 /// pgitops-native etcd (plain http) only, while Pigsty's leg adopts a running cluster or
 /// bootstraps a new one with its own etcd (TLS). Not ETCD either: pgitops' etcd speaks plain http,
-/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
+/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`. pgbouncer: its
+/// configuration changes (re-rendered, reloaded) and the launch that comes with a cluster or a
+/// member (natively only where pgitops bootstrapped the cluster; Pigsty's pgsql.yml launched it
+/// elsewhere, and the launch is adopted); a restart, enabling or disabling it goes to Pigsty's
+/// command in `auto` (natively they act only on clusters pgitops bootstrapped).
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,
@@ -178,6 +187,7 @@ pub fn handles(step: &Step) -> bool {
             | Step::Parameters(_)
             | Step::Pgbouncer(_)
             | Step::Switchover { .. }
+            | Step::PgbService(PgbOp::Config | PgbOp::Launch { first: true })
     )
 }
 

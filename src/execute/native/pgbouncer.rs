@@ -163,9 +163,19 @@ async fn one(
     if changed.is_empty() {
         return Ok("pgbouncer files unchanged; not reloaded".into());
     }
+    reload(ctx, host, &format!("writing {}", changed.join(", "))).await?;
+    Ok(format!(
+        "written {}; pgbouncer reloaded",
+        changed.join(", ")
+    ))
+}
+
+/// `RELOAD` on the admin console of `host`'s pgbouncer (as the dbsu over the local socket, on
+/// `pgbouncer_port`); `after` names what was written, for the error.
+pub(super) async fn reload(ctx: &Ctx<'_>, host: &str, after: &str) -> Result<(), ExecError> {
     let vars = ctx.new.tree.hosts.get(host).map(|h| &h.vars);
     let port = vars.and_then(|v| port_var(v, "pgbouncer_port").ok().flatten());
-    let mut console = pg.clone();
+    let mut console = ctx.pg(host);
     console.port = port.unwrap_or(6432);
     let dbsu = console.dbsu.clone();
     let psql = psql_argv(console, "pgbouncer")?;
@@ -173,17 +183,19 @@ async fn one(
     argv.extend(psql.iter().map(String::as_str));
     let out = ctx
         .runner
-        .run(&target, &argv, Some(b"RELOAD;\n"), ctx.cfg.timeout)
+        .run(
+            &ctx.target(host),
+            &argv,
+            Some(b"RELOAD;\n"),
+            ctx.cfg.timeout,
+        )
         .await?;
     if out.status != 0 {
         return Err(ExecError::Failed {
             host: host.into(),
-            what: format!("pgbouncer RELOAD after writing {}", changed.join(", ")),
+            what: format!("pgbouncer RELOAD after {after}"),
             stderr: out.stderr.trim().into(),
         });
     }
-    Ok(format!(
-        "written {}; pgbouncer reloaded",
-        changed.join(", ")
-    ))
+    Ok(())
 }

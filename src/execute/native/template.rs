@@ -19,7 +19,7 @@ use crate::render::sql;
 
 /// Prints `ours` when the Patroni configuration on the node was written by pgitops (`$1`: its
 /// first line).
-const OURS: &str = r#"if [ "$(head -n 1 /etc/patroni/patroni.yml 2>/dev/null)" = "$1" ]; then echo ours; else echo other; fi"#;
+pub(super) const OURS: &str = r#"if [ "$(head -n 1 /etc/patroni/patroni.yml 2>/dev/null)" = "$1" ]; then echo ours; else echo other; fi"#;
 
 pub(super) async fn init(ctx: &Ctx<'_>, p: &Primary, step: &ObjectStep) -> Outcome {
     let ObjectStep::TemplateInit { dbsu, lists, sql } = step else {
