@@ -23,6 +23,7 @@
 //! [schedule]
 //! timezone = "UTC"
 //! resync = "0 */30 * * * *"        # cron, with seconds
+//! leaders = "*/10 * * * * *"        # the leader watch: off when unset
 //! [[schedule.window]]               # destructive actions only Sundays 02:00-04:00
 //! class = "destructive"
 //! start = "0 0 2 * * Sun"
