@@ -381,5 +381,6 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.schedule.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(c.executor.become_method, Become::Sudo);
+        assert!(c.schedule.leaders.is_some());
     }
 }
