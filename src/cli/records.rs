@@ -36,6 +36,9 @@ pub fn status(opts: &RepoOptions, head: &str, out: Output) -> anyhow::Result<u8>
                 for a in &c.failed {
                     text.push_str(&format!("    failed: {a}\n"));
                 }
+                if let Some(f) = &c.failover {
+                    text.push_str(&format!("    failover: {}\n", f.message));
+                }
             }
             if clusters.is_empty() {
                 text.push_str("nothing applied yet\n");

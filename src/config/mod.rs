@@ -23,6 +23,7 @@
 //! [schedule]
 //! timezone = "UTC"
 //! resync = "0 */30 * * * *"        # cron, with seconds
+//! leaders = "*/10 * * * * *"        # the leader watch: off when unset
 //! [[schedule.window]]               # destructive actions only Sundays 02:00-04:00
 //! class = "destructive"
 //! start = "0 0 2 * * Sun"
@@ -380,5 +381,6 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.schedule.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(c.executor.become_method, Become::Sudo);
+        assert!(c.schedule.leaders.is_some());
     }
 }

@@ -1,5 +1,5 @@
-//! `[schedule]` of `pgitops.toml`: the time zone, the resync cron and the windows per action
-//! class, all parsed when the file is loaded (a bad time zone, cron expression or window class
+//! `[schedule]` of `pgitops.toml`: the time zone, the resync cron, the leader watch's cron and
+//! the windows per action class, all parsed when the file is loaded (a bad time zone, cron expression or window class
 //! refuses the whole file), so the service never parses them again.
 //!
 //! In: the TOML table. Out: a [`Schedule`] holding a [`chrono_tz::Tz`] and [`cron::Schedule`]s.
@@ -18,6 +18,11 @@ pub struct Schedule {
     /// Full resyncs (cron with seconds).
     #[serde(default, deserialize_with = "optional_cron")]
     pub resync: Option<cron::Schedule>,
+    /// When the leader watch asks Patroni who leads each PGSQL cluster (cron with seconds, e.g.
+    /// `"*/10 * * * * *"`); off when unset: each tick runs a command over SSH on a member of
+    /// every cluster (a login, and a `sudo` line in the node's logs), which a fleet opts into.
+    #[serde(default, deserialize_with = "optional_cron")]
+    pub leaders: Option<cron::Schedule>,
     #[serde(default, rename = "window")]
     pub windows: Vec<Window>,
 }
@@ -27,6 +32,7 @@ impl Default for Schedule {
         Schedule {
             timezone: utc(),
             resync: None,
+            leaders: None,
             windows: vec![],
         }
     }
@@ -97,12 +103,15 @@ mod tests {
 
     #[test]
     fn cron_and_time_zone_are_parsed_at_load() {
-        let s = schedule("timezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\n[[window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n").unwrap();
+        let s = schedule("timezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\nleaders = '*/10 * * * * *'\n[[window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n").unwrap();
         assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(s.windows[0].class, WindowClass::Destructive);
-        assert!(s.resync.is_some());
+        assert!(s.resync.is_some() && s.leaders.is_some());
         let d = Schedule::default();
-        assert_eq!((d.timezone, d.resync.is_none()), (chrono_tz::UTC, true));
+        assert_eq!(
+            (d.timezone, d.resync.is_none(), d.leaders.is_none()),
+            (chrono_tz::UTC, true, true)
+        );
     }
 
     #[test]
@@ -123,6 +132,11 @@ mod tests {
         );
         let bad_resync = schedule("resync = '61 * * * * *'\n").unwrap_err();
         assert!(bad_resync.contains("resync"), "{bad_resync}");
+        let bad_leaders = schedule("leaders = 'every second'\n").unwrap_err();
+        assert!(
+            bad_leaders.contains("leaders") && bad_leaders.contains("not a cron expression"),
+            "{bad_leaders}"
+        );
         let bad_tz = schedule("timezone = 'Mars/Olympus'\n").unwrap_err();
         assert!(bad_tz.contains("not an IANA time zone"), "{bad_tz}");
     }

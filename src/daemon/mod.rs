@@ -4,12 +4,15 @@
 //! webhook, the resync schedule) reach the loop over a channel; the loop also wakes when a
 //! cluster's requeue time comes ([`controller`]: a backoff after a failure, a window opening).
 //! Each reconcile ([`reconcile`]) fetches the mirror and applies the clusters that are due, with
-//! SSH master connections that live as long as the service. Shutdown is passed in: once it
-//! fires, no new work starts; running steps finish and partial results are recorded.
+//! SSH master connections that live as long as the service. Beside the loop, the leader watch
+//! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
+//! does not declare, between reconciles. Shutdown is passed in: once it fires, no new work
+//! starts; running steps finish and partial results are recorded.
 
 mod controller;
 mod fds;
 mod http;
+mod leaders;
 mod lock;
 mod reconcile;
 mod statuses;
@@ -118,7 +121,19 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     tracing::info!(remote = %cfg.repository.remote, branch = %cfg.repository.branch, listen = %cfg.http.listen, "pgitops serving");
     let _ = tx.send(Trigger::Fetch);
     let mut svc = reconcile::Service::new(&cfg, &mirror, &metrics, &shutdown);
-    run(&mut svc, rx, &shutdown).await;
+    // Held by a reconcile while it runs; the leader watch ticks only while it is free.
+    let busy = tokio::sync::Mutex::new(());
+    let watch = cfg.schedule.leaders.clone().map(|every| {
+        let parts = svc.watch_parts();
+        let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts);
+        w.run(every, cfg.schedule.timezone, &shutdown)
+    });
+    let watching = async {
+        if let Some(w) = watch {
+            w.await;
+        }
+    };
+    tokio::join!(run(&mut svc, rx, &shutdown, &busy), watching);
     svc.close().await;
     tasks.abort_all();
     if let Err(e) = mirror.push_notes() {
@@ -169,6 +184,7 @@ async fn run(
     svc: &mut reconcile::Service<'_>,
     mut rx: UnboundedReceiver<Trigger>,
     stop: &Shutdown,
+    busy: &tokio::sync::Mutex<()>,
 ) {
     loop {
         let wake = svc.wake_at();
@@ -195,6 +211,7 @@ async fn run(
             return;
         }
         tracing::debug!(?triggers, "woken");
+        let _busy = busy.lock().await;
         if let Err(e) = svc.reconcile(triggers.contains(&Trigger::Resync)).await {
             tracing::error!(error = %format!("{e:#}"), "reconcile failed");
         }

@@ -105,6 +105,12 @@ impl<'a> Service<'a> {
         }
     }
 
+    /// What the leader watch shares with the reconciles: the execution settings, the SSH
+    /// runner and the loaded revisions.
+    pub fn watch_parts(&self) -> (ExecConfig, Arc<Runner>, Arc<LoadCache>) {
+        (self.exec.clone(), self.runner.clone(), self.loads.clone())
+    }
+
     pub fn wake_at(&self) -> Option<Instant> {
         self.ctl.wake_at()
     }

@@ -1,5 +1,5 @@
 //! `pgitops status`, `history` and `approve`: read and write the apply records (per-cluster
-//! state and git notes).
+//! state, git notes, and the service's leader watch's view).
 
 use std::time::SystemTime;
 
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::RepoOptions;
 use crate::execute::Status;
+use crate::report::leaders::{LeaderView, Leaders};
 use crate::report::note::{self, Approval};
 use crate::report::state::State;
 
@@ -23,6 +24,8 @@ pub struct ClusterStatus {
     pub awaiting_approval: Vec<String>,
     pub awaiting_window: Vec<String>,
     pub failed: Vec<String>,
+    /// The service's leader watch saw a leader other than the declared primary (while it lasts).
+    pub failover: Option<LeaderView>,
 }
 
 /// Actions of `cluster` with `status` in the last run recorded on `commit` that covered it.
@@ -56,7 +59,9 @@ fn last_run_actions(
 pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
     let repo = opts.open()?;
     let head = repo.commit(head)?.id;
-    let state = State::load(&opts.state_dir(&repo))?;
+    let dir = opts.state_dir(&repo);
+    let state = State::load(&dir)?;
+    let mut leaders = Leaders::load(&dir);
     Ok(state
         .clusters
         .iter()
@@ -86,6 +91,7 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
                 awaiting_approval,
                 awaiting_window,
                 failed,
+                failover: leaders.clusters.remove(name).filter(|v| !v.matches),
             }
         })
         .collect())

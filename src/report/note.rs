@@ -10,7 +10,9 @@
 //!            "result": "success", "clusters": [{"name": "pg-meta", "module": "pgsql",
 //!            "result": "success", "actions": [..]}], "errors": [..]}],
 //!  "approvals": [{"action": "pg-meta/database/x/drop", "by": "alice", "at": 1700000000}],
-//!  "status": "success", "superseded_by": "..", "remark": "..", "unreadable": [".."]}
+//!  "status": "success", "superseded_by": "..", "remark": "..", "unreadable": [".."],
+//!  "observations": [{"cluster": "pg-test", "at": 1700000000, "leader": "10.0.0.12 (pg-test-2)",
+//!                    "declared": "10.0.0.11 (pg-test-1)", "message": ".."}]}
 //! ```
 //!
 //! Nothing is ever lost: fields this version does not know are kept as they are, and a note that
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::execute::ActionResult;
+pub use crate::report::leaders::Observation;
 use crate::source::remote::NotesSync;
 
 pub const NOTES_REF: &str = "refs/notes/pgitops";
@@ -79,6 +82,9 @@ pub struct Note {
     /// Earlier versions of this note that could not be read, verbatim.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,
+    /// What the service's leader watch saw while this was a cluster's last applied commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<Observation>,
     /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -158,7 +164,8 @@ impl Note {
         serde_json::to_string_pretty(self).expect("note serializes")
     }
 
-    /// Adds what `theirs` lacks of `ours`: runs, approvals and unreadable texts once each, in
+    /// Adds what `theirs` lacks of `ours`: runs, approvals, observations and unreadable texts
+    /// once each, in
     /// order; ours' status, superseded_by, remark and unknown fields where it has them.
     pub fn merge(mut self, ours: Note) -> Note {
         fn union<T: PartialEq>(list: &mut Vec<T>, more: Vec<T>) {
@@ -171,6 +178,7 @@ impl Note {
         union(&mut self.runs, ours.runs);
         union(&mut self.approvals, ours.approvals);
         union(&mut self.unreadable, ours.unreadable);
+        union(&mut self.observations, ours.observations);
         self.status = ours.status.or(self.status);
         self.superseded_by = ours.superseded_by.or(self.superseded_by);
         self.remark = ours.remark.or(self.remark);
@@ -267,6 +275,23 @@ pub fn remark(repo: &Repository, commit: Oid, text: &str) -> Result<(), git2::Er
     update(repo, commit, |n| {
         n.remark = Some(text.to_string());
         true
+    })
+    .map(drop)
+}
+
+/// Adds the leader watch's `observation` to the note of `commit` (once: the same observation
+/// twice is one).
+pub fn observe(
+    repo: &Repository,
+    commit: Oid,
+    observation: Observation,
+) -> Result<(), git2::Error> {
+    update(repo, commit, |n| {
+        let new = !n.observations.contains(&observation);
+        if new {
+            n.observations.push(observation);
+        }
+        new
     })
     .map(drop)
 }

@@ -141,3 +141,61 @@ fn merging_keeps_both_sides() {
     let same = Note::parse(&merge_docs(&ours.to_text(), &ours.to_text()));
     assert_eq!(same, ours);
 }
+
+fn observation(cluster: &str, at: u64) -> Observation {
+    Observation {
+        cluster: cluster.into(),
+        at,
+        leader: "10.0.0.12 (pg-a-2)".into(),
+        declared: "10.0.0.11 (pg-a-1)".into(),
+        message: "pg-a: Patroni's leader is 10.0.0.12".into(),
+    }
+}
+
+#[test]
+fn observations_are_added_once_and_keep_the_rest_of_the_note() {
+    let (_d, repo, oid) = repo();
+    let sig = Signature::now("someone", "s@localhost").unwrap();
+    let old = r#"{"runs": [{"commit": "abc", "result": "success"}], "status": "success",
+        "remark": "kept", "ticket": "OPS-1"}"#;
+    repo.note(&sig, &sig, Some(NOTES_REF), oid, old, true)
+        .unwrap();
+    observe(&repo, oid, observation("pg-a", 5)).unwrap();
+    observe(&repo, oid, observation("pg-a", 5)).unwrap();
+    observe(&repo, oid, observation("pg-a", 9)).unwrap();
+    let v = raw(&repo, oid);
+    assert_eq!(v["observations"].as_array().unwrap().len(), 2, "{v:#}");
+    assert_eq!(v["observations"][0]["leader"], "10.0.0.12 (pg-a-2)");
+    assert_eq!(v["observations"][1]["at"], 9);
+    assert_eq!(
+        (
+            &v["runs"][0]["commit"],
+            &v["status"],
+            &v["remark"],
+            &v["ticket"]
+        ),
+        (
+            &Value::from("abc"),
+            &Value::from("success"),
+            &Value::from("kept"),
+            &Value::from("OPS-1")
+        )
+    );
+    // Two versions of the note (the remote's and ours) keep both sides' observations.
+    let theirs = Note {
+        observations: vec![observation("pg-a", 5), observation("pg-b", 7)],
+        ..Note::default()
+    };
+    let ours = load(&repo, oid).unwrap();
+    let merged = Note::parse(&merge_docs(&theirs.to_text(), &ours.to_text()));
+    let at: Vec<(String, u64)> = merged
+        .observations
+        .iter()
+        .map(|o| (o.cluster.clone(), o.at))
+        .collect();
+    assert_eq!(
+        at,
+        [("pg-a".into(), 5), ("pg-b".into(), 7), ("pg-a".into(), 9)]
+    );
+    assert_eq!(merged.runs.len(), 1);
+}

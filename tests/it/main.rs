@@ -35,6 +35,7 @@ mod serve;
 mod serve_controller;
 mod serve_crash;
 mod serve_http;
+mod serve_leaders;
 mod serve_policy;
 mod serve_resilience;
 mod support;

@@ -1,5 +1,6 @@
 //! The service's metrics: the plain counters and gauges the daemon updates (applies, failures,
-//! fetch errors, the webhook's triggers and duplicates, the listener's accept errors) and their
+//! fetch errors, the webhook's triggers and duplicates, the listener's accept errors, the leader
+//! watch's verdict per cluster) and their
 //! OpenMetrics text, rendered by prometheus-client for `GET /metrics`.
 
 use std::collections::BTreeMap;
@@ -24,7 +25,9 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// `pgitops_apply_duration_seconds` (`_sum` and `_count`), `pgitops_apply_failures_total` and
 /// `pgitops_fetch_errors_total` (counters), `pgitops_actions_awaiting_approval` (gauge), and the
 /// listener's `pgitops_hook_triggers_total`, `pgitops_hook_duplicates_total` and
-/// `pgitops_http_accept_errors_total` (counters).
+/// `pgitops_http_accept_errors_total` (counters), and the leader watch's
+/// `pgitops_cluster_leader_declared` (gauge per cluster: 1 when Patroni's leader is the declared
+/// primary, 0 when not).
 #[derive(Debug)]
 pub struct Metrics {
     pub last_applied: BTreeMap<String, u64>,
@@ -39,6 +42,8 @@ pub struct Metrics {
     pub hook_duplicates: u64,
     /// Failed `accept` calls of the listener (e.g. out of file descriptors).
     pub accept_errors: u64,
+    /// Per cluster the leader watch observed: Patroni's leader is the declared primary.
+    pub leader_declared: BTreeMap<String, bool>,
     latency: Histogram,
 }
 
@@ -54,6 +59,7 @@ impl Default for Metrics {
             hook_triggers: 0,
             hook_duplicates: 0,
             accept_errors: 0,
+            leader_declared: BTreeMap::new(),
             latency: Histogram::new(BUCKETS),
         }
     }
@@ -153,6 +159,17 @@ impl Metrics {
             "Connections the listener failed to accept (e.g. out of file descriptors)",
             counter(self.accept_errors),
         );
+        let leaders = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        for (c, ok) in &self.leader_declared {
+            leaders
+                .get_or_create(&vec![("cluster", c.clone())])
+                .set(i64::from(*ok));
+        }
+        r.register(
+            "pgitops_cluster_leader_declared",
+            "1 when Patroni's leader of the cluster is the primary its last applied inventory declares, 0 when not (a failover to record)",
+            leaders,
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &r).expect("writing to a String");
         text
@@ -169,6 +186,8 @@ mod tests {
         m.last_applied.insert("pg-meta".into(), 1700000000);
         m.observe_latency(0.3);
         m.hook_duplicates = 2;
+        m.leader_declared.insert("pg-meta".into(), true);
+        m.leader_declared.insert("pg-test".into(), false);
         let t = m.render();
         assert!(t.contains(
             "pgitops_cluster_last_applied_timestamp_seconds{cluster=\"pg-meta\"} 1700000000"
@@ -184,6 +203,9 @@ mod tests {
             "pgitops_hook_triggers_total 0",
             "pgitops_hook_duplicates_total 2",
             "pgitops_http_accept_errors_total 0",
+            "# TYPE pgitops_cluster_leader_declared gauge",
+            "pgitops_cluster_leader_declared{cluster=\"pg-meta\"} 1",
+            "pgitops_cluster_leader_declared{cluster=\"pg-test\"} 0",
             "# EOF",
         ] {
             assert!(t.lines().any(|l| l == line), "{line} in {t}");

@@ -10,7 +10,8 @@
 //! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]); a
 //! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
 //! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
-//! Patroni's REST API ([`patroni_api`]). Steps delegated to Pigsty (node, removing an etcd
+//! Patroni's REST API ([`patroni_api`]); the service's leader watch reads who leads
+//! ([`patroni_leader`]). Steps delegated to Pigsty (node, removing an etcd
 //! cluster, redis, ...) are reported as not native.
 
 mod etcd;
@@ -23,6 +24,7 @@ mod params;
 mod patroni;
 mod patroni_add;
 mod patroni_api;
+pub mod patroni_leader;
 mod patroni_node;
 mod patroni_refresh;
 mod patroni_remove;

@@ -177,3 +177,36 @@ pub fn removed_again(
     );
     run
 }
+
+/// A switchover by hand through Patroni's REST API on `via` (Pigsty's default REST
+/// credentials), as a failover would move the leader behind pgitops' back.
+pub fn switch_by_hand(via: &str, leader: &str, candidate: &str) {
+    let body = format!(r#"{{"leader": "{leader}", "candidate": "{candidate}"}}"#);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "60",
+            "-u",
+            "postgres:Patroni.API",
+            "-XPOST",
+            "-d",
+        ])
+        .arg(&body)
+        .arg(format!("http://{via}:8008/switchover"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Successfully"), "switchover by hand: {text}");
+}
+
+/// The leader's name in Patroni's `/cluster`, asked of `ip` (exactly one leader).
+pub fn leader(ip: &str) -> String {
+    let leaders: Vec<String> = view(ip)
+        .into_iter()
+        .filter(|m| m.1 == "leader")
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+    leaders[0].clone()
+}
