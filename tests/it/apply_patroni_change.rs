@@ -8,7 +8,7 @@
 //! node's runit itself.
 
 use crate::support::nodes::Cluster;
-use crate::support::patroni::{self, apply, line, ok, pid as patroni_pid, PG_TEST_VARS};
+use crate::support::patroni::{apply, leader, line, ok, pid as patroni_pid, PG_TEST_VARS};
 use crate::support::Repo;
 
 const PG: [&str; 2] = ["127.0.68.11", "127.0.68.12"];
@@ -29,18 +29,6 @@ fn inventory(etcd: &[&str], params: &str) -> String {
         PG[1],
         PG_TEST_VARS
     )
-}
-
-/// The leader's name in Patroni's `/cluster`, asked of `ip`.
-fn leader(ip: &str) -> String {
-    let view = patroni::view(ip);
-    let leaders: Vec<&String> = view
-        .iter()
-        .filter(|m| m.1 == "leader")
-        .map(|m| &m.0)
-        .collect();
-    assert_eq!(leaders.len(), 1, "{view:?}");
-    leaders[0].clone()
 }
 
 /// `pg_postmaster_start_time()` of `ip`'s PostgreSQL, in seconds since the epoch.

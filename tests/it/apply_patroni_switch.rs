@@ -5,10 +5,8 @@
 //! through Patroni's REST API, as a failover would) is left alone by an unrelated commit, and a
 //! commit that then declares the member that already leads finds nothing to do.
 
-use std::process::Command;
-
 use crate::support::nodes::Cluster;
-use crate::support::patroni::{self, apply, line, ok, streaming, PG_TEST_VARS};
+use crate::support::patroni::{apply, leader, line, ok, streaming, switch_by_hand, PG_TEST_VARS};
 use crate::support::Repo;
 
 const PG: [&str; 2] = ["127.0.73.11", "127.0.73.12"];
@@ -25,39 +23,6 @@ fn inventory(primary: usize, users: &str) -> String {
         role(1),
         PG_TEST_VARS
     )
-}
-
-/// The leader's name in Patroni's `/cluster`, asked of `ip`.
-fn leader(ip: &str) -> String {
-    let view = patroni::view(ip);
-    let leaders: Vec<String> = view
-        .into_iter()
-        .filter(|m| m.1 == "leader")
-        .map(|m| m.0)
-        .collect();
-    assert_eq!(leaders.len(), 1, "{leaders:?}");
-    leaders[0].clone()
-}
-
-/// A switchover by hand through Patroni's REST API (Pigsty's default REST credentials).
-fn switch_by_hand(via: &str, leader: &str, candidate: &str) {
-    let body = format!(r#"{{"leader": "{leader}", "candidate": "{candidate}"}}"#);
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "60",
-            "-u",
-            "postgres:Patroni.API",
-            "-XPOST",
-            "-d",
-        ])
-        .arg(&body)
-        .arg(format!("http://{via}:8008/switchover"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Successfully"), "switchover by hand: {text}");
 }
 
 /// Waits up to 60 s until `name` streams from the leader on `ip`.
