@@ -220,7 +220,9 @@ pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(p) = parts.get(i) else { break };
         let mut parsed = yaml::parse_piece("", p.text, p.depth);
-        if let (Ok(piece), CHUNK_DEPTH) = (&mut parsed, p.depth) {
+        // A chunk is a mapping of groups; a skeleton's root is one too (`all` and any other
+        // top-level groups), its `children` only the sentinel.
+        if let Ok(piece) = &mut parsed {
             let mut out = Vec::new();
             lift(&mut piece.value, i, &mut out);
             let _ = p.lifted.set(out);
