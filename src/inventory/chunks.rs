@@ -3,7 +3,8 @@
 //! In: the texts of inventory files (in a plan, the main file of both revisions). Out: for each,
 //! exactly what [`yaml::parse`] gives (the same value, or the same error at the same place).
 //! A file whose `all.children` entries are simple block-style lines is split into one chunk per
-//! entry plus a skeleton (the file with the children's lines blanked, so line numbers stay);
+//! entry plus a skeleton (the file with the children's lines replaced by one line, so files
+//! whose children differ, even in length, share it);
 //! every distinct chunk of all files is parsed once, on two threads, and the parts are joined.
 //! Whenever a part fails or the join could differ from a whole parse (a duplicate child, aliases
 //! that could cross parts, too many alias expansions), that file is parsed whole instead, so
@@ -23,7 +24,9 @@ use super::yaml::{self, ParseError, Piece, MAX_ALIAS_VALUES};
 /// A file cut at the entries of `all.children`.
 #[derive(Debug, PartialEq)]
 pub struct Split<'a> {
-    /// The file with the lines of `all.children`'s entries blank.
+    /// The file with the lines of `all.children`'s entries replaced by one sentinel line.
+    /// Positions inside a part never reach a user: a part that fails is parsed whole again, and
+    /// diagnostics are located in the file's own text (`diag::locate`).
     pub skeleton: String,
     /// One entry each (`name:` and its lines), in file order.
     pub chunks: Vec<&'a str>,
@@ -145,13 +148,12 @@ pub fn split(text: &str) -> Option<Split<'_>> {
         .enumerate()
         .map(|(k, &c)| &text[byte(c)..byte(cuts.get(k + 1).copied().unwrap_or(end))])
         .collect();
-    let mut skeleton = String::with_capacity(byte(entry) + (end - entry) + text.len() - byte(end));
+    let mut skeleton = String::with_capacity(byte(entry) + 64 + text.len() - byte(end));
     skeleton.push_str(&text[..byte(entry)]);
     // The sentinel pins where `children` is: joined only if the skeleton reads it there.
     skeleton.push_str(&" ".repeat(entry_indent));
     skeleton.push_str(SENTINEL);
     skeleton.push_str(": 0\n");
-    skeleton.push_str(&"\n".repeat(end - entry - 1));
     skeleton.push_str(&text[byte(end)..]);
     Some(Split { skeleton, chunks })
 }

@@ -90,6 +90,16 @@ impl Same {
     }
 }
 
+#[cfg(test)]
+impl Same {
+    /// The shared clusters, sorted.
+    fn names(&self) -> Vec<&str> {
+        let mut n: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        n.sort();
+        n
+    }
+}
+
 /// One revision's view of [`Same`]: which work is shared, and its walking order.
 #[derive(Default)]
 pub struct Reuse {
@@ -144,3 +154,7 @@ impl Reuse {
         out.into_iter().map(|v| v.expect("filled above")).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "reuse_tests.rs"]
+mod tests;
