@@ -212,10 +212,16 @@ pub fn load_pair(
         let new = resolve_tree(b, main_b, shared.clone(), rev_b);
         (old.join().expect("loading thread panicked"), new)
     });
+    let t = std::time::Instant::now();
     let same = match (&tree_a, &tree_b) {
         (Ok((ta, _)), Ok((tb, _))) => Some(Arc::new(reuse::Same::new(ta, tb))),
         _ => None,
     };
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        shared = same.as_ref().map_or(0, |s| s.len()),
+        "compared the PGSQL clusters of both revisions"
+    );
     let reuse_a = reuse::Reuse::new(same.clone(), false);
     let reuse_b = reuse::Reuse::new(same, true);
     std::thread::scope(|s| {

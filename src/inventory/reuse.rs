@@ -41,8 +41,8 @@ pub struct Same {
 }
 
 /// Hosts by the PGSQL cluster they name (`pg_cluster`, when a string), in host order.
-fn pg_members(tree: &Tree) -> BTreeMap<&str, Vec<(&String, &Host)>> {
-    let mut out: BTreeMap<&str, Vec<(&String, &Host)>> = BTreeMap::new();
+fn pg_members(tree: &Tree) -> BTreeMap<&str, Members<'_>> {
+    let mut out: BTreeMap<&str, Members<'_>> = BTreeMap::new();
     for (name, host) in &tree.hosts {
         if let Some(c) = host.vars.get("pg_cluster").and_then(|v| v.value.as_str()) {
             out.entry(c).or_default().push((name, host));
@@ -51,42 +51,82 @@ fn pg_members(tree: &Tree) -> BTreeMap<&str, Vec<(&String, &Host)>> {
     out
 }
 
-impl Same {
-    /// The clusters of `a` and `b` whose work reads the same.
-    pub fn new(a: &Tree, b: &Tree) -> Same {
-        // Layers compared so far, by address (several hosts share a group's, all `all.vars`).
-        let mut compared: HashMap<(*const Vars, *const Vars), bool> = HashMap::new();
-        let mut same_layer = |x: &Arc<Vars>, y: &Arc<Vars>| {
-            *compared
-                .entry((Arc::as_ptr(x), Arc::as_ptr(y)))
-                .or_insert_with(|| {
-                    x.len() == y.len()
-                        && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| {
-                            kx == ky && Arc::ptr_eq(&vx.value, &vy.value) && vx.origin == vy.origin
-                        })
-                })
-        };
-        let mut same_host = |x: &Host, y: &Host| {
-            let (lx, ly) = (x.vars.layers(), y.vars.layers());
-            x.origin == y.origin
-                && lx.len() == ly.len()
-                && lx.iter().zip(ly).all(|(x, y)| same_layer(x, y))
-        };
-        let (ma, mb) = (pg_members(a), pg_members(b));
-        let mut same = Same::default();
-        for (name, xs) in &ma {
-            let Some(ys) = mb.get(name) else { continue };
-            let all_same = xs.len() == ys.len()
+/// Members of a cluster in one revision: host names and hosts, in name order.
+type Members<'a> = Vec<(&'a String, &'a Host)>;
+
+/// The names of `clusters` (each with its members in both revisions) whose members are the same
+/// hosts, each seeing the same variables.
+fn same_clusters<'a>(clusters: &[(&'a str, &Members, &Members)]) -> Vec<&'a str> {
+    let same_vars = |x: &Vars, y: &Vars| {
+        x.len() == y.len()
+            && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| {
+                kx == ky && Arc::ptr_eq(&vx.value, &vy.value) && vx.origin == vy.origin
+            })
+    };
+    // Shared layers compared so far, by address (`all.vars`, groups' vars); a host's own layer
+    // (the last) is its alone.
+    let mut compared: HashMap<(*const Vars, *const Vars), bool> = HashMap::new();
+    let mut same_host = |x: &Host, y: &Host| {
+        let (lx, ly) = (x.vars.layers(), y.vars.layers());
+        x.origin == y.origin
+            && lx.len() == ly.len()
+            && lx.iter().zip(ly).enumerate().all(|(i, (x, y))| {
+                if i + 1 == lx.len() {
+                    return same_vars(x, y);
+                }
+                *compared
+                    .entry((Arc::as_ptr(x), Arc::as_ptr(y)))
+                    .or_insert_with(|| same_vars(x, y))
+            })
+    };
+    clusters
+        .iter()
+        .filter(|(_, xs, ys)| {
+            xs.len() == ys.len()
                 && xs
                     .iter()
-                    .zip(ys)
-                    .all(|((hx, x), (hy, y))| hx == hy && same_host(x, y));
-            if all_same {
-                same.models.insert(name.to_string(), OnceLock::new());
-                same.checks.insert(name.to_string(), OnceLock::new());
-            }
+                    .zip(ys.iter())
+                    .all(|((hx, x), (hy, y))| hx == hy && same_host(x, y))
+        })
+        .map(|(name, _, _)| *name)
+        .collect()
+}
+
+impl Same {
+    /// The clusters of `a` and `b` whose work reads the same (on two threads: each indexes
+    /// one tree, then compares half of the clusters).
+    pub fn new(a: &Tree, b: &Tree) -> Same {
+        let (ma, mb) = std::thread::scope(|s| {
+            let ma = s.spawn(|| pg_members(a));
+            let mb = pg_members(b);
+            (ma.join().expect("indexing thread panicked"), mb)
+        });
+        let clusters: Vec<_> = ma
+            .iter()
+            .filter_map(|(name, xs)| Some((*name, xs, mb.get(name)?)))
+            .collect();
+        let (first, second) = clusters.split_at(clusters.len() / 2);
+        let names: Vec<&str> = std::thread::scope(|s| {
+            let other = s.spawn(|| same_clusters(second));
+            let mut names = same_clusters(first);
+            names.extend(other.join().expect("comparing thread panicked"));
+            names
+        });
+        let mut same = Same::default();
+        for name in names {
+            same.models.insert(name.to_string(), OnceLock::new());
+            same.checks.insert(name.to_string(), OnceLock::new());
         }
         same
+    }
+
+    /// How many clusters share their work.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
     }
 }
 
