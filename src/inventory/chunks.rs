@@ -8,8 +8,10 @@
 //! every distinct chunk of all files is parsed once, on two threads, and the parts are joined.
 //! Whenever a part fails or the join could differ from a whole parse (a duplicate child, aliases
 //! that could cross parts, too many alias expansions), that file is parsed whole instead, so
-//! errors always come from the whole parse. The variable values of each parsed chunk are lifted
-//! into `Arc`s ([`Lifted`]) once, so revisions that share a chunk share its values. Pure: no IO.
+//! errors always come from the whole parse. The variable values of each parsed part (a chunk's,
+//! and a skeleton's `all.vars` and top-level groups) are lifted into `Arc`s ([`Lifted`]) once, so
+//! revisions that share a part share its values (and `reuse` can tell them by address). Pure:
+//! no IO.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,7 +166,7 @@ struct Part<'a> {
     depth: usize,
     parsed: Mutex<Option<Result<Piece, ParseError>>>,
     uses: AtomicUsize,
-    /// The variable values lifted out of a chunk.
+    /// The variable values lifted out of the part.
     lifted: OnceLock<Vec<Arc<Value>>>,
 }
 

@@ -33,7 +33,7 @@ pub use model::Model;
 pub use positions::Seg;
 
 /// Where a variable's value is written: a file and the YAML path inside it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub file: String,
     pub path: Vec<Seg>,
