@@ -7,7 +7,7 @@
 //! `ru_maxrss`) of
 //!
 //! * `pgitops plan --repo <dir> --output json HEAD~1..HEAD`, `PGITOPS_BENCH_RUNS` times (11);
-//!   the plan must contain exactly one action;
+//!   the plan must be that user update (and its cluster's pgbouncer reload);
 //! * `ansible-inventory -i pigsty.yml --list`, `PGITOPS_BENCH_ANSIBLE_RUNS` times (3), if
 //!   installed.
 //!
@@ -102,7 +102,7 @@ fn fleet(builds: &[(String, PathBuf)], runs: usize, scratch: &Path) {
     let args = ["plan", "--repo", repo_s, "--output", "json", "HEAD~1..HEAD"];
     let plan_runs = bench(builds, &args, runs, scratch, true);
     let id = one_action(&scratch.join("cmd.out"));
-    println!("plan: 1 action [{id:?}]");
+    println!("plan: the user update [{id:?}] (and its pgbouncer reload)");
 
     // ansible-inventory on the same (second) file
     let mut ansible = Vec::new();

@@ -154,7 +154,9 @@ pub fn run_once(bin: &Path, args: &[&str], out: &Path, err: &Path, ok: &[i32]) -
     run
 }
 
-/// The ids of the actions of a `plan --output json` document; exits unless there is exactly one.
+/// The id of the one user update in a `plan --output json` document; exits unless the plan is
+/// that update, optionally followed by its cluster's `<cluster>/pgbouncer/reload` (which a user
+/// with `pgbouncer` set brings: its files are rewritten where they changed).
 pub fn one_action(out: &Path) -> String {
     let plan: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out).unwrap_or_default(),
@@ -172,9 +174,20 @@ pub fn one_action(out: &Path) -> String {
         .iter()
         .filter_map(|a| a.get("id")?.as_str())
         .collect();
-    if actions.len() != 1 {
+    let cluster = ids
+        .first()
+        .and_then(|id| id.split_once("/user/"))
+        .map(|(c, _)| c);
+    let expected = match (ids.as_slice(), cluster) {
+        ([user], Some(_)) => user.ends_with("/update"),
+        ([user, reload], Some(c)) => {
+            user.ends_with("/update") && *reload == format!("{c}/pgbouncer/reload")
+        }
+        _ => false,
+    };
+    if !expected || ids.len() != actions.len() {
         eprintln!(
-            "expected exactly one action, the plan has {}: {ids:?}",
+            "expected one user update (and its cluster's pgbouncer reload), the plan has {}: {ids:?}",
             actions.len()
         );
         exit(1);

@@ -3,12 +3,15 @@
 //! In: the texts of inventory files (in a plan, the main file of both revisions). Out: for each,
 //! exactly what [`yaml::parse`] gives (the same value, or the same error at the same place).
 //! A file whose `all.children` entries are simple block-style lines is split into one chunk per
-//! entry plus a skeleton (the file with the children's lines blanked, so line numbers stay);
+//! entry plus a skeleton (the file with the children's lines replaced by one line, so files
+//! whose children differ, even in length, share it);
 //! every distinct chunk of all files is parsed once, on two threads, and the parts are joined.
 //! Whenever a part fails or the join could differ from a whole parse (a duplicate child, aliases
 //! that could cross parts, too many alias expansions), that file is parsed whole instead, so
-//! errors always come from the whole parse. The variable values of each parsed chunk are lifted
-//! into `Arc`s ([`Lifted`]) once, so revisions that share a chunk share its values. Pure: no IO.
+//! errors always come from the whole parse. The variable values of each parsed part (a chunk's,
+//! and a skeleton's `all.vars` and top-level groups) are lifted into `Arc`s ([`Lifted`]) once, so
+//! revisions that share a part share its values (and `reuse` can tell them by address). Pure:
+//! no IO.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +26,9 @@ use super::yaml::{self, ParseError, Piece, MAX_ALIAS_VALUES};
 /// A file cut at the entries of `all.children`.
 #[derive(Debug, PartialEq)]
 pub struct Split<'a> {
-    /// The file with the lines of `all.children`'s entries blank.
+    /// The file with the lines of `all.children`'s entries replaced by one sentinel line.
+    /// Positions inside a part never reach a user: a part that fails is parsed whole again, and
+    /// diagnostics are located in the file's own text (`diag::locate`).
     pub skeleton: String,
     /// One entry each (`name:` and its lines), in file order.
     pub chunks: Vec<&'a str>,
@@ -145,13 +150,12 @@ pub fn split(text: &str) -> Option<Split<'_>> {
         .enumerate()
         .map(|(k, &c)| &text[byte(c)..byte(cuts.get(k + 1).copied().unwrap_or(end))])
         .collect();
-    let mut skeleton = String::with_capacity(byte(entry) + (end - entry) + text.len() - byte(end));
+    let mut skeleton = String::with_capacity(byte(entry) + 64 + text.len() - byte(end));
     skeleton.push_str(&text[..byte(entry)]);
     // The sentinel pins where `children` is: joined only if the skeleton reads it there.
     skeleton.push_str(&" ".repeat(entry_indent));
     skeleton.push_str(SENTINEL);
     skeleton.push_str(": 0\n");
-    skeleton.push_str(&"\n".repeat(end - entry - 1));
     skeleton.push_str(&text[byte(end)..]);
     Some(Split { skeleton, chunks })
 }
@@ -162,7 +166,7 @@ struct Part<'a> {
     depth: usize,
     parsed: Mutex<Option<Result<Piece, ParseError>>>,
     uses: AtomicUsize,
-    /// The variable values lifted out of a chunk.
+    /// The variable values lifted out of the part.
     lifted: OnceLock<Vec<Arc<Value>>>,
 }
 
@@ -178,7 +182,15 @@ pub struct Parsed {
 /// Parses every `(path, text)` as [`yaml::parse`] would, sharing the chunks they have in common.
 pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
     let t = std::time::Instant::now();
-    let splits: Vec<Option<Split>> = files.iter().map(|(_, t)| split(t)).collect();
+    // Two files (a plan's): one split on each thread.
+    let splits: Vec<Option<Split>> = match files {
+        [(_, a), (_, b)] => std::thread::scope(|s| {
+            let first = s.spawn(|| split(a));
+            let second = split(b);
+            vec![first.join().expect("splitting thread panicked"), second]
+        }),
+        _ => files.iter().map(|(_, t)| split(t)).collect(),
+    };
     let mut index: HashMap<(&str, usize), usize> = HashMap::new();
     let mut parts: Vec<Part> = Vec::new();
     // Part indices per file: the skeleton first, then the chunks.
@@ -220,7 +232,9 @@ pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(p) = parts.get(i) else { break };
         let mut parsed = yaml::parse_piece("", p.text, p.depth);
-        if let (Ok(piece), CHUNK_DEPTH) = (&mut parsed, p.depth) {
+        // A chunk is a mapping of groups; a skeleton's root is one too (`all` and any other
+        // top-level groups), its `children` only the sentinel.
+        if let Ok(piece) = &mut parsed {
             let mut out = Vec::new();
             lift(&mut piece.value, i, &mut out);
             let _ = p.lifted.set(out);

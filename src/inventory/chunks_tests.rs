@@ -40,14 +40,20 @@ fn same(texts: &[&str]) {
 const SIMPLE: &str = "---\n# x\nall:\n  vars: {x: 1}\n  children:\n    # clusters\n    pg-a:\n      hosts: {10.0.0.1: {pg_seq: 1}}\n\n    pg-b:\n      vars:\n        pg_cluster: pg-b\n  # trailing\nother: {hosts: {h: {}}}\n";
 
 #[test]
-fn a_plain_inventory_is_cut_at_its_children_keeping_lines() {
+fn a_plain_inventory_is_cut_at_its_children() {
     let s = split(SIMPLE).expect("splits");
     assert_eq!(s.chunks.len(), 2);
     assert!(s.chunks[0].starts_with("    pg-a:\n"));
     assert!(s.chunks[1].starts_with("    pg-b:\n"));
     assert!(s.chunks[1].ends_with("  # trailing\n"));
-    assert_eq!(s.skeleton.lines().count(), SIMPLE.lines().count());
     assert!(s.skeleton.ends_with("other: {hosts: {h: {}}}\n"));
+    // Children of another length leave the same skeleton (one part for both files).
+    let longer = SIMPLE.replace(
+        "    pg-b:\n",
+        "    pg-c:\n      hosts: {10.0.0.3: {}}\n    pg-b:\n",
+    );
+    assert_eq!(split(&longer).expect("splits").skeleton, s.skeleton);
+    same(&[SIMPLE, &longer]);
     let other = SIMPLE.replace("pg_seq: 1", "pg_seq: 2");
     same(&[SIMPLE, &other]);
     let pair = [("p.yml", SIMPLE), ("p.yml", other.as_str())];

@@ -1,10 +1,11 @@
 //! Variable values shared between revisions loaded together.
 //!
-//! In: a parsed chunk of an inventory (one entry of `all.children`, see `chunks`). Out: the
-//! chunk with every value that the Ansible layer turns into a variable replaced by a marker,
-//! and the values themselves in `Arc`s; [`Lifted`] turns markers back into those `Arc`s when
-//! `ansible::Tree` reads the document, so the revisions that share a chunk share its values
-//! (memory) and the diff can compare them by pointer. Pure: no IO.
+//! In: a parsed part of an inventory (one entry of `all.children`, or the skeleton around them,
+//! see `chunks`): a mapping of groups. Out: the part with every value that the Ansible layer
+//! turns into a variable replaced by a marker, and the values themselves in `Arc`s; [`Lifted`]
+//! turns markers back into those `Arc`s when `ansible::Tree` reads the document, so the
+//! revisions that share a part share its values (memory) and the diff can compare them by
+//! pointer. Pure: no IO.
 
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ impl Lifted {
 
 /// Moves the values that the Ansible layer turns into variables (the places where
 /// `ansible::Tree` builds a vars layer: a group's `vars`, its hosts' mappings, and the same in
-/// its `children`) out of a chunk's groups into `out`, leaving markers.
+/// its `children`) out of a part's groups into `out`, leaving markers.
 pub(super) fn lift(chunk: &mut Value, part: usize, out: &mut Vec<Arc<Value>>) {
     fn mark(v: &mut Value, part: usize, out: &mut Vec<Arc<Value>>) {
         let at = ((part as u64) << 32) | out.len() as u64;

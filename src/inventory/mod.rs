@@ -18,6 +18,7 @@ pub mod model;
 pub mod module;
 pub mod named;
 pub mod positions;
+pub mod reuse;
 pub mod secrets;
 pub mod validate;
 pub mod yaml;
@@ -70,6 +71,11 @@ pub struct HostVars {
 impl HostVars {
     pub fn new(layers: Vec<Arc<Vars>>) -> Self {
         HostVars { layers }
+    }
+
+    /// The layers, lowest precedence first.
+    pub fn layers(&self) -> &[Arc<Vars>] {
+        &self.layers
     }
 
     pub fn get(&self, key: &str) -> Option<&Var> {
@@ -184,7 +190,8 @@ pub fn load(files: &InventoryFiles, revision: &str) -> Result<Inventory, Vec<Dia
 }
 
 /// Loads two revisions (each as [`load`] would), parsing the parts their main files have in
-/// common once ([`chunks`]), on two threads.
+/// common once ([`chunks`]), on two threads; the work of PGSQL clusters whose inputs are the
+/// same in both is done once ([`reuse`]).
 pub fn load_pair(
     (a, rev_a): (&InventoryFiles, &str),
     (b, rev_b): (&InventoryFiles, &str),
@@ -199,9 +206,27 @@ pub fn load_pair(
         ms = t.elapsed().as_secs_f64() * 1e3,
         "parsed both main files"
     );
+    // Trees first (both threads), then what is the same in both, then models and validation.
+    let (tree_a, tree_b) = std::thread::scope(|s| {
+        let old = s.spawn(|| resolve_tree(a, main_a, shared.clone(), rev_a));
+        let new = resolve_tree(b, main_b, shared.clone(), rev_b);
+        (old.join().expect("loading thread panicked"), new)
+    });
+    let t = std::time::Instant::now();
+    let same = match (&tree_a, &tree_b) {
+        (Ok((ta, _)), Ok((tb, _))) => Some(Arc::new(reuse::Same::new(ta, tb))),
+        _ => None,
+    };
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        shared = same.as_ref().map_or(0, |s| s.len()),
+        "compared the PGSQL clusters of both revisions"
+    );
+    let reuse_a = reuse::Reuse::new(same.clone(), false);
+    let reuse_b = reuse::Reuse::new(same, true);
     std::thread::scope(|s| {
-        let old = s.spawn(|| load_parsed(a, main_a, shared.clone(), rev_a));
-        let new = load_parsed(b, main_b, shared.clone(), rev_b);
+        let old = s.spawn(|| tree_a.map(|t| finish(a, t, &reuse_a, rev_a)));
+        let new = tree_b.map(|t| finish(b, t, &reuse_b, rev_b));
         (old.join().expect("loading thread panicked"), new)
     })
 }
@@ -216,16 +241,30 @@ fn load_parsed(
     shared: Arc<chunks::Lifted>,
     revision: &str,
 ) -> Loaded {
+    let tree = resolve_tree(files, main, shared, revision)?;
+    Ok(finish(files, tree, &reuse::Reuse::none(), revision))
+}
+
+/// The stage log of loading a revision.
+fn lap(revision: &str, started: std::time::Instant, stage: &str) {
+    tracing::debug!(
+        revision,
+        stage,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        rss_mb = rss_mb(),
+        "inventory load"
+    )
+}
+
+/// The first half of a load: the other files parsed, the tree read and resolved (and when
+/// that started, for the stage log).
+fn resolve_tree(
+    files: &InventoryFiles,
+    main: Result<Value, yaml::ParseError>,
+    shared: Arc<chunks::Lifted>,
+    revision: &str,
+) -> Result<(ansible::Tree, std::time::Instant), Vec<Diagnostic>> {
     let t = std::time::Instant::now();
-    let lap = |stage: &str| {
-        tracing::debug!(
-            revision,
-            stage,
-            ms = t.elapsed().as_secs_f64() * 1e3,
-            rss_mb = rss_mb(),
-            "inventory load"
-        )
-    };
     let mut parse_errors = Vec::new();
     let mut located = |parsed: Result<Value, yaml::ParseError>| match parsed {
         Ok(v) => Some(v),
@@ -253,7 +292,7 @@ fn load_parsed(
     if !parse_errors.is_empty() {
         return Err(parse_errors);
     }
-    lap("parsed");
+    lap(revision, t, "parsed");
     let main = main.expect("parsed");
     let mut tree = ansible::Tree::from_shared_document(&files.main.path, main, shared);
     for (group, file, value) in groups {
@@ -265,20 +304,30 @@ fn load_parsed(
         tree.overlay_host_vars(host, layer);
     }
     tree.resolve();
-    lap("resolved");
-    let (model, mut diagnostics) = model::Model::build(&tree);
-    lap("modelled");
+    lap(revision, t, "resolved");
+    Ok((tree, t))
+}
+
+/// The second half of a load: the model, validation and the located diagnostics.
+fn finish(
+    files: &InventoryFiles,
+    (mut tree, t): (ansible::Tree, std::time::Instant),
+    reuse: &reuse::Reuse,
+    revision: &str,
+) -> Inventory {
+    let (model, mut diagnostics) = model::Model::build_with(&tree, reuse);
+    lap(revision, t, "modelled");
     diagnostics.append(&mut tree.diags);
-    diagnostics.extend(validate::validate(&tree, &model));
-    lap("validated");
+    diagnostics.extend(validate::validate_with(&tree, &model, reuse));
+    lap(revision, t, "validated");
     diag::locate(&mut diagnostics, &files.all(), revision);
-    lap("located");
-    Ok(Inventory {
+    lap(revision, t, "located");
+    Inventory {
         revision: revision.to_string(),
         tree,
         model,
         diagnostics,
-    })
+    }
 }
 
 fn overlay_layer(file: &SourceFile, value: Value, diags: &mut Vec<Diagnostic>) -> Vars {

@@ -16,6 +16,7 @@ use super::defaults::Privileges;
 use super::diag::Diagnostic;
 use super::module::group_module;
 use super::named::{named_list, Named};
+use super::reuse::{PgParts, Reuse};
 use super::yaml::scalar_text;
 use super::{HostVars, VarSource};
 
@@ -144,6 +145,11 @@ pub fn bool_var<V: VarSource + ?Sized>(vars: &V, name: &str) -> bool {
 
 impl Model {
     pub fn build(tree: &Tree) -> (Model, Vec<Diagnostic>) {
+        Model::build_with(tree, &Reuse::none())
+    }
+
+    /// [`Model::build`], sharing the work of PGSQL clusters with another revision ([`Reuse`]).
+    pub fn build_with(tree: &Tree, reuse: &Reuse) -> (Model, Vec<Diagnostic>) {
         let mut model = Model::default();
         let mut diags = Vec::new();
         for (host, h) in &tree.hosts {
@@ -190,25 +196,35 @@ impl Model {
             }
             model.infra = Some(infra);
         }
-        for cluster in model.pgsql.values_mut() {
-            let primary = cluster
-                .declared_primary()
-                .or_else(|| {
-                    cluster
-                        .members
-                        .values()
-                        .min_by_key(|m| (m.seq.unwrap_or(i64::MAX), m.host.clone()))
-                })
-                .map(|m| m.host.clone());
-            if let Some(p) = &primary {
-                let vars = &tree.hosts[p].vars;
-                cluster.users = named_list(vars, &["pg_users"], &mut diags);
-                cluster.databases = named_list(vars, &["pg_databases"], &mut diags);
-                cluster.services =
-                    named_list(vars, &["pg_default_services", "pg_services"], &mut diags);
-                cluster.default_privileges = super::defaults::privileges(vars);
+        // Users, databases, services and default privileges come from the primary's variables
+        // (shared with the other revision of a pair when the cluster reads the same).
+        let names: Vec<String> = model.pgsql.keys().cloned().collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let parts = reuse.models(&names, |name| {
+            let cluster = &model.pgsql[name];
+            let mut parts = PgParts {
+                users: vec![],
+                databases: vec![],
+                services: vec![],
+                default_privileges: Ok(Vec::new().into()),
+                diags: vec![],
+            };
+            if let Some(p) = primary_of(cluster) {
+                let (vars, diags) = (&tree.hosts[&p].vars, &mut parts.diags);
+                parts.users = named_list(vars, &["pg_users"], diags);
+                parts.databases = named_list(vars, &["pg_databases"], diags);
+                parts.services = named_list(vars, &["pg_default_services", "pg_services"], diags);
+                parts.default_privileges = super::defaults::privileges(vars);
             }
-            cluster.primary = primary;
+            parts
+        });
+        for (cluster, parts) in model.pgsql.values_mut().zip(parts) {
+            cluster.primary = primary_of(cluster);
+            cluster.users = parts.users;
+            cluster.databases = parts.databases;
+            cluster.services = parts.services;
+            cluster.default_privileges = parts.default_privileges;
+            diags.extend(parts.diags);
             cluster.groups = exact_groups(tree, cluster.members.keys());
         }
         for c in model.redis.values_mut() {
@@ -303,6 +319,19 @@ impl Model {
             },
         );
     }
+}
+
+/// The host whose variables define the cluster: the declared primary, else the lowest seq.
+fn primary_of(cluster: &PgCluster) -> Option<String> {
+    cluster
+        .declared_primary()
+        .or_else(|| {
+            cluster
+                .members
+                .values()
+                .min_by_key(|m| (m.seq.unwrap_or(i64::MAX), m.host.clone()))
+        })
+        .map(|m| m.host.clone())
 }
 
 /// Groups whose hosts are exactly `members`: what an Ansible `-l` limit can name. Candidates are

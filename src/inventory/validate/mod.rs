@@ -14,10 +14,11 @@ use std::net::Ipv4Addr;
 
 use super::ansible::Tree;
 use super::diag::{Diagnostic, Severity};
-use super::model::{pg_version_var, port_var, Model};
+use super::model::{pg_version_var, port_var, Model, PgCluster};
 use super::module::group_module;
 use super::named::named_list;
 use super::positions::Seg;
+use super::reuse::Reuse;
 use super::Origin;
 use crate::inventory::hba_rule::Target;
 
@@ -59,11 +60,16 @@ impl Out {
 }
 
 pub fn validate(tree: &Tree, model: &Model) -> Vec<Diagnostic> {
+    validate_with(tree, model, &Reuse::none())
+}
+
+/// [`validate`], sharing the checks of PGSQL clusters with another revision ([`Reuse`]).
+pub fn validate_with(tree: &Tree, model: &Model, reuse: &Reuse) -> Vec<Diagnostic> {
     let mut out = Out(Vec::new());
     check_globals(tree, &mut out);
     check_hosts_and_groups(tree, &mut out);
     host::check_layers(tree, &mut out);
-    check_pgsql(tree, model, &mut out);
+    check_pgsql(tree, model, reuse, &mut out);
     check_seqs(tree, model, &mut out);
     out.0
 }
@@ -169,10 +175,22 @@ fn check_hosts_and_groups(tree: &Tree, out: &mut Out) {
     }
 }
 
-fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
+/// Each PGSQL cluster's checks (shared with the other revision of a pair, see [`Reuse`]), in
+/// cluster name order.
+fn check_pgsql(tree: &Tree, model: &Model, reuse: &Reuse, out: &mut Out) {
+    let names: Vec<&str> = model.pgsql.keys().map(String::as_str).collect();
+    let checked = reuse.checks(&names, |name| {
+        let mut out = Out(Vec::new());
+        check_cluster(tree, name, &model.pgsql[name], &mut out);
+        out.0
+    });
+    out.0.extend(checked.into_iter().flatten());
+}
+
+fn check_cluster(tree: &Tree, name: &str, cluster: &PgCluster, out: &mut Out) {
     let re_ok =
         |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    for (name, cluster) in &model.pgsql {
+    {
         let any_host = cluster
             .members
             .keys()
@@ -227,7 +245,7 @@ fn check_pgsql(tree: &Tree, model: &Model, out: &mut Out) {
                 ),
             );
         }
-        let Some(p) = &cluster.primary else { continue };
+        let Some(p) = &cluster.primary else { return };
         let vars = &tree.hosts[p].vars;
         entries::check_users(&cluster.users, out);
         // `pg_default_roles` entries are rendered by the same SQL as users: the same fields.
