@@ -19,12 +19,13 @@ pub mod output;
 mod pgbouncer;
 mod pgsql;
 mod preview;
+mod services;
 mod step;
 mod vars;
 
 pub use step::{
     Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep, PgbFile,
-    PgbStep, SqlTarget, Step,
+    PgbStep, ServiceStep, SqlTarget, Step,
 };
 
 use std::collections::BTreeSet;

@@ -27,6 +27,9 @@ pub enum Step {
     /// Patroni's configuration re-rendered on each running member, reloaded where it changed
     /// (after the etcd endpoints changed); nothing restarted.
     PatroniRefresh { etcd: String },
+    /// The cluster's HAProxy services on each target host: its members, or the hosts of
+    /// `pg_service_provider` (Pigsty's `pg_service`).
+    Services(ServiceStep),
     /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
     ClusterRunning { name: String },
     /// Done by Pigsty's playbooks; the native executor does not do it (yet) and says so.
@@ -175,6 +178,13 @@ pub struct PgbStep {
     pub files: Vec<PgbFile>,
 }
 
+/// Where a cluster's services are rendered: `provider` is `pg_service_provider`'s group (the
+/// files then follow the declared primary's variables, as `service_remote.yml` does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStep {
+    pub provider: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamStep {
     pub names: Vec<String>,
@@ -229,7 +239,6 @@ pub enum Delegated {
     EtcdRefresh {
         changed: String,
     },
-    ServiceRefresh,
     /// Variables applied by one set of Pigsty tags; `tag` is the first of them.
     ConfigApply {
         tag: String,
@@ -277,6 +286,7 @@ impl Step {
             Step::Hba(_) => "hba/reload".into(),
             Step::Parameters(_) => "parameters/apply".into(),
             Step::Pgbouncer(_) => "pgbouncer/reload".into(),
+            Step::Services(_) => "service/refresh".into(),
             Step::PatroniRefresh { .. } => "patroni/refresh".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
             Step::Delegated(d) => match d {
@@ -290,7 +300,6 @@ impl Step {
                     format!("instance/{ip}:{port}/{}", verb.as_str())
                 }
                 Delegated::EtcdRefresh { .. } => "members/refresh".into(),
-                Delegated::ServiceRefresh => "service/refresh".into(),
                 Delegated::ConfigApply { tag, .. } => format!("config/{tag}/apply"),
             },
             Step::Manual(m) => match m {
@@ -324,6 +333,7 @@ impl Step {
             Step::Hba(_) => "hba-reload",
             Step::Parameters(_) => "parameters-apply",
             Step::Pgbouncer(_) => "pgbouncer-reload",
+            Step::Services(_) => "service-refresh",
             Step::PatroniRefresh { .. } => "patroni-refresh",
             Step::ClusterRunning { .. } => "cluster-create",
             Step::Delegated(d) => match d {
@@ -339,7 +349,6 @@ impl Step {
                     InstanceVerb::Update => "redis-instance-update",
                 },
                 Delegated::EtcdRefresh { .. } => "etcd-refresh",
-                Delegated::ServiceRefresh => "service-refresh",
                 Delegated::ConfigApply { .. } => "config-apply",
             },
             Step::Manual(m) => match m {
@@ -390,7 +399,17 @@ impl Step {
                 "native executor: creates the cluster under Patroni (etcd as DCS; primary first, then replicas cloned; waits until each streams), adopts members where Patroni answers, leaves a PostgreSQL not under Patroni alone; then converges the objects below".into(),
                 "Pigsty executor: adopts the cluster when its members already run PostgreSQL (the untagged pgsql.yml never runs on a running cluster)".into(),
             ],
-            Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],
+            Step::Services(s) => {
+                let on = match &s.provider {
+                    Some(g) => format!("on each host of `pg_service_provider` group {g} (services as the declared primary defines them)"),
+                    None => "on each member".to_string(),
+                };
+                vec![
+                    format!("{on}: check /usr/sbin/haproxy; write /etc/haproxy/haproxy.cfg when absent or written by pgitops (a foreign one is left alone)"),
+                    "write /etc/haproxy/conf.d/<cluster>-<service>.cfg for pg_default_services + pg_services, remove stale <cluster>-*.cfg; haproxy -c -f haproxy.cfg -f conf.d, the old files put back if it fails".into(),
+                    "start haproxy under the node's supervisor when it does not run (`haproxy_enabled`), else reload it (SIGUSR2: established connections stay) where a file changed; verify the frontends on the admin socket".into(),
+                ]
+            }
             Step::Delegated(d) => {
                 let what = match d {
                     Delegated::ClusterRemove { .. } => "removing a whole cluster".to_string(),

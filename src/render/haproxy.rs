@@ -138,6 +138,13 @@ impl std::fmt::Debug for Global {
     }
 }
 
+impl Global {
+    /// `text` with the admin password replaced by `<redacted>` (for HAProxy's own messages).
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.admin_password, "<redacted>")
+    }
+}
+
 /// `global maxconn` for a node whose hard `NOFILE` limit is `hard`: HAProxy needs about two
 /// descriptors per connection plus its listeners and checks, so half the limit less 1000,
 /// at most Pigsty's 65535, at least 100.

@@ -10,12 +10,13 @@
 //! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]); a
 //! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
 //! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
-//! Patroni's REST API ([`patroni_api`]). Steps delegated to Pigsty (node, removing an etcd
+//! Patroni's REST API ([`patroni_api`]); HAProxy services ([`haproxy`]). Steps delegated to Pigsty (node, removing an etcd
 //! cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;
 mod etcd_remove;
+pub mod haproxy;
 mod hba;
 mod objects;
 mod packages;
@@ -122,6 +123,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         Step::Hba(s) => run::<hba::Hba>(ctx, a, s).await,
         Step::Parameters(s) => run::<params::Params>(ctx, a, s).await,
         Step::Pgbouncer(s) => run::<pgbouncer::Pgbouncer>(ctx, a, s).await,
+        Step::Services(s) => run::<haproxy::Services>(ctx, a, s).await,
         Step::PatroniRefresh { etcd } => {
             run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
         }
@@ -171,7 +173,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,
-        Step::Object(_) | Step::Hba(_) | Step::Parameters(_) | Step::Pgbouncer(_)
+        Step::Object(_)
+            | Step::Hba(_)
+            | Step::Parameters(_)
+            | Step::Pgbouncer(_)
+            | Step::Services(_)
     )
 }
 

@@ -1,0 +1,56 @@
+//! The `service/refresh` action of a PGSQL cluster: its HAProxy services on the hosts that serve
+//! them (Pigsty's `pg_service`: the members, or with `pg_service_provider` the hosts of that
+//! group, as `service_local.yml` / `service_remote.yml` choose).
+//!
+//! In: the new inventory and the cluster. Out: the action (class `reload`), with its native
+//! [`ServiceStep`] and the Pigsty command `pgsql.yml -t pg_service`.
+
+use super::{Action, Builder, Class, Order, Phase, Playbook, ServiceStep, Step};
+use crate::inventory::model::{str_var, PgCluster};
+use crate::inventory::module::Module;
+use crate::inventory::Inventory;
+
+/// `pg_service_provider` of the cluster's declared primary when it names a group (Pigsty:
+/// `pg_service_provider != '' and pg_service_provider in groups`), with that group's hosts.
+pub(super) fn provider(inv: &Inventory, c: &PgCluster) -> Option<(String, Vec<String>)> {
+    let definer = c.primary.as_ref()?;
+    let vars = &inv.tree.hosts.get(definer)?.vars;
+    let g = str_var(vars, "pg_service_provider").filter(|g| !g.is_empty())?;
+    let group = inv.tree.groups.get(g)?;
+    let mut hosts = vec![];
+    let mut todo = vec![group];
+    while let Some(grp) = todo.pop() {
+        hosts.extend(grp.hosts.iter().cloned());
+        todo.extend(grp.children.iter().filter_map(|c| inv.tree.groups.get(c)));
+    }
+    hosts.sort();
+    hosts.dedup();
+    Some((g.to_string(), hosts))
+}
+
+/// The action refreshing `c`'s services; `members` are the cluster's hosts to serve them
+/// (ignored with a provider group).
+pub(super) fn action(
+    inv: &Inventory,
+    c: &PgCluster,
+    limit: &str,
+    members: Vec<String>,
+    class: Class,
+    order: Order,
+) -> Action {
+    let (step, hosts) = match provider(inv, c) {
+        Some((g, hosts)) => (ServiceStep { provider: Some(g) }, hosts),
+        None => (ServiceStep { provider: None }, members),
+    };
+    let a = Action::new(Module::Pgsql, &c.name, Step::Services(step), class, order);
+    a.hosts(hosts)
+        .pigsty(Playbook::new("pgsql", limit, &["-t", "pg_service"]))
+}
+
+/// A created cluster's services, after the cluster and its objects (Pigsty's `pgsql.yml`
+/// renders them while creating it).
+pub(super) fn created(b: &mut Builder, c: &PgCluster, limit: &str, hosts: Vec<String>) {
+    let order = Order::Create(Phase::Service);
+    let a = action(b.new, c, limit, hosts, Class::Reload, order);
+    b.push(a.reason("the cluster's services (pg_default_services + pg_services)"));
+}
