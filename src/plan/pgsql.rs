@@ -73,7 +73,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         hba(b, name, &limit, new, changes);
         super::pgbouncer::plan(b, name, new, changes, true);
         parameters(b, name, &limit, changes);
-        super::services::created(b, new, &limit, c.hosts.clone());
+        super::services::created(b, new, c.hosts.clone());
         return;
     }
     let (old, new) = (

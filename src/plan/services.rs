@@ -42,15 +42,27 @@ pub(super) fn action(
         Some((g, hosts)) => (ServiceStep { provider: Some(g) }, hosts),
         None => (ServiceStep { provider: None }, members),
     };
-    let a = Action::new(Module::Pgsql, &c.name, Step::Services(step), class, order);
-    a.hosts(hosts)
-        .pigsty(Playbook::new("pgsql", limit, &["-t", "pg_service"]))
+    bare(c, step, hosts, class, order).pigsty(Playbook::new("pgsql", limit, &["-t", "pg_service"]))
 }
 
-/// A created cluster's services, after the cluster and its objects (Pigsty's `pgsql.yml`
-/// renders them while creating it).
-pub(super) fn created(b: &mut Builder, c: &PgCluster, limit: &str, hosts: Vec<String>) {
+fn bare(
+    c: &PgCluster,
+    step: ServiceStep,
+    hosts: Vec<String>,
+    class: Class,
+    order: Order,
+) -> Action {
+    Action::new(Module::Pgsql, &c.name, Step::Services(step), class, order).hosts(hosts)
+}
+
+/// A created cluster's services, after the cluster and its objects. Pigsty's `pgsql.yml`
+/// renders them while creating the cluster: no narrower command.
+pub(super) fn created(b: &mut Builder, c: &PgCluster, hosts: Vec<String>) {
     let order = Order::Create(Phase::Service);
-    let a = action(b.new, c, limit, hosts, Class::Reload, order);
+    let (step, hosts) = match provider(b.new, c) {
+        Some((g, hosts)) => (ServiceStep { provider: Some(g) }, hosts),
+        None => (ServiceStep { provider: None }, hosts),
+    };
+    let a = bare(c, step, hosts, Class::Reload, order);
     b.push(a.reason("the cluster's services (pg_default_services + pg_services)"));
 }

@@ -12,7 +12,8 @@
 //! part of an error. Differences from Pigsty, on purpose: the admin socket and pid file live in
 //! `/run/haproxy` (Debian's paths: Pigsty's `/var/run/haproxy.sock` would be shared by loopback
 //! nodes), `global maxconn` comes from the node's hard file limit (Pigsty's 65535 needs ~131k
-//! descriptors), and `pgitops_bind_node_ip: true` binds the stats listener and every service
+//! descriptors), a fractional time of `pg_rto_plan` (`0.5s`, refused by HAProxy 2.6) is written
+//! in a smaller unit (`500ms`), and `pgitops_bind_node_ip: true` binds the stats listener and every service
 //! without its own `ip` to the node's address instead of `*`.
 
 use std::sync::OnceLock;
@@ -110,6 +111,31 @@ fn time(s: &str) -> bool {
     !num.is_empty()
         && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && ["", "us", "ms", "s", "m", "h", "d"].contains(&unit)
+}
+
+/// A time as HAProxy 2.6 reads it: a fraction (`0.5s`, Pigsty's `fast` plan) is refused there
+/// ("unexpected character '.'"), so it is written in a smaller unit (`500ms`), the same time.
+fn haproxy_time(t: &str) -> String {
+    if !t.contains('.') {
+        return t.to_string();
+    }
+    let num = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &t[num.len()..];
+    let Ok(v) = num.parse::<f64>() else {
+        return t.to_string();
+    };
+    let ms = match unit {
+        "" | "ms" => v,
+        "s" => v * 1e3,
+        "m" => v * 6e4,
+        "h" => v * 3.6e6,
+        "d" => v * 8.64e7,
+        _ => return format!("{}us", v.round() as u64),
+    };
+    match ms.fract() == 0.0 {
+        true => format!("{}ms", ms as u64),
+        false => format!("{}us", (ms * 1e3).round() as u64),
+    }
 }
 
 /// The node-wide settings of `haproxy.cfg`.
@@ -500,6 +526,11 @@ fn rto_options(vars: &HostVars, host: &str) -> Result<String, HaproxyError> {
             return Err(bad(&format!("rise and fall must be counts, not `{n}`")));
         }
     }
+    let (inter, fast, down) = (
+        haproxy_time(&inter),
+        haproxy_time(&fast),
+        haproxy_time(&down),
+    );
     Ok(format!("inter {inter} fastinter {fast} downinter {down} rise {rise} fall {fall} on-marked-down shutdown-sessions slowstart 30s maxconn 3000 maxqueue 128 weight 100"))
 }
 

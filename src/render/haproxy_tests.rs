@@ -72,7 +72,7 @@ fn selectors_dest_ports_rto_and_bind() {
         "{standby}"
     );
     assert!(
-        standby.contains("default-server inter 1s fastinter 0.5s downinter 1s rise 3 fall 3 "),
+        standby.contains("default-server inter 1s fastinter 500ms downinter 1s rise 3 fall 3 "),
         "{standby}"
     );
     assert!(
@@ -207,4 +207,12 @@ fn backtick_literals_that_are_not_json_are_strings_as_in_python_jmespath() {
         "[? pg_seq < `2` && x == `\"y\"`]"
     );
     assert_eq!(elide_quotes("[]"), "[]");
+}
+
+#[test]
+fn fractional_times_are_written_as_haproxy_2_6_reads_them() {
+    assert_eq!(haproxy_time("0.5s"), "500ms");
+    assert_eq!(haproxy_time("1.5s"), "1500ms");
+    assert_eq!(haproxy_time("2s"), "2s");
+    assert_eq!(haproxy_time("0.25ms"), "250us");
 }

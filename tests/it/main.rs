@@ -13,6 +13,7 @@ mod apply_patroni_crash;
 mod apply_patroni_rm;
 mod apply_pgbouncer;
 mod apply_records;
+mod apply_services;
 mod apply_txn;
 mod corpus;
 mod corpus_split;

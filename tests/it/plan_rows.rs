@@ -55,6 +55,8 @@ fn new_pg_cluster() {
             ),
             // pgbouncer's files on every member; Pigsty writes them inside its playbooks
             a("pg-new/pgbouncer/reload", "reload", "new", ""),
+            // its services: Pigsty renders them while creating it
+            a("pg-new/service/refresh", "reload", "new", ""),
         ]
     );
 }

@@ -53,7 +53,7 @@ for f in "$D/$c"-*.cfg; do [ -e "$f" ] && cp -p "$f" "$O/conf.d/"; done
 [ $main = ours ] && mv -f "$S/haproxy.cfg" "$E/haproxy.cfg"
 rm -f "$D/$c"-*.cfg
 for f in $names; do mv -f "$S/conf.d/$f" "$D/$f"; done
-if ! out=$(/usr/sbin/haproxy -c -q -f "$E/haproxy.cfg" -f "$D" 2>&1); then
+if ! out=$(/usr/sbin/haproxy -c -f "$E/haproxy.cfg" -f "$D" 2>&1); then
   rm -f "$D/$c"-*.cfg
   for f in "$O/conf.d"/*; do [ -e "$f" ] && mv -f "$f" "$D/"; done
   if [ $main = ours ]; then
