@@ -66,3 +66,31 @@ pub(super) fn created(b: &mut Builder, c: &PgCluster, hosts: Vec<String>) {
     let a = bare(c, step, hosts, Class::Reload, order);
     b.push(a.reason("the cluster's services (pg_default_services + pg_services)"));
 }
+
+/// Whether a NODE variable `key` of `cluster` feeds this component: `haproxy_*` settings
+/// (not `haproxy_services`, the node's own services) of a PGSQL cluster's hosts.
+pub(super) fn covers(b: &Builder, cluster: &str, key: &str) -> bool {
+    key.starts_with("haproxy_")
+        && key != "haproxy_services"
+        && b.new.model.pgsql.contains_key(cluster)
+}
+
+/// `haproxy_*` changes of a PGSQL cluster's hosts (NODE variables) refresh its services: the
+/// cluster's `service/refresh` action, emitted here unless the cluster's own changes did.
+pub(super) fn node_vars(b: &mut Builder, changes: &[(&str, Vec<String>)]) {
+    for (cluster, keys) in changes {
+        let why = format!("changed: {}", keys.join(", "));
+        let id = format!("{cluster}/service/refresh");
+        if let Some(a) = b.plan.actions.iter_mut().find(|a| a.id == id) {
+            let r = a.reason.take().unwrap_or_default();
+            a.reason = Some(format!("{r}; {why}"));
+            continue;
+        }
+        let c = &b.new.model.pgsql[*cluster];
+        let limit = super::pgsql::cluster_limit(c);
+        let hosts = c.members.keys().cloned().collect();
+        let order = Order::Create(Phase::Service);
+        let a = action(b.new, c, &limit, hosts, Class::Reload, order);
+        b.push(a.reason(why));
+    }
+}
