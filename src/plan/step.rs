@@ -408,6 +408,7 @@ impl Step {
                     format!("{on}: check /usr/sbin/haproxy; write /etc/haproxy/haproxy.cfg when absent or written by pgitops (a foreign one is left alone)"),
                     "write /etc/haproxy/conf.d/<cluster>-<service>.cfg for pg_default_services + pg_services, remove stale <cluster>-*.cfg; haproxy -c -f haproxy.cfg -f conf.d, the old files put back if it fails".into(),
                     "start haproxy under the node's supervisor when it does not run (`haproxy_enabled`), else reload it (SIGUSR2: established connections stay) where a file changed; verify the frontends on the admin socket".into(),
+                    "nothing where `haproxy_enabled` is false, nor when Patroni answers on no member (the health checks ask its REST API)".into(),
                 ]
             }
             Step::Delegated(d) => {

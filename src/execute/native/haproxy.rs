@@ -9,11 +9,14 @@
 //! stale `<cluster>-*.cfg`, validates with `haproxy -c` and puts the old files back when that
 //! fails. HAProxy is then installed and started under the node's supervisor when it does not
 //! run, else reloaded (SIGUSR2 to the master: new workers take the listeners, established
-//! connections stay with the old ones) only where a file changed. Verified on the admin socket
+//! connections stay with the old ones) only where a file changed. Nothing is touched on a host
+//! without a supervisor, nor in a cluster where Patroni answers on no member (its REST API is
+//! what the health checks ask: a PostgreSQL outside Patroni gets no services). Verified on the admin socket
 //! (`/run/haproxy/admin.sock`): every service's frontend is there, every removed one gone.
 
 use std::time::{Duration, Instant};
 
+use super::patroni_node::{self, Now};
 use super::root_sh::sh;
 use super::supervise::{self, State, Supervisor};
 use super::{on_host, Component, Ctx, Outcome};
@@ -85,13 +88,19 @@ pub(crate) struct Services;
 
 impl Component for Services {
     type Step = ServiceStep;
-    type Observed = ();
+    /// Whether Patroni answers on some member: the services' health checks are its REST API.
+    type Observed = bool;
 
-    async fn observe(_: &Ctx<'_>, _: &Action, _: &ServiceStep) -> Result<(), ExecError> {
-        Ok(())
+    async fn observe(ctx: &Ctx<'_>, a: &Action, _: &ServiceStep) -> Result<bool, ExecError> {
+        let now = patroni_node::observe_all(ctx, ctx.cluster(a)?).await?;
+        Ok(now.iter().any(|(_, n)| matches!(n, Now::Patroni { .. })))
     }
 
-    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ServiceStep, _: ()) -> Outcome {
+    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ServiceStep, patroni: bool) -> Outcome {
+        if !patroni {
+            let why = "Patroni answers on no member: the services' health checks are its REST API; HAProxy left alone";
+            return Ok((why.into(), vec![]));
+        }
         let hosts = futures::future::join_all(a.hosts.iter().map(|host| {
             on_host(
                 ctx,
@@ -168,6 +177,7 @@ async fn one(
     let hard: u64 = probe.parse().unwrap_or(1 << 20);
     let g = global_for(ctx.new, host, hard).map_err(|e| refused(&e))?;
     let files = service_files(ctx.new, c, &definer, host).map_err(|e| refused(&e))?;
+    let sup = supervise::detect(ctx, &target).await?;
     let main = haproxy_cfg(&g);
     let mut args = vec![c.name.clone(), main.len().to_string()];
     let mut stdin = main.into_bytes();
@@ -210,7 +220,6 @@ async fn one(
     if foreign {
         msg += "; /etc/haproxy/haproxy.cfg not written by pgitops: left alone";
     }
-    let sup = supervise::detect(ctx, &target).await?;
     match supervise::status(ctx, &target, &sup, "haproxy").await? {
         State::Running { .. } if !changed => return Ok(msg + "; HAProxy runs, not reloaded"),
         State::Running { .. } => {
