@@ -169,15 +169,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 /// cluster's creation nor a member's addition: natively they run under Patroni with
 /// pgitops-native etcd (plain http) only, while Pigsty's leg adopts a running cluster or
 /// bootstraps a new one with its own etcd (TLS). Not ETCD either: pgitops' etcd speaks plain http,
-/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`.
+/// and a Pigsty-built cluster (TLS) stays with Pigsty's playbooks in `auto`. Not HAProxy
+/// services either: on Pigsty's nodes HAProxy runs under Pigsty's unit with Pigsty's
+/// `haproxy.cfg` (its admin socket elsewhere), so `auto` keeps `pgsql.yml -t pg_service`.
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,
-        Step::Object(_)
-            | Step::Hba(_)
-            | Step::Parameters(_)
-            | Step::Pgbouncer(_)
-            | Step::Services(_)
+        Step::Object(_) | Step::Hba(_) | Step::Parameters(_) | Step::Pgbouncer(_)
     )
 }
 
