@@ -9,6 +9,7 @@
 
 pub mod etcd;
 pub mod haproxy;
+mod haproxy_select;
 mod haproxy_service;
 pub mod hba;
 pub mod patroni;
