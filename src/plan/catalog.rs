@@ -103,7 +103,8 @@ pub fn node_var(key: &str) -> VarRule {
         ("node_exporter_", "node_exporter"),
         ("vector_", "vector"),
     ];
-    if key == "haproxy_services" {
+    // A PGSQL cluster's hosts: the cluster's service/refresh action instead (plan::services).
+    if key.starts_with("haproxy_") {
         return VarRule::Tag {
             class: Class::Reload,
             tags: "haproxy_config,haproxy_reload",

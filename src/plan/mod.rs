@@ -20,12 +20,13 @@ mod pgbouncer;
 mod pgbouncer_life;
 mod pgsql;
 mod preview;
+mod services;
 mod step;
 mod vars;
 
 pub use step::{
     Definition, Delegated, HbaFile, HbaStep, InstanceVerb, Manual, ObjectStep, ParamStep, PgbFile,
-    PgbOp, PgbStep, SqlTarget, Step,
+    PgbOp, PgbStep, ServiceStep, SqlTarget, Step,
 };
 
 use std::collections::BTreeSet;
@@ -342,6 +343,20 @@ pub fn build(
             _ => modules::plan(&mut b, module, cluster, &changes),
         }
     }
+    let haproxy: Vec<(&str, Vec<String>)> = diff
+        .by_cluster()
+        .into_iter()
+        .filter(|((m, _), _)| *m == Module::Node)
+        .map(|((_, cluster), changes)| {
+            let keys = changes
+                .iter()
+                .filter(|c| c.entity == crate::diff::Entity::Var);
+            let keys = keys.filter(|c| services::covers(&b, cluster, &c.name));
+            (cluster, keys.map(|c| c.name.clone()).collect::<Vec<_>>())
+        })
+        .filter(|(_, keys)| !keys.is_empty())
+        .collect();
+    services::node_vars(&mut b, &haproxy);
     pgsql::patroni_refresh(&mut b);
     // Stable: emission order is kept inside (removal, module, phase); clusters stay alphabetical.
     b.plan.actions.sort_by(ordering);

@@ -80,6 +80,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
             Some("first contact with this cluster"),
         );
         parameters(b, name, &limit, changes);
+        super::services::created(b, new, c.hosts.clone());
         return;
     }
     let (old, new) = (
@@ -178,13 +179,9 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
         }
     }
     if !refresh_services.is_empty() || !removed_members.is_empty() {
-        // New members get their services when they are bootstrapped; refresh the others.
-        let hosts: Vec<String> = new
-            .members
-            .keys()
-            .filter(|h| !added_members.contains(h))
-            .cloned()
-            .collect();
+        // Every member, new ones too (natively a member's addition starts no HAProxy); Pigsty's
+        // command leaves the new ones to their own `pgsql.yml`.
+        let hosts: Vec<String> = new.members.keys().cloned().collect();
         let target = limit_except(&limit, &added_members);
         let (class, order) = match removed_members.is_empty() {
             true => (Class::Reload, Order::Create(Phase::Service)),
@@ -198,14 +195,7 @@ pub fn plan(b: &mut Builder, name: &str, changes: &[&Change]) {
                     .map(|m| format!("member {m} removed")),
             )
             .collect();
-        let a = act(
-            name,
-            Step::Delegated(Delegated::ServiceRefresh),
-            class,
-            order,
-        )
-        .hosts(hosts);
-        let a = a.pigsty(Playbook::new("pgsql", &target, &["-t", "pg_service"]));
+        let a = super::services::action(b.new, new, &target, hosts, class, order);
         b.push(a.reason(format!("because of: {}", why.join(", "))));
     }
     parameters(b, name, &limit, changes);

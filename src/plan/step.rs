@@ -30,6 +30,9 @@ pub enum Step {
     /// Patroni's configuration re-rendered on each running member, reloaded where it changed
     /// (after the etcd endpoints changed); nothing restarted.
     PatroniRefresh { etcd: String },
+    /// The cluster's HAProxy services on each target host: its members, or the hosts of
+    /// `pg_service_provider` (Pigsty's `pg_service`).
+    Services(ServiceStep),
     /// A PGSQL cluster appears in the inventory: natively checked to run, never bootstrapped.
     ClusterRunning { name: String },
     /// `pg_role: primary` moved from `from` to `to` (both members before and after): a Patroni
@@ -181,6 +184,13 @@ pub struct PgbStep {
     pub files: Vec<PgbFile>,
 }
 
+/// Where a cluster's services are rendered: `provider` is `pg_service_provider`'s group (the
+/// files then follow the declared primary's variables, as `service_remote.yml` does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStep {
+    pub provider: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamStep {
     pub names: Vec<String>,
@@ -235,7 +245,6 @@ pub enum Delegated {
     EtcdRefresh {
         changed: String,
     },
-    ServiceRefresh,
     /// Variables applied by one set of Pigsty tags; `tag` is the first of them.
     ConfigApply {
         tag: String,
@@ -284,6 +293,7 @@ impl Step {
             Step::Parameters(_) => "parameters/apply".into(),
             Step::Pgbouncer(_) => "pgbouncer/reload".into(),
             Step::PgbService(op) => format!("pgbouncer/{}", op.verb()),
+            Step::Services(_) => "service/refresh".into(),
             Step::PatroniRefresh { .. } => "patroni/refresh".into(),
             Step::ClusterRunning { name } => format!("cluster/{name}/create"),
             Step::Switchover { to, .. } => format!("primary/{to}/switchover"),
@@ -298,7 +308,6 @@ impl Step {
                     format!("instance/{ip}:{port}/{}", verb.as_str())
                 }
                 Delegated::EtcdRefresh { .. } => "members/refresh".into(),
-                Delegated::ServiceRefresh => "service/refresh".into(),
                 Delegated::ConfigApply { tag, .. } => format!("config/{tag}/apply"),
             },
             Step::Manual(m) => match m {
@@ -333,6 +342,7 @@ impl Step {
             Step::Parameters(_) => "parameters-apply",
             Step::Pgbouncer(_) => "pgbouncer-reload",
             Step::PgbService(op) => op.kind(),
+            Step::Services(_) => "service-refresh",
             Step::PatroniRefresh { .. } => "patroni-refresh",
             Step::ClusterRunning { .. } => "cluster-create",
             Step::Switchover { .. } => "switchover",
@@ -349,7 +359,6 @@ impl Step {
                     InstanceVerb::Update => "redis-instance-update",
                 },
                 Delegated::EtcdRefresh { .. } => "etcd-refresh",
-                Delegated::ServiceRefresh => "service-refresh",
                 Delegated::ConfigApply { .. } => "config-apply",
             },
             Step::Manual(m) => match m {
@@ -406,7 +415,18 @@ impl Step {
                 format!("native executor: check that {to} runs and streams under Patroni, POST /switchover to the leader's REST API (leader and candidate by Patroni name, credentials on stdin), wait until {to} leads with PostgreSQL serving"),
                 "then, where pgitops runs HAProxy for the cluster, mark the new leader UP and the old one DOWN in the services checked on /primary (HAProxy's runtime API) instead of waiting for `rise` checks; wait until the old leader streams from the new one".into(),
             ],
-            Step::Delegated(Delegated::ServiceRefresh) => vec!["render /etc/haproxy/conf.d/<cluster>-*.cfg, haproxy -c, reload haproxy (native executor: services come with the HAProxy issue)".into()],
+            Step::Services(s) => {
+                let on = match &s.provider {
+                    Some(g) => format!("on each host of `pg_service_provider` group {g} (services as the declared primary defines them)"),
+                    None => "on each member".to_string(),
+                };
+                vec![
+                    format!("{on}: check /usr/sbin/haproxy; write /etc/haproxy/haproxy.cfg when absent or written by pgitops (a foreign one is left alone)"),
+                    "write /etc/haproxy/conf.d/<cluster>-<service>.cfg for pg_default_services + pg_services, remove stale <cluster>-*.cfg; haproxy -c -f haproxy.cfg -f conf.d, the old files put back if it fails".into(),
+                    "start haproxy under the node's supervisor when it does not run (`haproxy_enabled`), else reload it (SIGUSR2: established connections stay) where a file changed; verify the frontends on the admin socket".into(),
+                    "nothing where `haproxy_enabled` is false, nor when Patroni answers on no member (the health checks ask its REST API)".into(),
+                ]
+            }
             Step::Delegated(d) => {
                 let what = match d {
                     Delegated::ClusterRemove { .. } => "removing a whole cluster".to_string(),

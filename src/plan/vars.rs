@@ -20,6 +20,9 @@ pub(super) fn plan(
 ) {
     let mut by_tags: BTreeMap<&'static str, (Class, Vec<&str>, BTreeSet<String>)> = BTreeMap::new();
     for c in changes.iter().filter(|c| c.entity == Entity::Var) {
+        if module == Module::Node && super::services::covers(b, cluster, &c.name) {
+            continue; // the cluster's service/refresh action (plan::services)
+        }
         match module_var(module, &c.name) {
             VarRule::Covered => {}
             VarRule::Tag { class, tags } => {

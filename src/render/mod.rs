@@ -1,13 +1,16 @@
 //! Renderers of node artefacts from the inventory: `pg_hba.conf`/`pgb_hba.conf` ([`hba`]), SQL
 //! scripts ([`sql`], the one audited place that quotes SQL identifiers and literals), pgbouncer's
 //! user and database files ([`pgbouncer`]), Patroni's configuration ([`patroni`]), command
-//! lines ([`shell`], the one place that quotes shell words), supervised services ([`service`]:
+//! lines ([`shell`], the one place that quotes shell words), HAProxy's configuration and PGSQL services ([`haproxy`]), supervised services ([`service`]:
 //! runit scripts and systemd units) and etcd's config ([`etcd`]).
 //!
 //! In: a loaded [`Inventory`] and a cluster member. Out: file text or SQL. Pure; shared by
 //! validation, the plan's previews and the executors, so that what is previewed is what runs.
 
 pub mod etcd;
+pub mod haproxy;
+mod haproxy_select;
+mod haproxy_service;
 pub mod hba;
 pub mod patroni;
 pub mod pgbouncer;

@@ -57,6 +57,8 @@ fn new_pg_cluster() {
             // its files on every member; Pigsty writes them inside its playbooks
             a("pg-new/pgbouncer/launch", "online", "new", ""),
             a("pg-new/pgbouncer/reload", "reload", "new", ""),
+            // its services: Pigsty renders them while creating it
+            a("pg-new/service/refresh", "reload", "new", ""),
         ]
     );
 }
@@ -483,6 +485,19 @@ fn services_and_weights_refresh_services() {
             "./pgsql.yml -l pg-test -t pg_service"
         )]
     );
+    // HAProxy's own settings on a PGSQL cluster's hosts (NODE variables): the same action
+    let p = plan_edit(|v| vars(v, "pg-test")["haproxy_client_timeout"] = "1h".into());
+    assert_eq!(
+        actions(&p),
+        vec![a(
+            "pg-test/service/refresh",
+            "reload",
+            "new",
+            "./pgsql.yml -l pg-test -t pg_service"
+        )]
+    );
+    let why = action(&p, "pg-test/service/refresh")["reason"].to_string();
+    assert!(why.contains("haproxy_client_timeout"), "{why}");
     let p = plan_edit(|v| hosts(v, "pg-test")["127.0.10.12"]["pg_weight"] = 50.into());
     assert_eq!(
         actions(&p),

@@ -10,13 +10,14 @@
 //! revision only: [`patroni_rm_cluster`]) run under the node's supervisor ([`supervise`]); a
 //! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
 //! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
-//! Patroni's REST API ([`patroni_api`]); the service's leader watch reads who leads
-//! ([`patroni_leader`]). Steps delegated to Pigsty (node, removing an etcd
+//! Patroni's REST API ([`patroni_api`]); HAProxy services ([`haproxy`]); the service's leader
+//! watch reads who leads ([`patroni_leader`]). Steps delegated to Pigsty (node, removing an etcd
 //! cluster, redis, ...) are reported as not native.
 
 mod etcd;
 mod etcd_ctl;
 mod etcd_remove;
+pub mod haproxy;
 mod hba;
 mod objects;
 mod packages;
@@ -130,6 +131,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             let r = finish(a, run::<pgbouncer_life::PgbLife>(ctx, a, op).await);
             return pgbouncer_life::status(a, *op, r);
         }
+        Step::Services(s) => run::<haproxy::Services>(ctx, a, s).await,
         Step::PatroniRefresh { etcd } => {
             run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
         }
@@ -180,7 +182,9 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
 /// configuration changes (re-rendered, reloaded) and the launch that comes with a cluster or a
 /// member (natively only where pgitops bootstrapped the cluster; Pigsty's pgsql.yml launched it
 /// elsewhere, and the launch is adopted); a restart, enabling or disabling it goes to Pigsty's
-/// command in `auto` (natively they act only on clusters pgitops bootstrapped).
+/// command in `auto` (natively they act only on clusters pgitops bootstrapped). Not HAProxy
+/// services either: on Pigsty's nodes HAProxy runs under Pigsty's unit with Pigsty's
+/// `haproxy.cfg` (its admin socket elsewhere), so `auto` keeps `pgsql.yml -t pg_service`.
 pub fn handles(step: &Step) -> bool {
     matches!(
         step,

@@ -67,6 +67,11 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
         }
     }
     let Some(book) = &a.pigsty else {
+        if matches!(a.step, Step::Services(_)) {
+            // A created cluster's services: its own pgsql.yml run rendered them.
+            let why = "rendered by Pigsty's pgsql.yml with the cluster (pg_service); nothing run";
+            return result(a, Status::Adopted, why, vec![]);
+        }
         return result(
             a,
             Status::Manual,

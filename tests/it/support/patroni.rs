@@ -11,13 +11,16 @@ use super::nodes::Cluster;
 use super::{pgitops, Repo, Run};
 
 /// The variables of `pg-test` on HA nodes (PostgreSQL 15 from Debian, listening on the node's
-/// address, small shared buffers, no pgBackRest and no pgbouncer).
+/// address, small shared buffers, no pgBackRest, no pgbouncer and no HAProxy: Pigsty's services
+/// bind `*`, which several loopback nodes cannot share; tests of services turn HAProxy on with
+/// `pgitops_bind_node_ip`).
 pub const PG_TEST_VARS: &str = r#"        pg_cluster: pg-test
         pg_version: 15
         pg_bin_dir: /usr/lib/postgresql/15/bin
         pg_listen: '${ip}'
         pgbackrest_enabled: false
         pgbouncer_enabled: false
+        haproxy_enabled: false
         pg_shared_buffer_ratio: 0.005
 "#;
 
