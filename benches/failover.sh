@@ -18,6 +18,9 @@
 #   fast:  pg_rto: fast (Pigsty's plan: ttl 20, loop_wait 5, retry_timeout 5), target < 30 s;
 #   tight: a custom pg_rto_plan entry (ttl 10, loop_wait 2, retry_timeout 3), target <= 12 s;
 #   crit:  pg_conf: crit.yml (synchronous_mode_strict) with the tight entry, target 0 lost.
+# PGITOPS_BENCH_VIA=service: pgbouncer and HAProxy run on every member (built by pgitops) and the
+# writer goes through HAProxy's primary service (port 5433 of every node, in turn, -> pgbouncer
+# -> PostgreSQL) instead of straight to PostgreSQL with target_session_attrs=read-write.
 # Addresses: PGITOPS_BENCH_HA_FROM (default 127.0.53.11) and the two after it.
 # Run as root: bash benches/failover.sh
 set -euo pipefail
@@ -31,6 +34,8 @@ faults=${PGITOPS_BENCH_FAULTS:-crash hang}
 export PGITOPS_SANDBOX=${PGITOPS_BENCH_SANDBOX:-/dev/shm/pgitops-bench-failover}
 export PGITOPS_SANDBOX_CLUSTERS="" PGITOPS_SANDBOX_HA=3 PGITOPS_SANDBOX_HA_FROM=${PGITOPS_BENCH_HA_FROM:-127.0.53.11}
 work=$(mktemp -d /tmp/pgitops-bench-failover.XXXXXX)
+via=${PGITOPS_BENCH_VIA:-direct}
+[ "$via" = direct ] || export HA_SERVICES=true
 writer=""
 stopped=""
 cleanup() {
@@ -124,7 +129,9 @@ one() { # plan fault n
   read -r name host <<<"$(cluster leader "${ips[@]}")"
   for ip in "${ips[@]}"; do [ "$ip" = "$host" ] || others+=("$ip"); done
   log=$work/writes-$plan-$fault-$n.log
-  echo "host=$all port=5432 dbname=test user=dbuser_test password=DBUser.Test target_session_attrs=read-write connect_timeout=2 application_name=bench-writer" |
+  local dsn="host=$all port=5432 target_session_attrs=read-write"
+  [ "$via" = direct ] || dsn="host=$all port=5433"
+  echo "$dsn dbname=test user=dbuser_test password=DBUser.Test connect_timeout=2 application_name=bench-writer" |
     /usr/bin/python3 "$root/benches/writer.py" "$run_id" "$log" &
   writer=$!
   for _ in $(seq 100); do [ "$(oks "$log")" -ge 10 ] && break; sleep 0.1; done
@@ -169,7 +176,7 @@ one() { # plan fault n
     "$plan" "$fault" "$n" "${l:-timeout}" "${w:-timeout}" "$lost_new" "$lost_final" "$failed" "$host" "$lead" "${final:-?}" "$restored"
 }
 
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores at the start"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores at the start; writes $([ "$via" = direct ] && echo "straight to PostgreSQL (read-write host of three)" || echo "through HAProxy's primary service (:5433 -> pgbouncer -> PostgreSQL)")"
 for plan in $plans; do
   create "$plan"
   sed -n 's/^\[applied\] \(pg-test\/cluster[^ ]*\) (\([0-9]*\) ms)$/'"$plan"': \1 in \2 ms/p' "$work/create-$plan.out"

@@ -30,7 +30,10 @@ login() { # ip: the business user logs in to its database over TCP
 
 # pigsty.yml for a native HA cluster (sandbox HA nodes, scripts/sandbox.sh): a 3-member etcd on
 # $1 (comma-separated addresses), `pg-test` on $2 (the first its primary) with a business user
-# and database, plus $3 (extra lines of pg-test's vars, indented by 8, optional).
+# and database, plus $3 (extra lines of pg-test's vars, indented by 8, optional). With
+# HA_SERVICES=true, pgbouncer and HAProxy's services run on every member (bound to the node's
+# address) and the user is in pgbouncer's userlist; the default (false) runs neither.
+# HA_PRIMARY=N declares the Nth member of $2 the primary (default 1).
 ha_inventory() {
   local etcd pg i=0 ip
   IFS=, read -ra etcd <<<"$1"
@@ -47,7 +50,7 @@ ha_inventory() {
   i=0
   for ip in "${pg[@]}"; do
     i=$((i + 1))
-    echo "        $ip: { pg_seq: $i, pg_role: $([ $i = 1 ] && echo primary || echo replica) }"
+    echo "        $ip: { pg_seq: $i, pg_role: $([ $i = "${HA_PRIMARY:-1}" ] && echo primary || echo replica) }"
   done
   cat <<YML
       vars:
@@ -56,10 +59,12 @@ ha_inventory() {
         pg_bin_dir: /usr/lib/postgresql/15/bin
         pg_listen: '\${ip}'
         pgbackrest_enabled: false
-        pgbouncer_enabled: false
+        pgbouncer_enabled: ${HA_SERVICES:-false}
         pg_shared_buffer_ratio: 0.005
+        pgitops_bind_node_ip: true
+        haproxy_enabled: ${HA_SERVICES:-false}
         pg_users:
-          - { name: dbuser_test, password: DBUser.Test, pgbouncer: false }
+          - { name: dbuser_test, password: DBUser.Test, pgbouncer: ${HA_SERVICES:-false} }
         pg_databases:
           - { name: test, owner: dbuser_test }
         pg_hba_rules:

@@ -8,6 +8,9 @@ host in turn, as a real libpq application does.
 Usage: writer.py RUN OUT   (the connection string on stdin; SIGTERM stops it)
 Table bench_writes(run, seq) is created if missing. One line per attempt, flushed, to OUT:
   ok SEQ START_MS END_MS SERVER     the commit returned: the writer saw row (RUN, SEQ) committed
+                                   on SERVER (the first of its listen_addresses: the node's
+                                   address under pg_listen '${ip}', also through HAProxy and
+                                   pgbouncer, which reach PostgreSQL over its unix socket)
   err SEQ START_MS END_MS REASON    the attempt failed (connection lost, refused, timed out)
 A hung server (SIGSTOP) answers nothing, not even with an error: a watchdog shuts the socket
 down after 2 s so that the call returns and the writer connects again (libpq alone would wait
@@ -64,7 +67,7 @@ while not stop.is_set():
 
         def write():
             with conn.cursor() as c:
-                c.execute("INSERT INTO bench_writes VALUES (%s, %s) RETURNING host(inet_server_addr())", (run, seq))
+                c.execute("INSERT INTO bench_writes VALUES (%s, %s) RETURNING split_part(current_setting('listen_addresses'), ',', 1)", (run, seq))
                 server = c.fetchone()[0]
             conn.commit()
             return server

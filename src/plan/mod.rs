@@ -20,7 +20,7 @@ mod pgbouncer;
 mod pgbouncer_life;
 mod pgsql;
 mod preview;
-mod services;
+pub mod services;
 mod step;
 mod vars;
 

@@ -12,7 +12,7 @@ use crate::inventory::Inventory;
 
 /// `pg_service_provider` of the cluster's declared primary when it names a group (Pigsty:
 /// `pg_service_provider != '' and pg_service_provider in groups`), with that group's hosts.
-pub(super) fn provider(inv: &Inventory, c: &PgCluster) -> Option<(String, Vec<String>)> {
+pub fn provider(inv: &Inventory, c: &PgCluster) -> Option<(String, Vec<String>)> {
     let definer = c.primary.as_ref()?;
     let vars = &inv.tree.hosts.get(definer)?.vars;
     let g = str_var(vars, "pg_service_provider").filter(|g| !g.is_empty())?;
@@ -26,6 +26,14 @@ pub(super) fn provider(inv: &Inventory, c: &PgCluster) -> Option<(String, Vec<St
     hosts.sort();
     hosts.dedup();
     Some((g.to_string(), hosts))
+}
+
+/// The hosts that serve `c`'s services: `pg_service_provider`'s group, else the members.
+pub fn service_hosts(inv: &Inventory, c: &PgCluster) -> Vec<String> {
+    match provider(inv, c) {
+        Some((_, hosts)) => hosts,
+        None => c.members.keys().cloned().collect(),
+    }
 }
 
 /// The action refreshing `c`'s services; `members` are the cluster's hosts to serve them

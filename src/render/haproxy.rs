@@ -282,6 +282,7 @@ global
     node        {node}
     pidfile     /run/haproxy/haproxy.pid
     stats socket /run/haproxy/admin.sock mode 600 level admin
+    server-state-file /run/haproxy/server-state     # saved by pgitops before each reload
     maxconn     {maxconn}                       # Pigsty: 65535; here from the node's hard NOFILE limit
 
 defaults
@@ -292,6 +293,7 @@ defaults
     timeout client     {client}
     timeout server     {server}
     timeout check      3s
+    load-server-state-from-file global  # a reload keeps each server's health
 
 userlist stats-auth
     group admin users {user}
@@ -346,6 +348,58 @@ pub fn service_files(
     let rto = rto_options(dv, definer)?;
     let default_dest = var(dv, "pg_default_service_dest").and_then(scalar_text);
     let mut out = vec![];
+    for s in services(dv, c, definer)? {
+        let text = s.render(
+            &c.name,
+            on,
+            bind_node,
+            &rto,
+            default_dest.as_deref(),
+            &members,
+            inv,
+        )?;
+        out.push(ServiceFile {
+            name: format!("{}-{}.cfg", c.name, s.name),
+            text,
+        });
+    }
+    // `pg_default_services + pg_services`: a later entry of the same name overwrites the file.
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<ServiceFile> = out
+        .into_iter()
+        .rev()
+        .filter(|f| seen.insert(f.name.clone()))
+        .collect();
+    kept.reverse();
+    Ok(kept)
+}
+
+/// The backends (`<cluster>-<service>`) of `c`'s services, defined by `definer`'s variables,
+/// whose health check asks for the leader (`/primary`, `/leader`, `/master`, `/read-write`):
+/// where a switchover tells HAProxy at once which server leads.
+pub fn leader_backends(
+    inv: &Inventory,
+    c: &PgCluster,
+    definer: &str,
+) -> Result<Vec<String>, HaproxyError> {
+    let dv = host_vars(inv, definer)?;
+    let mut names: Vec<String> = services(dv, c, definer)?
+        .into_iter()
+        .filter(|s| ["/primary", "/leader", "/master", "/read-write"].contains(&s.check()))
+        .map(|s| format!("{}-{}", c.name, s.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// `pg_default_services + pg_services` of `definer`, each entry read and checked.
+fn services(
+    dv: &HostVars,
+    c: &PgCluster,
+    definer: &str,
+) -> Result<Vec<super::haproxy_service::Service>, HaproxyError> {
+    let mut out = vec![];
     for key in ["pg_default_services", "pg_services"] {
         let list = match var(dv, key) {
             Some(Value::Sequence(s)) => s.clone(),
@@ -363,31 +417,10 @@ pub fn service_files(
             }
         };
         for svc in &list {
-            let s = super::haproxy_service::Service::read(svc, &c.name)?;
-            let text = s.render(
-                &c.name,
-                on,
-                bind_node,
-                &rto,
-                default_dest.as_deref(),
-                &members,
-                inv,
-            )?;
-            out.push(ServiceFile {
-                name: format!("{}-{}.cfg", c.name, s.name),
-                text,
-            });
+            out.push(super::haproxy_service::Service::read(svc, &c.name)?);
         }
     }
-    // `pg_default_services + pg_services`: a later entry of the same name overwrites the file.
-    let mut seen = std::collections::HashSet::new();
-    let mut kept: Vec<ServiceFile> = out
-        .into_iter()
-        .rev()
-        .filter(|f| seen.insert(f.name.clone()))
-        .collect();
-    kept.reverse();
-    Ok(kept)
+    Ok(out)
 }
 
 /// Pigsty's `haproxy_rto_options` from `pg_rto_plan[pg_rto]` (`norm` when `pg_rto` names none).

@@ -29,6 +29,11 @@ pub(super) struct Service {
 }
 
 impl Service {
+    /// The health check's URI.
+    pub fn check(&self) -> &str {
+        &self.check
+    }
+
     pub fn read(v: &Value, cluster: &str) -> Result<Service, HaproxyError> {
         let name = v.get("name").and_then(scalar_text).unwrap_or_default();
         let bad = |field: &str, why: String| HaproxyError::Service {

@@ -18,8 +18,8 @@ use pgitops::execute::runner::{Runner, SshOptions};
 use pgitops::execute::{ExecConfig, HostLocks};
 use pgitops::inventory::{self, InventoryFiles};
 
-use crate::support::nodes::{ha, Cluster, PGBIN};
-use crate::support::patroni::{self, apply, line, ok};
+use crate::support::nodes::{ha, Cluster};
+use crate::support::patroni::{self, apply, line, ok, through as q, wait_until as wait, WHO};
 use crate::support::Repo;
 
 const IPS: [&str; 2] = ["127.0.72.11", "127.0.72.12"];
@@ -34,37 +34,6 @@ fn inventory(extra: &str) -> String {
     );
     assert!(text.contains("pgitops_bind_node_ip"), "{text}");
     text + extra
-}
-
-/// `sql` as the business user through `ip:port`: its trimmed output, or psql's error.
-fn q(ip: &str, port: u16, sql: &str) -> Result<String, String> {
-    let out = Command::new(format!("{PGBIN}/psql"))
-        .args(["-X", "-At", "-w", "-c", sql])
-        .env_clear()
-        .stdin(Stdio::null())
-        .envs([
-            ("PGHOST", ip),
-            ("PGPORT", &port.to_string()),
-            ("PGUSER", "dbuser_test"),
-        ])
-        .envs([("PGDATABASE", "test"), ("PGPASSWORD", "DBUser.Test")])
-        .envs([("PGPASSFILE", "/dev/null"), ("PGCONNECT_TIMEOUT", "3")])
-        .output()
-        .expect("psql");
-    match out.status.success() {
-        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
-        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-    }
-}
-
-const WHO: &str = "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()";
-
-fn wait(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A loop of short queries (a new connection each) through `ip:port` until stopped.

@@ -15,6 +15,7 @@ mod apply_patroni_switch;
 mod apply_pgbouncer;
 mod apply_pgbouncer_life;
 mod apply_records;
+mod apply_service_path;
 mod apply_services;
 mod apply_txn;
 mod corpus;

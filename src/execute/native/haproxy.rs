@@ -26,6 +26,8 @@ use crate::render::haproxy::{enabled, global_for, haproxy_cfg, service_files, wo
 use crate::render::service::{Restart, ServiceSpec};
 
 pub const ADMIN_SOCK: &str = "/run/haproxy/admin.sock";
+/// Where the servers' state is saved before a reload (`server-state-file` of haproxy.cfg).
+pub const SERVER_STATE: &str = "/run/haproxy/server-state";
 
 /// Prints the hard file limit, or `absent` without the binary.
 const PROBE: &str = r#"[ -x /usr/sbin/haproxy ] || { echo absent; exit 0; }
@@ -269,15 +271,31 @@ async fn one(
     }
 }
 
+/// `$1` the runtime API client, `$2` the admin socket, `$3` the state file, then the reload
+/// command: the servers' state (health, forced UP/DOWN) saved where `load-server-state-from-file`
+/// reads it, so the new workers start where the old ones were instead of every server UP until
+/// its first check (HAProxy 2.6); without a saved state (the API does not answer) none is loaded.
+const RELOAD: &str = r#"py=$1; sock=$2; state=$3; shift 3
+if printf 'show servers state\n' | /usr/bin/python3 -c "$py" "$sock" > "$state.new" 2>/dev/null; then
+  mv -f "$state.new" "$state"
+else
+  rm -f "$state.new" "$state"
+fi
+"$@""#;
+
 async fn reload(ctx: &Ctx<'_>, target: &Target, sup: &Supervisor) -> Result<(), ExecError> {
-    let (script, arg) = match sup {
-        Supervisor::Runit { dir } => ("sv 2 \"$1\" >/dev/null", format!("{dir}/haproxy")),
-        Supervisor::Systemd => (
-            "systemctl kill -s USR2 --kill-who=main \"$1\"",
-            "haproxy.service".to_string(),
-        ),
+    let unit = match sup {
+        Supervisor::Runit { dir } => format!("{dir}/haproxy"),
+        Supervisor::Systemd => "haproxy.service".to_string(),
     };
-    sh(ctx, target, "reloading HAProxy", script, &[&arg], None).await?;
+    let mut args = vec![RUNTIME_PY, ADMIN_SOCK, SERVER_STATE];
+    match sup {
+        Supervisor::Runit { .. } => args.extend(["sv", "2", &unit]),
+        Supervisor::Systemd => {
+            args.extend(["systemctl", "kill", "-s", "USR2", "--kill-who=main", &unit])
+        }
+    }
+    sh(ctx, target, "reloading HAProxy", RELOAD, &args, None).await?;
     Ok(())
 }
 

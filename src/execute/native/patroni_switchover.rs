@@ -9,18 +9,21 @@
 //! API with `{"leader", "candidate"}` (credentials and body on curl's stdin); Patroni answers
 //! once the candidate holds the leader lock. Then: the candidate awaited leading with PostgreSQL
 //! serving; where pgitops runs HAProxy for the cluster, the new leader marked UP and the old one
-//! DOWN at once in the services checked on `/primary` ([`super::haproxy_runtime`]) rather than
+//! DOWN at once in the services checked on `/primary` ([`super::haproxy::set_server_health`]) rather than
 //! after `rise` checks; and the old leader awaited streaming from the new one. A failover that
 //! happened by itself is never reverted here: only a commit moving `pg_role` plans this step.
 
 use std::time::Instant;
 
+use super::haproxy::set_server_health;
 use super::patroni_api as api;
 use super::patroni_node::{self as node, cluster_view, ClusterView};
 use super::{Component, Ctx, Outcome};
 use crate::execute::{ExecError, HostResult};
 use crate::inventory::model::PgCluster;
+use crate::plan::services::service_hosts;
 use crate::plan::Action;
+use crate::render::haproxy::{enabled as haproxy_enabled, leader_backends};
 
 /// Patroni waits for the candidate up to its own timeouts; curl waits this long.
 const SWITCHOVER_SECS: u64 = 90;
@@ -150,13 +153,15 @@ impl Component for Switchover {
         }
         node::wait_leader(ctx, to).await?;
         let switched = started.elapsed().as_millis() as u64;
+        let c = ctx.cluster(a)?;
+        let routed = route(ctx, c, &now.candidate, &leader).await;
         node::wait_streaming(ctx, to, std::slice::from_ref(&leader)).await?;
         let hosts = vec![
             HostResult {
                 host: to.to_string(),
                 ok: true,
                 detail: format!(
-                    "{} leads, PostgreSQL serving, {switched} ms after the request",
+                    "{} leads, PostgreSQL serving, {switched} ms after the request; {routed}",
                     now.candidate
                 ),
                 ms: switched,
@@ -171,4 +176,53 @@ impl Component for Switchover {
         let message = format!("switched over {}: {leader} → {}", a.cluster, now.candidate);
         Ok((message, hosts))
     }
+}
+
+/// Tells each HAProxy serving `c` (where `haproxy_enabled`) that `new` leads: in every backend
+/// checked on the leader, `new` forced UP and `old` DOWN through the runtime API, side by side.
+/// HAProxy's own checks still run afterwards. Never fails the switchover: a HAProxy that cannot
+/// be told (not pgitops', not running) finds the leader by its checks, and the text says so.
+async fn route(ctx: &Ctx<'_>, c: &PgCluster, new: &str, old: &str) -> String {
+    let definer = c.primary.as_deref().unwrap_or_default();
+    let backends = match leader_backends(ctx.new, c, definer) {
+        Ok(b) if !b.is_empty() => b,
+        Ok(_) => return "no service checked on the leader".into(),
+        Err(e) => return format!("HAProxy not told: {e}"),
+    };
+    let hosts: Vec<String> = service_hosts(ctx.new, c)
+        .into_iter()
+        .filter(|h| haproxy_enabled(ctx.new, h))
+        .collect();
+    if hosts.is_empty() {
+        return "no HAProxy serves the cluster".into();
+    }
+    let tell = hosts.iter().map(|h| {
+        let backends = &backends;
+        async move {
+            for b in backends {
+                set_server_health(ctx, h, b, new, true).await?;
+                set_server_health(ctx, h, b, old, false).await?;
+            }
+            Ok::<(), ExecError>(())
+        }
+    });
+    let results = futures::future::join_all(tell).await;
+    let failed: Vec<String> = hosts
+        .iter()
+        .zip(results)
+        .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e}")))
+        .collect();
+    let told = hosts.len() - failed.len();
+    let mut text = format!(
+        "HAProxy on {told} of {} hosts told at once ({}: {new} UP, {old} DOWN)",
+        hosts.len(),
+        backends.join(", ")
+    );
+    if !failed.is_empty() {
+        text += &format!(
+            "; not told, their checks find the leader: {}",
+            failed.join("; ")
+        );
+    }
+    text
 }

@@ -5,9 +5,10 @@
 #![allow(dead_code)] // not every test uses every helper
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::nodes::Cluster;
+use super::nodes::{Cluster, PGBIN};
 use super::{pgitops, Repo, Run};
 
 /// The variables of `pg-test` on HA nodes (PostgreSQL 15 from Debian, listening on the node's
@@ -212,4 +213,38 @@ pub fn leader(ip: &str) -> String {
         .collect();
     assert_eq!(leaders.len(), 1, "{leaders:?}");
     leaders[0].clone()
+}
+
+/// `sql` as the business user (`dbuser_test` / `DBUser.Test` on `test`) through `ip:port`: its trimmed output, or psql's error.
+pub fn through(ip: &str, port: u16, sql: &str) -> Result<String, String> {
+    let out = Command::new(format!("{PGBIN}/psql"))
+        .args(["-X", "-At", "-w", "-c", sql])
+        .env_clear()
+        .stdin(Stdio::null())
+        .envs([
+            ("PGHOST", ip),
+            ("PGPORT", &port.to_string()),
+            ("PGUSER", "dbuser_test"),
+        ])
+        .envs([("PGDATABASE", "test"), ("PGPASSWORD", "DBUser.Test")])
+        .envs([("PGPASSFILE", "/dev/null"), ("PGCONNECT_TIMEOUT", "3")])
+        .output()
+        .expect("psql");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// Which server answers: its first listen address (the node's under `pg_listen: '${ip}'`, also
+/// through pgbouncer, which reaches PostgreSQL over its socket) and whether it is in recovery.
+pub const WHO: &str =
+    "SELECT split_part(current_setting('listen_addresses'), ',', 1) || ' ' || pg_is_in_recovery()";
+
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
