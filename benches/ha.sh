@@ -70,5 +70,10 @@ ha_inventory() {
         pg_hba_rules:
           - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test from loopback' }
 YML
+  [ "${HA_SERVICES:-false}" != true ] || cat <<YML
+          - { user: dbuser_test, db: test, addr: local, auth: pwd, title: 'pgbouncer to postgres' }
+        pgb_hba_rules:
+          - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'clients from loopback' }
+YML
   [ -z "${3:-}" ] || printf '%s\n' "$3"
 }

@@ -34,6 +34,20 @@ members() { # ip: Patroni's view of its cluster, one member a line
   curl -s -m 3 "http://$1:8008/cluster" | python3 -c 'import json,sys
 for m in json.load(sys.stdin)["members"]: print("  %-8s %-8s %-10s %s" % (m["name"], m["role"], m["state"], m.get("lag", "")))'
 }
+svc() { # ip port: which server answers through that HAProxy service, as dbuser_ha
+  PGPASSWORD=DBUser.HA psql -X -At "host=$1 port=$2 dbname=ha user=dbuser_ha connect_timeout=2" -c "select split_part(current_setting('listen_addresses'), ',', 1) || case when pg_is_in_recovery() then ' (replica)' else ' (primary)' end" 2>/dev/null || echo "no answer"
+}
+primary() { # ip: pg-ha's declared primary becomes ip, every other member a replica
+  python3 - "$demo/work/pigsty.yml" "$1" <<'PY'
+import re, sys
+p, ip = sys.argv[1:]; s = open(p).read()
+for m in ("127.0.10.21", "127.0.10.22", "127.0.10.23"):
+    role = "primary" if m == ip else "replica"
+    s, n = re.subn(m.replace(".", r"\.") + r": \{ pg_seq: (\d), pg_role: \w+ \}", lambda x: f"{m}: {{ pg_seq: {x.group(1)}, pg_role: {role} }}", s)
+    assert n == 1, m
+open(p, "w").write(s)
+PY
+}
 leader() { # ip: the leader's address in Patroni's view, asked of ip
   curl -s -m 3 "http://$1:8008/cluster" 2>/dev/null | python3 -c 'import json,sys
 print(next((m["host"] for m in json.load(sys.stdin)["members"] if m["role"] == "leader"), ""))' 2>/dev/null || true
@@ -50,6 +64,7 @@ git -C "$demo/work" push -q origin HEAD:main
 
 step "pgitops serve, watching the remote"
 bash "$root/scripts/sandbox.sh" config "$demo/remote.git" "$demo/state" 127.0.0.1:9187 > "$demo/pgitops.toml"
+printf '[schedule]\nleaders = "*/2 * * * * *"   # ask Patroni who leads, every 2 s\n' >> "$demo/pgitops.toml"
 "$bin" validate --config "$demo/pgitops.toml"
 PGITOPS_LOG=info "$bin" serve --config "$demo/pgitops.toml" 2>"$demo/serve.log" &
 serve=$!
@@ -93,11 +108,11 @@ pg_ha = """    #----------------------------------------------#
         pg_listen: '${ip}'              # three nodes on one machine: each on its own address
         pg_shared_buffer_ratio: 0.005   # sandbox: small shared buffers
         pgbackrest_enabled: false
-        pgbouncer_enabled: false
+        pgitops_bind_node_ip: true      # HAProxy's services bind each node's own address
         pg_rto: tight                   # a custom failover plan: ttl 10 s, loop 2 s, retry 3 s
         pg_rto_plan: { tight: [ 10, 2, 3, 10, 2, '1s', '0.5s', '1s', 3, 3 ] }
         pg_users:
-          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: false, roles: [ dbrole_readwrite ] }
+          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: true, roles: [ dbrole_readwrite ] }
         pg_databases:
           - { name: ha, owner: dbuser_ha }
         pg_hba_rules:
@@ -117,6 +132,10 @@ result=$(wait_note "$head" 120)
 echo "$head: $result, $(( ($(date +%s%N) - start) / 1000000 )) ms from push to note"
 members 127.0.10.21
 PGPASSWORD=DBUser.HA psql -X -At -h 127.0.10.21 -U dbuser_ha -d ha -c "select 'logged in to pg-ha as ' || current_user"
+step "A client uses pg-ha's services on any node: 5433 (primary, through pgbouncer), 5434 (replica)"
+sleep 3   # HAProxy holds every server UP until its first checks
+echo "127.0.10.23:5433 -> $(svc 127.0.10.23 5433)"
+echo "127.0.10.23:5434 -> $(svc 127.0.10.23 5434)"
 
 step "The leader's node crashes: kill -9 of its Patroni and PostgreSQL"
 old=$(leader 127.0.10.22)
@@ -135,6 +154,8 @@ for _ in $(seq 600); do
 done
 echo "the leader was $old; Patroni elected $now $(( ($(date +%s%N) - crashed) / 1000000 )) ms after the crash"
 members "$now"
+for _ in $(seq 300); do [ "$(svc "$now" 5433)" = "$now (primary)" ] && break; sleep 0.1; done
+echo "$now:5433 -> $(svc "$now" 5433), $(( ($(date +%s%N) - crashed) / 1000000 )) ms after the crash: the primary service follows the new leader"
 
 step "A commit after the failover: a user for pg-ha goes to the new leader"
 python3 - "$demo/work/pigsty.yml" <<'PY'
@@ -155,6 +176,33 @@ step "The old leader's node comes back and rejoins as a replica"
 sv up "$svc" >/dev/null
 for _ in $(seq 300); do [ "$(members "$now" 2>/dev/null | grep -cE 'replica +(running|streaming)')" = 2 ] && break; sleep 0.1; done
 members "$now"
+
+step "pgitops status: the service's leader watch saw the failover (it never switches back by itself)"
+sleep 3
+"$bin" --repo "$demo/work" --state-dir "$demo/state" status
+
+step "A commit records the failover: pg_role: primary on $now (it already leads: nothing is switched)"
+primary "$now"
+commit "pg-ha: record the failover, $now is the primary"
+git -C "$demo/work" push -q origin HEAD:main
+head=$(git -C "$demo/work" rev-parse HEAD)
+echo "$head: $(wait_note "$head" 60)"
+git -C "$demo/work" notes --ref=pgitops show "$head" | grep -o '"message": *"[^"]*already leads[^"]*"' | head -1 || true
+sleep 3
+"$bin" --repo "$demo/work" --state-dir "$demo/state" status | grep -A1 '^pg-ha'
+
+step "A commit moves pg_role: primary back to $old: a switchover, and the service port follows"
+echo "before: 127.0.10.23:5433 -> $(svc 127.0.10.23 5433)"
+primary "$old"
+commit "pg-ha: $old is the primary again"
+"$bin" --repo "$demo/work" plan | grep -E '^  \[' || true
+start=$(date +%s%N)
+git -C "$demo/work" push -q origin HEAD:main
+head=$(git -C "$demo/work" rev-parse HEAD)
+echo "$head: $(wait_note "$head" 60), $(( ($(date +%s%N) - start) / 1000000 )) ms from push to note"
+git -C "$demo/work" notes --ref=pgitops show "$head" | grep -o '"detail": *"[^"]*told as [^"]*"' | head -1 || true
+echo "after:  127.0.10.23:5433 -> $(svc 127.0.10.23 5433)"
+members "$old"
 
 step "The audit trail on the remote: git log --notes=pgitops"
 git -C "$demo/work" log -1 --notes=pgitops --format='%h %s%n%N' | head -24

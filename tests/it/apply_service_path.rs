@@ -72,7 +72,7 @@ fn clients_reach_the_primary_and_a_replica_through_the_services_before_and_after
     }
     through(IPS[1], 5433, "CREATE TABLE through_the_service(i int)").unwrap();
 
-    // 1. pg_role moves: a switchover, and HAProxy told at once
+    // 1. pg_role moves: a switchover, and HAProxy told as the new leader begins to lead
     repo.commit_inventory(&inventory(1), "pg-test: .22 becomes the primary");
     let run = apply(&nodes, &repo, ctl.path());
     ok(&nodes, &run);
@@ -83,7 +83,8 @@ fn clients_reach_the_primary_and_a_replica_through_the_services_before_and_after
         run.stdout
     );
     assert!(
-        run.stdout.contains("HAProxy on 2 of 2 hosts told at once"),
+        run.stdout
+            .contains("HAProxy on 2 of 2 hosts told as pg-test-2 began to lead"),
         "{}",
         run.stdout
     );

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::patroni_node::{self, Now};
-use super::root_sh::sh;
+use super::root_sh::{sh, sh_within};
 use super::supervise::{self, State, Supervisor};
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, Target};
@@ -324,23 +324,89 @@ pub async fn set_server_health(
     server: &str,
     up: bool,
 ) -> Result<(), ExecError> {
-    if !word(backend) || !word(server) || backend.contains('/') || server.contains('/') {
-        return Err(ExecError::Refused(format!(
-            "{host}: `{backend}/{server}` is not a HAProxy server name"
-        )));
-    }
-    let state = if up { "up" } else { "down" };
-    let answer = runtime(
+    set_servers_health(ctx, host, &[(backend, server, up)]).await
+}
+
+/// [`set_server_health`] for several `(backend, server, up)` in one runtime API session, in
+/// order (one SSH command).
+pub async fn set_servers_health(
+    ctx: &Ctx<'_>,
+    host: &str,
+    servers: &[(&str, &str, bool)],
+) -> Result<(), ExecError> {
+    let commands = health_commands(host, servers)?;
+    let answer = runtime(ctx, host, &commands).await?;
+    said(host, &commands, &answer)
+}
+
+/// `$1` a Patroni REST address, `$2` tries (50 ms apart), `$3` the runtime API client, `$4` the
+/// admin socket; the commands on stdin. Waits until that member answers `/primary` with 200 (it
+/// leads with PostgreSQL serving: what HAProxy's own check asks), then sends the commands.
+/// Prints `timeout` when it never did (nothing sent).
+const WHEN_LEADING: &str = r#"i=0
+while [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://$1/primary" 2>/dev/null)" != 200 ]; do
+  i=$((i+1)); [ $i -ge "$2" ] && { echo timeout; exit 0; }
+  sleep 0.05
+done
+exec /usr/bin/python3 -c "$3" "$4""#;
+
+/// [`set_servers_health`] on `host` as soon as the Patroni member at `rest` (`ip:port`) leads,
+/// watched from `host` itself every 50 ms for up to `secs`: started beside a switchover request,
+/// HAProxy learns of the new leader within 50 ms of its promotion instead of after the request
+/// returns (Patroni polls the switchover's result once a second) and another round trip.
+/// `Ok(false)`: the member did not lead within `secs`, nothing was sent.
+pub async fn set_servers_health_when_leading(
+    ctx: &Ctx<'_>,
+    host: &str,
+    rest: &str,
+    secs: u64,
+    servers: &[(&str, &str, bool)],
+) -> Result<bool, ExecError> {
+    let commands = health_commands(host, servers)?;
+    let tries = (secs * 20).to_string();
+    let args = [rest, tries.as_str(), RUNTIME_PY, ADMIN_SOCK];
+    let limit = Duration::from_secs(secs + 15);
+    let what = "telling HAProxy who leads";
+    let target = ctx.target(host);
+    let answer = sh_within(
         ctx,
-        host,
-        &format!("set server {backend}/{server} health {state}\n"),
+        &target,
+        what,
+        WHEN_LEADING,
+        &args,
+        Some(commands.as_bytes()),
+        limit,
     )
     .await?;
+    if answer.trim() == "timeout" {
+        return Ok(false);
+    }
+    said(host, &commands, &answer).map(|()| true)
+}
+
+/// The runtime API line for `servers`, each name checked.
+fn health_commands(host: &str, servers: &[(&str, &str, bool)]) -> Result<String, ExecError> {
+    let mut commands = vec![];
+    for (backend, server, up) in servers {
+        let ok = |n: &str| word(n) && !n.contains(['/', ';']);
+        if !ok(backend) || !ok(server) {
+            return Err(ExecError::Refused(format!(
+                "{host}: `{backend}/{server}` is not a HAProxy server name"
+            )));
+        }
+        let state = if *up { "up" } else { "down" };
+        commands.push(format!("set server {backend}/{server} health {state}"));
+    }
+    Ok(format!("{}\n", commands.join("; ")))
+}
+
+/// HAProxy answers nothing to a `set server` that worked.
+fn said(host: &str, commands: &str, answer: &str) -> Result<(), ExecError> {
     match answer.trim() {
         "" => Ok(()),
         said => Err(ExecError::Failed {
             host: host.into(),
-            what: format!("set server {backend}/{server} health {state}"),
+            what: commands.trim().to_string(),
             stderr: said.to_string(),
         }),
     }

@@ -166,6 +166,7 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             let old = Ctx { new: ctx.old, ..*ctx };
             run::<patroni_rm_cluster::PatroniRmCluster>(&old, a, name).await
         }
+        Step::Delegated(Delegated::ConfigApply { tag, .. }) if tag == "pg_vip" => return result(a, Status::NotNative, "not performed by the native executor: an L2 VIP (vip-manager binding `pg_vip_address` on `pg_vip_interface` to the leader) is not built natively; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Delegated(_) => return result(a, Status::NotNative, "not performed by the native executor; run the Pigsty command shown in the plan, or use executor = \"pigsty\" or \"auto\"", vec![]),
         Step::Manual(_) => return result(a, Status::Manual, a.reason.clone().unwrap_or_default(), vec![]),
     };

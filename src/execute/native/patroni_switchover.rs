@@ -9,13 +9,13 @@
 //! API with `{"leader", "candidate"}` (credentials and body on curl's stdin); Patroni answers
 //! once the candidate holds the leader lock. Then: the candidate awaited leading with PostgreSQL
 //! serving; where pgitops runs HAProxy for the cluster, the new leader marked UP and the old one
-//! DOWN at once in the services checked on `/primary` ([`super::haproxy::set_server_health`]) rather than
+//! DOWN at once in the services checked on `/primary` (each HAProxy host watches the candidate's `/primary` beside the request and tells its HAProxy within 50 ms of the promotion: [`super::haproxy::set_servers_health_when_leading`]) rather than
 //! after `rise` checks; and the old leader awaited streaming from the new one. A failover that
 //! happened by itself is never reverted here: only a commit moving `pg_role` plans this step.
 
 use std::time::Instant;
 
-use super::haproxy::set_server_health;
+use super::haproxy::set_servers_health_when_leading;
 use super::patroni_api as api;
 use super::patroni_node::{self as node, cluster_view, ClusterView};
 use super::{Component, Ctx, Outcome};
@@ -132,18 +132,31 @@ impl Component for Switchover {
             )));
         }
         let body = serde_json::json!({ "leader": leader, "candidate": now.candidate }).to_string();
-        let (code, answer) = api::request(
+        let c = ctx.cluster(a)?;
+        let rest = node::rest(ctx, to);
+        // The HAProxy watchers start beside the request: each tells its HAProxy the moment the
+        // candidate leads. A request that fails drops them (their SSH commands are killed).
+        let post = api::request(
             ctx,
             &leader_host,
             "POST",
             "/switchover",
             Some(&body),
             SWITCHOVER_SECS,
-        )
-        .await?;
+        );
+        let tell = route(ctx, c, &rest, &now.candidate, &leader);
+        tokio::pin!(post, tell);
+        let mut routed = None;
+        let posted = loop {
+            tokio::select! {
+                r = &mut post => break r,
+                t = &mut tell, if routed.is_none() => routed = Some(t),
+            }
+        };
+        let (code, answer) = posted?;
         if code != 200 {
             return Err(ExecError::Failed {
-                host: leader_host,
+                host: leader_host.clone(),
                 what: "POST /switchover on Patroni's REST API".into(),
                 stderr: format!(
                     "HTTP {code}: {}",
@@ -153,8 +166,10 @@ impl Component for Switchover {
         }
         node::wait_leader(ctx, to).await?;
         let switched = started.elapsed().as_millis() as u64;
-        let c = ctx.cluster(a)?;
-        let routed = route(ctx, c, &now.candidate, &leader).await;
+        let routed = match routed {
+            Some(r) => r,
+            None => tell.await,
+        };
         node::wait_streaming(ctx, to, std::slice::from_ref(&leader)).await?;
         let hosts = vec![
             HostResult {
@@ -178,11 +193,12 @@ impl Component for Switchover {
     }
 }
 
-/// Tells each HAProxy serving `c` (where `haproxy_enabled`) that `new` leads: in every backend
-/// checked on the leader, `new` forced UP and `old` DOWN through the runtime API, side by side.
-/// HAProxy's own checks still run afterwards. Never fails the switchover: a HAProxy that cannot
-/// be told (not pgitops', not running) finds the leader by its checks, and the text says so.
-async fn route(ctx: &Ctx<'_>, c: &PgCluster, new: &str, old: &str) -> String {
+/// Tells each HAProxy serving `c` (where `haproxy_enabled`) that `new` leads as soon as it does
+/// (its REST API at `rest` answers `/primary`): in every backend checked on the leader, `new`
+/// forced UP and `old` DOWN through the runtime API, each host watching by itself, side by
+/// side. HAProxy's own checks still run afterwards. Never fails the switchover: a HAProxy that
+/// cannot be told (not pgitops', not running) finds the leader by its checks; the text says so.
+async fn route(ctx: &Ctx<'_>, c: &PgCluster, rest: &str, new: &str, old: &str) -> String {
     let definer = c.primary.as_deref().unwrap_or_default();
     let backends = match leader_backends(ctx.new, c, definer) {
         Ok(b) if !b.is_empty() => b,
@@ -199,22 +215,28 @@ async fn route(ctx: &Ctx<'_>, c: &PgCluster, new: &str, old: &str) -> String {
     let tell = hosts.iter().map(|h| {
         let backends = &backends;
         async move {
+            let mut servers: Vec<(&str, &str, bool)> = vec![];
             for b in backends {
-                set_server_health(ctx, h, b, new, true).await?;
-                set_server_health(ctx, h, b, old, false).await?;
+                servers.extend([(b.as_str(), new, true), (b.as_str(), old, false)]);
             }
-            Ok::<(), ExecError>(())
+            set_servers_health_when_leading(ctx, h, rest, SWITCHOVER_SECS, &servers).await
         }
     });
     let results = futures::future::join_all(tell).await;
     let failed: Vec<String> = hosts
         .iter()
         .zip(results)
-        .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e}")))
+        .filter_map(|(h, r)| match r {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "{h}: {new} did not lead within {SWITCHOVER_SECS} s"
+            )),
+            Err(e) => Some(format!("{h}: {e}")),
+        })
         .collect();
     let told = hosts.len() - failed.len();
     let mut text = format!(
-        "HAProxy on {told} of {} hosts told at once ({}: {new} UP, {old} DOWN)",
+        "HAProxy on {told} of {} hosts told as {new} began to lead ({}: {new} UP, {old} DOWN)",
         hosts.len(),
         backends.join(", ")
     );
