@@ -2,7 +2,7 @@
 # HAProxy reload under a steady read load, on HA sandbox nodes (scripts/sandbox.sh,
 # PGITOPS_SANDBOX_HA=2): pgitops creates etcd, a 2-member `pg-test` and its services from one
 # commit (`pgitops_bind_node_ip: true`: each node's HAProxy binds its own address;
-# `pg_default_service_dest: postgres`: no pgbouncer here). Then, PGITOPS_BENCH_RUNS times
+# `pg_default_service_dest: postgres`: the services go straight to PostgreSQL). Then, PGITOPS_BENCH_RUNS times
 # (default 5), a reader runs short queries (a new connection and `SELECT 1` each, psql) through
 # the replica service of the second node (`<node>:5434`) while a commit adds, or the next
 # removes, a service in `pg_services` and `pgitops apply` rewrites conf.d and reloads HAProxy on
@@ -28,9 +28,8 @@ trap cleanup EXIT
 source "$root/benches/ha.sh"
 ips=($(ha_ips))
 all=$(IFS=,; echo "${ips[*]}")
-VARS="        haproxy_enabled: true
-        pgitops_bind_node_ip: true
-        pg_default_service_dest: postgres"
+export HA_SERVICES=true   # HAProxy (bound to each node's address) and pgbouncer on every member
+VARS="        pg_default_service_dest: postgres"
 EXTRA="        pg_services:
           - { name: extra, port: 5440, dest: postgres, check: /primary, selector: \"[]\" }"
 

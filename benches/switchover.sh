@@ -9,6 +9,10 @@
 #              switchover through Patroni's REST API; HAProxy told at once which server leads);
 #   plain:     `POST /switchover` to Patroni's REST API by hand, as `patronictl switchover` does
 #              (HAProxy finds the new leader by its own checks: rise 3).
+# Between switchovers the benchmark waits 16 s: pgbouncer refuses a pool for
+# `server_login_retry` (15 s by default; Pigsty does not set it) after a failed server login, and
+# a demoted primary's pgbouncer has one (`the database system is shutting down`), so a member
+# switched back to within 15 s of its demotion refuses writes until then (seen here: 3-4 s gaps).
 # Figure per run: the write gap, the longest time between two successful commits (their ends)
 # while the leader moved (~100 ms when nothing is interrupted), and the failed attempts.
 # PGITOPS_BENCH_RUNS (default 5) runs of each. Addresses: PGITOPS_BENCH_HA_FROM (default
@@ -91,6 +95,7 @@ one() { # kind n
   rows+=("$kind $g $f")
   printf '%-9s %s  %s -> %s  write gap %5d ms  failed attempts %3d  (switch returned after %d ms)\n' "$kind" "$n" "$name" "$nname" "$g" "$f" "$((t1 - t0))"
   wait_streaming "${ips[$next]}" 2 || { echo "switchover: the cluster is not whole after run $n" >&2; exit 1; }
+  sleep 16
 }
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores at the start"
@@ -104,6 +109,10 @@ wait_streaming "${ips[0]}" 2 || { echo "switchover: not streaming" >&2; exit 1; 
 for n in $(seq 1 "$runs"); do
   one inventory "$n"
   one plain "$n"
+done
+for ip in "${ips[@]}"; do # the nodes' HAProxy and pgbouncer logs, beside the writer logs
+  cp "$PGITOPS_SANDBOX/$ip/service/haproxy/log/main/current" "$work/haproxy-$ip.log" 2>/dev/null || true
+  cp "$PGITOPS_SANDBOX/$ip/pg/log/pgbouncer/pgbouncer.log" "$work/pgbouncer-$ip.log" 2>/dev/null || true
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) at the end; writer logs in $work"
 echo
