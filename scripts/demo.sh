@@ -161,7 +161,7 @@ step "A commit after the failover: a user for pg-ha goes to the new leader"
 python3 - "$demo/work/pigsty.yml" <<'PY'
 import sys
 p = sys.argv[1]; s = open(p).read()
-old = "          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: false, roles: [ dbrole_readwrite ] }\n"
+old = "          - { name: dbuser_ha, password: DBUser.HA, pgbouncer: true, roles: [ dbrole_readwrite ] }\n"
 assert old in s
 s = s.replace(old, old + "          - { name: dbuser_ha_ro, password: DBUser.HA.RO, pgbouncer: false, roles: [ dbrole_readonly ] }\n", 1)
 open(p, "w").write(s)

@@ -15,7 +15,7 @@ const PG: [&str; 2] = ["127.0.73.11", "127.0.73.12"];
 fn inventory(primary: usize, users: &str) -> String {
     let role = |i: usize| if i == primary { "primary" } else { "replica" };
     format!(
-        "all:\n  vars: {{ admin_ip: 127.0.0.1 }}\n  children:\n    etcd:\n      hosts: {{ {}: {{ etcd_seq: 1 }} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n        {}: {{ pg_seq: 1, pg_role: {} }}\n        {}: {{ pg_seq: 2, pg_role: {} }}\n      vars:\n{}        pg_users: [{users}]\n",
+        "all:\n  vars: {{ admin_ip: 127.0.73.99 }}\n  children:\n    etcd:\n      hosts: {{ {}: {{ etcd_seq: 1 }} }}\n      vars: {{ etcd_cluster: etcd }}\n    pg-test:\n      hosts:\n        {}: {{ pg_seq: 1, pg_role: {} }}\n        {}: {{ pg_seq: 2, pg_role: {} }}\n      vars:\n{}        pg_users: [{users}]\n",
         PG[0],
         PG[0],
         role(0),

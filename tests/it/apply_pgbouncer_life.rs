@@ -55,19 +55,8 @@ fn pgbouncer_port_and_enabled_changes_are_restart_class() {
 }
 
 fn inventory(pg: &[&str], poolmode: &str) -> String {
-    patroni::inventory(&IPS[..1], pg)
-        .replace("pgbouncer_enabled: false", "pgbouncer_enabled: true")
-        .replace(
-            "password: DBUser.Test, pgbouncer: false",
-            "password: DBUser.Test, pgbouncer: true",
-        )
-        .replace(
-            "title: 'test from loopback' }\n",
-            "title: 'test from loopback' }\n          - { user: dbuser_test, db: test, addr: local, auth: pwd, title: 'pgbouncer to postgres' }\n",
-        )
-        + &format!(
-            "        pgbouncer_poolmode: {poolmode}\n        pgb_hba_rules:\n          - {{ user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test clients' }}\n"
-        )
+    patroni::with_pgbouncer(&patroni::inventory(&IPS[..1], pg))
+        + &format!("        pgbouncer_poolmode: {poolmode}\n")
 }
 
 /// The value of `key` in `SHOW CONFIG` on `n`'s admin console.

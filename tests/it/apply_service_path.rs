@@ -16,20 +16,10 @@ const IPS: [&str; 2] = ["127.0.73.21", "127.0.73.22"];
 
 /// pg-test with pgbouncer and services; `primary`: the index of the declared primary.
 fn inventory(primary: usize) -> String {
-    let text = patroni::inventory(&IPS[..1], &IPS)
-        .replace("pgbouncer_enabled: false", "pgbouncer_enabled: true")
-        .replace(
-            "password: DBUser.Test, pgbouncer: false",
-            "password: DBUser.Test, pgbouncer: true",
-        )
-        .replace(
-            "title: 'test from loopback' }\n",
-            "title: 'test from loopback' }\n          - { user: dbuser_test, db: test, addr: local, auth: pwd, title: 'pgbouncer to postgres' }\n",
-        )
-        .replace(
-            "        haproxy_enabled: false\n",
-            "        pgitops_bind_node_ip: true\n        pg_rto: probe\n        pg_rto_plan:\n          norm: [ 30, 5, 10, 25, 5, '2s', '1s', '2s', 3, 3 ]\n          probe: [ 30, 5, 10, 25, 5, '1s', '1s', '5s', 3, 1 ]\n        pgb_hba_rules:\n          - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test clients' }\n",
-        );
+    let text = patroni::with_pgbouncer(&patroni::inventory(&IPS[..1], &IPS)).replace(
+        "        haproxy_enabled: false\n",
+        "        pgitops_bind_node_ip: true\n        pg_rto: probe\n        pg_rto_plan:\n          norm: [ 30, 5, 10, 25, 5, '2s', '1s', '2s', 3, 3 ]\n          probe: [ 30, 5, 10, 25, 5, '1s', '1s', '5s', 3, 1 ]\n",
+    );
     assert!(text.contains("pg_rto: probe") && text.contains("pgbouncer: true"));
     match primary {
         0 => text,

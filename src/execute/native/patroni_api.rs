@@ -22,8 +22,11 @@ use crate::execute::ExecError;
 use crate::render::patroni::rest_auth;
 
 /// `$1` method, `$2` REST address, `$3` seconds, `$4` path; curl's configuration on stdin.
-/// Prints the body, then the HTTP code on the last line.
-const REQUEST: &str = r#"curl -s -m "$3" -K - -X "$1" -H 'Content-Type: application/json' -w '\n%{http_code}' "http://$2$4"
+/// Prints the body, then the HTTP code on the last line. The request leaves from the member's
+/// own address (`--interface`: the node runs it against its own Patroni): Patroni's
+/// `restapi.allowlist` (Pigsty: `admin_ip`, the members, the infra nodes) admits it, where a
+/// loopback address would pick 127.0.0.1 as the source and be refused (403).
+const REQUEST: &str = r#"curl -s -m "$3" --interface "${2%:*}" -K - -X "$1" -H 'Content-Type: application/json' -w '\n%{http_code}' "http://$2$4"
 rc=$?; [ $rc = 0 ] || { echo "curl exit $rc: Patroni's REST API at $2 did not answer" >&2; exit 1; }"#;
 
 /// What `GET /patroni` says of a member.

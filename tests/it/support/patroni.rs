@@ -56,6 +56,24 @@ pub fn inventory(etcd: &[&str], pg: &[&str]) -> String {
     )
 }
 
+/// [`inventory`] with pgbouncer on every member: `dbuser_test` in its userlist, let in from
+/// pgbouncer's local socket to PostgreSQL and from loopback to pgbouncer (`pgb_hba_rules`, the
+/// last variable, so a caller can append more of pg-test's variables after it).
+pub fn with_pgbouncer(inventory: &str) -> String {
+    let text = inventory
+        .replace("pgbouncer_enabled: false", "pgbouncer_enabled: true")
+        .replace(
+            "password: DBUser.Test, pgbouncer: false",
+            "password: DBUser.Test, pgbouncer: true",
+        )
+        .replace(
+            "title: 'test from loopback' }\n",
+            "title: 'test from loopback' }\n          - { user: dbuser_test, db: test, addr: local, auth: pwd, title: 'pgbouncer to postgres' }\n",
+        );
+    assert!(text.contains("pgbouncer to postgres"), "{text}");
+    text + "        pgb_hba_rules:\n          - { user: dbuser_test, db: test, addr: '127.0.0.0/8', auth: pwd, title: 'test clients' }\n"
+}
+
 /// Fails with the run's output and each node's Patroni and PostgreSQL logs unless it succeeded.
 pub fn ok(nodes: &Cluster, run: &Run) {
     if run.code == 0 {
@@ -197,6 +215,8 @@ pub fn switch_by_hand(via: &str, leader: &str, candidate: &str) {
             "-d",
         ])
         .arg(&body)
+        // from the member's own address, which Patroni's allowlist admits (not 127.0.0.1)
+        .args(["--interface", via])
         .arg(format!("http://{via}:8008/switchover"))
         .output()
         .unwrap();
