@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgitops::execute::native::{haproxy, Ctx};
+use pgitops::execute::native::{haproxy_runtime as haproxy, Ctx};
 use pgitops::execute::runner::{Runner, SshOptions};
 use pgitops::execute::{ExecConfig, HostLocks};
 use pgitops::inventory::{self, InventoryFiles};

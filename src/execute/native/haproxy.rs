@@ -1,5 +1,5 @@
 //! A PGSQL cluster's HAProxy services on each target host (the `service/refresh` action; Pigsty:
-//! `pgsql.yml -t pg_service`), and HAProxy's runtime API ([`set_server_health`]).
+//! `pgsql.yml -t pg_service`); its runtime API is [`super::haproxy_runtime`].
 //!
 //! In: the action's hosts (the members, or `pg_service_provider`'s hosts) and the new
 //! inventory. Out: per host what changed. On each host where `haproxy_enabled` (default true):
@@ -16,8 +16,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::haproxy_runtime::{runtime, RUNTIME_PY};
 use super::patroni_node::{self, Now};
-use super::root_sh::{sh, sh_within};
+use super::root_sh::sh;
 use super::supervise::{self, State, Supervisor};
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, Target};
@@ -69,22 +70,6 @@ if ! out=$(/usr/sbin/haproxy -c -f "$E/haproxy.cfg" -f "$D" 2>&1); then
 fi
 rm -rf "$S" "$O"
 echo "changed $main$changed""#;
-
-/// HAProxy's runtime API: `$1` the admin socket; the command on stdin; the answer on stdout.
-const RUNTIME_PY: &str = r#"import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(sys.stdin.buffer.read())
-out = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    out += b
-sys.stdout.write(out.decode("utf-8", "replace"))"#;
-
-const RUNTIME: &str = r#"exec /usr/bin/python3 -c "$1" "$2""#;
 
 pub(crate) struct Services;
 
@@ -297,117 +282,4 @@ async fn reload(ctx: &Ctx<'_>, target: &Target, sup: &Supervisor) -> Result<(), 
     }
     sh(ctx, target, "reloading HAProxy", RELOAD, &args, None).await?;
     Ok(())
-}
-
-/// One command on HAProxy's runtime API of `host` (as root, over the admin socket); the answer.
-pub(crate) async fn runtime(ctx: &Ctx<'_>, host: &str, command: &str) -> Result<String, ExecError> {
-    let target = ctx.target(host);
-    let what = "HAProxy's runtime API";
-    sh(
-        ctx,
-        &target,
-        what,
-        RUNTIME,
-        &[RUNTIME_PY, ADMIN_SOCK],
-        Some(command.as_bytes()),
-    )
-    .await
-}
-
-/// Forces server `server` of backend `backend` UP or DOWN on `host`'s HAProxy at runtime
-/// (`set server <b>/<s> health up|down`): for a switchover, the new leader is served at once
-/// instead of after `rise` checks, the old one dropped at once. Later checks still apply.
-pub async fn set_server_health(
-    ctx: &Ctx<'_>,
-    host: &str,
-    backend: &str,
-    server: &str,
-    up: bool,
-) -> Result<(), ExecError> {
-    set_servers_health(ctx, host, &[(backend, server, up)]).await
-}
-
-/// [`set_server_health`] for several `(backend, server, up)` in one runtime API session, in
-/// order (one SSH command).
-pub async fn set_servers_health(
-    ctx: &Ctx<'_>,
-    host: &str,
-    servers: &[(&str, &str, bool)],
-) -> Result<(), ExecError> {
-    let commands = health_commands(host, servers)?;
-    let answer = runtime(ctx, host, &commands).await?;
-    said(host, &commands, &answer)
-}
-
-/// `$1` a Patroni REST address, `$2` tries (50 ms apart), `$3` the runtime API client, `$4` the
-/// admin socket; the commands on stdin. Waits until that member answers `/primary` with 200 (it
-/// leads with PostgreSQL serving: what HAProxy's own check asks), then sends the commands.
-/// Prints `timeout` when it never did (nothing sent).
-const WHEN_LEADING: &str = r#"i=0
-while [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://$1/primary" 2>/dev/null)" != 200 ]; do
-  i=$((i+1)); [ $i -ge "$2" ] && { echo timeout; exit 0; }
-  sleep 0.05
-done
-exec /usr/bin/python3 -c "$3" "$4""#;
-
-/// [`set_servers_health`] on `host` as soon as the Patroni member at `rest` (`ip:port`) leads,
-/// watched from `host` itself every 50 ms for up to `secs`: started beside a switchover request,
-/// HAProxy learns of the new leader within 50 ms of its promotion instead of after the request
-/// returns (Patroni polls the switchover's result once a second) and another round trip.
-/// `Ok(false)`: the member did not lead within `secs`, nothing was sent.
-pub async fn set_servers_health_when_leading(
-    ctx: &Ctx<'_>,
-    host: &str,
-    rest: &str,
-    secs: u64,
-    servers: &[(&str, &str, bool)],
-) -> Result<bool, ExecError> {
-    let commands = health_commands(host, servers)?;
-    let tries = (secs * 20).to_string();
-    let args = [rest, tries.as_str(), RUNTIME_PY, ADMIN_SOCK];
-    let limit = Duration::from_secs(secs + 15);
-    let what = "telling HAProxy who leads";
-    let target = ctx.target(host);
-    let answer = sh_within(
-        ctx,
-        &target,
-        what,
-        WHEN_LEADING,
-        &args,
-        Some(commands.as_bytes()),
-        limit,
-    )
-    .await?;
-    if answer.trim() == "timeout" {
-        return Ok(false);
-    }
-    said(host, &commands, &answer).map(|()| true)
-}
-
-/// The runtime API line for `servers`, each name checked.
-fn health_commands(host: &str, servers: &[(&str, &str, bool)]) -> Result<String, ExecError> {
-    let mut commands = vec![];
-    for (backend, server, up) in servers {
-        let ok = |n: &str| word(n) && !n.contains(['/', ';']);
-        if !ok(backend) || !ok(server) {
-            return Err(ExecError::Refused(format!(
-                "{host}: `{backend}/{server}` is not a HAProxy server name"
-            )));
-        }
-        let state = if *up { "up" } else { "down" };
-        commands.push(format!("set server {backend}/{server} health {state}"));
-    }
-    Ok(format!("{}\n", commands.join("; ")))
-}
-
-/// HAProxy answers nothing to a `set server` that worked.
-fn said(host: &str, commands: &str, answer: &str) -> Result<(), ExecError> {
-    match answer.trim() {
-        "" => Ok(()),
-        said => Err(ExecError::Failed {
-            host: host.into(),
-            what: commands.trim().to_string(),
-            stderr: said.to_string(),
-        }),
-    }
 }

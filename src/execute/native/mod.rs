@@ -18,6 +18,7 @@ mod etcd;
 mod etcd_ctl;
 mod etcd_remove;
 pub mod haproxy;
+pub mod haproxy_runtime;
 mod hba;
 mod objects;
 mod packages;

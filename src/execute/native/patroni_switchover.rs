@@ -9,13 +9,13 @@
 //! API with `{"leader", "candidate"}` (credentials and body on curl's stdin); Patroni answers
 //! once the candidate holds the leader lock. Then: the candidate awaited leading with PostgreSQL
 //! serving; where pgitops runs HAProxy for the cluster, the new leader marked UP and the old one
-//! DOWN at once in the services checked on `/primary` (each HAProxy host watches the candidate's `/primary` beside the request and tells its HAProxy within 50 ms of the promotion: [`super::haproxy::set_servers_health_when_leading`]) rather than
+//! DOWN at once in the services checked on `/primary` (each HAProxy host watches the candidate's `/primary` beside the request and tells its HAProxy within 50 ms of the promotion: [`super::haproxy_runtime::set_servers_health_when_leading`]) rather than
 //! after `rise` checks; and the old leader awaited streaming from the new one. A failover that
 //! happened by itself is never reverted here: only a commit moving `pg_role` plans this step.
 
 use std::time::Instant;
 
-use super::haproxy::set_servers_health_when_leading;
+use super::haproxy_runtime::set_servers_health_when_leading;
 use super::patroni_api as api;
 use super::patroni_node::{self as node, cluster_view, ClusterView};
 use super::{Component, Ctx, Outcome};
