@@ -188,3 +188,69 @@ fn pgbouncer_launched_with_a_native_cluster_and_reloaded_on_a_pool_setting() {
     let left = f.nodes.stop_ha();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `pg-test` on one node (etcd beside it) with pgbouncer, and `extra` of pg-test's variables.
+fn one_node(ip: &str, extra: &str) -> String {
+    patroni::with_pgbouncer(&patroni::inventory(&[ip], &[ip])) + extra
+}
+
+#[test]
+fn pgbouncer_port_change_restarts_it_and_disabling_stops_it() {
+    const IP: &str = "127.0.71.21";
+    let f = Fleet::ha(&[IP]);
+    let n = f.nodes.node(IP);
+    let reach = |port: u16| patroni::through(IP, port, "SELECT 1");
+    f.repo
+        .commit_inventory(&one_node(IP, ""), "pg-test with pgbouncer");
+    let run = f.apply(&["--no-ssh-reuse"]);
+    ok(&f.nodes, &run);
+    assert_eq!(reach(6432), Ok("1".into()));
+    let before = supervised(n);
+
+    // the port: class restart, a new pgbouncer on the new port, the old port closed
+    let port = "        pgbouncer_port: 6433\n";
+    f.repo
+        .commit_inventory(&one_node(IP, port), "pgbouncer on 6433");
+    let run = f.apply(&["--no-ssh-reuse"]);
+    ok(&f.nodes, &run);
+    eprintln!("port:\n{}", run.stdout);
+    assert!(
+        line(&run, "pg-test/pgbouncer/restart").contains("applied"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(reach(6433), Ok("1".into()));
+    assert!(reach(6432).is_err(), "6432 closed");
+    assert_ne!(supervised(n), before, "restarted");
+
+    // disabled: stopped and its service removed; enabled again: launched on the same port
+    let off = one_node(IP, port).replace("pgbouncer_enabled: true", "pgbouncer_enabled: false");
+    f.repo.commit_inventory(&off, "pgbouncer off");
+    let run = f.apply(&["--no-ssh-reuse"]);
+    ok(&f.nodes, &run);
+    eprintln!("off:\n{}", run.stdout);
+    assert!(
+        line(&run, "pg-test/pgbouncer/disable").contains("applied"),
+        "{}",
+        run.stdout
+    );
+    assert!(reach(6433).is_err(), "pgbouncer stopped");
+    assert!(
+        !n.dir.join("service/pgbouncer").exists(),
+        "its service removed"
+    );
+    f.repo
+        .commit_inventory(&one_node(IP, port), "pgbouncer on again");
+    let run = f.apply(&["--no-ssh-reuse"]);
+    ok(&f.nodes, &run);
+    assert!(
+        line(&run, "pg-test/pgbouncer/enable").contains("applied"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(reach(6433), Ok("1".into()));
+    supervised(n);
+
+    let left = f.nodes.stop_ha();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
