@@ -4,8 +4,11 @@
 # then a pushed commit that adds a user: the user appears on pg-meta and the service's note
 # appears on the commit. Then the HA story: a pushed commit declares `pg-ha` on three empty HA
 # nodes (127.0.10.21-23: sshd and a private runit each, no PostgreSQL) and pgitops builds it
-# (Patroni, the sandbox's etcd as DCS, a leader and two streaming replicas); the leader's node
-# crashes, Patroni fails over, and the next commit goes to the new leader, its note saying so.
+# (Patroni, the sandbox's etcd as DCS, a leader and two streaming replicas, pgbouncer and
+# HAProxy's services on each); a client uses the service ports; the leader's node crashes,
+# Patroni fails over, the primary service follows, the service's leader watch reports it, the
+# next commit goes to the new leader; a commit records the failover, and another moves
+# `pg_role: primary` back: a switchover, the service port answering from the member it names.
 # Tear down with: bash scripts/sandbox.sh down
 set -euo pipefail
 cd "$(dirname "$0")/.."
