@@ -47,8 +47,20 @@ pub(super) fn action(
     order: Order,
 ) -> Action {
     let (step, hosts) = match provider(inv, c) {
-        Some((g, hosts)) => (ServiceStep { provider: Some(g) }, hosts),
-        None => (ServiceStep { provider: None }, members),
+        Some((g, hosts)) => (
+            ServiceStep {
+                provider: Some(g),
+                first: false,
+            },
+            hosts,
+        ),
+        None => (
+            ServiceStep {
+                provider: None,
+                first: false,
+            },
+            members,
+        ),
     };
     bare(c, step, hosts, class, order).pigsty(Playbook::new("pgsql", limit, &["-t", "pg_service"]))
 }
@@ -68,8 +80,20 @@ fn bare(
 pub(super) fn created(b: &mut Builder, c: &PgCluster, hosts: Vec<String>) {
     let order = Order::Create(Phase::Service);
     let (step, hosts) = match provider(b.new, c) {
-        Some((g, hosts)) => (ServiceStep { provider: Some(g) }, hosts),
-        None => (ServiceStep { provider: None }, hosts),
+        Some((g, hosts)) => (
+            ServiceStep {
+                provider: Some(g),
+                first: true,
+            },
+            hosts,
+        ),
+        None => (
+            ServiceStep {
+                provider: None,
+                first: true,
+            },
+            hosts,
+        ),
     };
     let a = bare(c, step, hosts, Class::Reload, order);
     b.push(a.reason("the cluster's services (pg_default_services + pg_services)"));

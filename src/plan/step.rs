@@ -189,6 +189,9 @@ pub struct PgbStep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStep {
     pub provider: Option<String>,
+    /// Emitted with the cluster's creation (first contact): natively only on a cluster pgitops
+    /// bootstrapped; a running one's services are adopted as they are.
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,4 +89,38 @@ fn clients_reach_the_primary_and_a_replica_through_the_services_before_and_after
         }
     }
     through(IPS[0], 5433, "INSERT INTO through_the_service VALUES (1)").unwrap();
+
+    // 2. first contact with the same running cluster as if Pigsty had built it (no pgitops mark
+    // in Patroni's configuration, no state): its services are adopted, no file written
+    for ip in IPS {
+        let conf = nodes.node(ip).dir.join("pg/conf");
+        for e in std::fs::read_dir(&conf).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let rest = text.split_once('\n').unwrap().1;
+            assert!(text.starts_with("# written by pgitops"), "{text}");
+            std::fs::write(e.path(), format!("# Pigsty's\n{rest}")).unwrap();
+        }
+    }
+    let conf_d = |ip: &str| nodes.node(ip).dir.join("haproxy/etc/conf.d");
+    let stamp = |ip: &str| -> Vec<_> {
+        let mut v: Vec<_> = std::fs::read_dir(conf_d(ip))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before: Vec<_> = IPS.iter().map(|ip| stamp(ip)).collect();
+    std::fs::remove_dir_all(repo.path().join(".git/pgitops")).unwrap();
+    let run = apply(&nodes, &repo, ctl.path());
+    ok(&nodes, &run);
+    eprintln!("first contact:\n{}", run.stdout);
+    assert!(
+        line(&run, "pg-test/service/refresh").contains("adopted"),
+        "{}",
+        run.stdout
+    );
+    let after: Vec<_> = IPS.iter().map(|ip| stamp(ip)).collect();
+    assert_eq!(before, after, "no service file rewritten on first contact");
 }

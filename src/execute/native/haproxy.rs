@@ -20,6 +20,7 @@ use super::haproxy_runtime::{runtime, RUNTIME_PY};
 use super::patroni_node::{self, Now};
 use super::root_sh::sh;
 use super::supervise::{self, State, Supervisor};
+use super::template::OURS;
 use super::{on_host, Component, Ctx, Outcome};
 use crate::execute::{ExecError, Target};
 use crate::plan::{Action, ServiceStep};
@@ -71,22 +72,46 @@ fi
 rm -rf "$S" "$O"
 echo "changed $main$changed""#;
 
+/// The message of a first contact with a running cluster pgitops did not bootstrap.
+pub const ADOPTED: &str = "cluster not bootstrapped by pgitops: its services adopted as they run (no file written, HAProxy not reloaded)";
+
 pub(crate) struct Services;
+
+/// What the members have: Patroni answering on some member (the services' health checks are
+/// its REST API), and, for a first contact, pgitops' Patroni configuration on some member.
+pub(crate) struct Observed {
+    patroni: bool,
+    ours: bool,
+}
 
 impl Component for Services {
     type Step = ServiceStep;
-    /// Whether Patroni answers on some member: the services' health checks are its REST API.
-    type Observed = bool;
+    type Observed = Observed;
 
-    async fn observe(ctx: &Ctx<'_>, a: &Action, _: &ServiceStep) -> Result<bool, ExecError> {
-        let now = patroni_node::observe_all(ctx, ctx.cluster(a)?).await?;
-        Ok(now.iter().any(|(_, n)| matches!(n, Now::Patroni { .. })))
+    async fn observe(ctx: &Ctx<'_>, a: &Action, step: &ServiceStep) -> Result<Observed, ExecError> {
+        let c = ctx.cluster(a)?;
+        let now = patroni_node::observe_all(ctx, c).await?;
+        let patroni = now.iter().any(|(_, n)| matches!(n, Now::Patroni { .. }));
+        let mut ours = !step.first;
+        if step.first {
+            let mark = patroni_node::MARK.trim_end();
+            let asks = c.members.keys().map(|h| async move {
+                let what = "reading the Patroni configuration's first line";
+                sh(ctx, &ctx.target(h), what, OURS, &[mark], None).await
+            });
+            let seen = futures::future::join_all(asks).await;
+            ours = seen.iter().any(|r| matches!(r.as_deref(), Ok("ours")));
+        }
+        Ok(Observed { patroni, ours })
     }
 
-    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ServiceStep, patroni: bool) -> Outcome {
-        if !patroni {
+    async fn execute(ctx: &Ctx<'_>, a: &Action, step: &ServiceStep, now: Observed) -> Outcome {
+        if !now.patroni {
             let why = "Patroni answers on no member: the services' health checks are its REST API; HAProxy left alone";
             return Ok((why.into(), vec![]));
+        }
+        if !now.ours {
+            return Ok((ADOPTED.into(), vec![]));
         }
         let hosts = futures::future::join_all(a.hosts.iter().map(|host| {
             on_host(

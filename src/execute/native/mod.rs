@@ -132,7 +132,13 @@ pub async fn apply(ctx: &Ctx<'_>, a: &Action) -> ActionResult {
             let r = finish(a, run::<pgbouncer_life::PgbLife>(ctx, a, op).await);
             return pgbouncer_life::status(a, *op, r);
         }
-        Step::Services(s) => run::<haproxy::Services>(ctx, a, s).await,
+        Step::Services(s) => {
+            let r = finish(a, run::<haproxy::Services>(ctx, a, s).await);
+            return match r.status == Status::Applied && r.message == haproxy::ADOPTED {
+                true => ActionResult { status: Status::Adopted, ..r },
+                false => r,
+            };
+        }
         Step::PatroniRefresh { etcd } => {
             run::<patroni_refresh::PatroniRefresh>(ctx, a, etcd).await
         }
