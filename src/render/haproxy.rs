@@ -16,14 +16,13 @@
 //! in a smaller unit (`500ms`), and `pgitops_bind_node_ip: true` binds the stats listener and every service
 //! without its own `ip` to the node's address instead of `*`.
 
-use std::sync::OnceLock;
-
 use serde_yaml_ng::Value;
 
 #[cfg(test)]
 use super::haproxy_select::elide_quotes;
 use super::haproxy_select::members;
 pub use super::haproxy_select::select;
+use super::pigsty_defaults::var;
 use crate::inventory::model::PgCluster;
 use crate::inventory::yaml::scalar_text;
 use crate::inventory::{HostVars, Inventory};
@@ -47,41 +46,6 @@ pub enum HaproxyError {
     },
     #[error("{host} is not in the inventory")]
     NoHost { host: String },
-}
-
-/// Pigsty v4.5's defaults (`roles/haproxy/defaults`, `roles/pgsql/defaults`) the files read.
-const DEFAULTS: &str = r#"
-haproxy_admin_username: admin
-haproxy_admin_password: pigsty
-haproxy_exporter_port: 9101
-haproxy_client_timeout: 24h
-haproxy_server_timeout: 24h
-exporter_metrics_path: /metrics
-pg_default_service_dest: pgbouncer
-pg_rto: norm
-pg_rto_plan:
-  fast: [ 20  ,5  ,5  ,15 ,5  ,'1s' ,'0.5s' ,'1s' ,3 ,3 ]
-  norm: [ 30  ,5  ,10 ,25 ,5  ,'2s' ,'1s'   ,'2s' ,3 ,3 ]
-  safe: [ 60  ,10 ,20 ,45 ,10 ,'3s' ,'1.5s' ,'3s' ,3 ,3 ]
-  wide: [ 120 ,20 ,30 ,95 ,15 ,'4s' ,'2s'   ,'4s' ,3 ,3 ]
-pg_services: []
-pg_default_services:
-  - { name: primary ,port: 5433 ,dest: default  ,check: /primary   ,selector: "[]" }
-  - { name: replica ,port: 5434 ,dest: default  ,check: /read-only ,selector: "[]" , backup: "[? pg_role == `primary` || pg_role == `offline` ]" }
-  - { name: default ,port: 5436 ,dest: postgres ,check: /primary   ,selector: "[]" }
-  - { name: offline ,port: 5438 ,dest: postgres ,check: /replica   ,selector: "[? pg_role == `offline` || pg_offline_query ]" , backup: "[? pg_role == `replica` && !pg_offline_query]"}
-"#;
-
-fn defaults() -> &'static serde_yaml_ng::Mapping {
-    static D: OnceLock<serde_yaml_ng::Mapping> = OnceLock::new();
-    D.get_or_init(|| serde_yaml_ng::from_str(DEFAULTS).expect("built-in HAProxy defaults parse"))
-}
-
-/// A host's variable over Pigsty's defaults.
-fn var<'a>(vars: &'a HostVars, key: &str) -> Option<&'a Value> {
-    vars.get(key)
-        .map(|v| v.value.as_ref())
-        .or_else(|| defaults().get(key))
 }
 
 pub(super) fn host_vars<'i>(inv: &'i Inventory, host: &str) -> Result<&'i HostVars, HaproxyError> {

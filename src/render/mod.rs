@@ -14,6 +14,7 @@ mod haproxy_service;
 pub mod hba;
 pub mod patroni;
 pub mod pgbouncer;
+mod pigsty_defaults;
 pub mod service;
 pub mod shell;
 pub mod sql;
