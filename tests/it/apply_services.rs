@@ -108,10 +108,11 @@ fn set_health(nodes: &Cluster, ctl: &std::path::Path, host: &str, server: &str, 
         .build()
         .unwrap();
     rt.block_on(async {
-        haproxy::set_server_health(&ctx, host, "pg-test-default", server, up)
+        haproxy::set_servers_health(&ctx, host, &[("pg-test-default", server, up)])
             .await
             .unwrap();
-        let bad = haproxy::set_server_health(&ctx, host, "pg-test-default", "no-such", up).await;
+        let bad =
+            haproxy::set_servers_health(&ctx, host, &[("pg-test-default", "no-such", up)]).await;
         assert!(bad.is_err(), "an unknown server is an error");
         runner.close().await;
     });

@@ -45,21 +45,10 @@ pub(crate) async fn runtime(ctx: &Ctx<'_>, host: &str, command: &str) -> Result<
     .await
 }
 
-/// Forces server `server` of backend `backend` UP or DOWN on `host`'s HAProxy at runtime
-/// (`set server <b>/<s> health up|down`): for a switchover, the new leader is served at once
-/// instead of after `rise` checks, the old one dropped at once. Later checks still apply.
-pub async fn set_server_health(
-    ctx: &Ctx<'_>,
-    host: &str,
-    backend: &str,
-    server: &str,
-    up: bool,
-) -> Result<(), ExecError> {
-    set_servers_health(ctx, host, &[(backend, server, up)]).await
-}
-
-/// [`set_server_health`] for several `(backend, server, up)` in one runtime API session, in
-/// order (one SSH command).
+/// Forces each `(backend, server, up)` UP or DOWN on `host`'s HAProxy at runtime (`set server
+/// <b>/<s> health up|down`), in order, in one runtime API session (one SSH command): for a
+/// switchover, the new leader is served at once instead of after `rise` checks, the old one
+/// dropped at once. Later checks still apply.
 pub async fn set_servers_health(
     ctx: &Ctx<'_>,
     host: &str,
