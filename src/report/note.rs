@@ -55,13 +55,31 @@ pub struct Run {
     /// Seconds since the Unix epoch.
     pub started: u64,
     pub ms: u64,
-    /// `success`, `no-change`, `held` (actions await approval or a window), `failure`, or
-    /// `invalid` (the inventory was refused: nothing applied).
+    /// `success`, `no-change`, `held` (actions await approval or a window), `failure`,
+    /// `invalid` (the inventory was refused: nothing applied), or `unverified` (a commit of the
+    /// range failed signature verification: see `unverified`).
     pub result: &'static str,
     pub clusters: Vec<ClusterRecord>,
     /// Why the inventory was refused: `file:line:column: message`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Ranges held by a commit that failed signature verification (`[repository] verify`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<Unverified>,
+}
+
+/// A range held by an unverified commit: nothing of it applied to `clusters`, or (with
+/// `unverified = "stop"`) applied only up to `stopped_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unverified {
+    pub commit: String,
+    /// `unsigned`, `unknown-key`, `bad-signature` or `tool-failed`.
+    pub reason: String,
+    /// `commit <sha> is not verified: <why>`.
+    pub message: String,
+    pub clusters: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
 }
 
 /// The note document on one commit. Every field has a default, so notes written by older

@@ -7,6 +7,7 @@
 
 pub mod offline;
 pub mod remote;
+pub mod verify;
 
 use std::path::Path;
 
