@@ -41,3 +41,4 @@ mod serve_leaders;
 mod serve_policy;
 mod serve_resilience;
 mod support;
+mod verify_commits;
