@@ -18,6 +18,7 @@ mod apply_records;
 mod apply_service_path;
 mod apply_services;
 mod apply_txn;
+mod apply_verified;
 mod corpus;
 mod corpus_split;
 mod equivalence;
