@@ -41,5 +41,6 @@ mod serve_http;
 mod serve_leaders;
 mod serve_policy;
 mod serve_resilience;
+mod serve_verified;
 mod support;
 mod verify_commits;
