@@ -87,6 +87,13 @@ enum Command {
         rev: String,
         /// The action id, e.g. `pg-meta/database/meta2/drop`.
         action: String,
+        /// Sign the approval with this SSH private key (namespace `pgitops-approve`): with
+        /// `[repository] verify` on, only approvals signed by an allowed key count.
+        #[arg(long, conflicts_with = "gpg_key")]
+        ssh_key: Option<PathBuf>,
+        /// Sign the approval with this GPG key (id or fingerprint in your keyring).
+        #[arg(long)]
+        gpg_key: Option<String>,
     },
     /// Run the sync service: pull, apply what changed, report on the commits.
     Serve {
@@ -177,7 +184,12 @@ pub async fn main(Args(cli): Args) -> ExitCode {
         Command::History { cluster, output } => {
             records::history(&opts, "HEAD", cluster.as_deref(), output)
         }
-        Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
+        Command::Approve {
+            rev,
+            action,
+            ssh_key,
+            gpg_key,
+        } => records::approve(&opts, &rev, &action, verify::signer(ssh_key, gpg_key)),
         Command::Render(args) => render::render(&opts, &args),
         Command::Validate {
             config: Some(path), ..

@@ -1,13 +1,19 @@
-//! `--config` of `plan` and `apply`: commit signature verification as the service's
+//! `--config` of `plan` and `apply`, and the key of `approve --ssh-key`/`--gpg-key`: commit signature verification as the service's
 //! configuration says, and what an unverified commit did to the plan, on stderr (text) or in
 //! the JSON document (`unverified`, `ignored_approvals`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{emit, Command, EXIT_CHANGES, EXIT_ERROR};
 use pgitops::ops::plan::PlanRun;
 use pgitops::ops::RepoOptions;
 use pgitops::plan::output::short;
+use pgitops::source::approval::Signer;
+
+/// The key `approve --ssh-key` or `--gpg-key` signs with.
+pub fn signer(ssh_key: Option<PathBuf>, gpg_key: Option<String>) -> Option<Signer> {
+    ssh_key.map(Signer::Ssh).or(gpg_key.map(Signer::Gpg))
+}
 
 /// Sets `opts.verify` from the `--config` file of `plan` or `apply`.
 pub fn configure(opts: &mut RepoOptions, command: &Command) -> anyhow::Result<()> {
@@ -47,7 +53,7 @@ fn lines(run: &PlanRun) -> Vec<String> {
     }
     if !run.ignored_approvals.is_empty() {
         out.push(format!(
-            "approval notes are not counted while commit verification is on: {} (approve with a `Pgitops-Approve:` trailer in a signed commit)",
+            "approval notes are not counted while commit verification is on unless an allowed key signed them: {} (sign with `pgitops approve --ssh-key` or `--gpg-key`, or approve with a `Pgitops-Approve:` trailer in a signed commit)",
             run.ignored_approvals.join(", ")
         ));
     }

@@ -25,7 +25,7 @@ use super::verified::Held;
 use super::RepoOptions;
 use crate::execute::{self, ActionResult, ExecConfig, Runner, Status};
 use crate::plan::{ObjectStep, Step};
-use crate::report::note::{self, ClusterRecord, Run, Unverified};
+use crate::report::note::{self, ClusterRecord, Run};
 use crate::report::state::State;
 
 pub struct ApplyOptions {
@@ -229,7 +229,7 @@ pub async fn apply_then(
         let chosen: Vec<&PlanRun> = mine.iter().map(|i| &runs[*i]).collect();
         let mut run = note_of(&chosen, &results, target, started);
         if *target == to.id {
-            held_in_note(&mut run, &runs, &state, &|i, c| keep(c) && member(i, c));
+            super::verified::held_in_note(&mut run, &runs, &state, &|i, c| keep(c) && member(i, c));
         }
         let covered = move |c: &str| keep(c) && mine.iter().any(|i| member(*i, c));
         notes.push((run, chosen, covered));
@@ -254,56 +254,6 @@ pub async fn apply_then(
         note,
         unrecorded,
     })
-}
-
-/// Adds to the note on TO what unverified commits held: per held run, the commit, why, the
-/// clusters it kept back, and where a `stop` cut the range. Blocked clusters are listed with
-/// the result `unverified` and no actions; the run's result is `unverified` unless an action
-/// failed.
-fn held_in_note(
-    note: &mut Run,
-    runs: &[PlanRun],
-    state: &State,
-    member: &dyn Fn(usize, &str) -> bool,
-) {
-    for (i, r) in runs.iter().enumerate() {
-        let Some(held) = &r.held else { continue };
-        let clusters: Vec<String> = match held.blocked() {
-            // A blocked run planned nothing: its clusters are the ones the state knows.
-            true => state
-                .clusters
-                .keys()
-                .filter(|c| member(i, c))
-                .cloned()
-                .collect(),
-            false => {
-                let mut names: BTreeSet<String> =
-                    r.plan.actions.iter().map(|a| a.cluster.clone()).collect();
-                names.extend(state.clusters.keys().filter(|c| member(i, c)).cloned());
-                names.into_iter().collect()
-            }
-        };
-        if held.blocked() {
-            for name in &clusters {
-                note.clusters.push(ClusterRecord {
-                    name: name.clone(),
-                    module: "pgsql".into(),
-                    result: "unverified",
-                    actions: vec![],
-                });
-            }
-        }
-        note.unverified.push(Unverified {
-            commit: held.commit.clone(),
-            reason: held.reason.clone(),
-            message: held.message.clone(),
-            clusters,
-            stopped_at: held.stopped_at.clone(),
-        });
-    }
-    if !note.unverified.is_empty() && note.result != "failure" {
-        note.result = "unverified";
-    }
 }
 
 /// Advances each touched cluster's state and records what pgitops created or dropped.

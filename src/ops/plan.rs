@@ -6,12 +6,11 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use super::loads::{self, LoadCache, Shared};
-use super::verified::{gate, Held};
+use super::verified::{gate, note_approvals, Held};
 use super::{load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
 use crate::inventory::{self, Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
-use crate::report::note;
 use crate::report::state::State;
 use crate::source::{approvals, CommitInfo, Repo};
 
@@ -46,7 +45,8 @@ pub struct PlanRun {
     /// An unverified commit in the range (`[repository] verify`): blocked (nothing planned) or
     /// stopped at the last verified commit (`to` is that commit).
     pub held: Option<Held>,
-    /// `pgitops approve` notes not counted because commit verification is on.
+    /// `pgitops approve` notes not counted because commit verification is on and no allowed
+    /// key signed them: `<action> on <sha> (<why>)`.
     pub ignored_approvals: Vec<String>,
 }
 
@@ -156,20 +156,14 @@ pub fn plan_between(
         return Ok(run);
     }
     // Approvals: `Pgitops-Approve` trailers and `pgitops approve` notes on the range's commits
-    // (with verification on, every commit here is verified, and notes, which git does not
-    // sign, are not counted).
+    // (with verification on, every commit here is verified, and a note counts only when an
+    // allowed key signed it: git does not sign notes).
     let mut approved: BTreeSet<String> = BTreeSet::new();
     for c in repo.commits_between(from, &to.id)? {
         approved.extend(approvals(&c.message));
-        let noted = note::approvals(repo.git(), git2::Oid::from_str(&c.id)?);
-        match opts.verify.is_on() {
-            false => approved.extend(noted),
-            true => run.ignored_approvals.extend(
-                noted
-                    .into_iter()
-                    .map(|a| format!("{a} on {}", crate::plan::output::short(&c.id))),
-            ),
-        }
+        let (counted, ignored) = note_approvals(repo, &opts.verify, &c.id);
+        approved.extend(counted);
+        run.ignored_approvals.extend(ignored);
     }
     let t = std::time::Instant::now();
     run.diff = diff::diff(&old, &new);

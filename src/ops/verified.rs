@@ -6,16 +6,24 @@
 //! when the range has an unverified commit: with `unverified = "block"` nothing of the range
 //! is planned (the target is `from`, and [`Held::stopped_at`] is None); with `"stop"` the range
 //! is cut at the newest commit of `to`'s first-parent line that has no unverified commit among
-//! its ancestors (`stopped_at`), or blocked when there is none.
+//! its ancestors (`stopped_at`), or blocked when there is none. [`note_approvals`] sorts the
+//! `pgitops approve` notes of a commit into those that count (signed by an allowed key, or
+//! verification off) and those that do not; [`held_in_note`] writes what was held into the
+//! note of an apply.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use anyhow::{Context, Result};
 use git2::{Oid, Sort};
 use serde::Serialize;
 
+use crate::report::note::{self, ClusterRecord, Run, Unverified};
+use crate::report::state::State;
+use crate::source::approval;
 use crate::source::verify::{verify_commit, Failure, OnUnverified, Outcome, Settings};
 use crate::source::{CommitInfo, Repo};
+
+use super::plan::PlanRun;
 
 /// Why a range is not applied in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,13 +118,80 @@ pub fn gate(
     Ok((to.clone(), Some(Held::new(first, failures.len(), None))))
 }
 
-/// Whether `commit` verifies (for approvals read from commit messages).
-pub fn verified(repo: &Repo, settings: &Settings, commit: &str) -> bool {
-    !settings.is_on()
-        || Oid::from_str(commit).is_ok_and(|oid| {
-            matches!(
-                verify_commit(repo.git(), settings, oid),
-                Outcome::Verified { .. }
-            )
-        })
+/// The `pgitops approve` notes on `commit`: the action ids that count, and the ones that do
+/// not (`<action> on <sha> (<why>)`). With verification off every note counts; with it on, only
+/// a note signed by an allowed key ([`crate::source::approval`]).
+pub fn note_approvals(
+    repo: &Repo,
+    settings: &Settings,
+    commit: &str,
+) -> (Vec<String>, Vec<String>) {
+    let Ok(oid) = Oid::from_str(commit) else {
+        return (vec![], vec![]);
+    };
+    let (mut counted, mut ignored) = (Vec::new(), Vec::new());
+    for a in note::approval_records(repo.git(), oid) {
+        match approval::verify(settings, commit, &a.action, a.signature.as_deref()) {
+            Outcome::Verified { .. } => counted.push(a.action),
+            Outcome::Unverified { reason } => ignored.push(format!(
+                "{} on {} ({})",
+                a.action,
+                crate::plan::output::short(commit),
+                reason.kind()
+            )),
+        }
+    }
+    // A note with a signed and an unsigned approval of one action counts once, silently.
+    ignored.retain(|i| !counted.iter().any(|c| i.starts_with(&format!("{c} on "))));
+    (counted, ignored)
+}
+
+/// Adds to the note on TO what unverified commits held: per held run, the commit, why, the
+/// clusters it kept back, and where a `stop` cut the range. Blocked clusters are listed with
+/// the result `unverified` and no actions; the run's result is `unverified` unless an action
+/// failed.
+pub fn held_in_note(
+    note: &mut Run,
+    runs: &[PlanRun],
+    state: &State,
+    member: &dyn Fn(usize, &str) -> bool,
+) {
+    for (i, r) in runs.iter().enumerate() {
+        let Some(held) = &r.held else { continue };
+        let clusters: Vec<String> = match held.blocked() {
+            // A blocked run planned nothing: its clusters are the ones the state knows.
+            true => state
+                .clusters
+                .keys()
+                .filter(|c| member(i, c))
+                .cloned()
+                .collect(),
+            false => {
+                let mut names: BTreeSet<String> =
+                    r.plan.actions.iter().map(|a| a.cluster.clone()).collect();
+                names.extend(state.clusters.keys().filter(|c| member(i, c)).cloned());
+                names.into_iter().collect()
+            }
+        };
+        if held.blocked() {
+            for name in &clusters {
+                note.clusters.push(ClusterRecord {
+                    name: name.clone(),
+                    module: "pgsql".into(),
+                    result: "unverified",
+                    actions: vec![],
+                });
+            }
+        }
+        note.unverified.push(Unverified {
+            commit: held.commit.clone(),
+            reason: held.reason.clone(),
+            message: held.message.clone(),
+            clusters,
+            stopped_at: held.stopped_at.clone(),
+        });
+    }
+    if !note.unverified.is_empty() && note.result != "failure" {
+        note.result = "unverified";
+    }
 }

@@ -163,6 +163,11 @@ pub struct Approval {
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub at: u64,
+    /// An armored SSH or OpenPGP signature over the commit and the action
+    /// ([`crate::source::approval::payload`]); with commit verification on, only a signed
+    /// approval counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Note {
@@ -246,10 +251,14 @@ pub fn append(repo: &Repository, run: &Run) -> Result<(), git2::Error> {
     .map(drop)
 }
 
-/// Records an approval of `action` on `commit` (idempotent).
+/// Records an approval of `action` on `commit` (idempotent: another approval of the action is
+/// added only when it carries a signature the note does not have yet).
 pub fn approve(repo: &Repository, commit: Oid, approval: Approval) -> Result<bool, git2::Error> {
     update(repo, commit, |n| {
-        let new = !n.approvals.iter().any(|a| a.action == approval.action);
+        let new = !n.approvals.iter().any(|a| {
+            a.action == approval.action
+                && (approval.signature.is_none() || a.signature == approval.signature)
+        });
         if new {
             n.approvals.push(approval);
         }
@@ -259,8 +268,15 @@ pub fn approve(repo: &Repository, commit: Oid, approval: Approval) -> Result<boo
 
 /// Action ids approved in the note of `commit`.
 pub fn approvals(repo: &Repository, commit: Oid) -> Vec<String> {
-    let note = load(repo, commit).unwrap_or_default();
-    note.approvals.into_iter().map(|a| a.action).collect()
+    approval_records(repo, commit)
+        .into_iter()
+        .map(|a| a.action)
+        .collect()
+}
+
+/// The approvals in the note of `commit`, with who, when and their signatures.
+pub fn approval_records(repo: &Repository, commit: Oid) -> Vec<Approval> {
+    load(repo, commit).unwrap_or_default().approvals
 }
 
 /// Merges two versions of one note's text (see [`Note::merge`]); neither side's entries, nor an

@@ -78,7 +78,8 @@ fn an_unreadable_note_is_kept_not_overwritten() {
         Approval {
             action: "pg-a/database/x/drop".into(),
             by: "alice".into(),
-            at: 1
+            at: 1,
+            signature: None,
         }
     )
     .unwrap());
@@ -121,6 +122,7 @@ fn merging_keeps_both_sides() {
             action: "pg-a/database/x/drop".into(),
             by: "bob".into(),
             at: 2,
+            signature: None,
         }],
         status: Some("held".into()),
         remark: Some("theirs".into()),

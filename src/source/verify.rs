@@ -153,6 +153,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// The namespace git signs commits in (`ssh-keygen -Y sign -n git`).
+const GIT_NAMESPACE: &str = "git";
+
 /// Verifies one commit. Never fails: a tool that cannot run is [`Reason::ToolFailed`].
 pub fn verify_commit(repo: &Repository, settings: &Settings, commit: Oid) -> Outcome {
     let unverified = |reason| Outcome::Unverified { reason };
@@ -172,7 +175,7 @@ pub fn verify_commit(repo: &Repository, settings: &Settings, commit: Oid) -> Out
         (Mode::Gpg, true) => unverified(Reason::UnknownKey(
             "an SSH signature; verify = \"gpg\"".into(),
         )),
-        (Mode::Ssh, true) => ssh(&settings.trust, &signature, &payload),
+        (Mode::Ssh, true) => ssh(&settings.trust, GIT_NAMESPACE, &signature, &payload),
         (Mode::Gpg, false) => gpg(&settings.trust, &signature, &payload),
     }
 }
@@ -188,7 +191,7 @@ fn scratch(signature: &[u8], payload: Option<&[u8]>) -> std::io::Result<tempfile
 }
 
 /// Runs `cmd` with `stdin` fed in; returns (success, stdout, stderr).
-fn run(mut cmd: Command, stdin: &[u8]) -> std::io::Result<(bool, String, String)> {
+pub(crate) fn run(mut cmd: Command, stdin: &[u8]) -> std::io::Result<(bool, String, String)> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -216,7 +219,8 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
-fn ssh(allowed: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
+/// Checks an SSH signature made in `namespace` against the allowed signers.
+pub(crate) fn ssh(allowed: &Path, namespace: &str, signature: &[u8], payload: &[u8]) -> Outcome {
     let dir = match scratch(signature, None) {
         Ok(d) => d,
         Err(e) => return tool_failed("a temporary file", e),
@@ -232,7 +236,7 @@ fn ssh(allowed: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
         Ok((true, out, _)) if !out.is_empty() => first_line(&out),
         Ok((_, _, err)) => {
             // No principal of the allowed-signers file has the signing key.
-            let fingerprint = key_of(&sig, payload).unwrap_or_default();
+            let fingerprint = key_of(&sig, namespace, payload).unwrap_or_default();
             let detail = if fingerprint.is_empty() {
                 first_line(&err)
             } else {
@@ -245,7 +249,7 @@ fn ssh(allowed: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
     };
     let mut verify = Command::new("ssh-keygen");
     verify
-        .args(["-Y", "verify", "-n", "git", "-f"])
+        .args(["-Y", "verify", "-n", namespace, "-f"])
         .arg(allowed)
         .arg("-I")
         .arg(&principal)
@@ -271,9 +275,9 @@ fn ssh(allowed: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
 
 /// The fingerprint of the key that made an SSH signature, for the message of an unknown key:
 /// `ssh-keygen -Y check-novalidate` checks the signature against its own key and names it.
-fn key_of(sig: &Path, payload: &[u8]) -> Option<String> {
+fn key_of(sig: &Path, namespace: &str, payload: &[u8]) -> Option<String> {
     let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-Y", "check-novalidate", "-n", "git", "-s"])
+    cmd.args(["-Y", "check-novalidate", "-n", namespace, "-s"])
         .arg(sig);
     let (_, out, err) = run(cmd, payload).ok()?;
     format!("{out}\n{err}")
@@ -282,7 +286,8 @@ fn key_of(sig: &Path, payload: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-fn gpg(keyring: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
+/// Checks a detached OpenPGP signature against the keyring only.
+pub(crate) fn gpg(keyring: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
     let dir = match scratch(signature, Some(payload)) {
         Ok(d) => d,
         Err(e) => return tool_failed("a temporary file", e),

@@ -2,8 +2,9 @@
 //! applies; an unsigned commit in a cluster's range applies nothing of it (another cluster with
 //! a clean range still applies) and the note says which commit and why; history rewritten with
 //! signed commits applies. With `unverified = "stop"`: a `Pgitops-Approve` trailer in an
-//! unsigned commit approves nothing, the same trailer in a signed commit approves, and
-//! `pgitops approve` notes are not counted (the plan says so).
+//! unsigned commit approves nothing, the same trailer in a signed commit approves, and a
+//! `pgitops approve` note counts only when signed by an allowed key (the plan says which did
+//! not and why).
 
 use std::path::{Path, PathBuf};
 
@@ -155,15 +156,17 @@ impl IntoJson for Value {
 }
 
 #[test]
-fn approvals_count_only_from_signed_commits() {
+fn approvals_count_only_from_signed_commits_and_signed_notes() {
     let f = Fleet::independent(&["127.0.75.21"]);
     let alice = SshKey::new("alice@127.0.0.1");
+    let mallory = SshKey::new("mallory@127.0.0.1");
     let keys = tempfile::tempdir().unwrap();
     let cfg = config(keys.path(), &alice, "stop");
     let cfg = cfg.to_str().unwrap();
     let drop_id = "pg-t/database/doomed/drop";
     let mut v = f.inventory();
     push(&mut v, "pg_databases", "{ name: doomed }");
+    push(&mut v, "pg_databases", "{ name: doomed2 }");
     commit_v(&f, &v, "base with doomed", Sign::Ssh(&alice));
     ok(&f.apply(&["--config", cfg]));
     assert!(has_database(f.primary(), "doomed"));
@@ -174,39 +177,6 @@ fn approvals_count_only_from_signed_commits() {
     ok(&f.apply(&["--config", cfg]));
     assert!(has_database(f.primary(), "doomed"));
     assert_eq!(f.note(&c1)["status"], "held");
-
-    // `pgitops approve` writes a note; git does not sign notes: with verification on it is not
-    // counted, and the plan says so (without verification it is)
-    let approve = pgitops(f.repo.path(), &["approve", &c1, drop_id]);
-    assert_eq!(approve.code, 0, "{}", approve.stderr);
-    let plan = |extra: &[&str]| {
-        let mut args = vec!["plan", "--output", "json"];
-        args.extend_from_slice(extra);
-        pgitops(f.repo.path(), &args)
-    };
-    let verified = plan(&["--config", cfg]);
-    assert_eq!(verified.code, 0, "{}", verified.stderr);
-    let doc = verified.json();
-    let action = crate::support::action(&doc, drop_id);
-    assert_eq!(action["approval"], "required", "{doc:#}");
-    assert_eq!(
-        doc["ignored_approvals"],
-        serde_json::json!([format!("{drop_id} on {}", &c1[..12])])
-    );
-    let text = pgitops(f.repo.path(), &["plan", "--config", cfg]);
-    assert!(
-        text.stderr.contains(&format!(
-            "approval notes are not counted while commit verification is on: {drop_id} on {}",
-            &c1[..12]
-        )),
-        "{}",
-        text.stderr
-    );
-    let unverified = plan(&[]).json();
-    assert_eq!(
-        crate::support::action(&unverified, drop_id)["approval"],
-        "approved"
-    );
 
     // the trailer in an unsigned commit (with another change): stop at c1, the drop stays held
     push(
@@ -247,4 +217,68 @@ fn approvals_count_only_from_signed_commits() {
     );
     assert!(has_role(f.primary(), "late_user"));
     assert_eq!(f.note(&c2b)["status"], "success");
+
+    // `pgitops approve` notes: git does not sign notes; with verification on only an approval
+    // signed by an allowed key counts (`--ssh-key`), and the plan says which did not and why
+    let drop2 = "pg-t/database/doomed2/drop";
+    v["all"]["children"]["pg-t"]["vars"]["pg_databases"][1]["state"] = "absent".into();
+    let c3 = commit_v(&f, &v, "drop doomed2", Sign::Ssh(&alice));
+    ok(&f.apply(&["--config", cfg]));
+    assert_eq!(f.note(&c3)["status"], "held");
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "--output", "json"];
+        args.extend_from_slice(extra);
+        let run = pgitops(f.repo.path(), &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()
+    };
+    let approval = |doc: &serde_json::Value| crate::support::action(doc, drop2)["approval"].clone();
+    let approve = |extra: &[&str]| {
+        let mut args = vec!["approve", c3.as_str(), drop2];
+        args.extend_from_slice(extra);
+        let run = pgitops(f.repo.path(), &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let short = &c3[..12];
+    assert!(approve(&[]).starts_with("approved: "));
+    let doc = plan(&["--config", cfg]);
+    assert_eq!(approval(&doc), "required", "{doc:#}");
+    assert_eq!(
+        doc["ignored_approvals"],
+        serde_json::json!([format!("{drop2} on {short} (unsigned)")])
+    );
+    let text = pgitops(f.repo.path(), &["plan", "--config", cfg]);
+    assert!(
+        text.stderr.contains(&format!(
+            "approval notes are not counted while commit verification is on unless an allowed key signed them: {drop2} on {short} (unsigned)"
+        )),
+        "{}",
+        text.stderr
+    );
+    assert_eq!(
+        approval(&plan(&[])),
+        "approved",
+        "counted without verification"
+    );
+    let key = |k: &SshKey| k.private().to_str().unwrap().to_string();
+    assert!(approve(&["--ssh-key", &key(&mallory)]).starts_with("approved (signed): "));
+    let doc = plan(&["--config", cfg]);
+    assert_eq!(approval(&doc), "required", "{doc:#}");
+    assert_eq!(
+        doc["ignored_approvals"],
+        serde_json::json!([
+            format!("{drop2} on {short} (unsigned)"),
+            format!("{drop2} on {short} (unknown-key)")
+        ])
+    );
+    assert!(approve(&["--ssh-key", &key(&alice)]).starts_with("approved (signed): "));
+    let doc = plan(&["--config", cfg]);
+    assert_eq!(approval(&doc), "approved", "{doc:#}");
+    assert_eq!(doc["ignored_approvals"], serde_json::json!([]));
+    ok(&f.apply(&["--config", cfg]));
+    assert!(
+        !has_database(f.primary(), "doomed2"),
+        "the signed note approved"
+    );
 }

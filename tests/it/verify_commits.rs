@@ -244,3 +244,92 @@ fn hundred_signed_commits_verify_and_the_time_is_printed() {
         took.as_secs_f64() * 1e3 / 100.0
     );
 }
+
+/// `pgitops approve` signatures: bound to the commit and the action, in their own SSH
+/// namespace (a signature made for git does not pass), and GPG through `gpg --detach-sign`.
+#[test]
+fn approval_signatures_are_bound_to_commit_action_and_namespace() {
+    use pgitops::source::approval::{self, Signer};
+    let dir = tempfile::tempdir().unwrap();
+    git2::Repository::init(dir.path()).unwrap();
+    let alice = SshKey::new("alice@127.0.0.1");
+    let keys = tempfile::tempdir().unwrap();
+    let s = ssh_settings(
+        &allowed_signers(keys.path(), &[&alice]),
+        OnUnverified::Block,
+    );
+    let c = commit(dir.path(), "c", Sign::Ssh(&alice));
+    let action = "pg-t/database/x/drop";
+    let sig = approval::sign(&Signer::Ssh(alice.private()), &c, action).unwrap();
+    assert!(matches!(
+        approval::verify(&s, &c, action, Some(&sig)),
+        Outcome::Verified { .. }
+    ));
+    for (commit, action) in [
+        (c.as_str(), "pg-t/database/y/drop"),
+        (&"0".repeat(40), action),
+    ] {
+        assert!(matches!(
+            approval::verify(&s, commit, action, Some(&sig)),
+            Outcome::Unverified {
+                reason: Reason::BadSignature(_)
+            }
+        ));
+    }
+    assert_eq!(
+        reason(approval::verify(&s, &c, action, None)),
+        Reason::Unsigned
+    );
+    // The same text signed in git's namespace is not an approval.
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "git", "-f"])
+        .arg(alice.private())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(approval::payload(&c, action).as_bytes())?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let git_sig = String::from_utf8(out.stdout).unwrap();
+    assert!(matches!(
+        reason(approval::verify(&s, &c, action, Some(&git_sig))),
+        Reason::BadSignature(_)
+    ));
+    // Verification off: every approval counts, signed or not.
+    assert!(matches!(
+        approval::verify(&Settings::default(), &c, action, None),
+        Outcome::Verified { .. }
+    ));
+
+    // GPG: `pgitops approve --gpg-key` signs with the user's gpg; gpgv checks the note.
+    let Some(gpg) = GpgKey::new("Approver <approver@127.0.0.1>") else {
+        return;
+    };
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_pgitops"))
+        .env("GNUPGHOME", gpg.home.path())
+        .arg("--repo")
+        .arg(dir.path())
+        .args(["approve", &c, action, "--gpg-key", &gpg.fingerprint])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let git = git2::Repository::open(dir.path()).unwrap();
+    let records = pgitops::report::note::approval_records(&git, git2::Oid::from_str(&c).unwrap());
+    let signature = records[0].signature.as_deref().expect("a signed approval");
+    let g = Settings::new(Mode::Gpg, None, Some(&gpg.keyring), OnUnverified::Block).unwrap();
+    match approval::verify(&g, &c, action, Some(signature)) {
+        Outcome::Verified { signer } => assert!(signer.contains(&gpg.fingerprint), "{signer}"),
+        v => panic!("{v:?}"),
+    }
+    assert!(matches!(
+        approval::verify(&g, &c, "pg-t/database/other/drop", Some(signature)),
+        Outcome::Unverified {
+            reason: Reason::BadSignature(_)
+        }
+    ));
+}
