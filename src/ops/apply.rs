@@ -377,6 +377,7 @@ fn note_of(runs: &[&PlanRun], results: &[ActionResult], to: &str, started: Insta
         clusters,
         errors: vec![],
         unverified: vec![],
+        ignored_approvals: vec![],
     }
 }
 

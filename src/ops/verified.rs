@@ -2,6 +2,9 @@
 //! range `from..to` (the set [`Repo::commits_between`] gives, merges included) must be signed by
 //! an allowed key ([`crate::source::verify`]).
 //!
+//! With no base (the first apply, a resync) only `to` is checked: the tree applied is its tree,
+//! which its signature covers.
+//!
 //! In: the repository, the settings and a range. Out: the commit to plan up to, and a [`Held`]
 //! when the range has an unverified commit: with `unverified = "block"` nothing of the range
 //! is planned (the target is `from`, and [`Held::stopped_at`] is None); with `"stop"` the range
@@ -20,7 +23,9 @@ use serde::Serialize;
 use crate::report::note::{self, ClusterRecord, Run, Unverified};
 use crate::report::state::State;
 use crate::source::approval;
-use crate::source::verify::{verify_commit, Failure, OnUnverified, Outcome, Settings};
+use crate::source::verify::{
+    check, signed_parts, Failure, OnUnverified, Outcome, Settings, SignedParts,
+};
 use crate::source::{CommitInfo, Repo};
 
 use super::plan::PlanRun;
@@ -34,7 +39,8 @@ pub struct Held {
     pub reason: String,
     /// `commit <sha> is not verified: <reason in words>`.
     pub message: String,
-    /// Unverified commits in the range (with `block`, the first one ends the check: 1).
+    /// Unverified commits found in the range (with `block`, the check ends with the first
+    /// window of 32 commits that has one).
     pub unverified: usize,
     /// With `unverified = "stop"`: the range was applied up to this commit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,27 +77,33 @@ pub fn gate(
         return Ok((to.clone(), None));
     }
     let git = repo.git();
-    let mut walk = git.revwalk().context("walking the range")?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
-    walk.push(Oid::from_str(&to.id)?)?;
-    if let Some(f) = from {
-        walk.hide(Oid::from_str(f)?)?;
-    }
-    let range: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+    let to_oid = Oid::from_str(&to.id)?;
+    // With no base (a first apply, a resync) the tree applied is TO's, which TO's signature
+    // covers; history from before verification was turned on is not held against it.
+    let range: Vec<Oid> = match from {
+        None => vec![to_oid],
+        Some(f) => {
+            let mut walk = git.revwalk().context("walking the range")?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+            walk.push(to_oid)?;
+            walk.hide(Oid::from_str(f)?)?;
+            walk.collect::<Result<_, _>>()?
+        }
+    };
     let stop = settings.on_unverified == OnUnverified::Stop;
     let mut failures: Vec<(Oid, Failure)> = Vec::new();
-    for oid in &range {
-        if let Outcome::Unverified { reason } = verify_commit(git, settings, *oid) {
-            failures.push((
-                *oid,
-                Failure {
-                    commit: oid.to_string(),
-                    reason,
-                },
-            ));
-            if !stop {
-                break;
+    // Oldest first, a window at a time (the tools run in parallel inside a window); `block`
+    // ends at the first window with an unverified commit.
+    for window in range.chunks(32) {
+        let parts = window.iter().map(|oid| signed_parts(git, *oid)).collect();
+        for (oid, outcome) in window.iter().zip(check_all(settings, parts)) {
+            if let Outcome::Unverified { reason } = outcome {
+                let commit = oid.to_string();
+                failures.push((*oid, Failure { commit, reason }));
             }
+        }
+        if !stop && !failures.is_empty() {
+            break;
         }
     }
     let Some((_, first)) = failures.first() else {
@@ -99,11 +111,11 @@ pub fn gate(
     };
     tracing::warn!(range_to = %to.id, "{first}");
     if !stop {
-        return Ok((to.clone(), Some(Held::new(first, 1, None))));
+        return Ok((to.clone(), Some(Held::new(first, failures.len(), None))));
     }
     // The newest commit on `to`'s first-parent line with no unverified commit at or before it.
     let in_range: HashSet<Oid> = range.iter().copied().collect();
-    let mut cur = Some(Oid::from_str(&to.id)?);
+    let mut cur = Some(to_oid);
     while let Some(c) = cur.filter(|c| in_range.contains(c)) {
         let clean = failures
             .iter()
@@ -116,6 +128,37 @@ pub fn gate(
         cur = git.find_commit(c)?.parent_ids().next();
     }
     Ok((to.clone(), Some(Held::new(first, failures.len(), None))))
+}
+
+/// Checks `parts` in order, on up to four threads (each check runs one or two processes).
+fn check_all(settings: &Settings, parts: Vec<SignedParts>) -> Vec<Outcome> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let size = parts.len().div_ceil(threads).max(1);
+    let mut chunks: Vec<Vec<SignedParts>> = Vec::new();
+    let mut rest = parts.into_iter();
+    loop {
+        let chunk: Vec<SignedParts> = rest.by_ref().take(size).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    std::thread::scope(|s| {
+        let running: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|p| check(settings, p))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verification thread panicked"))
+            .collect()
+    })
 }
 
 /// The `pgitops approve` notes on `commit`: the action ids that count, and the ones that do
@@ -147,7 +190,8 @@ pub fn note_approvals(
 }
 
 /// Adds to the note on TO what unverified commits held: per held run, the commit, why, the
-/// clusters it kept back, and where a `stop` cut the range. Blocked clusters are listed with
+/// clusters it kept back, and where a `stop` cut the range; and the approval notes that were
+/// not counted. Blocked clusters are listed with
 /// the result `unverified` and no actions; the run's result is `unverified` unless an action
 /// failed.
 pub fn held_in_note(
@@ -190,6 +234,13 @@ pub fn held_in_note(
             clusters,
             stopped_at: held.stopped_at.clone(),
         });
+    }
+    for r in runs {
+        for a in &r.ignored_approvals {
+            if !note.ignored_approvals.contains(a) {
+                note.ignored_approvals.push(a.clone());
+            }
+        }
     }
     if !note.unverified.is_empty() && note.result != "failure" {
         note.result = "unverified";

@@ -66,6 +66,10 @@ pub struct Run {
     /// Ranges held by a commit that failed signature verification (`[repository] verify`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unverified: Vec<Unverified>,
+    /// `pgitops approve` notes not counted (verification on, no allowed key signed them):
+    /// `<action> on <sha> (<why>)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_approvals: Vec<String>,
 }
 
 /// A range held by an unverified commit: nothing of it applied to `clusters`, or (with

@@ -33,6 +33,7 @@ fn run(commit: Oid, result: &'static str) -> Run {
         clusters: vec![],
         errors: vec!["pigsty.yml:3:5: bad".into()],
         unverified: vec![],
+        ignored_approvals: vec![],
     }
 }
 

@@ -158,11 +158,28 @@ const GIT_NAMESPACE: &str = "git";
 
 /// Verifies one commit. Never fails: a tool that cannot run is [`Reason::ToolFailed`].
 pub fn verify_commit(repo: &Repository, settings: &Settings, commit: Oid) -> Outcome {
+    check(settings, signed_parts(repo, commit))
+}
+
+/// What [`check`] needs of a commit: its signature and the signed payload, or why there are
+/// none. Reading needs the repository; checking does not, so checks can run on other threads.
+pub type SignedParts = Result<(Vec<u8>, Vec<u8>), Reason>;
+
+/// The signature and the signed payload of `commit`.
+pub fn signed_parts(repo: &Repository, commit: Oid) -> SignedParts {
+    match repo.extract_signature(&commit, None) {
+        Ok((s, p)) => Ok((s.to_vec(), p.to_vec())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Err(Reason::Unsigned),
+        Err(e) => Err(Reason::ToolFailed(format!("reading the commit: {e}"))),
+    }
+}
+
+/// Checks a commit's signature with the tool of `settings.mode`.
+pub fn check(settings: &Settings, parts: SignedParts) -> Outcome {
     let unverified = |reason| Outcome::Unverified { reason };
-    let (signature, payload) = match repo.extract_signature(&commit, None) {
-        Ok((s, p)) => (s.to_vec(), p.to_vec()),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return unverified(Reason::Unsigned),
-        Err(e) => return unverified(Reason::ToolFailed(format!("reading the commit: {e}"))),
+    let (signature, payload) = match parts {
+        Ok(p) => p,
+        Err(reason) => return unverified(reason),
     };
     let is_ssh = signature.starts_with(b"-----BEGIN SSH SIGNATURE-----");
     match (settings.mode, is_ssh) {

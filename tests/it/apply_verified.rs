@@ -261,6 +261,16 @@ fn approvals_count_only_from_signed_commits_and_signed_notes() {
         "approved",
         "counted without verification"
     );
+    // an apply holds the drop and its note names the approval that did not count
+    ok(&f.apply(&["--config", cfg]));
+    assert!(has_database(f.primary(), "doomed2"));
+    let note = f.note(&c3);
+    let last = note["runs"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["ignored_approvals"],
+        serde_json::json!([format!("{drop2} on {short} (unsigned)")]),
+        "{note:#}"
+    );
     let key = |k: &SshKey| k.private().to_str().unwrap().to_string();
     assert!(approve(&["--ssh-key", &key(&mallory)]).starts_with("approved (signed): "));
     let doc = plan(&["--config", cfg]);

@@ -166,8 +166,18 @@ fn the_gate_blocks_or_stops_at_the_first_unverified_commit_merges_included() {
     // A range that starts after the unsigned commit is clean.
     let (target, held) = gate(&repo, &block, Some(&c2), &to).unwrap();
     assert_eq!((target.id.as_str(), held), (c3.as_str(), None));
-    // With no base (the first apply) every ancestor counts: the unsigned one too.
-    assert!(gate(&repo, &block, None, &to).unwrap().1.is_some());
+    // With no base (the first apply, a resync) TO's signature covers the tree applied: only
+    // TO is checked.
+    assert_eq!(gate(&repo, &block, None, &to).unwrap().1, None);
+    let unsigned_head = repo.commit(&c2).unwrap();
+    assert_eq!(
+        gate(&repo, &block, None, &unsigned_head)
+            .unwrap()
+            .1
+            .unwrap()
+            .commit,
+        c2
+    );
     // Unsigned right after the base: stop has nothing to apply, so it blocks.
     let (_, held) = gate(&repo, &stop, Some(&c1), &to).unwrap();
     assert!(held.unwrap().blocked());
