@@ -1,6 +1,7 @@
 //! `pgitops serve` with `[repository] verify = "ssh"` on a real node: signed pushes apply; a
 //! push whose range holds an unsigned commit applies nothing, and the note and the forge
 //! statuses name the commit and why; a force-push that replaces it with a signed commit applies.
+//! With `unverified = "stop"` the service applies up to the last verified commit and no further.
 
 use crate::serve_policy::{forge, wait_for};
 use crate::support::fleet::{has_role, push, Fleet};
@@ -115,4 +116,67 @@ fn an_unsigned_commit_holds_the_push_until_a_signed_force_push() {
     for name in ["u_a", "u_b", "u_c"] {
         assert!(has_role(f.primary(), name), "{name} was not applied");
     }
+}
+
+#[test]
+fn with_stop_the_service_applies_up_to_the_last_verified_commit() {
+    let f = Fleet::new(&["127.0.75.32"]);
+    let alice = SshKey::new("alice@127.0.0.1");
+    let keys = tempfile::tempdir().unwrap();
+    let allowed = allowed_signers(keys.path(), &[&alice]);
+    let svc = Service::start_repository(
+        &f,
+        &format!("verify = \"ssh\"\nallowed_signers = {allowed:?}\nunverified = \"stop\"\n"),
+        "",
+        &[],
+    );
+    let mut v = f.inventory();
+    let save = |v: &serde_yaml_ng::Value, message: &str, sign: Sign| {
+        f.repo.write("pigsty.yml", &to_yaml(v));
+        commit(f.repo.path(), message, sign)
+    };
+    let base = save(&v, "base", Sign::Ssh(&alice));
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+
+    let mut ids = Vec::new();
+    for (name, sign) in [
+        ("s_a", Sign::Ssh(&alice)),
+        ("s_b", Sign::No),
+        ("s_c", Sign::Ssh(&alice)),
+    ] {
+        push(
+            &mut v,
+            "pg_users",
+            &format!("{{ name: {name}, password: 'P.{name}' }}"),
+        );
+        ids.push(save(&v, &format!("add {name}"), sign));
+    }
+    svc.push(&f);
+    let note = svc.final_note(&ids[2]);
+    assert_eq!(note["status"], "unverified", "{note:#}");
+    let held = &note["runs"].as_array().unwrap().last().unwrap()["unverified"][0];
+    assert_eq!(
+        (&held["commit"], &held["stopped_at"]),
+        (&ids[1].as_str().into(), &ids[0].as_str().into()),
+        "{note:#}"
+    );
+    // the last verified commit was applied and noted as such
+    assert!(has_role(f.primary(), "s_a"));
+    assert!(!has_role(f.primary(), "s_b") && !has_role(f.primary(), "s_c"));
+    let applied = svc.final_note(&ids[0]);
+    assert_eq!(applied["status"], "success", "{applied:#}");
+    let out = svc.status();
+    assert!(
+        out.stdout.contains(&format!("{:<13}", &ids[0][..12])),
+        "pg-t is at the stop: {}",
+        out.stdout
+    );
+
+    // a signed commit on top does not get past the unsigned one
+    push(&mut v, "pg_users", "{ name: s_d, password: 'P.s_d' }");
+    let d = save(&v, "add s_d", Sign::Ssh(&alice));
+    svc.push(&f);
+    assert_eq!(svc.final_note(&d)["status"], "unverified");
+    assert!(!has_role(f.primary(), "s_d"));
 }
