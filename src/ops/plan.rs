@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use super::loads::{self, LoadCache, Shared};
-use super::verified::{gate, note_approvals, Held};
+use super::verified::{approval_commits, gate, note_approvals, Held};
 use super::{load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
 use crate::inventory::{self, Diagnostic, Inventory};
@@ -159,7 +159,7 @@ pub fn plan_between(
     // (with verification on, every commit here is verified, and a note counts only when an
     // allowed key signed it: git does not sign notes).
     let mut approved: BTreeSet<String> = BTreeSet::new();
-    for c in repo.commits_between(from, &to.id)? {
+    for c in approval_commits(repo, &opts.verify, from, to)? {
         approved.extend(approvals(&c.message));
         let (counted, ignored) = note_approvals(repo, &opts.verify, &c.id);
         approved.extend(counted);

@@ -130,6 +130,21 @@ pub fn gate(
     Ok((to.clone(), Some(Held::new(first, failures.len(), None))))
 }
 
+/// The commits whose `Pgitops-Approve` trailers and approval notes count for `from..to`: the
+/// range, all verified by [`gate`] when verification is on; with no base, only `to` then (the
+/// only commit the gate checked).
+pub fn approval_commits(
+    repo: &Repo,
+    settings: &Settings,
+    from: Option<&str>,
+    to: &CommitInfo,
+) -> Result<Vec<CommitInfo>> {
+    if settings.is_on() && from.is_none() {
+        return Ok(vec![to.clone()]);
+    }
+    Ok(repo.commits_between(from, &to.id)?)
+}
+
 /// Checks `parts` in order, on up to four threads (each check runs one or two processes).
 fn check_all(settings: &Settings, parts: Vec<SignedParts>) -> Vec<Outcome> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
@@ -221,7 +236,8 @@ pub fn held_in_note(
             for name in &clusters {
                 note.clusters.push(ClusterRecord {
                     name: name.clone(),
-                    module: "pgsql".into(),
+                    // Nothing was planned, so the module is not known.
+                    module: String::new(),
                     result: "unverified",
                     actions: vec![],
                 });

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use pgitops::ops::verified::gate;
+use pgitops::ops::verified::{approval_commits, gate};
 use pgitops::source::verify::{verify_commit, Mode, OnUnverified, Outcome, Reason, Settings};
 use pgitops::source::Repo;
 
@@ -177,6 +177,17 @@ fn the_gate_blocks_or_stops_at_the_first_unverified_commit_merges_included() {
             .unwrap()
             .commit,
         c2
+    );
+    // ... and only TO's trailers count then (an unsigned ancestor's do not).
+    let ids = |v: Vec<pgitops::source::CommitInfo>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(approval_commits(&repo, &block, None, &to).unwrap()),
+        vec![c3.clone()]
+    );
+    assert_eq!(
+        ids(approval_commits(&repo, &Settings::default(), None, &to).unwrap()).len(),
+        4,
+        "verification off: every commit's trailers"
     );
     // Unsigned right after the base: stop has nothing to apply, so it blocks.
     let (_, held) = gate(&repo, &stop, Some(&c1), &to).unwrap();
