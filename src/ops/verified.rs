@@ -7,7 +7,8 @@
 //!
 //! In: the repository, the settings and a range. Out: the commit to plan up to, and a [`Held`]
 //! when the range has an unverified commit: with `unverified = "block"` nothing of the range
-//! is planned (the target is `from`, and [`Held::stopped_at`] is None); with `"stop"` the range
+//! is planned (the target stays `to`, [`Held::stopped_at`] is None, and the caller plans
+//! nothing); with `"stop"` the range
 //! is cut at the newest commit of `to`'s first-parent line that has no unverified commit among
 //! its ancestors (`stopped_at`), or blocked when there is none. [`note_approvals`] sorts the
 //! `pgitops approve` notes of a commit into those that count (signed by an allowed key, or

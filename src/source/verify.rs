@@ -238,6 +238,9 @@ fn first_line(s: &str) -> String {
 
 /// Checks an SSH signature made in `namespace` against the allowed signers.
 pub(crate) fn ssh(allowed: &Path, namespace: &str, signature: &[u8], payload: &[u8]) -> Outcome {
+    if let Err(e) = std::fs::File::open(allowed) {
+        return tool_failed(&format!("reading {}", allowed.display()), e);
+    }
     let dir = match scratch(signature, None) {
         Ok(d) => d,
         Err(e) => return tool_failed("a temporary file", e),
@@ -305,6 +308,9 @@ fn key_of(sig: &Path, namespace: &str, payload: &[u8]) -> Option<String> {
 
 /// Checks a detached OpenPGP signature against the keyring only.
 pub(crate) fn gpg(keyring: &Path, signature: &[u8], payload: &[u8]) -> Outcome {
+    if let Err(e) = std::fs::File::open(keyring) {
+        return tool_failed(&format!("reading {}", keyring.display()), e);
+    }
     let dir = match scratch(signature, Some(payload)) {
         Ok(d) => d,
         Err(e) => return tool_failed("a temporary file", e),
