@@ -230,11 +230,11 @@ fn plan(
         }
         Output::Text => {
             let text = output::text(&report, std::io::stdout().is_terminal());
-            verify::print(&run);
-            if run.errors.is_empty() {
-                emit(&text);
-            } else {
-                eprint!("{text}");
+            // A blocked range has no plan to show: only why.
+            match (verify::print(&run), run.errors.is_empty()) {
+                (true, _) => {}
+                (false, true) => emit(&text),
+                (false, false) => eprint!("{text}"),
             }
         }
     }

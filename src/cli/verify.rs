@@ -60,11 +60,12 @@ fn lines(run: &PlanRun) -> Vec<String> {
     out
 }
 
-/// Prints a plan's verification lines on stderr.
-pub fn print(run: &PlanRun) {
+/// Prints a plan's verification lines on stderr; whether its range was blocked.
+pub fn print(run: &PlanRun) -> bool {
     for l in lines(run) {
         eprintln!("{l}");
     }
+    run.held.as_ref().is_some_and(|h| h.blocked())
 }
 
 /// The plan as JSON with `unverified` and `ignored_approvals` added.
@@ -83,7 +84,7 @@ pub fn write_json(run: &PlanRun) -> anyhow::Result<()> {
 pub fn held(runs: &[PlanRun]) -> Option<u8> {
     let mut code = None;
     for run in runs {
-        print(run);
+        let _ = print(run);
         if let Some(h) = &run.held {
             code = Some(match (h.blocked(), code) {
                 (true, _) | (false, Some(EXIT_ERROR)) => EXIT_ERROR,
