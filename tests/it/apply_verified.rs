@@ -121,6 +121,22 @@ fn an_unsigned_commit_blocks_its_clusters_range_and_a_signed_rewrite_applies() {
     };
     assert_eq!(result("pg-u"), Some("unverified".into()), "{note:#}");
     assert_eq!(result("pg-t"), Some("success".into()), "{note:#}");
+    // `plan` with the configuration: no plan, only why (exit 2)
+    let range = format!("{c1}..{c3}");
+    let plan = pgitops(f.repo.path(), &["plan", &range, "--config", cfg]);
+    assert_eq!(
+        (plan.code, plan.stdout.as_str()),
+        (2, ""),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr.contains(&format!(
+            "unverified: {why}; nothing of this range is planned"
+        )),
+        "{}",
+        plan.stderr
+    );
     // still blocked on the next apply: nothing changed
     assert_eq!(f.apply(&["--config", cfg]).code, 2);
     assert!(!has_role(u, "beta"));
