@@ -98,6 +98,9 @@ pub struct ApplyArgs {
     /// The directory runsvdir supervises on the nodes.
     #[arg(long, default_value = "/etc/service")]
     runit_dir: String,
+    /// Verify commit signatures as this service configuration's `[repository] verify` says.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
@@ -160,6 +163,7 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         eprintln!("{text}Nothing applied: the inventory has errors.");
         return Ok(EXIT_ERROR);
     }
+    let held = super::verify::held(&done.runs);
     if a.dry_run {
         for run in &done.runs {
             text.push_str(&pgitops::plan::output::text(&run.report(), false));
@@ -186,7 +190,11 @@ pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_CHANGES);
     }
     let failed = done.failed() || done.results.iter().any(|r| r.status == Status::Failed);
-    Ok(if failed { EXIT_CHANGES } else { EXIT_OK })
+    Ok(match held {
+        Some(code) if !failed => code,
+        _ if failed => EXIT_CHANGES,
+        _ => EXIT_OK,
+    })
 }
 
 /// One block per action: its status, message and per-host results.

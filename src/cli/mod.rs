@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod apply;
 mod records;
 mod render;
+mod verify;
 
 use pgitops::ops::{self, RepoOptions};
 use pgitops::plan::output;
@@ -61,6 +62,10 @@ enum Command {
         /// Exit 1 when there are changes, 0 when there are none.
         #[arg(long)]
         exit_code: bool,
+        /// Verify commit signatures as this service configuration's `[repository] verify`
+        /// says (pgitops.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Apply a commit range natively over SSH and record the result as a git note.
     Apply(Box<apply::ApplyArgs>),
@@ -82,6 +87,13 @@ enum Command {
         rev: String,
         /// The action id, e.g. `pg-meta/database/meta2/drop`.
         action: String,
+        /// Sign the approval with this SSH private key (namespace `pgitops-approve`): with
+        /// `[repository] verify` on, only approvals signed by an allowed key count.
+        #[arg(long, conflicts_with = "gpg_key")]
+        ssh_key: Option<PathBuf>,
+        /// Sign the approval with this GPG key (id or fingerprint in your keyring).
+        #[arg(long)]
+        gpg_key: Option<String>,
     },
     /// Run the sync service: pull, apply what changed, report on the commits.
     Serve {
@@ -143,16 +155,22 @@ pub async fn main(Args(cli): Args) -> ExitCode {
     } else {
         logs.init();
     }
-    let opts = RepoOptions {
+    let mut opts = RepoOptions {
         state_dir: cli.state_dir,
         repo: cli.repo,
         inventory: cli.inventory,
+        verify: Default::default(),
     };
+    if let Err(e) = verify::configure(&mut opts, &cli.command) {
+        eprintln!("pgitops: error: {e:#}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let result = match cli.command {
         Command::Plan {
             range,
             output,
             exit_code,
+            ..
         } => plan(&opts, range.as_deref(), output, exit_code),
         Command::Apply(args) => apply::apply(&opts, *args).await,
         Command::Serve { config } => {
@@ -166,7 +184,12 @@ pub async fn main(Args(cli): Args) -> ExitCode {
         Command::History { cluster, output } => {
             records::history(&opts, "HEAD", cluster.as_deref(), output)
         }
-        Command::Approve { rev, action } => records::approve(&opts, &rev, &action),
+        Command::Approve {
+            rev,
+            action,
+            ssh_key,
+            gpg_key,
+        } => records::approve(&opts, &rev, &action, verify::signer(ssh_key, gpg_key)),
         Command::Render(args) => render::render(&opts, &args),
         Command::Validate {
             config: Some(path), ..
@@ -200,20 +223,22 @@ fn plan(
     let run = ops::plan::plan(opts, range)?;
     let report = run.report();
     match out {
+        Output::Json if opts.verify.is_on() => verify::write_json(&run)?,
         Output::Json => {
             // A closed stdout (`| head`) is not an error of the plan.
             let _ = output::write_json(&report, std::io::stdout().lock());
         }
         Output::Text => {
             let text = output::text(&report, std::io::stdout().is_terminal());
-            if run.errors.is_empty() {
-                emit(&text);
-            } else {
-                eprint!("{text}");
+            // A blocked range has no plan to show: only why.
+            match (verify::print(&run), run.errors.is_empty()) {
+                (true, _) => {}
+                (false, true) => emit(&text),
+                (false, false) => eprint!("{text}"),
             }
         }
     }
-    let code = if !run.errors.is_empty() {
+    let code = if !run.errors.is_empty() || run.held.as_ref().is_some_and(|h| h.blocked()) {
         EXIT_ERROR
     } else if exit_code && run.has_changes() {
         EXIT_CHANGES

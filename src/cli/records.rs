@@ -3,6 +3,7 @@
 use super::{emit, Output, EXIT_OK};
 use pgitops::ops::records;
 use pgitops::ops::RepoOptions;
+use pgitops::source::approval::Signer;
 
 fn short(sha: &Option<String>) -> &str {
     sha.as_deref()
@@ -76,9 +77,18 @@ pub fn history(
     Ok(EXIT_OK)
 }
 
-pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> anyhow::Result<u8> {
-    let (commit, new, held) = records::approve(opts, rev, action)?;
-    let what = if new { "approved" } else { "already approved" };
+pub fn approve(
+    opts: &RepoOptions,
+    rev: &str,
+    action: &str,
+    signer: Option<Signer>,
+) -> anyhow::Result<u8> {
+    let (commit, new, held) = records::approve(opts, rev, action, signer.as_ref())?;
+    let what = match (new, &signer) {
+        (true, Some(_)) => "approved (signed)",
+        (true, None) => "approved",
+        (false, _) => "already approved",
+    };
     let note = if held {
         ""
     } else {

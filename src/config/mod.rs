@@ -14,6 +14,9 @@
 //! branch = "main"
 //! inventory = "pigsty.yml"
 //! poll_seconds = 15
+//! verify = "ssh"                    # every applied commit signed: ssh | gpg | off (default)
+//! allowed_signers = "/etc/pgitops/allowed_signers"   # gpg: keyring = "/etc/pgitops/trusted.gpg"
+//! unverified = "block"              # or "stop": apply up to the last verified commit
 //!
 //! [executor]
 //! ssh_user = "root"
@@ -43,6 +46,7 @@
 
 mod http;
 pub mod schedule;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +103,18 @@ pub struct Repository {
     pub token_file: Option<PathBuf>,
     /// ssh: the key used to fetch and push.
     pub ssh_key: Option<PathBuf>,
+    /// Commit signatures every applied commit must carry: `ssh`, `gpg` or `off` (the default);
+    /// see [`Repository::verification`].
+    #[serde(default)]
+    pub verify: crate::source::verify::Mode,
+    /// `verify = "ssh"`: the allowed signers, in the format of git's `gpg.ssh.allowedSignersFile`.
+    pub allowed_signers: Option<PathBuf>,
+    /// `verify = "gpg"`: a keyring file for `gpgv` (`gpg --export KEY... > file`).
+    pub keyring: Option<PathBuf>,
+    /// At an unverified commit: `block` (default; nothing of the range) or `stop` (apply up to
+    /// the last verified commit before it).
+    #[serde(default)]
+    pub unverified: crate::source::verify::OnUnverified,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +278,7 @@ impl Config {
         if self.repository.poll_seconds == 0 {
             return Err("`repository.poll_seconds` must be at least 1".into());
         }
+        self.repository.verification()?;
         if self.executor.kind != ExecutorKind::Native && self.executor.pigsty_home.is_none() {
             return Err(
                 "`executor.kind = \"pigsty\"` and `\"auto\"` need `executor.pigsty_home`".into(),

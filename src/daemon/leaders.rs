@@ -120,6 +120,7 @@ impl<'a> Watch<'a> {
                     repo: self.mirror.path.clone(),
                     inventory: location.clone(),
                     state_dir: Some(self.cfg.state.dir.clone()),
+                    ..Default::default()
                 };
                 let repo = Repo::open(&self.mirror.path)?;
                 pgitops::ops::load_revision(&repo, &opts, commit, true)?

@@ -173,6 +173,8 @@ impl<'a> Service<'a> {
             repo: self.mirror.path.clone(),
             inventory: cfg.repository.inventory.clone(),
             state_dir: Some(cfg.state.dir.clone()),
+            // Checked at load; a trust file gone since refuses the reconcile (never "off").
+            verify: cfg.repository.verification().map_err(anyhow::Error::msg)?,
         };
         let options = ApplyOptions {
             range: Some(newest.clone()),
@@ -187,8 +189,10 @@ impl<'a> Service<'a> {
         let started = Instant::now();
         let done = apply(&opts, options, &self.runner).await?;
         let applied = started.elapsed();
-        // Intermediate commits since the last reconcile were applied cumulatively with `newest`.
-        if let Some(prev) = self.last_head.as_deref().filter(|p| *p != newest) {
+        // Intermediate commits since the last reconcile were applied cumulatively with `newest`
+        // (not when an unverified commit held the range: its note on `newest` says so).
+        let held = done.runs.iter().any(|r| r.held.is_some());
+        if let Some(prev) = self.last_head.as_deref().filter(|p| *p != newest && !held) {
             for c in repo
                 .commits_between(Some(prev), &newest)?
                 .iter()

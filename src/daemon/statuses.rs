@@ -1,6 +1,7 @@
 //! Forge commit statuses from the service: `pending` when a commit's apply starts, the result
 //! when it ends (contexts `pgitops` and `pgitops/<cluster>`), `success` with "superseded" on
-//! intermediate commits. Each reporter has one [`StatusQueue`] worker that posts in order and
+//! intermediate commits, `failure` naming the commit and why when an unverified commit held the
+//! range. Each reporter has one [`StatusQueue`] worker that posts in order and
 //! retries inside, so a slow or failing forge never delays an apply and a retried `pending` never
 //! lands after the result. No reporter configured: nothing happens.
 //! In: the configuration and apply outcomes. Out: statuses queued per reporter.
@@ -52,7 +53,7 @@ impl Statuses {
     pub fn finished(&self, sha: &str, done: &Applied) {
         let Some(note) = &done.note else { return };
         let state = |result: &str| {
-            if matches!(result, "failure" | "invalid") {
+            if matches!(result, "failure" | "invalid" | "unverified") {
                 State::Failure
             } else if result == "held" {
                 State::Pending
@@ -65,10 +66,29 @@ impl Statuses {
                 "inventory refused: {}",
                 note.errors.first().cloned().unwrap_or_default()
             ),
+            "unverified" => match note.unverified.first() {
+                Some(u) => format!("unverified: {}", u.message),
+                None => "unverified".into(),
+            },
             r => format!("{r}: {} actions", done.results.len()),
         };
         self.post(sha, "pgitops".into(), state(note.result), summary);
         for c in &note.clusters {
+            if c.result == "unverified" {
+                // Blocked by an unverified commit: which one, and why.
+                let why = note
+                    .unverified
+                    .iter()
+                    .find(|u| u.clusters.contains(&c.name));
+                let text = why.map_or("an unverified commit in the range", |u| &u.message);
+                self.post(
+                    sha,
+                    format!("pgitops/{}", c.name),
+                    State::Failure,
+                    format!("not applied: {text}"),
+                );
+                continue;
+            }
             let failed = c
                 .actions
                 .iter()

@@ -7,6 +7,12 @@
 //! as a git note on TO. The results go to the caller ([`apply_then`]) before anything is
 //! written, and the note is written before the state: a note that cannot be written never
 //! advances the state (see [`Applied::unrecorded`]).
+//!
+//! With `[repository] verify` on, each group's range passes the signature gate
+//! ([`super::verified`]) while it is planned: a blocked group runs nothing and keeps its state
+//! (its clusters and the unverified commit are in the note on TO); a group stopped at its last
+//! verified commit is executed, noted and recorded at that commit, and the note on TO says
+//! where it stopped and why.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use super::plan::{parse_range, plan_between, PlanRun};
+use super::verified::Held;
 use super::RepoOptions;
 use crate::execute::{self, ActionResult, ExecConfig, Runner, Status};
 use crate::plan::{ObjectStep, Step};
@@ -98,6 +105,8 @@ pub async fn apply_then(
     };
     let created = state.created_ids();
     let mut runs = Vec::new();
+    // Each run's clusters: its group's members, or (the default base) all not claimed.
+    let mut members_of: Vec<Option<BTreeSet<String>>> = Vec::new();
     let mut claimed: BTreeSet<String> = BTreeSet::new();
     let mut bases: Vec<Option<String>> = groups
         .keys()
@@ -119,6 +128,7 @@ pub async fn apply_then(
         run.retain_clusters(|c| {
             keep(c) && (members.contains(c) || (is_default && !claimed.contains(c)))
         });
+        members_of.push((!is_default).then(|| members.clone()));
         if !is_default {
             claimed.extend(members);
         }
@@ -129,6 +139,10 @@ pub async fn apply_then(
         }
         runs.push(run);
     }
+    let member = |i: usize, c: &str| match &members_of[i] {
+        Some(m) => m.contains(c),
+        None => !claimed.contains(c),
+    };
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "planned");
     if ao.dry_run {
         return Ok(Applied {
@@ -140,7 +154,8 @@ pub async fn apply_then(
     }
     if runs.iter().any(|r| !r.errors.is_empty()) {
         // Refused whole: nothing runs; the commit's note says why (file, line, column).
-        let mut run = note_of(&runs, &[], &to.id, started);
+        let all: Vec<&PlanRun> = runs.iter().collect();
+        let mut run = note_of(&all, &[], &to.id, started);
         run.result = "invalid";
         run.errors = runs
             .iter()
@@ -158,9 +173,6 @@ pub async fn apply_then(
             unrecorded: None,
         });
     }
-    let mut exec = ao.exec;
-    exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &to.id));
-    let cfg = Arc::new(exec);
     let mut results = Vec::new();
     let scratch = tempfile::Builder::new()
         .prefix("pgitops-inv")
@@ -170,6 +182,10 @@ pub async fn apply_then(
         let Some((old, new)) = run.inventories.clone() else {
             continue;
         };
+        // Journaled at the commit the run applies (TO, or where an unverified commit stopped it).
+        let mut exec = ao.exec.clone();
+        exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &run.to));
+        let cfg = Arc::new(exec);
         // The Pigsty executor reads each revision's inventory from a file.
         let cfg = match &cfg.pigsty {
             None => cfg.clone(),
@@ -196,19 +212,46 @@ pub async fn apply_then(
     }
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
     executed(&results);
-    let run = note_of(&runs, &results, &to.id, started);
-    let unrecorded = match note::append(repo.git(), &run) {
+    // One note per commit applied: TO (with what an unverified commit held), and any commit a
+    // group stopped at. The state of each run's clusters advances to the commit it applied.
+    let blocked = |r: &PlanRun| r.held.as_ref().is_some_and(Held::blocked);
+    let mut targets: Vec<&str> = vec![&to.id];
+    for r in runs.iter().filter(|r| !blocked(r)) {
+        if !targets.contains(&r.to.as_str()) {
+            targets.push(&r.to);
+        }
+    }
+    let mut notes = Vec::new();
+    for target in &targets {
+        let mine: Vec<usize> = (0..runs.len())
+            .filter(|i| !blocked(&runs[*i]) && runs[*i].to == *target)
+            .collect();
+        let chosen: Vec<&PlanRun> = mine.iter().map(|i| &runs[*i]).collect();
+        let mut run = note_of(&chosen, &results, target, started);
+        if *target == to.id {
+            super::verified::held_in_note(&mut run, &runs, &state, &|i, c| keep(c) && member(i, c));
+        }
+        let covered = move |c: &str| keep(c) && mine.iter().any(|i| member(*i, c));
+        notes.push((run, chosen, covered));
+    }
+    let unrecorded = match notes
+        .iter()
+        .try_for_each(|(run, _, _)| note::append(repo.git(), run))
+    {
         Err(e) => Some(format!("writing the git note: {e}; the state was not advanced, so the next apply runs these actions again and records them")),
         Ok(()) => {
             tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
-            record(&mut state, &runs, &results, &to.id, &keep);
+            for (run, chosen, covered) in &notes {
+                record(&mut state, chosen, &results, &run.commit, covered);
+            }
             state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e)))
         }
     };
+    let note = notes.into_iter().next().map(|(run, _, _)| run);
     Ok(Applied {
         runs,
         results,
-        note: Some(run),
+        note,
         unrecorded,
     })
 }
@@ -218,7 +261,7 @@ pub async fn apply_then(
 /// unless one of its actions failed or waits; `covered` excludes clusters left out of the run.
 fn record(
     state: &mut State,
-    runs: &[PlanRun],
+    runs: &[&PlanRun],
     results: &[ActionResult],
     to: &str,
     covered: &dyn Fn(&str) -> bool,
@@ -278,7 +321,7 @@ fn record(
     }
 }
 
-fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
+fn note_of(runs: &[&PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
     let mut by_cluster: BTreeMap<(String, String), Vec<ActionResult>> = BTreeMap::new();
     let by_id: HashMap<&str, &ActionResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
     for run in runs {
@@ -325,9 +368,16 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
             .map(|d| d.as_secs())
             .unwrap_or(0),
         ms: started.elapsed().as_millis() as u64,
-        result: verdict(results),
+        result: verdict(
+            &clusters
+                .iter()
+                .flat_map(|c| c.actions.clone())
+                .collect::<Vec<_>>(),
+        ),
         clusters,
         errors: vec![],
+        unverified: vec![],
+        ignored_approvals: vec![],
     }
 }
 

@@ -37,6 +37,7 @@ fn plan(dir: &Path, from: Oid, to: Oid, cache: Option<&LoadCache>) -> crate::ops
         repo: dir.to_path_buf(),
         inventory: "pigsty.yml".into(),
         state_dir: None,
+        ..Default::default()
     };
     let repo = Repo::open(dir).unwrap();
     let to = repo.commit(&to.to_string()).unwrap();

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod records;
 pub mod render;
 pub mod validate;
+pub mod verified;
 
 use std::path::PathBuf;
 
@@ -17,14 +18,16 @@ use anyhow::{Context, Result};
 use crate::inventory::{self, Diagnostic, Inventory, InventoryFiles};
 use crate::source::{Repo, SourceError};
 
-/// Where the inventory lives.
-#[derive(Debug, Clone)]
+/// Where the inventory lives, and whether its commits must be signed.
+#[derive(Debug, Clone, Default)]
 pub struct RepoOptions {
     pub repo: PathBuf,
     /// A file (`pigsty.yml`) or a directory in the Ansible split layout.
     pub inventory: String,
     /// Where apply state lives; default `<git dir>/pgitops`.
     pub state_dir: Option<PathBuf>,
+    /// Commit signature verification (`[repository] verify`; off by default).
+    pub verify: crate::source::verify::Settings,
 }
 
 impl RepoOptions {

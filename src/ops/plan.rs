@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use super::loads::{self, LoadCache, Shared};
+use super::verified::{approval_commits, gate, note_approvals, Held};
 use super::{load_files, read_revision, RepoOptions};
 use crate::diff::{self, Diff};
 use crate::inventory::{self, Diagnostic, Inventory};
 use crate::plan::{self, output::Report, Plan};
-use crate::report::note;
 use crate::report::state::State;
 use crate::source::{approvals, CommitInfo, Repo};
 
@@ -42,6 +42,12 @@ pub struct PlanRun {
     pub warnings: Vec<Diagnostic>,
     /// Both inventories, for an executor (absent when there were errors).
     pub inventories: Option<(Arc<Inventory>, Arc<Inventory>)>,
+    /// An unverified commit in the range (`[repository] verify`): blocked (nothing planned) or
+    /// stopped at the last verified commit (`to` is that commit).
+    pub held: Option<Held>,
+    /// `pgitops approve` notes not counted because commit verification is on and no allowed
+    /// key signed them: `<action> on <sha> (<why>)`.
+    pub ignored_approvals: Vec<String>,
 }
 
 impl PlanRun {
@@ -117,6 +123,9 @@ pub fn plan_between(
     cache: Option<&LoadCache>,
 ) -> Result<PlanRun> {
     let started = std::time::Instant::now();
+    // With `[repository] verify` on, the range is cut or blocked at an unverified commit.
+    let (to, held) = gate(repo, &opts.verify, from, to)?;
+    let to = &to;
     let mut run = PlanRun {
         from: from.map(str::to_string).unwrap_or_else(|| "0".repeat(40)),
         to: to.id.clone(),
@@ -125,7 +134,12 @@ pub fn plan_between(
         errors: vec![],
         warnings: vec![],
         inventories: None,
+        held,
+        ignored_approvals: vec![],
     };
+    if run.held.as_ref().is_some_and(Held::blocked) {
+        return Ok(run);
+    }
     let (old, new) = load_both(repo, opts, from, &to.id, cache)?;
     tracing::debug!(
         ms = started.elapsed().as_secs_f64() * 1e3,
@@ -141,11 +155,15 @@ pub fn plan_between(
     if !run.errors.is_empty() {
         return Ok(run);
     }
-    // Approvals: `Pgitops-Approve` trailers and `pgitops approve` notes on the range's commits.
+    // Approvals: `Pgitops-Approve` trailers and `pgitops approve` notes on the range's commits
+    // (with verification on, every commit here is verified, and a note counts only when an
+    // allowed key signed it: git does not sign notes).
     let mut approved: BTreeSet<String> = BTreeSet::new();
-    for c in repo.commits_between(from, &to.id)? {
+    for c in approval_commits(repo, &opts.verify, from, to)? {
         approved.extend(approvals(&c.message));
-        approved.extend(note::approvals(repo.git(), git2::Oid::from_str(&c.id)?));
+        let (counted, ignored) = note_approvals(repo, &opts.verify, &c.id);
+        approved.extend(counted);
+        run.ignored_approvals.extend(ignored);
     }
     let t = std::time::Instant::now();
     run.diff = diff::diff(&old, &new);

@@ -12,6 +12,7 @@ use crate::execute::Status;
 use crate::report::leaders::{LeaderView, Leaders};
 use crate::report::note::{self, Approval};
 use crate::report::state::State;
+use crate::source::approval::{self, Signer};
 
 #[derive(Debug, Serialize)]
 pub struct ClusterStatus {
@@ -142,11 +143,21 @@ pub fn history(opts: &RepoOptions, head: &str, cluster: Option<&str>) -> Result<
     Ok(out)
 }
 
-/// Records an approval of `action` on `rev`'s commit. Returns the commit id and whether the
-/// approval is new, and whether the action is held there (per the last apply run).
-pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, bool, bool)> {
+/// Records an approval of `action` on `rev`'s commit, signed by `signer` when given (with
+/// commit verification on, only a signed approval counts). Returns the commit id and whether
+/// the approval is new, and whether the action is held there (per the last apply run).
+pub fn approve(
+    opts: &RepoOptions,
+    rev: &str,
+    action: &str,
+    signer: Option<&Signer>,
+) -> Result<(String, bool, bool)> {
     let repo = opts.open()?;
     let commit = repo.commit(rev)?.id;
+    let signature = match signer {
+        Some(s) => Some(approval::sign(s, &commit, action).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let oid = Oid::from_str(&commit)?;
     let held = note::load(repo.git(), oid)?.runs.last().is_some_and(|run| {
         run.clusters
@@ -166,6 +177,7 @@ pub fn approve(opts: &RepoOptions, rev: &str, action: &str) -> Result<(String, b
             action: action.to_string(),
             by,
             at,
+            signature,
         },
     )
     .context("writing the approval note")?;

@@ -55,13 +55,35 @@ pub struct Run {
     /// Seconds since the Unix epoch.
     pub started: u64,
     pub ms: u64,
-    /// `success`, `no-change`, `held` (actions await approval or a window), `failure`, or
-    /// `invalid` (the inventory was refused: nothing applied).
+    /// `success`, `no-change`, `held` (actions await approval or a window), `failure`,
+    /// `invalid` (the inventory was refused: nothing applied), or `unverified` (a commit of the
+    /// range failed signature verification: see `unverified`).
     pub result: &'static str,
     pub clusters: Vec<ClusterRecord>,
     /// Why the inventory was refused: `file:line:column: message`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Ranges held by a commit that failed signature verification (`[repository] verify`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<Unverified>,
+    /// `pgitops approve` notes not counted (verification on, no allowed key signed them):
+    /// `<action> on <sha> (<why>)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_approvals: Vec<String>,
+}
+
+/// A range held by an unverified commit: nothing of it applied to `clusters`, or (with
+/// `unverified = "stop"`) applied only up to `stopped_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unverified {
+    pub commit: String,
+    /// `unsigned`, `unknown-key`, `bad-signature` or `tool-failed`.
+    pub reason: String,
+    /// `commit <sha> is not verified: <why>`.
+    pub message: String,
+    pub clusters: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
 }
 
 /// The note document on one commit. Every field has a default, so notes written by older
@@ -145,6 +167,11 @@ pub struct Approval {
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub at: u64,
+    /// An armored SSH or OpenPGP signature over the commit and the action
+    /// ([`crate::source::approval::payload`]); with commit verification on, only a signed
+    /// approval counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Note {
@@ -228,10 +255,14 @@ pub fn append(repo: &Repository, run: &Run) -> Result<(), git2::Error> {
     .map(drop)
 }
 
-/// Records an approval of `action` on `commit` (idempotent).
+/// Records an approval of `action` on `commit` (idempotent: another approval of the action is
+/// added only when it carries a signature the note does not have yet).
 pub fn approve(repo: &Repository, commit: Oid, approval: Approval) -> Result<bool, git2::Error> {
     update(repo, commit, |n| {
-        let new = !n.approvals.iter().any(|a| a.action == approval.action);
+        let new = !n.approvals.iter().any(|a| {
+            a.action == approval.action
+                && (approval.signature.is_none() || a.signature == approval.signature)
+        });
         if new {
             n.approvals.push(approval);
         }
@@ -241,8 +272,15 @@ pub fn approve(repo: &Repository, commit: Oid, approval: Approval) -> Result<boo
 
 /// Action ids approved in the note of `commit`.
 pub fn approvals(repo: &Repository, commit: Oid) -> Vec<String> {
-    let note = load(repo, commit).unwrap_or_default();
-    note.approvals.into_iter().map(|a| a.action).collect()
+    approval_records(repo, commit)
+        .into_iter()
+        .map(|a| a.action)
+        .collect()
+}
+
+/// The approvals in the note of `commit`, with who, when and their signatures.
+pub fn approval_records(repo: &Repository, commit: Oid) -> Vec<Approval> {
+    load(repo, commit).unwrap_or_default().approvals
 }
 
 /// Merges two versions of one note's text (see [`Note::merge`]); neither side's entries, nor an

@@ -32,6 +32,8 @@ fn run(commit: Oid, result: &'static str) -> Run {
         result,
         clusters: vec![],
         errors: vec!["pigsty.yml:3:5: bad".into()],
+        unverified: vec![],
+        ignored_approvals: vec![],
     }
 }
 
@@ -77,7 +79,8 @@ fn an_unreadable_note_is_kept_not_overwritten() {
         Approval {
             action: "pg-a/database/x/drop".into(),
             by: "alice".into(),
-            at: 1
+            at: 1,
+            signature: None,
         }
     )
     .unwrap());
@@ -120,6 +123,7 @@ fn merging_keeps_both_sides() {
             action: "pg-a/database/x/drop".into(),
             by: "bob".into(),
             at: 2,
+            signature: None,
         }],
         status: Some("held".into()),
         remark: Some("theirs".into()),

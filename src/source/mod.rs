@@ -5,8 +5,10 @@
 //! tree ([`InventoryFiles`]): one file (`pigsty.yml`), or a directory in the Ansible split layout
 //! (`hosts.yml`/`inventory.yml` + `group_vars/` + `host_vars/`).
 
+pub mod approval;
 pub mod offline;
 pub mod remote;
+pub mod verify;
 
 use std::path::Path;
 

@@ -187,3 +187,4 @@ pub mod nodes;
 pub mod patroni;
 pub mod pigsty;
 pub mod service;
+pub mod signing;

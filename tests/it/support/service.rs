@@ -47,16 +47,27 @@ impl Service {
         env: &[(&str, &str)],
         prepare: impl FnOnce(&mut Command),
     ) -> Service {
-        Service::start_full(f, "", extra, env, prepare)
+        Service::start_full(f, "", "", extra, env, prepare)
+    }
+
+    /// With `repository` lines added to the `[repository]` table (e.g. `verify = "ssh"`).
+    pub fn start_repository(
+        f: &Fleet,
+        repository: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Service::start_full(f, repository, "", extra, env, |_| {})
     }
 
     /// With `executor` lines added to the `[executor]` table (e.g. `kind = "pigsty"`).
     pub fn start_executor(f: &Fleet, executor: &str, env: &[(&str, &str)]) -> Service {
-        Service::start_full(f, executor, "", env, |_| {})
+        Service::start_full(f, "", executor, "", env, |_| {})
     }
 
     fn start_full(
         f: &Fleet,
+        repository: &str,
         executor: &str,
         extra: &str,
         env: &[(&str, &str)],
@@ -70,7 +81,7 @@ impl Service {
             .unwrap();
         let port = free_port();
         let cfg = format!(
-            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n{executor}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n{repository}\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n{executor}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
             remote.path(),
             state.path(),
             f.nodes.identity(),
