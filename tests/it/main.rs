@@ -39,5 +39,6 @@ mod serve_crash;
 mod serve_http;
 mod serve_leaders;
 mod serve_policy;
+mod serve_pulls;
 mod serve_resilience;
 mod support;

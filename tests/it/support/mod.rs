@@ -186,4 +186,5 @@ pub mod fleet;
 pub mod nodes;
 pub mod patroni;
 pub mod pigsty;
+pub mod pull_forge;
 pub mod service;
