@@ -23,6 +23,7 @@ mod corpus_split;
 mod equivalence;
 mod forge;
 mod forge_order;
+mod forge_pulls;
 mod harness;
 mod hba_pigsty;
 mod hostile;
