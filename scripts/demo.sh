@@ -84,6 +84,8 @@ open(p, "w").write(s)
 PY
 git -C "$demo/work" -c user.name="pgitops demo" -c user.email=demo@127.0.0.1 commit -qam "Add dbuser_app to pg-meta"
 "$bin" --repo "$demo/work" plan
+echo "-- the pull request's comment, as \`pgitops serve\` with [pulls] posts it (pgitops plan --output markdown):"
+"$bin" --repo "$demo/work" plan --output markdown | sed -n '1,16p'
 start=$(date +%s%N)
 git -C "$demo/work" push -q origin HEAD:main
 head=$(git -C "$demo/work" rev-parse HEAD)

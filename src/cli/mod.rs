@@ -17,7 +17,7 @@ mod render;
 mod verify;
 
 use pgitops::ops::{self, RepoOptions};
-use pgitops::plan::output;
+use pgitops::plan::{markdown, output};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHANGES: u8 = 1;
@@ -50,6 +50,15 @@ enum Output {
     Json,
 }
 
+/// `plan --output`: the text and JSON forms, and the Markdown document a pull request comment
+/// holds (at most GitHub's 65,536 characters).
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    Text,
+    Json,
+    Markdown,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Show what a commit range changes and the actions it needs.
@@ -58,7 +67,7 @@ enum Command {
         /// last applied at (the state directory), else TO's first parent.
         range: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
-        output: Output,
+        output: PlanOutput,
         /// Exit 1 when there are changes, 0 when there are none.
         #[arg(long)]
         exit_code: bool,
@@ -217,18 +226,35 @@ pub async fn main(Args(cli): Args) -> ExitCode {
 fn plan(
     opts: &RepoOptions,
     range: Option<&str>,
-    out: Output,
+    out: PlanOutput,
     exit_code: bool,
 ) -> anyhow::Result<u8> {
     let run = ops::plan::plan(opts, range)?;
     let report = run.report();
     match out {
-        Output::Json if opts.verify.is_on() => verify::write_json(&run)?,
-        Output::Json => {
+        PlanOutput::Json if opts.verify.is_on() => verify::write_json(&run)?,
+        PlanOutput::Json => {
             // A closed stdout (`| head`) is not an error of the plan.
             let _ = output::write_json(&report, std::io::stdout().lock());
         }
-        Output::Text => {
+        PlanOutput::Markdown => {
+            let rest = format!(
+                "`pgitops plan --output text {}..{}`",
+                report.from, report.to
+            );
+            let held: Vec<String> = run
+                .held
+                .iter()
+                .map(|h| format!("**Signature check:** {}", markdown::code(&h.message)))
+                .collect();
+            emit(&markdown::markdown(
+                &report,
+                &held,
+                markdown::GITHUB_COMMENT_LIMIT,
+                &rest,
+            ));
+        }
+        PlanOutput::Text => {
             let text = output::text(&report, std::io::stdout().is_terminal());
             // A blocked range has no plan to show: only why.
             match (verify::print(&run), run.errors.is_empty()) {

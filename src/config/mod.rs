@@ -38,6 +38,9 @@
 //! repo = "acme/pg-inventory"        # gitlab: the project id
 //! token_env = "GITHUB_TOKEN"
 //!
+//! [pulls]                           # plans on pull requests: see [`Pulls`]
+//! enabled = true
+//!
 //! [http]                            # the listener and its bounds: see [`Http`]
 //! listen = "127.0.0.1:9187"
 //! hook_secret_env = "PGITOPS_HOOK_SECRET"
@@ -45,6 +48,7 @@
 //! ```
 
 mod http;
+mod pulls;
 pub mod schedule;
 mod verify;
 
@@ -56,6 +60,7 @@ use crate::execute::native::supervise::SupervisorChoice;
 use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
 pub use http::Http;
+pub use pulls::Pulls;
 pub use schedule::{Schedule, Window, WindowClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,8 @@ pub struct Config {
     pub reporters: Vec<Reporter>,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub pulls: Pulls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -288,6 +295,7 @@ impl Config {
             return Err("`schedule.window.minutes` must be at least 1".into());
         }
         self.http.check()?;
+        self.pulls.check(self.reporters.len())?;
         for r in &self.reporters {
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(

@@ -14,6 +14,7 @@ mod fds;
 mod http;
 mod leaders;
 mod lock;
+mod pulls;
 mod reconcile;
 mod statuses;
 mod triggers;
@@ -133,7 +134,11 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
             w.await;
         }
     };
-    tokio::join!(run(&mut svc, rx, &shutdown, &busy), watching);
+    let mut pulls = pulls::Pulls::new(&cfg);
+    tokio::join!(
+        run(&mut svc, rx, &shutdown, &busy, pulls.as_mut()),
+        watching
+    );
     svc.close().await;
     tasks.abort_all();
     if let Err(e) = mirror.push_notes() {
@@ -185,6 +190,7 @@ async fn run(
     mut rx: UnboundedReceiver<Trigger>,
     stop: &Shutdown,
     busy: &tokio::sync::Mutex<()>,
+    mut pulls: Option<&mut pulls::Pulls>,
 ) {
     loop {
         let wake = svc.wake_at();
@@ -214,6 +220,11 @@ async fn run(
         let _busy = busy.lock().await;
         if let Err(e) = svc.reconcile(triggers.contains(&Trigger::Resync)).await {
             tracing::error!(error = %format!("{e:#}"), "reconcile failed");
+        }
+        if let Some(p) = pulls.as_deref_mut() {
+            if let Err(e) = svc.plan_pulls(p).await {
+                tracing::warn!(error = %format!("{e:#}"), "plans on pull requests");
+            }
         }
     }
 }

@@ -111,6 +111,11 @@ impl<'a> Service<'a> {
         (self.exec.clone(), self.runner.clone(), self.loads.clone())
     }
 
+    /// Plans the open pull requests against what is applied now ([`super::pulls`]).
+    pub async fn plan_pulls(&self, pulls: &mut super::pulls::Pulls) -> Result<()> {
+        pulls.check(self.cfg, self.mirror, self.watch_parts()).await
+    }
+
     pub fn wake_at(&self) -> Option<Instant> {
         self.ctl.wake_at()
     }

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod executor;
 pub mod loads;
 pub mod plan;
+pub mod pulls;
 pub mod records;
 pub mod render;
 pub mod validate;

@@ -13,6 +13,7 @@
 pub mod catalog;
 mod defaults;
 pub mod etcd;
+pub mod markdown;
 mod modules;
 mod objects;
 pub mod output;

@@ -232,35 +232,56 @@ fn value_text(c: &Change, v: Option<&Value>) -> String {
     }
 }
 
-fn entity_diff(c: &Change, p: &Paint) -> String {
+/// What changed in an entity's value, redacted: nothing, only a secret, or diff lines
+/// (`'-'`, `'+'`, `' '` and the line), grouped with two lines of context.
+pub(super) enum ValueDiff {
+    Same,
+    SecretOnly,
+    Lines(Vec<(char, String)>),
+}
+
+pub(super) fn value_diff(c: &Change) -> ValueDiff {
     let (a, b) = (value_text(c, c.old.as_ref()), value_text(c, c.new.as_ref()));
     if a == b {
         // Equal once redacted, different before: only secrets changed.
         return if c.old != c.new {
-            "      (a secret changed (values redacted))\n".to_string()
+            ValueDiff::SecretOnly
         } else {
-            String::new()
+            ValueDiff::Same
         };
     }
     let diff = TextDiff::from_lines(&a, &b);
-    let mut out = String::new();
+    let mut lines = Vec::new();
     for group in diff.grouped_ops(2) {
         for op in group {
             for change in diff.iter_changes(&op) {
-                let (sign, code) = match change.tag() {
-                    ChangeTag::Delete => ("-", "31"),
-                    ChangeTag::Insert => ("+", "32"),
-                    ChangeTag::Equal => (" ", "0"),
+                let sign = match change.tag() {
+                    ChangeTag::Delete => '-',
+                    ChangeTag::Insert => '+',
+                    ChangeTag::Equal => ' ',
                 };
-                let line = format!("      {sign} {}", change.value().trim_end_matches('\n'));
-                out.push_str(&if sign == " " {
-                    line
-                } else {
-                    p.wrap(code, &line)
-                });
-                out.push('\n');
+                lines.push((sign, change.value().trim_end_matches('\n').to_string()));
             }
         }
+    }
+    ValueDiff::Lines(lines)
+}
+
+fn entity_diff(c: &Change, p: &Paint) -> String {
+    let lines = match value_diff(c) {
+        ValueDiff::Same => return String::new(),
+        ValueDiff::SecretOnly => return "      (a secret changed (values redacted))\n".to_string(),
+        ValueDiff::Lines(lines) => lines,
+    };
+    let mut out = String::new();
+    for (sign, text) in lines {
+        let line = format!("      {sign} {text}");
+        out.push_str(&match sign {
+            '-' => p.wrap("31", &line),
+            '+' => p.wrap("32", &line),
+            _ => line,
+        });
+        out.push('\n');
     }
     out
 }

@@ -146,11 +146,11 @@ impl ForgeError {
 
 /// One configured forge, ready to post statuses.
 pub struct Reporter {
-    kind: ForgeKind,
-    base: String,
-    repo: String,
+    pub(super) kind: ForgeKind,
+    pub(super) base: String,
+    pub(super) repo: String,
     token: String,
-    agent: ureq::Agent,
+    pub(super) agent: ureq::Agent,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -231,18 +231,7 @@ impl Reporter {
     /// For callers that schedule their own retries, like [`super::status_queue`].
     pub fn attempt(&self, status: &Status) -> Result<(), (ForgeError, Option<Duration>)> {
         let (forge, sha) = (self.forge(), status.sha.to_string());
-        let request = self
-            .agent
-            .post(self.url(status.sha))
-            .header("User-Agent", USER_AGENT);
-        let request = match self.kind {
-            ForgeKind::GitHub => request
-                .header("Authorization", format!("Bearer {}", self.token))
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28"),
-            ForgeKind::Gitea => request.header("Authorization", format!("token {}", self.token)),
-            ForgeKind::GitLab => request.header("PRIVATE-TOKEN", self.token.as_str()),
-        };
+        let request = self.authorized(self.agent.post(self.url(status.sha)));
         let body = self.body(status).to_string();
         let sent = request.content_type("application/json").send(body);
         let mut response = match sent {
@@ -320,7 +309,23 @@ impl Reporter {
         body
     }
 
-    fn redact(&self, text: &str) -> String {
+    /// A request with the forge's user agent and authentication headers.
+    pub(super) fn authorized<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+    ) -> ureq::RequestBuilder<B> {
+        let request = request.header("User-Agent", USER_AGENT);
+        match self.kind {
+            ForgeKind::GitHub => request
+                .header("Authorization", format!("Bearer {}", self.token))
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28"),
+            ForgeKind::Gitea => request.header("Authorization", format!("token {}", self.token)),
+            ForgeKind::GitLab => request.header("PRIVATE-TOKEN", self.token.as_str()),
+        }
+    }
+
+    pub(super) fn redact(&self, text: &str) -> String {
         text.replace(self.token.as_str(), "[redacted]")
     }
 }
@@ -330,7 +335,7 @@ pub fn cut_description(text: &str) -> String {
     cut(text, MAX_DESCRIPTION)
 }
 
-fn cut(text: &str, max: usize) -> String {
+pub(super) fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -366,7 +371,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Percent-encodes one URL path segment, so that a GitLab project path `group/project` becomes
 /// `group%2Fproject`.
-fn encode_segment(text: &str) -> String {
+pub(super) fn encode_segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT).to_string()
 }
 

@@ -10,5 +10,6 @@ pub mod forge;
 pub mod journal;
 pub mod leaders;
 pub mod note;
+pub mod pulls;
 pub mod state;
 pub mod status_queue;

@@ -164,6 +164,25 @@ impl Mirror {
         Ok(oid.to_string())
     }
 
+    /// Fetches the heads of the remote's pull requests (GitHub's and Gitea's `refs/pull/*/head`,
+    /// GitLab's `refs/merge-requests/*/head`) under `refs/pgitops/`, so their commits are in the
+    /// mirror to plan. A remote without such refs fetches nothing.
+    pub fn fetch_pulls(&self) -> Result<(), RemoteError> {
+        let repo = self.repo()?;
+        let ferr = |source| RemoteError::Fetch {
+            remote: self.remote.clone(),
+            source,
+        };
+        let mut origin = repo.find_remote("origin").map_err(ferr)?;
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(callbacks(&self.creds));
+        let specs = [
+            "+refs/pull/*/head:refs/pgitops/pull/*",
+            "+refs/merge-requests/*/head:refs/pgitops/merge-requests/*",
+        ];
+        origin.fetch(&specs, Some(&mut opts), None).map_err(ferr)
+    }
+
     /// Merges the remote's notes into ours (both sides' entries kept), then pushes ours.
     pub fn push_notes(&self) -> Result<(), RemoteError> {
         sync_notes(&self.repo()?, &self.remote, &self.creds, &self.notes)

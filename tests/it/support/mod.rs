@@ -186,5 +186,6 @@ pub mod fleet;
 pub mod nodes;
 pub mod patroni;
 pub mod pigsty;
+pub mod pull_forge;
 pub mod service;
 pub mod signing;
