@@ -170,3 +170,34 @@ fn a_pull_request_that_breaks_the_yaml_or_conflicts_is_told_so() {
     });
     assert_eq!(forge.status(&head3).unwrap().0, "failure");
 }
+
+#[test]
+fn a_pull_request_with_an_unsigned_commit_is_told_before_its_merge() {
+    use crate::support::signing::{allowed_signers, commit, Sign, SshKey};
+    let f = Fleet::new(&["127.0.78.31"]);
+    let forge = PullForge::start();
+    let alice = SshKey::new("alice@127.0.0.1");
+    let keys = tempfile::tempdir().unwrap();
+    let allowed = allowed_signers(keys.path(), &[&alice]);
+    let verify = format!("verify = \"ssh\"\nallowed_signers = {allowed:?}\n");
+    let env = [("PULL_FORGE_TOKEN", TOKEN)];
+    let svc = Service::start_repository(&f, &verify, &forge.config(), &env);
+    let mut v = f.inventory();
+    f.repo.write("pigsty.yml", &to_yaml(&v));
+    let base = commit(f.repo.path(), "base", Sign::Ssh(&alice));
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+
+    push(&mut v, "pg_users", "{ name: dbuser_unsigned }");
+    f.repo.write("pigsty.yml", &to_yaml(&v));
+    let unsigned = commit(f.repo.path(), "unsigned change", Sign::No);
+    let head = push_pull(&f, &svc, Some(&forge), 4);
+    let c = comment_with(&forge, 4, "Signature check");
+    assert!(c.contains(&unsigned[..12]) && c.contains("unsigned"), "{c}");
+    wait_until("status on the unsigned head", 10, || {
+        forge.status(&head).is_some()
+    });
+    let (state, description) = forge.status(&head).unwrap();
+    assert_eq!(state, "failure", "{description}");
+    assert!(description.contains("not verified"), "{description}");
+}
