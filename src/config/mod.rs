@@ -308,15 +308,17 @@ impl Config {
     }
 }
 
+/// A configuration from its text, checked as [`Config::load`] checks a file (for tests).
+#[cfg(test)]
+pub(crate) fn parse(text: &str) -> Result<Config, String> {
+    let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+    cfg.check()?;
+    Ok(cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        cfg.check()?;
-        Ok(cfg)
-    }
 
     #[test]
     fn defaults_and_checks() {

@@ -18,14 +18,8 @@ impl Repository {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::config::parse;
     use crate::source::verify::{Mode, OnUnverified};
-
-    fn parse(text: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        cfg.check()?;
-        Ok(cfg)
-    }
 
     #[test]
     fn verify_settings_and_their_errors() {

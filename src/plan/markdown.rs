@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::output::{short, value_diff, Report, ValueDiff};
+use super::output::{short, value_diff, warning_lines, Report, ValueDiff};
 use super::{Action, Approval, Class, Step};
 use crate::diff::Entity;
 
@@ -268,17 +268,7 @@ fn manual_section(r: &Report) -> String {
 }
 
 fn warnings_section(r: &Report) -> String {
-    let lines: Vec<String> = r
-        .warnings
-        .iter()
-        .map(|w| w.to_string())
-        .chain(
-            r.plan
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {}", w.cluster, w.message)),
-        )
-        .collect();
+    let lines = warning_lines(r);
     if lines.is_empty() {
         return String::new();
     }

@@ -165,17 +165,7 @@ pub fn text(r: &Report, color: bool) -> String {
             out.push_str(&action_text(a, &p));
         }
     }
-    let warnings: Vec<String> = r
-        .warnings
-        .iter()
-        .map(|w| w.to_string())
-        .chain(
-            r.plan
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {}", w.cluster, w.message)),
-        )
-        .collect();
+    let warnings = warning_lines(r);
     if !warnings.is_empty() {
         out.push_str("\nWarnings:\n");
         for w in warnings {
@@ -186,6 +176,20 @@ pub fn text(r: &Report, color: bool) -> String {
         out.push_str("No changes.\n");
     }
     out
+}
+
+/// The inventory's warnings, then the plan's (`<cluster>: <message>`).
+pub(super) fn warning_lines(r: &Report) -> Vec<String> {
+    r.warnings
+        .iter()
+        .map(|w| w.to_string())
+        .chain(
+            r.plan
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.cluster, w.message)),
+        )
+        .collect()
 }
 
 fn action_text(a: &Action, p: &Paint) -> String {
