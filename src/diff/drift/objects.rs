@@ -1,0 +1,526 @@
+//! Drift of PostgreSQL objects (pure): a declared role or database against its live catalog
+//! facts.
+//!
+//! In: the name, its inventory definition (a `pg_users` / `pg_databases` / `pg_default_roles`
+//! entry) and the live facts ([`LiveRole`], [`LiveDatabase`], [`LiveInner`]: what the
+//! observation read, `None` when the object does not exist). Out: [`Item`]s. Compared, as the
+//! executor converges them: for a role the flags it declares (`login` true unless declared
+//! false), `connlimit`, `expire_at` (a date; `expire_in` only as "set", since its date depends on
+//! the day of the apply), memberships granted or revoked, per-role `parameters`, the comment
+//! (Pigsty's `business user <name>` when none), and the password (see [`super::password`]); for
+//! a database its owner, the create-time options it declares (encoding, locale, collate, ctype,
+//! tablespace: compared, never healed), `is_template`, `allowconn`, `revokeconn`, `connlimit`,
+//! `parameters`, the comment, schemas and extensions (present or absent as declared, the version
+//! when declared), and default privileges for its owner when the cluster declares some.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::password::{self, Verdict};
+use super::Item;
+use crate::inventory::fields::ROLE_FLAGS;
+
+/// A role as the catalogs have it. `Debug` never shows the verifier.
+#[derive(Clone, Default, Deserialize)]
+pub struct LiveRole {
+    pub name: String,
+    #[serde(default)]
+    pub flags: BTreeMap<String, bool>,
+    pub connlimit: i64,
+    /// `YYYY-MM-DD` of `rolvaliduntil` (UTC), `infinity`, or none.
+    pub valid_until: Option<String>,
+    pub password: Option<String>,
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub member_of: Vec<String>,
+    /// `name=value` of `ALTER ROLE ... SET` (in every database).
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
+impl std::fmt::Debug for LiveRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveRole({})", self.name)
+    }
+}
+
+/// A database as `pg_database` has it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveDatabase {
+    pub name: String,
+    pub owner: String,
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    pub tablespace: String,
+    pub is_template: bool,
+    pub allowconn: bool,
+    pub connlimit: i64,
+    /// PUBLIC holds CONNECT (what `revokeconn: true` takes away).
+    pub public_connect: bool,
+    pub comment: Option<String>,
+    /// `name=value` of `ALTER DATABASE ... SET`.
+    #[serde(default)]
+    pub settings: Vec<String>,
+}
+
+/// What is inside a database: schemas, extensions (name to version) and how many default
+/// privilege entries its owner has.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveInner {
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    #[serde(default)]
+    pub extensions: BTreeMap<String, String>,
+    #[serde(default)]
+    pub owner_default_acl: i64,
+}
+
+fn bool_of(d: &Mapping, k: &str) -> Option<bool> {
+    d.get(k).and_then(Value::as_bool)
+}
+
+fn int_of(d: &Mapping, k: &str) -> Option<i64> {
+    d.get(k).and_then(Value::as_i64)
+}
+
+fn str_of<'a>(d: &'a Mapping, k: &str) -> Option<&'a str> {
+    d.get(k).and_then(Value::as_str)
+}
+
+/// A list entry (`roles`, `schemas`, `extensions`): its name, state (default `first`) and map.
+fn entries<'a>(
+    d: &'a Mapping,
+    key: &str,
+    first: &'a str,
+) -> Vec<(String, &'a str, Option<&'a Mapping>)> {
+    let Some(Value::Sequence(items)) = d.get(key) else {
+        return vec![];
+    };
+    items
+        .iter()
+        .filter_map(|v| match v {
+            Value::String(s) => Some((s.clone(), first, None)),
+            Value::Mapping(m) => {
+                let name = str_of(m, "name")?.to_string();
+                Some((name, str_of(m, "state").unwrap_or(first), Some(m)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A GUC value as `ALTER ... SET` stores it: strings as written, numbers in decimal, booleans
+/// `on`/`off`, lists joined with `, `. `None`: `DEFAULT` (the setting is reset).
+pub fn guc_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.eq_ignore_ascii_case("default") => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "on" } else { "off" }.into()),
+        Value::Sequence(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => Some(String::new()),
+    }
+}
+
+/// Compares GUC values the way they read: list separators and quotes ignored, booleans by sense.
+pub fn same_guc(a: &str, b: &str) -> bool {
+    let norm = |s: &str| -> String {
+        let s: String = s
+            .split(',')
+            .map(|p| p.trim().trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        match s.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" => "on".into(),
+            "off" | "false" | "no" => "off".into(),
+            _ => s,
+        }
+    };
+    norm(a) == norm(b)
+}
+
+/// `parameters` (name to YAML value) against live `name=value` settings.
+fn settings(object: &str, declared: Option<&Value>, live: &[String], out: &mut Vec<Item>) {
+    let Some(Value::Mapping(m)) = declared else {
+        return;
+    };
+    let live: BTreeMap<&str, &str> = live.iter().filter_map(|s| s.split_once('=')).collect();
+    for (k, v) in m {
+        let Some(k) = k.as_str() else { continue };
+        let want = guc_text(v);
+        let have = live.get(k).map(|s| s.to_string());
+        let same = match (&want, &have) {
+            (Some(a), Some(b)) => same_guc(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            out.push(Item::new(object, &format!("parameter {k}"), want, have));
+        }
+    }
+}
+
+fn flag_items(object: &str, def: &Mapping, live: &LiveRole, out: &mut Vec<Item>) {
+    for flag in ROLE_FLAGS {
+        let want = match (flag, bool_of(def, flag)) {
+            (_, Some(b)) => b,
+            // Pigsty's users log in unless told otherwise.
+            ("login", None) => true,
+            _ => continue,
+        };
+        let have = live.flags.get(flag).copied();
+        if have != Some(want) {
+            out.push(Item::new(
+                object,
+                flag,
+                Some(want.to_string()),
+                have.map(|b| b.to_string()),
+            ));
+        }
+    }
+}
+
+/// A declared role against the live one. `password`: the password is compared (users; the
+/// default roles keep the credentials they were created with).
+pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: bool) -> Vec<Item> {
+    let object = format!("user {name}");
+    let mut out = Vec::new();
+    let Some(live) = live else {
+        out.push(Item::new(
+            object,
+            "exists",
+            Some("true".into()),
+            Some("false".into()),
+        ));
+        return out;
+    };
+    flag_items(&object, def, live, &mut out);
+    if let Some(n) = int_of(def, "connlimit") {
+        if live.connlimit != n {
+            out.push(Item::new(
+                &object,
+                "connlimit",
+                Some(n.to_string()),
+                Some(live.connlimit.to_string()),
+            ));
+        }
+    }
+    let until = live.valid_until.clone();
+    if let Some(at) = str_of(def, "expire_at") {
+        let want = at.get(..10).unwrap_or(at).to_string();
+        if until.as_deref() != Some(want.as_str()) {
+            out.push(Item::new(&object, "valid until", Some(want), until));
+        }
+    } else if def.contains_key("expire_in") && until.is_none() {
+        out.push(Item::new(
+            &object,
+            "valid until",
+            Some("set (expire_in)".into()),
+            None,
+        ));
+    }
+    if with_password {
+        if let Some(declared) = str_of(def, "password") {
+            if password::check(name, declared, live.password.as_deref()) != Verdict::Same {
+                out.push(Item::secret(&object, "password"));
+            }
+        }
+    }
+    settings(&object, def.get("parameters"), &live.settings, &mut out);
+    let comment = str_of(def, "comment").map_or(format!("business user {name}"), str::to_string);
+    if live.comment.as_deref() != Some(comment.as_str()) {
+        out.push(Item::new(
+            &object,
+            "comment",
+            Some(comment),
+            live.comment.clone(),
+        ));
+    }
+    for (granted, state, _) in entries(def, "roles", "grant") {
+        let member = live.member_of.contains(&granted);
+        let want = state == "grant";
+        if member != want {
+            out.push(Item::new(
+                &object,
+                &format!("member of {granted}"),
+                Some(want.to_string()),
+                Some(member.to_string()),
+            ));
+        }
+    }
+    out
+}
+
+/// A role declared `state: absent` that still exists.
+pub fn role_absent(name: &str, live: Option<&LiveRole>) -> Vec<Item> {
+    match live {
+        Some(_) => vec![Item::new(
+            format!("user {name}"),
+            "exists",
+            Some("false".into()),
+            Some("true".into()),
+        )],
+        None => vec![],
+    }
+}
+
+/// A declared database against the live one; `inner` is read inside it (`None` when it does
+/// not exist or refuses connections); `privileges`: the cluster declares default privileges.
+pub fn database(
+    name: &str,
+    def: &Mapping,
+    live: Option<&LiveDatabase>,
+    inner: Option<&LiveInner>,
+    privileges: bool,
+) -> Vec<Item> {
+    let object = format!("database {name}");
+    let mut out = Vec::new();
+    let Some(live) = live else {
+        out.push(Item::new(
+            object,
+            "exists",
+            Some("true".into()),
+            Some("false".into()),
+        ));
+        return out;
+    };
+    let mut text = |field: &str, want: Option<String>, have: &str| {
+        if let Some(w) = want {
+            if !w.eq_ignore_ascii_case(have) {
+                out.push(Item::new(&object, field, Some(w), Some(have.to_string())));
+            }
+        }
+    };
+    let s = |k: &str| str_of(def, k).map(str::to_string);
+    text("owner", s("owner"), &live.owner);
+    text("encoding", s("encoding"), &live.encoding);
+    text("lc_collate", s("lc_collate").or(s("locale")), &live.collate);
+    text("lc_ctype", s("lc_ctype").or(s("locale")), &live.ctype);
+    text("tablespace", s("tablespace"), &live.tablespace);
+    let mut flag = |field: &str, want: Option<bool>, have: bool| {
+        if want.is_some_and(|w| w != have) {
+            out.push(Item::new(
+                &object,
+                field,
+                want.map(|w| w.to_string()),
+                Some(have.to_string()),
+            ));
+        }
+    };
+    flag("is_template", bool_of(def, "is_template"), live.is_template);
+    flag("allowconn", bool_of(def, "allowconn"), live.allowconn);
+    // `revokeconn: true` takes CONNECT from PUBLIC; false leaves it as it is.
+    flag(
+        "revokeconn",
+        bool_of(def, "revokeconn").filter(|r| *r),
+        !live.public_connect,
+    );
+    if let Some(n) = int_of(def, "connlimit") {
+        if live.connlimit != n {
+            out.push(Item::new(
+                &object,
+                "connlimit",
+                Some(n.to_string()),
+                Some(live.connlimit.to_string()),
+            ));
+        }
+    }
+    settings(&object, def.get("parameters"), &live.settings, &mut out);
+    let comment =
+        str_of(def, "comment").map_or(format!("business database {name}"), str::to_string);
+    if live.comment.as_deref() != Some(comment.as_str()) {
+        out.push(Item::new(
+            &object,
+            "comment",
+            Some(comment),
+            live.comment.clone(),
+        ));
+    }
+    let Some(inner) = inner else {
+        return out;
+    };
+    for (schema, state, _) in entries(def, "schemas", "create") {
+        let has = inner.schemas.contains(&schema);
+        if has != (state == "create") {
+            out.push(Item::new(
+                format!("schema {name}.{schema}"),
+                "exists",
+                Some((state == "create").to_string()),
+                Some(has.to_string()),
+            ));
+        }
+    }
+    for (ext, state, m) in entries(def, "extensions", "create") {
+        let have = inner.extensions.get(&ext);
+        let object = format!("extension {name}.{ext}");
+        let want = state == "create";
+        if have.is_some() != want {
+            out.push(Item::new(
+                object,
+                "exists",
+                Some(want.to_string()),
+                Some(have.is_some().to_string()),
+            ));
+            continue;
+        }
+        let version = m.and_then(|m| m.get("version")).and_then(guc_text);
+        if let (Some(v), Some(h)) = (version, have) {
+            if &v != h {
+                out.push(Item::new(object, "version", Some(v), Some(h.clone())));
+            }
+        }
+    }
+    if privileges && def.contains_key("owner") && inner.owner_default_acl == 0 {
+        out.push(Item::new(
+            &object,
+            "default privileges for owner",
+            Some("granted".into()),
+            Some("none".into()),
+        ));
+    }
+    out
+}
+
+/// A database declared `state: absent` that still exists.
+pub fn database_absent(name: &str, live: Option<&LiveDatabase>) -> Vec<Item> {
+    match live {
+        Some(_) => vec![Item::new(
+            format!("database {name}"),
+            "exists",
+            Some("false".into()),
+            Some("true".into()),
+        )],
+        None => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(yaml: &str) -> Mapping {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn app() -> LiveRole {
+        let flags = ROLE_FLAGS
+            .iter()
+            .map(|f| (f.to_string(), *f == "login" || *f == "inherit"));
+        LiveRole {
+            name: "app".into(),
+            flags: flags.collect(),
+            connlimit: 5,
+            password: Some(postgres_protocol::password::scram_sha_256(b"App.Pass")),
+            comment: Some("the app".into()),
+            member_of: vec!["dbrole_readonly".into()],
+            settings: vec!["work_mem=8MB".into()],
+            ..LiveRole::default()
+        }
+    }
+
+    #[test]
+    fn a_role_as_declared_has_no_drift_and_each_change_is_one_field() {
+        let def = map("{ name: app, password: App.Pass, connlimit: 5, roles: [ dbrole_readonly, { name: old, state: absent } ], parameters: { work_mem: 8MB }, comment: the app }");
+        assert_eq!(role("app", &def, Some(&app()), true), vec![]);
+        let mut live = app();
+        live.connlimit = 7;
+        live.flags.insert("createdb".into(), true); // not declared: not drift
+        live.flags.insert("login".into(), false);
+        live.member_of = vec!["old".into()];
+        live.settings = vec!["work_mem=1GB".into()];
+        live.password = Some(postgres_protocol::password::scram_sha_256(b"Hand.Made"));
+        let items = role("app", &def, Some(&live), true);
+        let fields: Vec<&str> = items.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "login",
+                "connlimit",
+                "password",
+                "parameter work_mem",
+                "member of dbrole_readonly",
+                "member of old"
+            ]
+        );
+        assert_eq!(items[1].expected.as_deref(), Some("5"));
+        assert_eq!(items[1].live.as_deref(), Some("7"));
+        let shown = format!(
+            "{:?}{}",
+            items,
+            items.iter().map(|i| i.to_string()).collect::<String>()
+        );
+        assert!(
+            !shown.contains("Hand.Made") && !shown.contains("SCRAM"),
+            "{shown}"
+        );
+        assert!(items[2].redacted && items[2].to_string().ends_with("password differs"));
+        let gone = role("app", &def, None, true);
+        assert_eq!(
+            (gone[0].field.as_str(), gone[0].live.as_deref()),
+            ("exists", Some("false"))
+        );
+    }
+
+    #[test]
+    fn a_database_as_declared_has_no_drift_and_each_change_is_one_field() {
+        let def = map("{ name: shop, owner: app, revokeconn: true, connlimit: 20, comment: the shop, schemas: [ app ], extensions: [ { name: pg_trgm, version: '1.6' }, { name: gone, state: absent } ] }");
+        let live = LiveDatabase {
+            name: "shop".into(),
+            owner: "app".into(),
+            encoding: "UTF8".into(),
+            allowconn: true,
+            connlimit: 20,
+            comment: Some("the shop".into()),
+            ..LiveDatabase::default()
+        };
+        let inner = LiveInner {
+            schemas: vec!["public".into(), "app".into()],
+            extensions: [("pg_trgm".to_string(), "1.6".to_string())].into(),
+            owner_default_acl: 3,
+        };
+        assert_eq!(
+            database("shop", &def, Some(&live), Some(&inner), true),
+            vec![]
+        );
+        let mut l2 = live.clone();
+        l2.connlimit = 1;
+        l2.public_connect = true;
+        let mut i2 = inner.clone();
+        i2.schemas.retain(|s| s != "app");
+        i2.extensions.insert("pg_trgm".into(), "1.5".into());
+        i2.extensions.insert("gone".into(), "1.0".into());
+        i2.owner_default_acl = 0;
+        let items = database("shop", &def, Some(&l2), Some(&i2), true);
+        let got: Vec<(String, String)> = items
+            .iter()
+            .map(|i| (i.object.clone(), i.field.clone()))
+            .collect();
+        let want = [
+            ("database shop", "revokeconn"),
+            ("database shop", "connlimit"),
+            ("schema shop.app", "exists"),
+            ("extension shop.pg_trgm", "version"),
+            ("extension shop.gone", "exists"),
+            ("database shop", "default privileges for owner"),
+        ];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        assert_eq!(database_absent("shop", Some(&live)).len(), 1);
+    }
+
+    #[test]
+    fn guc_values_compare_as_they_read() {
+        assert!(same_guc("\"$user\", public", "\"$user\",public"));
+        assert!(same_guc("on", "true") && !same_guc("64MB", "1GB"));
+        assert_eq!(guc_text(&Value::Bool(false)).as_deref(), Some("off"));
+        assert_eq!(guc_text(&Value::String("DEFAULT".into())), None);
+    }
+}
