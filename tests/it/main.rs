@@ -20,6 +20,7 @@ mod apply_services;
 mod apply_txn;
 mod corpus;
 mod corpus_split;
+mod drift;
 mod equivalence;
 mod forge;
 mod forge_order;

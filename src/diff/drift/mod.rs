@@ -115,10 +115,22 @@ pub struct Drift {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Not checked, and no error: the cluster was never applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_applied: bool,
     pub items: Vec<Item>,
 }
 
 impl Drift {
+    /// A cluster that was never applied: nothing to compare.
+    pub fn never_applied(cluster: &str) -> Drift {
+        Drift {
+            cluster: cluster.into(),
+            never_applied: true,
+            ..Drift::default()
+        }
+    }
+
     /// The distinct drifted objects (an object per host counts once per host).
     pub fn objects(&self) -> usize {
         let set: BTreeSet<(&str, Option<&str>)> = self
@@ -161,17 +173,26 @@ impl Drift {
             .as_deref()
             .map(|c| &c[..c.len().min(12)])
             .unwrap_or("-");
+        if self.never_applied {
+            let _ = writeln!(t, "{}: never applied, nothing to compare", self.cluster);
+            return t;
+        }
         match (&self.error, self.items.is_empty()) {
-            (Some(e), _) => {
+            (Some(e), true) => {
                 let _ = writeln!(t, "{} (applied {at}): not checked: {e}", self.cluster);
             }
             (None, true) => {
                 let _ = writeln!(t, "{} (applied {at}): no drift", self.cluster);
             }
-            (None, false) => {
-                let _ = writeln!(t, "{} (applied {at}): {}", self.cluster, self.summary());
+            (e, false) => {
+                let n = self.objects();
+                let noun = if n == 1 { "object" } else { "objects" };
+                let _ = writeln!(t, "{} (applied {at}): {n} {noun} drifted", self.cluster);
                 for i in &self.items {
                     let _ = writeln!(t, "  {i}");
+                }
+                if let Some(e) = e {
+                    let _ = writeln!(t, "  not all checked: {e}");
                 }
             }
         }
@@ -198,7 +219,6 @@ mod tests {
         let d = Drift {
             cluster: "pg-t".into(),
             commit: Some("a".repeat(40)),
-            error: None,
             items: vec![
                 Item::new("user app", "connlimit", Some("5".into()), Some("7".into())),
                 Item::new(
@@ -219,6 +239,7 @@ mod tests {
                 .on("127.0.0.11"),
                 Item::secret("user app", "password"),
             ],
+            ..Drift::default()
         };
         assert_eq!(d.objects(), 3);
         assert_eq!(

@@ -14,6 +14,7 @@
 //! watch reads who leads ([`patroni_leader`]). Steps delegated to Pigsty (node, removing an etcd
 //! cluster, redis, ...) are reported as not native.
 
+pub mod drift;
 mod etcd;
 mod etcd_ctl;
 mod etcd_remove;

@@ -1,0 +1,128 @@
+//! `pgitops drift` on real nodes (sshd + PostgreSQL per loopback address, 127.0.76.x): after
+//! an apply nothing drifts; changes made by hand (a role's connection limit and password, a
+//! line added to one member's pg_hba.conf, an `ALTER SYSTEM`) are each reported with the field,
+//! the password only as "differs"; `apply --resync` heals them and drift exits 0 again.
+
+use crate::support::fleet::{ok, push, Fleet};
+use crate::support::Run;
+
+const APP_PW: &str = "App.Drift.Secret1";
+const HAND_PW: &str = "Hand.Made.Secret2";
+
+/// The items of the JSON report (one cluster), after checking the exit code.
+fn items(run: &Run, code: i32) -> Vec<serde_json::Value> {
+    assert_eq!(
+        run.code, code,
+        "drift exit code:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    let doc = run.json();
+    assert_eq!(doc["clusters"].as_array().unwrap().len(), 1, "{doc:#}");
+    doc["clusters"][0]["items"].as_array().unwrap().clone()
+}
+
+fn find<'a>(
+    items: &'a [serde_json::Value],
+    object: &str,
+    field: &str,
+) -> Option<&'a serde_json::Value> {
+    items
+        .iter()
+        .find(|i| i["object"] == object && i["field"] == field)
+}
+
+#[test]
+fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
+    let f = Fleet::new(&["127.0.76.11", "127.0.76.12"]);
+    let mut v = f.inventory();
+    let app =
+        format!("{{ name: app, password: '{APP_PW}', connlimit: 5, roles: [ dbrole_readonly ] }}");
+    push(&mut v, "pg_users", &app);
+    push(
+        &mut v,
+        "pg_databases",
+        "{ name: shop, owner: app, schemas: [ sales ] }",
+    );
+    v["all"]["children"]["pg-t"]["vars"]["pg_parameters"] =
+        crate::support::yaml("{ work_mem: 64MB }");
+    let applied = f.commit(&v, "app, shop and work_mem");
+    ok(&f.apply(&[]));
+
+    let clean = f.verb("drift", &["--output", "json", "--exit-code"]);
+    assert_eq!(
+        items(&clean, 0),
+        Vec::<serde_json::Value>::new(),
+        "no drift right after the apply"
+    );
+    assert_eq!(clean.json()["clusters"][0]["commit"], applied.as_str());
+
+    // By hand, behind pgitops' back.
+    let p = f.primary();
+    p.sql("postgres", "ALTER ROLE app CONNECTION LIMIT 7");
+    p.sql("postgres", &format!("ALTER ROLE app PASSWORD '{HAND_PW}'"));
+    p.sql("postgres", "ALTER SYSTEM SET work_mem = '1GB'");
+    p.sql("postgres", "SELECT pg_reload_conf()");
+    let replica = f.nodes.node("127.0.76.12");
+    let extra = "host all all 0.0.0.0/0 trust";
+    let hba = std::fs::read_to_string(replica.hba_file()).unwrap();
+    std::fs::write(replica.hba_file(), format!("{hba}{extra}\n")).unwrap();
+    replica.sql("postgres", "SELECT pg_reload_conf()");
+
+    let run = f.verb("drift", &["--output", "json", "--exit-code"]);
+    let got = items(&run, 1);
+    let connlimit = find(&got, "user app", "connlimit").expect("connlimit drift");
+    assert_eq!(
+        (connlimit["expected"].as_str(), connlimit["live"].as_str()),
+        (Some("5"), Some("7"))
+    );
+    let pw = find(&got, "user app", "password").expect("password drift");
+    assert_eq!(pw["redacted"], true);
+    assert!(pw["expected"].is_null() && pw["live"].is_null(), "{pw}");
+    let line = find(&got, "hba", "line").expect("hba drift");
+    assert_eq!(
+        (line["host"].as_str(), line["live"].as_str()),
+        (Some("127.0.76.12"), Some(extra))
+    );
+    assert!(line["expected"].is_null());
+    let wm = find(&got, "parameter work_mem", "value").expect("work_mem drift");
+    assert_eq!(
+        (
+            wm["host"].as_str(),
+            wm["expected"].as_str(),
+            wm["live"].as_str()
+        ),
+        (Some("127.0.76.11"), Some("64MB"), Some("1GB"))
+    );
+    assert_eq!(got.len(), 4, "nothing else drifted: {got:#?}");
+    let text = f.verb("drift", &[]);
+    assert_eq!(text.code, 0, "without --exit-code drift is not a failure");
+    assert!(
+        text.stdout.contains("user app: password differs"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains(&format!("hba on 127.0.76.12: + {extra}")),
+        "{}",
+        text.stdout
+    );
+    for out in [&run.stdout, &run.stderr, &text.stdout, &text.stderr] {
+        for secret in [APP_PW, HAND_PW, "SCRAM-SHA-256$", "md5"] {
+            assert!(
+                !out.contains(secret),
+                "a secret ({secret}) in the output:\n{out}"
+            );
+        }
+    }
+
+    ok(&f.apply(&["--resync"]));
+    let healed = f.verb("drift", &["--output", "json", "--exit-code"]);
+    assert_eq!(
+        items(&healed, 0),
+        Vec::<serde_json::Value>::new(),
+        "resync healed everything"
+    );
+    p.login("app", APP_PW, "postgres")
+        .expect("the declared password is back");
+}
