@@ -1,6 +1,6 @@
 //! `pgitops drift` on real nodes (sshd + PostgreSQL per loopback address, 127.0.76.x): after
 //! an apply nothing drifts; changes made by hand (a role's connection limit and password, a
-//! line added to one member's pg_hba.conf, an `ALTER SYSTEM`) are each reported with the field,
+//! line added to one member's pg_hba.conf and to its pgbouncer database.txt, an `ALTER SYSTEM`) are each reported with the field,
 //! the password only as "differs"; `apply --resync` heals them and drift exits 0 again.
 
 use crate::support::fleet::{ok, push, Fleet};
@@ -36,7 +36,7 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
     let f = Fleet::new(&["127.0.76.11", "127.0.76.12"]);
     let mut v = f.inventory();
     let app =
-        format!("{{ name: app, password: '{APP_PW}', connlimit: 5, roles: [ dbrole_readonly ] }}");
+        format!("{{ name: app, password: '{APP_PW}', connlimit: 5, pgbouncer: true, roles: [ dbrole_readonly ] }}");
     push(&mut v, "pg_users", &app);
     push(
         &mut v,
@@ -67,6 +67,10 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
     let hba = std::fs::read_to_string(replica.hba_file()).unwrap();
     std::fs::write(replica.hba_file(), format!("{hba}{extra}\n")).unwrap();
     replica.sql("postgres", "SELECT pg_reload_conf()");
+    let pooled = "extra = host=127.0.0.1 dbname=postgres";
+    let db_txt = replica.pgbouncer_dir().join("database.txt");
+    let text = std::fs::read_to_string(&db_txt).unwrap();
+    std::fs::write(&db_txt, format!("{text}{pooled}\n")).unwrap();
 
     let run = f.verb("drift", &["--output", "json", "--exit-code"]);
     let got = items(&run, 1);
@@ -93,7 +97,21 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
         ),
         (Some("127.0.76.11"), Some("64MB"), Some("1GB"))
     );
-    assert_eq!(got.len(), 4, "nothing else drifted: {got:#?}");
+    let pgb = find(&got, "pgbouncer database.txt", "line").expect("database.txt drift");
+    assert_eq!(
+        (pgb["host"].as_str(), pgb["live"].as_str()),
+        (Some("127.0.76.12"), Some(pooled))
+    );
+    // pgbouncer's userlist no longer holds the role's verifier, on both members: redacted.
+    let lists: Vec<_> = got
+        .iter()
+        .filter(|i| i["object"] == "pgbouncer userlist.txt")
+        .collect();
+    assert_eq!(lists.len(), 2, "{got:#?}");
+    assert!(lists
+        .iter()
+        .all(|i| i["redacted"] == true && i["live"].is_null()));
+    assert_eq!(got.len(), 7, "nothing else drifted: {got:#?}");
     let text = f.verb("drift", &[]);
     assert_eq!(text.code, 0, "without --exit-code drift is not a failure");
     assert!(
