@@ -6,10 +6,12 @@
 //! Each reconcile ([`reconcile`]) fetches the mirror and applies the clusters that are due, with
 //! SSH master connections that live as long as the service. Beside the loop, the leader watch
 //! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
-//! does not declare, between reconciles. Shutdown is passed in: once it fires, no new work
+//! does not declare, between reconciles; the drift check ([`drift`], on `[schedule] drift`)
+//! reports live state that differs from the applied inventory. Shutdown is passed in: once it fires, no new work
 //! starts; running steps finish and partial results are recorded.
 
 mod controller;
+mod drift;
 mod fds;
 mod http;
 mod leaders;
@@ -128,10 +130,22 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts);
         w.run(every, cfg.schedule.timezone, &shutdown)
     });
+    let drift = cfg.schedule.drift.clone().map(|every| {
+        let c = drift::Check::new(&cfg, &mirror, &metrics, &busy, svc.watch_parts());
+        c.run(every, cfg.schedule.timezone, &shutdown)
+    });
     let watching = async {
-        if let Some(w) = watch {
-            w.await;
-        }
+        let drift = async {
+            if let Some(d) = drift {
+                d.await;
+            }
+        };
+        let leaders = async {
+            if let Some(w) = watch {
+                w.await;
+            }
+        };
+        tokio::join!(leaders, drift);
     };
     tokio::join!(run(&mut svc, rx, &shutdown, &busy), watching);
     svc.close().await;
