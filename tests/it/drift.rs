@@ -2,9 +2,12 @@
 //! an apply nothing drifts; changes made by hand (a role's connection limit and password, a
 //! line added to one member's pg_hba.conf and to its pgbouncer database.txt, an `ALTER SYSTEM`) are each reported with the field,
 //! the password only as "differs"; `apply --resync` heals them and drift exits 0 again.
+//! The service's check on `[schedule] drift`: `pgitops_drift_objects` and the `drift:` line of
+//! `pgitops status` follow a hand-made change, which it never heals.
 
 use crate::support::fleet::{ok, push, Fleet};
-use crate::support::Run;
+use crate::support::service::Service;
+use crate::support::{pgitops, Run};
 
 const APP_PW: &str = "App.Drift.Secret1";
 const HAND_PW: &str = "Hand.Made.Secret2";
@@ -143,4 +146,64 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
     );
     p.login("app", APP_PW, "postgres")
         .expect("the declared password is back");
+}
+
+/// Waits up to 15 s until `/metrics` has `line`; panics with the last text.
+fn metric(svc: &Service, line: &str) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let text = svc.get("/metrics");
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(t0.elapsed().as_secs() < 15, "no {line}:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_service_checks_on_its_schedule_and_says_so_in_metrics_and_status() {
+    let f = Fleet::new(&["127.0.76.21"]);
+    let mut v = f.inventory();
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: app, password: 'App.Svc.Secret', connlimit: 5 }",
+    );
+    let base = f.commit(&v, "app");
+    let svc = Service::start_with(&f, "[schedule]\ndrift = \"* * * * * *\"\n", &[]);
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+    metric(&svc, "pgitops_drift_objects{cluster=\"pg-t\"} 0");
+
+    f.primary()
+        .sql("postgres", "ALTER ROLE app CONNECTION LIMIT 9");
+    metric(&svc, "pgitops_drift_objects{cluster=\"pg-t\"} 1");
+    let text = svc.status().stdout;
+    let line = format!(
+        "    drift: 1 object drifted: user app connlimit (against {})",
+        &base[..12]
+    );
+    assert!(text.contains(&line), "{text}");
+    let mirror = svc.state.path().join("mirror.git");
+    let state = svc.state.path().to_str().unwrap();
+    let json = pgitops(
+        &mirror,
+        &["--state-dir", state, "status", "--output", "json"],
+    )
+    .json();
+    let d = &json[0]["drift"];
+    assert_eq!(
+        (d["objects"].as_u64(), d["commit"].as_str()),
+        (Some(1), Some(base.as_str())),
+        "{json:#}"
+    );
+    // It reports; it never heals.
+    assert_eq!(
+        f.primary().sql(
+            "postgres",
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "9"
+    );
 }
