@@ -1,10 +1,13 @@
 //! `pgitops drift` on real nodes (sshd + PostgreSQL per loopback address, 127.0.76.x): after
 //! an apply nothing drifts; changes made by hand (a role's connection limit and password, a
-//! line added to one member's pg_hba.conf and to its pgbouncer database.txt, an `ALTER SYSTEM`) are each reported with the field,
-//! the password only as "differs"; `apply --resync` heals them and drift exits 0 again.
-//! The service's check on `[schedule] drift`: `pgitops_drift_objects` and the `drift:` line of
-//! `pgitops status` follow a hand-made change, which it never heals.
+//! line added to one member's pg_hba.conf and to its pgbouncer database.txt, an `ALTER
+//! SYSTEM`) are each reported with the field, the password only as "differs"; `apply --resync`
+//! heals them and drift exits 0 again. The service's check on `[schedule] drift`:
+//! `pgitops_drift_objects` and the `drift:` line of `pgitops status` follow a hand-made
+//! change, which it never heals; with `drift_status` its verdict is a forge status on the
+//! applied commit, once per change.
 
+use crate::serve_policy::forge;
 use crate::support::fleet::{ok, push, Fleet};
 use crate::support::service::Service;
 use crate::support::{pgitops, Run};
@@ -58,6 +61,9 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
         "no drift right after the apply"
     );
     assert_eq!(clean.json()["clusters"][0]["commit"], applied.as_str());
+    let other = f.verb("drift", &["--cluster", "pg-none", "--exit-code"]);
+    assert_eq!(other.code, 0, "{}{}", other.stdout, other.stderr);
+    assert_eq!(other.stdout, "pg-none: never applied, nothing to compare\n");
 
     // By hand, behind pgitops' back.
     let p = f.primary();
@@ -171,14 +177,47 @@ fn the_service_checks_on_its_schedule_and_says_so_in_metrics_and_status() {
         "{ name: app, password: 'App.Svc.Secret', connlimit: 5 }",
     );
     let base = f.commit(&v, "app");
-    let svc = Service::start_with(&f, "[schedule]\ndrift = \"* * * * * *\"\n", &[]);
+    let (port, seen) = forge();
+    let cfg = format!("[[reporter]]\nkind = \"github\"\nurl = \"http://127.0.0.1:{port}\"\nrepo = \"dba/inv\"\ntoken_env = \"PGITOPS_T_GH\"\n[schedule]\ndrift = \"* * * * * *\"\ndrift_status = true\n");
+    let svc = Service::start_with(&f, &cfg, &[("PGITOPS_T_GH", "not-a-real-token")]);
+    // The verdict goes to the applied commit, once per change.
+    let verdict = |state: &str, description: &str| {
+        let t0 = std::time::Instant::now();
+        loop {
+            let posts = seen.lock().unwrap().clone();
+            let found = posts.iter().any(|(p, b)| {
+                p.ends_with(&base)
+                    && b["context"] == "pgitops/drift/pg-t"
+                    && b["state"] == state
+                    && b["description"] == description
+            });
+            if found {
+                return posts;
+            }
+            assert!(
+                t0.elapsed().as_secs() < 15,
+                "no {state} drift status {description:?}: {posts:#?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
     svc.push(&f);
     assert_eq!(svc.final_note(&base)["status"], "success");
     metric(&svc, "pgitops_drift_objects{cluster=\"pg-t\"} 0");
+    verdict("success", "no drift");
 
     f.primary()
         .sql("postgres", "ALTER ROLE app CONNECTION LIMIT 9");
     metric(&svc, "pgitops_drift_objects{cluster=\"pg-t\"} 1");
+    let posts = verdict("failure", "1 object drifted: user app connlimit");
+    let drift_posts = posts
+        .iter()
+        .filter(|(_, b)| b["context"] == "pgitops/drift/pg-t");
+    assert_eq!(
+        drift_posts.count(),
+        2,
+        "one status per change, not per tick: {posts:#?}"
+    );
     let text = svc.status().stdout;
     let line = format!(
         "    drift: 1 object drifted: user app connlimit (against {})",

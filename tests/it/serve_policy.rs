@@ -10,10 +10,10 @@ use crate::support::service::{free_port, Service};
 use crate::support::{pgitops, yaml};
 
 /// `(path, json body)` of each status the forge stand-in received.
-type Posts = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+pub(crate) type Posts = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
 /// A forge stand-in on 127.0.0.1: records each POST, answers 201.
-fn forge() -> (u16, Posts) {
+pub(crate) fn forge() -> (u16, Posts) {
     let port = free_port();
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
