@@ -260,6 +260,36 @@ pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: b
     out
 }
 
+/// A declared role: name, definition, the live role, whether its password is compared.
+pub type DeclaredRole<'a> = (&'a str, &'a Mapping, Option<&'a LiveRole>, bool);
+
+/// [`role`] for each of `list`, in order. Checking a plaintext password recomputes its SCRAM
+/// keys (4096 rounds of HMAC by default): the list is shared among the machine's cores.
+pub fn roles(list: &[DeclaredRole]) -> Vec<Item> {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = list.len().div_ceil(cores).max(1);
+    let one = |part: &[DeclaredRole]| -> Vec<Item> {
+        part.iter()
+            .flat_map(|(name, def, live, pw)| role(name, def, *live, *pw))
+            .collect()
+    };
+    if cores == 1 || list.len() < 16 {
+        return one(list);
+    }
+    std::thread::scope(|s| {
+        let parts: Vec<_> = list
+            .chunks(chunk)
+            .map(|p| s.spawn(move || one(p)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("comparing roles"))
+            .collect()
+    })
+}
+
 /// A role declared `state: absent` that still exists.
 pub fn role_absent(name: &str, live: Option<&LiveRole>) -> Vec<Item> {
     match live {
@@ -468,6 +498,31 @@ mod tests {
             (gone[0].field.as_str(), gone[0].live.as_deref()),
             ("exists", Some("false"))
         );
+    }
+
+    #[test]
+    fn many_roles_are_compared_in_their_order() {
+        let defs: Vec<(String, Mapping)> = (0..40)
+            .map(|i| {
+                (
+                    format!("u{i}"),
+                    map(&format!("{{ name: u{i}, connlimit: {i} }}")),
+                )
+            })
+            .collect();
+        let live = app();
+        let list: Vec<DeclaredRole> = defs
+            .iter()
+            .map(|(n, d)| (n.as_str(), d, Some(&live), false))
+            .collect();
+        let items = roles(&list);
+        let limits: Vec<&str> = items
+            .iter()
+            .filter(|i| i.field == "connlimit")
+            .map(|i| i.expected.as_deref().unwrap())
+            .collect();
+        let want: Vec<String> = (0..40).filter(|i| *i != 5).map(|i| i.to_string()).collect();
+        assert_eq!(limits, want);
     }
 
     #[test]

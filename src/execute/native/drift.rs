@@ -230,6 +230,7 @@ async fn objects_drift(
         .filter(|n| dbs.get(n).is_some_and(|d| d.allowconn))
         .collect();
     let primary = primary.as_str();
+    let read = std::time::Instant::now();
     let inner: Vec<(&str, Result<LiveInner, ExecError>)> = futures::stream::iter(enter)
         .map(|db| async move {
             let out = psql(ctx, primary, db, INNER).await;
@@ -238,19 +239,28 @@ async fn objects_drift(
         .buffer_unordered(INSIDE_AT_ONCE)
         .collect()
         .await;
+    tracing::debug!(
+        ms = read.elapsed().as_secs_f64() * 1e3,
+        databases = inner.len(),
+        "read inside the databases"
+    );
     let mut inside = BTreeMap::new();
     for (db, r) in inner {
         inside.insert(db, r?);
     }
     let mut items = vec![];
-    for (name, def, with_password) in &m.roles {
-        items.extend(objects::role(
-            name,
-            def,
-            roles.get(name).copied(),
-            *with_password,
-        ));
-    }
+    let compared = std::time::Instant::now();
+    let declared: Vec<objects::DeclaredRole> = m
+        .roles
+        .iter()
+        .map(|(name, def, with_password)| (*name, *def, roles.get(name).copied(), *with_password))
+        .collect();
+    items.extend(objects::roles(&declared));
+    tracing::debug!(
+        ms = compared.elapsed().as_secs_f64() * 1e3,
+        roles = declared.len(),
+        "roles compared"
+    );
     for name in &m.roles_absent {
         items.extend(objects::role_absent(name, roles.get(name).copied()));
     }
