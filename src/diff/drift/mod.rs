@@ -9,10 +9,11 @@
 //! drift. Secrets never reach an item: a password (or a pgbouncer userlist) that differs is an
 //! item with `redacted: true` and neither value.
 //!
-//! The comparisons live in [`objects`] (roles, databases, schemas, extensions, default
-//! privileges), [`files`] (HBA files, pgbouncer files, `ALTER SYSTEM` parameters) and
+//! The comparisons live in [`objects`] (roles), [`databases`] (databases, schemas, extensions,
+//! default privileges), [`files`] (HBA files, pgbouncer files, `ALTER SYSTEM` parameters) and
 //! [`password`] (a declared password against the stored verifier).
 
+pub mod databases;
 pub mod files;
 pub mod objects;
 pub mod password;

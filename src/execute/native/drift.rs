@@ -20,7 +20,8 @@ use serde::Deserialize;
 use super::hba::live_role;
 use super::pg::{become_argv, live_primary, psql};
 use super::Ctx;
-use crate::diff::drift::objects::{self, LiveDatabase, LiveInner, LiveRole};
+use crate::diff::drift::databases::{self, LiveDatabase, LiveInner};
+use crate::diff::drift::objects::{self, LiveRole};
 use crate::diff::drift::{files, Drift, Item};
 use crate::execute::{ExecConfig, ExecError, HostLocks, Runner};
 use crate::inventory::model::PgCluster;
@@ -266,7 +267,7 @@ async fn objects_drift(
     }
     for (name, def, privileges) in &m.databases {
         let live = dbs.get(name).copied();
-        items.extend(objects::database(
+        items.extend(databases::database(
             name,
             def,
             live,
@@ -275,7 +276,7 @@ async fn objects_drift(
         ));
     }
     for name in &m.databases_absent {
-        items.extend(objects::database_absent(name, dbs.get(name).copied()));
+        items.extend(databases::database_absent(name, dbs.get(name).copied()));
     }
     drop(roles);
     Ok((items, all))
