@@ -87,7 +87,15 @@ pub async fn drift(opts: &RepoOptions, a: DriftArgs) -> anyhow::Result<u8> {
         supervision: Default::default(),
         pigsty: None,
     });
-    let found = pgitops::ops::drift::drift(opts, a.cluster.as_deref(), &runner, &exec, None).await;
+    let found = pgitops::ops::drift::drift(
+        opts,
+        a.cluster.as_deref(),
+        Some("HEAD"),
+        &runner,
+        &exec,
+        None,
+    )
+    .await;
     runner.close().await;
     let found = found?;
     let objects: usize = found.iter().map(|d| d.objects()).sum();

@@ -108,9 +108,15 @@ impl<'a> Check<'a> {
             inventory: self.cfg.repository.inventory.clone(),
             state_dir: Some(self.cfg.state.dir.clone()),
         };
-        let found =
-            pgitops::ops::drift::drift(&opts, None, &self.runner, &self.exec, Some(&self.loads))
-                .await?;
+        let found = pgitops::ops::drift::drift(
+            &opts,
+            None,
+            None,
+            &self.runner,
+            &self.exec,
+            Some(&self.loads),
+        )
+        .await?;
         let at = unix_now();
         let mut record = DriftRecord::default();
         for d in found.iter().filter(|d| !d.never_applied) {

@@ -22,11 +22,13 @@ use crate::execute::{ExecConfig, Runner};
 use crate::report::state::State;
 
 /// Checks the applied clusters (only `cluster` when given). A cluster the state has no applied
-/// commit for is reported as never applied; a cluster whose inventory no longer loads, or none
-/// of whose members answers, carries the error.
+/// commit for is reported as never applied, and so is each PGSQL cluster of revision `head`
+/// (when given: the CLI's `HEAD`) that the state does not know; a cluster whose inventory no
+/// longer loads, or none of whose members answers, carries the error.
 pub async fn drift(
     opts: &RepoOptions,
     cluster: Option<&str>,
+    head: Option<&str>,
     runner: &Runner,
     exec: &ExecConfig,
     cache: Option<&LoadCache>,
@@ -51,6 +53,16 @@ pub async fn drift(
     }
     if let Some(want) = cluster.filter(|w| !state.clusters.contains_key(*w)) {
         out.push(Drift::never_applied(want));
+    }
+    // A revision that does not load names no cluster here (`plan` and `validate` say why).
+    let loaded = head
+        .filter(|_| cluster.is_none())
+        .and_then(|h| repo.commit(h).ok())
+        .map(|h| super::load_revision(&repo, opts, &h.id, true));
+    if let Some(Ok(Ok(inv))) = loaded {
+        let new = inv.model.pgsql.keys();
+        let new = new.filter(|c| !state.clusters.contains_key(*c));
+        out.extend(new.map(|c| Drift::never_applied(c)));
     }
     let mut checks = vec![];
     for (commit, names) in by_commit {

@@ -152,6 +152,24 @@ fn hand_made_changes_are_reported_field_by_field_and_a_resync_heals_them() {
     );
     p.login("app", APP_PW, "postgres")
         .expect("the declared password is back");
+
+    // A cluster of HEAD that was never applied is said so; pg-t is still held against the
+    // commit it was applied at, not against HEAD.
+    v["all"]["children"]["pg-new"] = crate::support::yaml(
+        "{ hosts: { 127.0.76.99: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-new } }",
+    );
+    f.commit(&v, "pg-new, not applied");
+    let run = f.verb("drift", &["--output", "json", "--exit-code"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    let clusters = doc["clusters"].as_array().unwrap();
+    let new = clusters
+        .iter()
+        .find(|c| c["cluster"] == "pg-new")
+        .expect("pg-new listed");
+    assert_eq!(new["never_applied"], true, "{doc:#}");
+    let pgt = clusters.iter().find(|c| c["cluster"] == "pg-t").unwrap();
+    assert_eq!(pgt["commit"], applied.as_str());
 }
 
 /// Waits up to 15 s until `/metrics` has `line`; panics with the last text.
