@@ -180,8 +180,9 @@ pub async fn check(
     let m = managed(actions);
     let mut errors = vec![];
     let roles = match objects_drift(&ctx, c, &m).await {
-        Ok((items, roles)) => {
+        Ok((items, roles, unread)) => {
             d.items.extend(items);
+            errors.extend(unread);
             Some(roles)
         }
         Err(e) => {
@@ -204,12 +205,13 @@ pub async fn check(
     d
 }
 
-/// Roles and databases on the live primary; also every live role, for pgbouncer's userlist.
+/// Roles and databases on the live primary; also every live role, for pgbouncer's userlist,
+/// and why a database could not be read inside.
 async fn objects_drift(
     ctx: &Ctx<'_>,
     c: &PgCluster,
     m: &Managed<'_>,
-) -> Result<(Vec<Item>, Vec<LiveRole>), ExecError> {
+) -> Result<(Vec<Item>, Vec<LiveRole>, Vec<String>), ExecError> {
     let (primary, _) = live_primary(ctx, c).await?;
     let roles: Vec<LiveRole> = parse(
         &primary,
@@ -245,9 +247,17 @@ async fn objects_drift(
         databases = inner.len(),
         "read inside the databases"
     );
+    // A database that cannot be read inside is compared on what pg_database says; why it could
+    // not be read is the check's error.
     let mut inside = BTreeMap::new();
+    let mut unread = vec![];
     for (db, r) in inner {
-        inside.insert(db, r?);
+        match r {
+            Ok(facts) => {
+                inside.insert(db, facts);
+            }
+            Err(e) => unread.push(format!("database {db}: {e}")),
+        }
     }
     let mut items = vec![];
     let compared = std::time::Instant::now();
@@ -279,7 +289,7 @@ async fn objects_drift(
         items.extend(databases::database_absent(name, dbs.get(name).copied()));
     }
     drop(roles);
-    Ok((items, all))
+    Ok((items, all, unread))
 }
 
 /// One member: its HBA file, `ALTER SYSTEM` parameters and pgbouncer files.
