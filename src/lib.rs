@@ -8,6 +8,7 @@
 //!    with Ansible precedence, builds the typed module model and validates it, with file, line
 //!    and column for every message.
 //! 3. [`diff`] (pure) compares two inventories semantically: entity-level changes with fields.
+//!    [`diff::drift`] holds what the nodes have now against an inventory (`pgitops drift`).
 //! 4. [`plan`] (pure) turns changes into ordered, classified actions. Each action carries one
 //!    typed [`plan::Step`] of a component (PostgreSQL objects, HBA, parameters, Pigsty-delegated
 //!    work); its id, JSON kind and preview derive from the step. [`render`] holds the audited

@@ -1,6 +1,6 @@
 //! The command line: parse arguments, call one op, render, map the outcome to an exit code.
 //!
-//! Exit codes: 0 ok / no changes; 1 changes found (`plan --exit-code`); 2 usage, configuration,
+//! Exit codes: 0 ok / no changes; 1 changes found (`plan --exit-code`, `drift --exit-code`); 2 usage, configuration,
 //! repository or inventory error (the inventory does not parse or fails validation; `render`:
 //! an unknown file name, a host that is not in the inventory or not in a PGSQL cluster, or a
 //! file that cannot be rendered).
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod drift;
 mod records;
 mod render;
 mod verify;
@@ -78,6 +79,8 @@ enum Command {
     },
     /// Apply a commit range natively over SSH and record the result as a git note.
     Apply(Box<apply::ApplyArgs>),
+    /// Each applied cluster's live state against the inventory of its last applied commit.
+    Drift(Box<drift::DriftArgs>),
     /// Per cluster: last applied and attempted commits, state, actions awaiting approval.
     Status {
         #[arg(long, value_enum, default_value = "text")]
@@ -182,6 +185,7 @@ pub async fn main(Args(cli): Args) -> ExitCode {
             ..
         } => plan(&opts, range.as_deref(), output, exit_code),
         Command::Apply(args) => apply::apply(&opts, *args).await,
+        Command::Drift(args) => drift::drift(&opts, *args).await,
         Command::Serve { config } => {
             let shutdown = crate::daemon::Shutdown::new();
             tokio::spawn(crate::daemon::on_signals(shutdown.clone()));

@@ -40,6 +40,11 @@ pub fn status(opts: &RepoOptions, head: &str, out: Output) -> anyhow::Result<u8>
                 if let Some(f) = &c.failover {
                     text.push_str(&format!("    failover: {}\n", f.message));
                 }
+                if let Some(d) = &c.drift {
+                    let at = d.commit.as_deref().map(|c| &c[..c.len().min(12)]);
+                    let at = at.map(|c| format!(" (against {c})")).unwrap_or_default();
+                    text.push_str(&format!("    drift: {}{at}\n", d.summary));
+                }
             }
             if clusters.is_empty() {
                 text.push_str("nothing applied yet\n");

@@ -1,4 +1,5 @@
-//! `[schedule]` of `pgitops.toml`: the time zone, the resync cron, the leader watch's cron and
+//! `[schedule]` of `pgitops.toml`: the time zone, the resync cron, the leader watch's and drift
+//! check's crons and
 //! the windows per action class, all parsed when the file is loaded (a bad time zone, cron expression or window class
 //! refuses the whole file), so the service never parses them again.
 //!
@@ -23,6 +24,14 @@ pub struct Schedule {
     /// every cluster (a login, and a `sudo` line in the node's logs), which a fleet opts into.
     #[serde(default, deserialize_with = "optional_cron")]
     pub leaders: Option<cron::Schedule>,
+    /// When the drift check reads each applied PGSQL cluster's live state against its last
+    /// applied inventory (cron with seconds); off when unset. It reports, never heals.
+    #[serde(default, deserialize_with = "optional_cron")]
+    pub drift: Option<cron::Schedule>,
+    /// Post each drift check's verdict as a forge status on the cluster's applied commit
+    /// (context `pgitops/drift/<cluster>`).
+    #[serde(default)]
+    pub drift_status: bool,
     #[serde(default, rename = "window")]
     pub windows: Vec<Window>,
 }
@@ -33,6 +42,8 @@ impl Default for Schedule {
             timezone: utc(),
             resync: None,
             leaders: None,
+            drift: None,
+            drift_status: false,
             windows: vec![],
         }
     }
@@ -103,10 +114,10 @@ mod tests {
 
     #[test]
     fn cron_and_time_zone_are_parsed_at_load() {
-        let s = schedule("timezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\nleaders = '*/10 * * * * *'\n[[window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n").unwrap();
+        let s = schedule("timezone = 'Europe/Berlin'\nresync = '0 */30 * * * *'\nleaders = '*/10 * * * * *'\ndrift = '0 */5 * * * *'\ndrift_status = true\n[[window]]\nclass = 'destructive'\nstart = '0 0 2 * * Sun'\nminutes = 120\n").unwrap();
         assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(s.windows[0].class, WindowClass::Destructive);
-        assert!(s.resync.is_some() && s.leaders.is_some());
+        assert!(s.resync.is_some() && s.leaders.is_some() && s.drift.is_some() && s.drift_status);
         let d = Schedule::default();
         assert_eq!(
             (d.timezone, d.resync.is_none(), d.leaders.is_none()),

@@ -23,7 +23,6 @@ use pgitops::execute::native::patroni_leader;
 use pgitops::execute::{ExecConfig, Runner};
 use pgitops::inventory::Inventory;
 use pgitops::ops::loads::LoadCache;
-use pgitops::ops::RepoOptions;
 use pgitops::report::leaders::{changed, view, LeaderView, Leaders};
 use pgitops::report::note;
 use pgitops::report::state::State;
@@ -116,12 +115,7 @@ impl<'a> Watch<'a> {
         let loaded = match self.loads.get(commit, location) {
             Some(shared) => shared.ok(),
             None => {
-                let opts = RepoOptions {
-                    repo: self.mirror.path.clone(),
-                    inventory: location.clone(),
-                    state_dir: Some(self.cfg.state.dir.clone()),
-                    ..Default::default()
-                };
+                let opts = super::mirror_options(self.cfg, self.mirror, false)?;
                 let repo = Repo::open(&self.mirror.path)?;
                 pgitops::ops::load_revision(&repo, &opts, commit, true)?
                     .ok()

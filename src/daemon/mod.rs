@@ -6,10 +6,12 @@
 //! Each reconcile ([`reconcile`]) fetches the mirror and applies the clusters that are due, with
 //! SSH master connections that live as long as the service. Beside the loop, the leader watch
 //! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
-//! does not declare, between reconciles. Shutdown is passed in: once it fires, no new work
+//! does not declare, between reconciles; the drift check ([`drift`], on `[schedule] drift`)
+//! reports live state that differs from the applied inventory. Shutdown is passed in: once it fires, no new work
 //! starts; running steps finish and partial results are recorded.
 
 mod controller;
+mod drift;
 mod fds;
 mod http;
 mod leaders;
@@ -129,10 +131,22 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts);
         w.run(every, cfg.schedule.timezone, &shutdown)
     });
+    let drift = cfg.schedule.drift.clone().map(|every| {
+        let c = drift::Check::new(&cfg, &mirror, &metrics, &busy, svc.watch_parts());
+        c.run(every, cfg.schedule.timezone, &shutdown)
+    });
     let watching = async {
-        if let Some(w) = watch {
-            w.await;
-        }
+        let drift = async {
+            if let Some(d) = drift {
+                d.await;
+            }
+        };
+        let leaders = async {
+            if let Some(w) = watch {
+                w.await;
+            }
+        };
+        tokio::join!(leaders, drift);
     };
     let mut pulls = pulls::Pulls::new(&cfg);
     tokio::join!(
@@ -146,6 +160,26 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     }
     tracing::info!("pgitops stopped");
     Ok(())
+}
+
+/// The mirror as the ops take it. `verified`: with `[repository] verify` (applies and pull
+/// request plans; the read-only watches read applied commits and need none). The trust file is
+/// checked at load; one gone since refuses the caller (never "off").
+pub(crate) fn mirror_options(
+    cfg: &Config,
+    mirror: &Mirror,
+    verified: bool,
+) -> Result<pgitops::ops::RepoOptions> {
+    let verify = match verified {
+        true => cfg.repository.verification().map_err(anyhow::Error::msg)?,
+        false => Default::default(),
+    };
+    Ok(pgitops::ops::RepoOptions {
+        repo: mirror.path.clone(),
+        inventory: cfg.repository.inventory.clone(),
+        state_dir: Some(cfg.state.dir.clone()),
+        verify,
+    })
 }
 
 /// The HTTP endpoint's settings, its connection cap kept under half of `open_files`.

@@ -20,7 +20,6 @@ use pgitops::config::Config;
 use pgitops::execute::{ExecConfig, Runner};
 use pgitops::ops::loads::LoadCache;
 use pgitops::ops::pulls::{self, Merge};
-use pgitops::ops::RepoOptions;
 use pgitops::report::forge::{Reporter, State, Status};
 use pgitops::report::pulls::{Posted, Pull};
 use pgitops::report::state;
@@ -124,12 +123,7 @@ impl Pulls {
         (exec, runner, loads): (ExecConfig, Arc<Runner>, Arc<LoadCache>),
     ) -> Result<()> {
         let t0 = Instant::now();
-        let opts = RepoOptions {
-            repo: mirror.path.clone(),
-            inventory: cfg.repository.inventory.clone(),
-            state_dir: Some(cfg.state.dir.clone()),
-            verify: cfg.repository.verification().map_err(anyhow::Error::msg)?,
-        };
+        let opts = super::mirror_options(cfg, mirror, true)?;
         let pp = pulls::plan(&opts, &runner, exec, branch, &pull.head, Some(loads)).await?;
         let file = cfg
             .state

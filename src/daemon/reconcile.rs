@@ -19,7 +19,6 @@ use pgitops::execute::{ExecConfig, Runner, Status};
 use pgitops::ops::apply::{apply, Applied, ApplyOptions};
 use pgitops::ops::executor::{build, ExecutorSettings, PigstySettings};
 use pgitops::ops::loads::LoadCache;
-use pgitops::ops::RepoOptions;
 use pgitops::plan::output::short;
 use pgitops::report::note;
 use pgitops::report::state::State;
@@ -174,13 +173,7 @@ impl<'a> Service<'a> {
         self.statuses.pending(&newest);
         let mut exec = self.exec.clone();
         exec.closed_classes = window::closed_classes(cfg, chrono::Utc::now());
-        let opts = RepoOptions {
-            repo: self.mirror.path.clone(),
-            inventory: cfg.repository.inventory.clone(),
-            state_dir: Some(cfg.state.dir.clone()),
-            // Checked at load; a trust file gone since refuses the reconcile (never "off").
-            verify: cfg.repository.verification().map_err(anyhow::Error::msg)?,
-        };
+        let opts = super::mirror_options(cfg, self.mirror, true)?;
         let options = ApplyOptions {
             range: Some(newest.clone()),
             cluster: None,

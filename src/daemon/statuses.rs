@@ -1,7 +1,8 @@
 //! Forge commit statuses from the service: `pending` when a commit's apply starts, the result
 //! when it ends (contexts `pgitops` and `pgitops/<cluster>`), `success` with "superseded" on
 //! intermediate commits, `failure` naming the commit and why when an unverified commit held the
-//! range. Each reporter has one [`StatusQueue`] worker that posts in order and
+//! range, and the drift check's verdict (`pgitops/drift/<cluster>`). Each reporter has one
+//! [`StatusQueue`] worker that posts in order and
 //! retries inside, so a slow or failing forge never delays an apply and a retried `pending` never
 //! lands after the result. No reporter configured: nothing happens.
 //! In: the configuration and apply outcomes. Out: statuses queued per reporter.
@@ -39,6 +40,17 @@ impl Statuses {
             State::Pending,
             "pgitops is applying this commit".into(),
         );
+    }
+
+    /// The drift check's verdict on a cluster's applied commit (`pgitops/drift/<cluster>`):
+    /// failure while objects drifted, success once none does.
+    pub fn drift(&self, sha: &str, cluster: &str, drifted: bool, description: String) {
+        let state = if drifted {
+            State::Failure
+        } else {
+            State::Success
+        };
+        self.post(sha, format!("pgitops/drift/{cluster}"), state, description);
     }
 
     pub fn superseded(&self, sha: &str, by: &str) {

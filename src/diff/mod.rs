@@ -7,6 +7,7 @@
 //! order, comments, anchors and flow vs block style are no-ops. Values are kept raw here; every
 //! renderer redacts them.
 
+pub mod drift;
 mod hosts;
 pub mod named;
 mod pgsql;

@@ -1,5 +1,5 @@
 //! `pgitops status`, `history` and `approve`: read and write the apply records (per-cluster
-//! state, git notes, and the service's leader watch's view).
+//! state, git notes, and the service's leader watch's and drift check's views).
 
 use std::time::SystemTime;
 
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::RepoOptions;
 use crate::execute::Status;
+use crate::report::drift::{DriftRecord, DriftView};
 use crate::report::leaders::{LeaderView, Leaders};
 use crate::report::note::{self, Approval};
 use crate::report::state::State;
@@ -27,6 +28,8 @@ pub struct ClusterStatus {
     pub failed: Vec<String>,
     /// The service's leader watch saw a leader other than the declared primary (while it lasts).
     pub failover: Option<LeaderView>,
+    /// The service's last drift check of the cluster (`[schedule] drift`).
+    pub drift: Option<DriftView>,
 }
 
 /// Actions of `cluster` with `status` in the last run recorded on `commit` that covered it.
@@ -63,6 +66,7 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
     let dir = opts.state_dir(&repo);
     let state = State::load(&dir)?;
     let mut leaders = Leaders::load(&dir);
+    let mut drift = DriftRecord::load(&dir);
     Ok(state
         .clusters
         .iter()
@@ -93,6 +97,7 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
                 awaiting_window,
                 failed,
                 failover: leaders.clusters.remove(name).filter(|v| !v.matches),
+                drift: drift.clusters.remove(name),
             }
         })
         .collect())

@@ -6,6 +6,7 @@
 //! the service's leader watch's view (Patroni's leader against the declared primary). None of
 //! them ever holds a password.
 
+pub mod drift;
 pub mod forge;
 pub mod journal;
 pub mod leaders;

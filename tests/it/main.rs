@@ -21,6 +21,7 @@ mod apply_txn;
 mod apply_verified;
 mod corpus;
 mod corpus_split;
+mod drift;
 mod equivalence;
 mod forge;
 mod forge_order;

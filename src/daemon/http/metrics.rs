@@ -27,7 +27,7 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// listener's `pgitops_hook_triggers_total`, `pgitops_hook_duplicates_total` and
 /// `pgitops_http_accept_errors_total` (counters), and the leader watch's
 /// `pgitops_cluster_leader_declared` (gauge per cluster: 1 when Patroni's leader is the declared
-/// primary, 0 when not).
+/// primary, 0 when not), and the drift check's `pgitops_drift_objects` (gauge per cluster).
 #[derive(Debug)]
 pub struct Metrics {
     pub last_applied: BTreeMap<String, u64>,
@@ -44,6 +44,8 @@ pub struct Metrics {
     pub accept_errors: u64,
     /// Per cluster the leader watch observed: Patroni's leader is the declared primary.
     pub leader_declared: BTreeMap<String, bool>,
+    /// Per cluster the drift check read: how many objects drifted.
+    pub drift_objects: BTreeMap<String, u64>,
     latency: Histogram,
 }
 
@@ -60,6 +62,7 @@ impl Default for Metrics {
             hook_duplicates: 0,
             accept_errors: 0,
             leader_declared: BTreeMap::new(),
+            drift_objects: BTreeMap::new(),
             latency: Histogram::new(BUCKETS),
         }
     }
@@ -170,6 +173,16 @@ impl Metrics {
             "1 when Patroni's leader of the cluster is the primary its last applied inventory declares, 0 when not (a failover to record)",
             leaders,
         );
+        let drift = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        for (c, n) in &self.drift_objects {
+            let n = i64::try_from(*n).unwrap_or(i64::MAX);
+            drift.get_or_create(&vec![("cluster", c.clone())]).set(n);
+        }
+        r.register(
+            "pgitops_drift_objects",
+            "Objects whose live state differs from the cluster's last applied inventory (the drift check)",
+            drift,
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &r).expect("writing to a String");
         text
@@ -188,6 +201,7 @@ mod tests {
         m.hook_duplicates = 2;
         m.leader_declared.insert("pg-meta".into(), true);
         m.leader_declared.insert("pg-test".into(), false);
+        m.drift_objects.insert("pg-test".into(), 3);
         let t = m.render();
         assert!(t.contains(
             "pgitops_cluster_last_applied_timestamp_seconds{cluster=\"pg-meta\"} 1700000000"
@@ -206,6 +220,7 @@ mod tests {
             "# TYPE pgitops_cluster_leader_declared gauge",
             "pgitops_cluster_leader_declared{cluster=\"pg-meta\"} 1",
             "pgitops_cluster_leader_declared{cluster=\"pg-test\"} 0",
+            "pgitops_drift_objects{cluster=\"pg-test\"} 3",
             "# EOF",
         ] {
             assert!(t.lines().any(|l| l == line), "{line} in {t}");

@@ -76,19 +76,24 @@ impl Component for Hba {
     }
 }
 
+/// The role `host`'s file is rendered for: in recovery, an instance keeps its declared standby
+/// role (`replica`, `offline`, ...); a declared primary that is in recovery now serves as a
+/// replica.
+pub(super) fn live_role<'a>(c: &'a PgCluster, host: &str, in_recovery: bool) -> &'a str {
+    match (in_recovery, c.members.get(host).map(|m| m.role.as_str())) {
+        (false, _) => "primary",
+        (true, None | Some("primary")) => "replica",
+        (true, Some(r)) => r,
+    }
+}
+
 pub(super) async fn one(
     ctx: &Ctx<'_>,
     c: &PgCluster,
     host: &str,
     in_recovery: bool,
 ) -> Result<String, ExecError> {
-    // In recovery, an instance keeps its declared standby role (`replica`, `offline`, ...); a
-    // declared primary that is in recovery now serves as a replica.
-    let role = match (in_recovery, c.members.get(host).map(|m| m.role.as_str())) {
-        (false, _) => "primary",
-        (true, None | Some("primary")) => "replica",
-        (true, Some(r)) => r,
-    };
+    let role = live_role(c, host, in_recovery);
     let text = hba_for(ctx.new, c, host, Target::Postgres, Some(role))
         .map_err(|e| ExecError::Refused(e.to_string()))?;
     let pg = ctx.pg(host);

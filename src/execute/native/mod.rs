@@ -11,9 +11,11 @@
 //! running cluster's members are restarted for parameters ([`patroni_restart`]) and their
 //! Patroni configuration refreshed after etcd membership changes ([`patroni_refresh`]) through
 //! Patroni's REST API ([`patroni_api`]); HAProxy services ([`haproxy`]); the service's leader
-//! watch reads who leads ([`patroni_leader`]). Steps delegated to Pigsty (node, removing an etcd
+//! watch reads who leads ([`patroni_leader`]); the drift check reads, read-only, what the
+//! nodes have now ([`drift`]). Steps delegated to Pigsty (node, removing an etcd
 //! cluster, redis, ...) are reported as not native.
 
+pub mod drift;
 mod etcd;
 mod etcd_ctl;
 mod etcd_remove;

@@ -74,6 +74,15 @@ impl Fleet {
         self.apply_via(&[], args)
     }
 
+    /// Another verb that reaches the nodes as `apply` does (`drift`); `args` go after it.
+    pub fn verb(&self, verb: &str, args: &[&str]) -> Run {
+        let mut base = self.nodes.apply_args(self.ctl.path());
+        base[0] = verb.to_string();
+        let mut all: Vec<&str> = base.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        pgitops_via(&[], self.repo.path(), &all)
+    }
+
     /// [`Fleet::apply`] run through `prefix` (see [`pgitops_via`]).
     pub fn apply_via(&self, prefix: &[&str], args: &[&str]) -> Run {
         let base = self.nodes.apply_args(self.ctl.path());
