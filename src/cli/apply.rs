@@ -1,31 +1,14 @@
 //! `pgitops apply`: arguments, the SSH and PostgreSQL settings, and the report.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::{emit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
-use pgitops::execute::native::supervise::{Supervision, SupervisorChoice};
-use pgitops::execute::settings::Overrides;
-use pgitops::execute::{ActionResult, Become, ExecutorUsed, Status};
+use pgitops::execute::{ActionResult, ExecutorUsed, Status};
 use pgitops::ops::apply::{apply_then, ApplyOptions};
-use pgitops::ops::executor::{self, ExecutorSettings, PigstySettings};
+use pgitops::ops::executor::{self, PigstySettings};
 use pgitops::ops::RepoOptions;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum BecomeArg {
-    Runuser,
-    Sudo,
-    None,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SupervisorArg {
-    Auto,
-    Systemd,
-    Runit,
-}
 
 #[derive(Args)]
 pub struct ApplyArgs {
@@ -40,9 +23,6 @@ pub struct ApplyArgs {
     /// Converge everything TO declares (repairs drift); destructive actions are left out.
     #[arg(long)]
     resync: bool,
-    /// Run the steps on this machine instead of over SSH (the local executor).
-    #[arg(long)]
-    local: bool,
     /// Drive an existing Pigsty installation (its home directory) instead of the native steps:
     /// each action runs the narrowest Pigsty playbook, then is checked in the catalogs.
     #[arg(long)]
@@ -54,90 +34,20 @@ pub struct ApplyArgs {
     /// The ansible-playbook program for `--pigsty-home`.
     #[arg(long, default_value = "ansible-playbook")]
     ansible_playbook: String,
-    /// SSH login user (default: the inventory's `ansible_user`, else ssh's own default).
-    #[arg(long)]
-    ssh_user: Option<String>,
-    #[arg(long)]
-    identity: Option<PathBuf>,
-    /// known_hosts file; host keys are checked strictly (an unknown or changed key is refused).
-    #[arg(long)]
-    known_hosts: Option<PathBuf>,
-    /// ssh client configuration file.
-    #[arg(long)]
-    ssh_config: Option<PathBuf>,
-    /// Close SSH master connections at exit instead of keeping them up for a minute for the
-    /// next run (a changed known_hosts file never resumes an old connection).
-    #[arg(long)]
-    no_ssh_reuse: bool,
-    /// Directory for SSH control sockets (keep it short).
-    #[arg(long, default_value = "/tmp/pgitops-ssh")]
-    control_dir: PathBuf,
-    /// How to run as the dbsu: runuser (root login), sudo, or none (the login user is the dbsu).
-    #[arg(long, value_enum, default_value = "runuser")]
-    r#become: BecomeArg,
-    /// The dbsu on every host (default: the inventory's `pg_dbsu`, else postgres).
-    #[arg(long)]
-    dbsu: Option<String>,
-    /// PostgreSQL's bin directory on every host (default: the inventory's `pg_bin_dir`, else
-    /// /usr/pgsql/bin).
-    #[arg(long)]
-    pg_bin: Option<String>,
-    /// PostgreSQL's socket directory on every host (default /var/run/postgresql).
-    #[arg(long)]
-    socket_dir: Option<String>,
-    /// Seconds for one step on one host.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-    /// Clusters applied at once.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
-    /// The supervisor of the daemons pgitops installs (etcd): auto (systemd when PID 1 is
-    /// systemd, else runit when runsvdir supervises --runit-dir), systemd or runit.
-    #[arg(long, value_enum, default_value = "auto")]
-    supervisor: SupervisorArg,
-    /// The directory runsvdir supervises on the nodes.
-    #[arg(long, default_value = "/etc/service")]
-    runit_dir: String,
+    #[command(flatten)]
+    nodes: super::nodes::NodeArgs,
     /// Verify commit signatures as this service configuration's `[repository] verify` says.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
 pub async fn apply(opts: &RepoOptions, a: ApplyArgs) -> anyhow::Result<u8> {
-    let (exec, runner) = executor::build(ExecutorSettings {
-        local: a.local,
-        ssh_user: a.ssh_user,
-        identity: a.identity,
-        known_hosts: a.known_hosts,
-        ssh_config: a.ssh_config,
-        control_dir: a.control_dir,
-        ssh_reuse: !a.no_ssh_reuse,
-        become_method: match a.r#become {
-            BecomeArg::Runuser => Become::Runuser,
-            BecomeArg::Sudo => Become::Sudo,
-            BecomeArg::None => Become::None,
-        },
-        pg: Overrides {
-            dbsu: a.dbsu,
-            bin_dir: a.pg_bin,
-            socket_dir: a.socket_dir,
-        },
-        timeout: Duration::from_secs(a.timeout),
-        concurrency: a.concurrency,
-        supervision: Supervision {
-            choice: match a.supervisor {
-                SupervisorArg::Auto => SupervisorChoice::Auto,
-                SupervisorArg::Systemd => SupervisorChoice::Systemd,
-                SupervisorArg::Runit => SupervisorChoice::Runit,
-            },
-            runit_dir: a.runit_dir,
-        },
-        pigsty: a.pigsty_home.map(|home| PigstySettings {
-            home,
-            ansible_playbook: a.ansible_playbook,
-            native_first: a.native_first,
-        }),
+    let pigsty = a.pigsty_home.map(|home| PigstySettings {
+        home,
+        ansible_playbook: a.ansible_playbook,
+        native_first: a.native_first,
     });
+    let (exec, runner) = executor::build(a.nodes.settings(pigsty));
     let runner = std::sync::Arc::new(runner);
     let options = ApplyOptions {
         range: a.range,

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod apply;
 mod drift;
+mod nodes;
 mod records;
 mod render;
 mod verify;
