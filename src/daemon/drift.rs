@@ -11,8 +11,9 @@
 //! (it shares the SSH masters, and an apply half done is no drift): it holds the reconcile lock,
 //! and is bounded ([`LIMIT`]), so a reconcile that starts meanwhile waits at most that long.
 
+use super::triggers::unix_now;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::http::Metrics;
 use super::statuses::Statuses;
@@ -42,13 +43,6 @@ pub struct Check<'a> {
     record: DriftRecord,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl<'a> Check<'a> {
     pub fn new(
         cfg: &'a Config,
@@ -76,17 +70,7 @@ impl<'a> Check<'a> {
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs waits
     /// for it (the check then reads what the apply left).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
-        loop {
-            let Some(next) = schedule.upcoming(tz).next() else {
-                return;
-            };
-            let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or_default();
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = stop.wait() => return,
-            }
+        while super::triggers::next_tick(&schedule, tz, stop).await {
             let busy = tokio::select! {
                 b = self.busy.lock() => b,
                 () = stop.wait() => return,

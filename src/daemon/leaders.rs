@@ -12,9 +12,10 @@
 //! starts meanwhile waits at most that long. Clusters are asked side by side; a cluster none of
 //! whose members answers keeps its last view.
 
+use super::triggers::unix_now;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::http::Metrics;
 use super::Shutdown;
@@ -50,13 +51,6 @@ pub struct Watch<'a> {
     views: Leaders,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl<'a> Watch<'a> {
     pub fn new(
         cfg: &'a Config,
@@ -85,17 +79,7 @@ impl<'a> Watch<'a> {
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs is
     /// skipped (the reconcile observes the live leaders itself).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
-        loop {
-            let Some(next) = schedule.upcoming(tz).next() else {
-                return;
-            };
-            let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or_default();
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = stop.wait() => return,
-            }
+        while super::triggers::next_tick(&schedule, tz, stop).await {
             let Ok(_busy) = self.busy.try_lock() else {
                 tracing::debug!("leader watch: a reconcile runs, tick skipped");
                 continue;

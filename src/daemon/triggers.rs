@@ -21,6 +21,29 @@ pub async fn poll(tx: UnboundedSender<Trigger>, every: Duration) {
     }
 }
 
+/// Sleeps until `schedule`'s next time in `tz`; false when `stop` fired first (or the
+/// schedule has no next time).
+pub async fn next_tick(schedule: &cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) -> bool {
+    let Some(next) = schedule.upcoming(tz).next() else {
+        return false;
+    };
+    let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stop.wait() => false,
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 pub async fn resync(tx: UnboundedSender<Trigger>, schedule: cron::Schedule, tz: chrono_tz::Tz) {
     for next in schedule.upcoming(tz) {
         let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
