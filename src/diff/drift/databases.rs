@@ -166,19 +166,6 @@ pub fn database(
     out
 }
 
-/// A database declared `state: absent` that still exists.
-pub fn database_absent(name: &str, live: Option<&LiveDatabase>) -> Vec<Item> {
-    match live {
-        Some(_) => vec![Item::new(
-            format!("database {name}"),
-            "exists",
-            Some("false".into()),
-            Some("true".into()),
-        )],
-        None => vec![],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::objects::tests::map;
@@ -227,6 +214,9 @@ mod tests {
             ("database shop", "default privileges for owner"),
         ];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
-        assert_eq!(database_absent("shop", Some(&live)).len(), 1);
+        assert_eq!(
+            super::super::objects::absent("database shop".into(), true).len(),
+            1
+        );
     }
 }

@@ -258,16 +258,16 @@ pub fn roles(list: &[DeclaredRole]) -> Vec<Item> {
     })
 }
 
-/// A role declared `state: absent` that still exists.
-pub fn role_absent(name: &str, live: Option<&LiveRole>) -> Vec<Item> {
-    match live {
-        Some(_) => vec![Item::new(
-            format!("user {name}"),
+/// An object declared `state: absent` (`user x`, `database y`) that still exists.
+pub fn absent(object: String, exists: bool) -> Vec<Item> {
+    match exists {
+        true => vec![Item::new(
+            object,
             "exists",
             Some("false".into()),
             Some("true".into()),
         )],
-        None => vec![],
+        false => vec![],
     }
 }
 

@@ -273,7 +273,10 @@ async fn objects_drift(
         "roles compared"
     );
     for name in &m.roles_absent {
-        items.extend(objects::role_absent(name, roles.get(name).copied()));
+        items.extend(objects::absent(
+            format!("user {name}"),
+            roles.contains_key(name),
+        ));
     }
     for (name, def, privileges) in &m.databases {
         let live = dbs.get(name).copied();
@@ -286,7 +289,10 @@ async fn objects_drift(
         ));
     }
     for name in &m.databases_absent {
-        items.extend(databases::database_absent(name, dbs.get(name).copied()));
+        items.extend(objects::absent(
+            format!("database {name}"),
+            dbs.contains_key(name),
+        ));
     }
     drop(roles);
     Ok((items, all, unread))
