@@ -95,7 +95,7 @@ fn users_databases_and_hba_through_the_real_playbooks() {
 
 #[test]
 fn a_playbook_that_succeeds_while_its_sql_failed_is_a_failure() {
-    let f = Fleet::independent(&["127.0.56.11"]);
+    let f = Fleet::independent(&["127.0.80.31"]);
     let ans = Ansible::new(&f.nodes);
     let mut v = f.inventory();
     f.commit(&v, "baseline");

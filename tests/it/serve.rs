@@ -137,7 +137,7 @@ fn post_hook(port: u16, sig: &str) -> String {
 #[test]
 fn the_webhook_checks_its_signature() {
     use hmac::{KeyInit, Mac};
-    let f = Fleet::new(&["127.0.55.11"]);
+    let f = Fleet::new(&["127.0.80.21"]);
     let svc = Service::start_with(&f, "", &[]);
     assert!(
         post_hook(svc.port, "sha256=00").contains("404"),

@@ -140,7 +140,7 @@ fn actions_held_by_a_window_run_when_it_opens_in_the_running_service() {
 #[test]
 fn an_approval_given_while_the_service_runs_is_applied_without_a_new_commit() {
     const DROP: &str = "pg-t/database/doomed/drop";
-    let f = Fleet::new(&["127.0.62.11"]);
+    let f = Fleet::new(&["127.0.80.41"]);
     let p = f.primary();
     let mut v = f.inventory();
     push(&mut v, "pg_databases", "{ name: doomed }");

@@ -9,7 +9,7 @@ use crate::support::service::Service;
 
 #[test]
 fn kill_9_at_random_points_converges_without_repeating_a_drop() {
-    let f = Fleet::new(&["127.0.54.11"]);
+    let f = Fleet::new(&["127.0.80.11"]);
     let p = f.primary();
     p.sql(
         "postgres",

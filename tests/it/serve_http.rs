@@ -258,7 +258,7 @@ fn hook_bodies_over_the_limit_get_413_and_replayed_deliveries_trigger_no_fetch()
 
 #[test]
 fn slow_heads_and_bodies_are_cut_off_after_their_timeouts() {
-    let f = Fleet::new(&["127.0.93.11"]);
+    let f = Fleet::new(&["127.0.80.51"]);
     let extra = format!("{HOOK}header_timeout_seconds = 1\nbody_timeout_seconds = 1\n");
     let svc = Service::start_with(&f, &extra, &[("PGITOPS_T_HOOK", "hook-secret")]);
     for partial in [&b""[..], b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"] {
@@ -304,7 +304,7 @@ fn cpu_time(pid: u32) -> Duration {
 
 #[test]
 fn out_of_file_descriptors_the_listener_backs_off_and_still_answers() {
-    let f = Fleet::new(&["127.0.94.11"]);
+    let f = Fleet::new(&["127.0.80.61"]);
     let extra = format!("{HOOK}body_timeout_seconds = 60\n");
     let (svc, _) = applied_with(&f, &extra, false);
     let pid = svc.child.id();
