@@ -10,8 +10,9 @@ set -euo pipefail
 # ansible-inventory as the baseline; pgbouncer: one per test node; etcd-server, etcd-client,
 # runit, patroni, curl and haproxy: the native ETCD, PGSQL cluster and service tests (each HA test
 # node runs a private runsvdir; the system's /etc/service is never started; Debian's patroni and
-# haproxy units are never started); libssl-dev for git2's https.
-need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl haproxy)
+# haproxy units are never started); libssl-dev for git2's https; protobuf-compiler and
+# libprotobuf-dev (protoc and its well-known .proto files) for the etcd-client crate's build.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl haproxy protobuf-compiler libprotobuf-dev)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()

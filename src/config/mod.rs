@@ -39,8 +39,12 @@
 //! listen = "127.0.0.1:9187"
 //! hook_secret_env = "PGITOPS_HOOK_SECRET"
 //! max_connections = 64
+//!
+//! [ha]                              # several instances, one leader: see [`Ha`]
+//! etcd = ["http://10.10.10.10:2379"]
 //! ```
 
+mod ha;
 mod http;
 pub mod schedule;
 
@@ -51,6 +55,7 @@ use serde::Deserialize;
 use crate::execute::native::supervise::SupervisorChoice;
 use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
+pub use ha::Ha;
 pub use http::Http;
 pub use schedule::{Schedule, Window, WindowClass};
 
@@ -81,6 +86,8 @@ pub struct Config {
     pub reporters: Vec<Reporter>,
     #[serde(default)]
     pub log: Log,
+    /// Several instances coordinated by etcd (see [`Ha`]); `None`: this one runs alone.
+    pub ha: Option<Ha>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +278,9 @@ impl Config {
             return Err("`schedule.window.minutes` must be at least 1".into());
         }
         self.http.check()?;
+        if let Some(ha) = &self.ha {
+            ha.check()?;
+        }
         for r in &self.reporters {
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(

@@ -49,6 +49,8 @@ pub struct Watch<'a> {
     /// Loaded inventories by commit (those of the clusters' last applied commits).
     inventories: BTreeMap<String, Arc<Inventory>>,
     views: Leaders,
+    /// `[ha]`: ticks only while this instance leads.
+    ha: Option<super::ha::Ha>,
 }
 
 fn unix_now() -> u64 {
@@ -80,7 +82,14 @@ impl<'a> Watch<'a> {
             loads,
             inventories: BTreeMap::new(),
             views,
+            ha: None,
         }
+    }
+
+    /// With `[ha]`, the watch ticks only while this instance leads (a standby opens no SSH).
+    pub fn only_leading(mut self, ha: Option<super::ha::Ha>) -> Watch<'a> {
+        self.ha = ha;
+        self
     }
 
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs is
@@ -96,6 +105,9 @@ impl<'a> Watch<'a> {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = stop.wait() => return,
+            }
+            if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
+                continue;
             }
             let Ok(_busy) = self.busy.try_lock() else {
                 tracing::debug!("leader watch: a reconcile runs, tick skipped");

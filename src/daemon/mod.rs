@@ -6,11 +6,13 @@
 //! Each reconcile ([`reconcile`]) fetches the mirror and applies the clusters that are due, with
 //! SSH master connections that live as long as the service. Beside the loop, the leader watch
 //! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
-//! does not declare, between reconciles. Shutdown is passed in: once it fires, no new work
+//! does not declare, between reconciles. With `[ha]`, only the instance holding the etcd leader
+//! lease ([`ha`]) applies; the others keep the mirror warm. Shutdown is passed in: once it fires, no new work
 //! starts; running steps finish and partial results are recorded.
 
 mod controller;
 mod fds;
+mod ha;
 mod http;
 mod leaders;
 mod lock;
@@ -120,12 +122,16 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     let _watcher = triggers::watch(&cfg.repository.remote, tx.clone());
     tracing::info!(remote = %cfg.repository.remote, branch = %cfg.repository.branch, listen = %cfg.http.listen, "pgitops serving");
     let _ = tx.send(Trigger::Fetch);
-    let mut svc = reconcile::Service::new(&cfg, &mirror, &metrics, &shutdown);
+    let ha = match &cfg.ha {
+        Some(_) => Some(ha::Ha::start(&cfg, tx.clone()).await?),
+        None => None,
+    };
+    let mut svc = reconcile::Service::new(&cfg, &mirror, &metrics, &shutdown, ha.clone());
     // Held by a reconcile while it runs; the leader watch ticks only while it is free.
     let busy = tokio::sync::Mutex::new(());
     let watch = cfg.schedule.leaders.clone().map(|every| {
         let parts = svc.watch_parts();
-        let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts);
+        let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts).only_leading(ha.clone());
         w.run(every, cfg.schedule.timezone, &shutdown)
     });
     let watching = async {
@@ -136,8 +142,14 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     tokio::join!(run(&mut svc, rx, &shutdown, &busy), watching);
     svc.close().await;
     tasks.abort_all();
-    if let Err(e) = mirror.push_notes() {
-        tracing::warn!(error = %e, "pushing notes at shutdown");
+    // A standby has nothing to push (and a deposed leader must not).
+    if ha.as_ref().is_none_or(|h| h.leading().is_some()) {
+        if let Err(e) = mirror.push_notes() {
+            tracing::warn!(error = %e, "pushing notes at shutdown");
+        }
+    }
+    if let Some(h) = &ha {
+        h.resign().await;
     }
     tracing::info!("pgitops stopped");
     Ok(())

@@ -150,6 +150,9 @@ pub async fn apply_then(
         for c in state.clusters.values_mut() {
             c.last_attempted = Some(to.id.clone());
         }
+        if let Some(f) = &ao.exec.fence {
+            f.save_state(&state).await?;
+        }
         state.save(&state_dir)?;
         return Ok(Applied {
             runs,
@@ -159,7 +162,9 @@ pub async fn apply_then(
         });
     }
     let mut exec = ao.exec;
-    exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &to.id));
+    let fence = exec.fence.clone();
+    exec.journal =
+        Some(crate::report::journal::Journal::new(&state_dir, &to.id).shared(fence.clone()));
     let cfg = Arc::new(exec);
     let mut results = Vec::new();
     let scratch = tempfile::Builder::new()
@@ -196,13 +201,21 @@ pub async fn apply_then(
     }
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
     executed(&results);
-    let run = note_of(&runs, &results, &to.id, started);
+    let mut run = note_of(&runs, &results, &to.id, started);
+    run.instance = fence.as_ref().map(|f| note::Instance {
+        name: f.name().to_string(),
+        term: f.term(),
+    });
     let unrecorded = match note::append(repo.git(), &run) {
         Err(e) => Some(format!("writing the git note: {e}; the state was not advanced, so the next apply runs these actions again and records them")),
         Ok(()) => {
             tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "noted");
             record(&mut state, &runs, &results, &to.id, &keep);
-            state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e)))
+            let shared = match &fence {
+                Some(f) => f.save_state(&state).await.err().map(|e| format!("sharing the state: {e}; the state was not advanced")),
+                None => None,
+            };
+            shared.or_else(|| state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e))))
         }
     };
     Ok(Applied {
@@ -328,6 +341,7 @@ fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instan
         result: verdict(results),
         clusters,
         errors: vec![],
+        instance: None,
     }
 }
 

@@ -62,6 +62,16 @@ pub struct Run {
     /// Why the inventory was refused: `file:line:column: message`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// With `[ha]`: the instance that ran it and its leader term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Instance>,
+}
+
+/// Which `pgitops serve` instance applied a run (`[ha]`), and in which leader term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    pub term: i64,
 }
 
 /// The note document on one commit. Every field has a default, so notes written by older

@@ -32,6 +32,7 @@ fn run(commit: Oid, result: &'static str) -> Run {
         result,
         clusters: vec![],
         errors: vec!["pigsty.yml:3:5: bad".into()],
+        instance: None,
     }
 }
 
