@@ -380,6 +380,11 @@ async fn database_drop(
         record(Some("dropped")).await?;
     }
     let mut msg = String::new();
+    if entry.has("dropped") {
+        msg = format!(
+            "database {name} was dropped before a restart or takeover (journal): not dropped again"
+        );
+    }
     if let Some(def) = recreate {
         let (m, rest) = database_upsert(ctx, p, name, def, sc).await?;
         msg = m;
