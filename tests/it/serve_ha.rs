@@ -12,6 +12,8 @@
 //! 4. `b` comes back as a standby; `a` is paused (SIGSTOP) past its TTL, `b` takes over, `a` is
 //!    resumed (SIGCONT): it logs that it lost the lease and applies nothing further — the next
 //!    commit's note names `b` only.
+//! 5. `b` is paused mid-apply of 40 more users; `a` takes over and finishes; `b` is resumed: it
+//!    opens no connection to PostgreSQL (`log_connections`) and pushes no note.
 
 use std::time::{Duration, Instant};
 
@@ -44,7 +46,7 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
     let p = f.primary();
     p.sql(
         "postgres",
-        "ALTER SYSTEM SET log_statement = 'ddl'; SELECT pg_reload_conf();",
+        "ALTER SYSTEM SET log_statement = 'ddl'; ALTER SYSTEM SET log_connections = on; SELECT pg_reload_conf();",
     );
     let mut v = f.inventory();
     push(&mut v, "pg_databases", "{ name: doomed }");
@@ -196,4 +198,58 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
         "the resumed a applied nothing:\n{resumed}"
     );
     assert_eq!(etcd.get("/pgitops/ha-test/leader").as_deref(), Some("b"));
+
+    // 5. b is paused mid-apply (40 more users), a takes over and finishes; b resumes: it opens
+    //    no further connection to PostgreSQL and publishes nothing
+    for i in 0..40 {
+        let user = format!("{{ name: ha3_{i}, password: 'Ha3.Pass.{i}' }}");
+        push(&mut v, "pg_users", &user);
+    }
+    let fifth = f.commit(&v, "40 more users");
+    ha.push(&f);
+    let t = Instant::now();
+    while count(p, "ha3\\_%") < 3 {
+        assert!(t.elapsed() < long, "b started no user\n{}", ha.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ha.instances[1].signal(libc::SIGSTOP);
+    let paused_at = count(p, "ha3\\_%");
+    ha.instances[0].wait_log("leader (term", 3, Duration::from_secs(TTL + POLL + 10));
+    let note = ha.note_with(&fifth, "success", long);
+    let fifth_by = appliers(&note);
+    assert!(
+        !fifth_by.is_empty() && fifth_by.iter().all(|(n, _)| n == "a"),
+        "{fifth_by:?}\n{note:#}"
+    );
+    assert_eq!(count(p, "ha3\\_%"), 40);
+    let pg_log = f.primary().dir.join("pg.log");
+    let quiet_from = std::fs::read_to_string(&pg_log).unwrap().len();
+    let b_before = ha.instances[1].log().len();
+    ha.instances[1].signal(libc::SIGCONT);
+    ha.instances[1].wait_log("lost the leader lease (term", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(POLL + 1));
+    let after = std::fs::read_to_string(&pg_log).unwrap()[quiet_from..].to_string();
+    let connections: Vec<&str> = after
+        .lines()
+        .filter(|l| l.contains("connection received"))
+        .collect();
+    let resumed = ha.instances[1].log()[b_before..].to_string();
+    println!(
+        "paused b mid-apply at {paused_at}/40 users; after SIGCONT: {} connections to PostgreSQL, {} actions refused by the fence",
+        connections.len(),
+        resumed.matches("not run").count()
+    );
+    assert!(
+        connections.is_empty(),
+        "the resumed b reached PostgreSQL:\n{after}\n{resumed}"
+    );
+    assert!(
+        resumed.contains("lost the leader lease") && !resumed.contains("reconciled"),
+        "{resumed}"
+    );
+    let still = appliers(&ha.note(&fifth).unwrap());
+    assert!(
+        still.iter().all(|(n, _)| n == "a"),
+        "b pushed nothing: {still:?}"
+    );
 }
