@@ -1,8 +1,9 @@
 //! `[ha]`: the leader election of several `pgitops serve` instances through an etcd lease.
 //!
 //! A campaign task per instance: while the leader key `<prefix>/leader` exists, the instance is
-//! a standby (it logs "standby, leader is X" and tries again every `min(500 ms, TTL/4)`); when
-//! the key is gone it grants a lease of `ttl_seconds` and creates the key under it in a
+//! a standby (it logs "standby, leader is X" and watches the key: its deletion — the lease lapsed
+//! or the leader resigned — wakes it at once; at worst it tries again every TTL); when the key
+//! is gone it grants a lease of `ttl_seconds` and creates the key under it in a
 //! transaction (only if it still does not exist). The key's create revision is the **term**.
 //! The leader keeps the lease alive every TTL/3 and extends its [`Fence`] by each answer; when
 //! an answer does not come in time (a pause, a partition) or says the lease is gone, it logs that
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchOptions};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
@@ -55,7 +56,8 @@ struct Campaign {
 
 enum Tried {
     Won(Fence, i64),
-    Other(String),
+    /// Someone else leads; the revision the key was read at.
+    Other(String, i64),
 }
 
 impl Ha {
@@ -184,10 +186,13 @@ impl Campaign {
                     tracing::warn!(instance = %self.name, term, "lost the leader lease (term {term}): standby");
                     continue;
                 }
-                Ok(Tried::Other(leader)) => {
+                Ok(Tried::Other(leader, revision)) => {
                     if last.as_deref() != Some(leader.as_str()) {
                         tracing::info!(instance = %self.name, %leader, "standby, leader is {leader}");
                         last = Some(leader);
+                    }
+                    if self.until_vacant(revision).await {
+                        continue;
                     }
                 }
                 Err(e) => {
@@ -212,8 +217,10 @@ impl Campaign {
             kvs.first()
                 .map(|k| String::from_utf8_lossy(k.value()).to_string())
         };
-        if let Some(leader) = holder(kv.get(self.key.clone(), None).await?.kvs()) {
-            return Ok(Tried::Other(leader));
+        let now = kv.get(self.key.clone(), None).await?;
+        let revision = now.header().map(|h| h.revision()).unwrap_or_default();
+        if let Some(leader) = holder(now.kvs()) {
+            return Ok(Tried::Other(leader, revision));
         }
         let sent = Instant::now();
         let mut leases = self.client.lease_client();
@@ -234,13 +241,38 @@ impl Campaign {
                 etcd_client::TxnOpResponse::Get(g) => holder(g.kvs()),
                 _ => None,
             });
-            return Ok(Tried::Other(other.unwrap_or_default()));
+            let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+            return Ok(Tried::Other(other.unwrap_or_default(), revision));
         }
         // The transaction's revision is the put's, i.e. the key's create revision.
         let term = resp.header().map(|h| h.revision()).unwrap_or_default();
         let until = sent + Duration::from_secs(lease.ttl().max(0) as u64);
         let fence = Fence::new(self.client.clone(), &self.prefix, &self.name, term, until);
         Ok(Tried::Won(fence, lease.id()))
+    }
+
+    /// Waits (at most one TTL) until the leader key is deleted after `revision` — its lease
+    /// lapsed or its holder resigned; `true` when it was (campaign now), `false` on an error or
+    /// the TTL (campaign after the retry pause), and on resigning.
+    async fn until_vacant(&self, revision: i64) -> bool {
+        let watch = async {
+            let mut watches = self.client.watch_client();
+            let from = WatchOptions::new().with_start_revision(revision + 1);
+            let mut stream = watches.watch(self.key.clone(), Some(from)).await?;
+            while let Some(r) = stream.message().await? {
+                if r.events()
+                    .iter()
+                    .any(|e| e.event_type() == EventType::Delete)
+                {
+                    return Ok(true);
+                }
+            }
+            Ok::<bool, etcd_client::Error>(false)
+        };
+        tokio::select! {
+            r = tokio::time::timeout(self.ttl, watch) => matches!(r, Ok(Ok(true))),
+            () = self.resign.wait() => false,
+        }
     }
 
     /// Keeps the lease alive until it is lost (`false`) or the instance resigns (`true`).

@@ -141,6 +141,7 @@ impl<'a> Service<'a> {
                         self.last_head = None;
                         self.ctl = Controller::default();
                     }
+                    self.runner.fence(Some(fence.clone()));
                     self.exec.fence = Some(fence);
                 }
             }

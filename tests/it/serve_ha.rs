@@ -14,6 +14,7 @@
 //!    commit's note names `b` only.
 //! 5. `b` is paused mid-apply of 40 more users; `a` takes over and finishes; `b` is resumed: it
 //!    opens no connection to PostgreSQL (`log_connections`) and pushes no note.
+//! 6. `a` gets SIGTERM: it resigns, and `b` takes over at once (before a lease could lapse).
 
 use std::time::{Duration, Instant};
 
@@ -251,5 +252,21 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
     assert!(
         still.iter().all(|(n, _)| n == "a"),
         "b pushed nothing: {still:?}"
+    );
+
+    // 6. SIGTERM: a resigns and b takes over at once, well before a lease would lapse
+    ha.instances[1].wait_log("standby, leader is a", 1, long);
+    ha.instances[0].signal(libc::SIGTERM);
+    let took = ha.instances[1].wait_log("leader (term", 3, Duration::from_secs(TTL + POLL + 10));
+    println!(
+        "takeover after SIGTERM (resign): {:.2} s",
+        took.as_secs_f64()
+    );
+    let status = ha.instances[0].child.take().unwrap().wait().unwrap();
+    assert!(status.success(), "a stopped cleanly: {status:?}");
+    assert!(ha.instances[0].log().contains("resigned the leader lease"));
+    assert!(
+        took < Duration::from_secs(TTL),
+        "resigned, not lapsed: {took:?}"
     );
 }
