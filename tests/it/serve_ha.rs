@@ -248,6 +248,10 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
         resumed.contains("lost the leader lease") && !resumed.contains("reconciled"),
         "{resumed}"
     );
+    assert!(
+        resumed.contains("results not recorded: sharing the state"),
+        "the deposed b's state write was refused by etcd's guard:\n{resumed}"
+    );
     let still = appliers(&ha.note(&fifth).unwrap());
     assert!(
         still.iter().all(|(n, _)| n == "a"),
@@ -269,4 +273,22 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
         took < Duration::from_secs(TTL),
         "resigned, not lapsed: {took:?}"
     );
+
+    // The shared state in etcd: the last applied commit, and one journal entry per drop.
+    let state: serde_json::Value =
+        serde_json::from_str(&etcd.get("/pgitops/ha-test/state").unwrap()).unwrap();
+    assert_eq!(
+        state["clusters"]["pg-t"]["last_applied"], fifth,
+        "{state:#}"
+    );
+    let (_, keys) = etcd.ctl(&[
+        "get",
+        "--prefix",
+        "--keys-only",
+        "/pgitops/ha-test/journal/",
+    ]);
+    let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains(&change)), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains(&change2)), "{keys:?}");
 }
