@@ -252,8 +252,8 @@ impl Campaign {
     }
 
     /// Waits (at most one TTL) until the leader key is deleted after `revision` — its lease
-    /// lapsed or its holder resigned; `true` when it was (campaign now), `false` on an error or
-    /// the TTL (campaign after the retry pause), and on resigning.
+    /// lapsed or its holder resigned; `true` when it was or the TTL passed quietly (campaign
+    /// now), `false` on an error (campaign after the retry pause) and on resigning.
     async fn until_vacant(&self, revision: i64) -> bool {
         let watch = async {
             let mut watches = self.client.watch_client();
@@ -270,7 +270,7 @@ impl Campaign {
             Ok::<bool, etcd_client::Error>(false)
         };
         tokio::select! {
-            r = tokio::time::timeout(self.ttl, watch) => matches!(r, Ok(Ok(true))),
+            r = tokio::time::timeout(self.ttl, watch) => matches!(r, Ok(Ok(true)) | Err(_)),
             () = self.resign.wait() => false,
         }
     }

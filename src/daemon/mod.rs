@@ -140,9 +140,8 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         }
     };
     tokio::join!(run(&mut svc, rx, &shutdown, &busy), watching);
-    svc.close().await;
-    tasks.abort_all();
-    // A standby has nothing to push (and a deposed leader must not).
+    // A standby has nothing to push (and a deposed leader must not). The lease goes before the
+    // SSH masters close, so a standby takes over at once.
     if ha.as_ref().is_none_or(|h| h.leading().is_some()) {
         if let Err(e) = mirror.push_notes() {
             tracing::warn!(error = %e, "pushing notes at shutdown");
@@ -151,6 +150,8 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     if let Some(h) = &ha {
         h.resign().await;
     }
+    svc.close().await;
+    tasks.abort_all();
     tracing::info!("pgitops stopped");
     Ok(())
 }
