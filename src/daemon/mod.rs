@@ -7,8 +7,8 @@
 //! SSH master connections that live as long as the service. Beside the loop, the leader watch
 //! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
 //! does not declare, between reconciles. With `[ha]`, only the instance holding the etcd leader
-//! lease ([`ha`]) applies; the others keep the mirror warm. Shutdown is passed in: once it fires, no new work
-//! starts; running steps finish and partial results are recorded.
+//! lease ([`ha`]) applies; the others keep the mirror warm. Shutdown is passed in: once it
+//! fires, no new work starts; running steps finish and partial results are recorded.
 
 mod controller;
 mod fds;

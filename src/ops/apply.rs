@@ -141,6 +141,7 @@ pub async fn apply_then(
     if runs.iter().any(|r| !r.errors.is_empty()) {
         // Refused whole: nothing runs; the commit's note says why (file, line, column).
         let mut run = note_of(&runs, &[], &to.id, started);
+        run.instance = instance(&ao.exec);
         run.result = "invalid";
         run.errors = runs
             .iter()
@@ -202,10 +203,7 @@ pub async fn apply_then(
     tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "executed");
     executed(&results);
     let mut run = note_of(&runs, &results, &to.id, started);
-    run.instance = fence.as_ref().map(|f| note::Instance {
-        name: f.name().to_string(),
-        term: f.term(),
-    });
+    run.instance = instance(&cfg);
     let unrecorded = match note::append(repo.git(), &run) {
         Err(e) => Some(format!("writing the git note: {e}; the state was not advanced, so the next apply runs these actions again and records them")),
         Ok(()) => {
@@ -289,6 +287,14 @@ fn record(
             }
         }
     }
+}
+
+/// With `[ha]`: the instance and term that ran the apply, for its note.
+fn instance(exec: &ExecConfig) -> Option<note::Instance> {
+    exec.fence.as_ref().map(|f| note::Instance {
+        name: f.name().to_string(),
+        term: f.term(),
+    })
 }
 
 fn note_of(runs: &[PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
