@@ -13,7 +13,8 @@
 //! commits, created objects) and `journal/<commit>/<sha256 of the action id>` (the destructive
 //! steps' [`Entry`]s). Each instance keeps its local files as a working copy: a new leader
 //! overwrites them from etcd on takeover ([`Fence::take_over`]); while it leads, every write
-//! goes to etcd first (guarded), then to the local file. Without `[ha]` none of this is used.
+//! goes to etcd first (guarded), then to the local file. The first leader of a service that ran
+//! alone before shares its local state and journal. Without `[ha]` none of this is used.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -178,6 +179,7 @@ impl Fence {
             }
             None => {
                 let state = State::load(state_dir).map_err(local)?;
+                self.share_local_journal(state_dir).await?;
                 self.save_state(&state).await?;
             }
         }
@@ -207,6 +209,29 @@ impl Fence {
                 .map_err(|e| FenceError::Local(e.to_string()))?;
         }
         Ok(resp.kvs().len())
+    }
+}
+
+impl Fence {
+    /// The first leader of a service that ran alone: its local journal entries are shared.
+    async fn share_local_journal(&self, state_dir: &Path) -> Result<(), FenceError> {
+        let Ok(commits) = std::fs::read_dir(state_dir.join("journal")) else {
+            return Ok(());
+        };
+        for commit in commits.flatten() {
+            let name = commit.file_name().to_string_lossy().to_string();
+            for file in std::fs::read_dir(commit.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                if let Ok(entry) = serde_json::from_str::<Entry>(&text) {
+                    self.save_journal(&name, &entry).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -15,6 +15,9 @@
 //! 5. `b` is paused mid-apply of 40 more users; `a` takes over and finishes; `b` is resumed: it
 //!    opens no connection to PostgreSQL (`log_connections`) and pushes no note.
 //! 6. `a` gets SIGTERM: it resigns, and `b` takes over at once (before a lease could lapse).
+//!
+//! A second test (etcd on 127.0.77.21-23, the node on 127.0.77.31) adds `[ha]` to a service that
+//! ran alone: its local state becomes the shared one, nothing is applied twice.
 
 use std::time::{Duration, Instant};
 
@@ -296,4 +299,61 @@ fn a_standby_takes_over_a_killed_leader_and_a_paused_leader_is_fenced() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().any(|k| k.contains(&change)), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains(&change2)), "{keys:?}");
+}
+
+/// A service that ran alone gets `[ha]`: as the first leader it shares its local state, so the
+/// next commit is planned from what it applied alone (nothing is applied twice).
+#[test]
+fn the_first_leader_shares_the_state_of_a_service_that_ran_alone() {
+    let etcd = Etcd::start(&["127.0.77.21", "127.0.77.22", "127.0.77.23"]);
+    let f = Fleet::new(&["127.0.77.31"]);
+    let p = f.primary();
+    let mut v = f.inventory();
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: alone, password: 'Alone.Pass' }",
+    );
+    let base = f.commit(&v, "applied alone");
+    let mut ha = HaPair::new(&f, &etcd, &["solo"], TTL, POLL);
+    let long = Duration::from_secs(60);
+    ha.instances[0].ha_table(false);
+    ha.push(&f);
+    ha.start(0);
+    let note = ha.note_with(&base, "success", long);
+    assert_eq!(
+        appliers(&note),
+        vec![("?".to_string(), -1)],
+        "no instance alone: {note:#}"
+    );
+    assert!(has_role(p, "alone"));
+    ha.instances[0].stop();
+
+    ha.instances[0].ha_table(true);
+    ha.start(0);
+    ha.instances[0].wait_log("leader (term", 1, long);
+    push(
+        &mut v,
+        "pg_users",
+        "{ name: shared, password: 'Shared.Pass' }",
+    );
+    let next = f.commit(&v, "applied as leader");
+    ha.push(&f);
+    let note = ha.note_with(&next, "success", long);
+    assert_eq!(appliers(&note)[0].0, "solo", "{note:#}");
+    assert_eq!(
+        note["runs"][0]["from"], base,
+        "planned from the state kept alone: {note:#}"
+    );
+    let ids: Vec<&str> = note["runs"][0]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["actions"].as_array().unwrap())
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["pg-t/user/shared/create"], "{note:#}");
+    let state: serde_json::Value =
+        serde_json::from_str(&etcd.get("/pgitops/ha-test/state").unwrap()).unwrap();
+    assert_eq!(state["clusters"]["pg-t"]["last_applied"], next, "{state:#}");
 }

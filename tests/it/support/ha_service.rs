@@ -30,6 +30,33 @@ impl Instance {
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
 
+    /// Writes the configuration with (`true`) or without its `[ha]` table (a service running
+    /// alone, as before `[ha]` was added).
+    pub fn ha_table(&self, on: bool) {
+        let path = self.state.path().join("pgitops.toml");
+        let full = self.state.path().join("pgitops-ha.toml");
+        if !full.exists() {
+            std::fs::copy(&path, &full).unwrap();
+        }
+        let text = std::fs::read_to_string(&full).unwrap();
+        let text = match on {
+            true => text,
+            false => text[..text.find("[ha]").unwrap()].to_string(),
+        };
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.take().unwrap().wait().unwrap();
+        assert!(
+            status.success(),
+            "{} stopped cleanly: {status:?}",
+            self.name
+        );
+    }
+
     /// SIGKILL, and reaped.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
