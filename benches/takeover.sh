@@ -15,15 +15,15 @@ cargo test --test it serve_ha --no-run -q 2>/dev/null
 out=$(mktemp /tmp/pgitops-takeover.XXXXXX)
 trap 'rm -f "$out" "$out.all"' EXIT
 for i in $(seq "$runs"); do
-  cargo test -q --test it serve_ha -- --nocapture >"$out" 2>&1 || {
+  cargo test -q --test it serve_ha::a_standby -- --nocapture >"$out" 2>&1 || {
     cp "$out" /tmp/pgitops-takeover-failed.log
     echo "run $i failed; its output is in /tmp/pgitops-takeover-failed.log" >&2
     exit 1
   }
-  kill=$(sed -n 's/^takeover after kill -9: \([0-9.]*\) s.*/\1/p' "$out")
-  drop=$(sed -n 's/^takeover after kill -9 right after a DROP: \([0-9.]*\) s.*/\1/p' "$out")
-  stop=$(sed -n 's/^takeover after SIGSTOP: \([0-9.]*\) s.*/\1/p' "$out")
-  term=$(sed -n 's/^takeover after SIGTERM (resign): \([0-9.]*\) s.*/\1/p' "$out")
+  kill=$(sed -n 's/.*takeover after kill -9: \([0-9.]*\) s.*/\1/p' "$out")
+  drop=$(sed -n 's/.*takeover after kill -9 right after a DROP: \([0-9.]*\) s.*/\1/p' "$out")
+  stop=$(sed -n 's/.*takeover after SIGSTOP: \([0-9.]*\) s.*/\1/p' "$out")
+  term=$(sed -n 's/.*takeover after SIGTERM (resign): \([0-9.]*\) s.*/\1/p' "$out")
   echo "run $i: kill -9 mid-apply ${kill} s, kill -9 after DROP ${drop} s, SIGSTOP ${stop} s, SIGTERM ${term} s"
   echo "$kill $drop $stop $term" >>"$out.all"
 done

@@ -98,6 +98,9 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         },
         pgitops::report::note::SYNC,
     )?;
+    for stale in lock::clear_stale_git_locks(&mirror.path, &_lock) {
+        tracing::warn!(path = %stale.display(), "removed a Git lock file left by a crash");
+    }
     let (tx, rx) = unbounded_channel::<Trigger>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let open_files = fds::raise_nofile_limit();
