@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [ha]
-//! etcd = ["http://10.10.10.10:2379", "http://10.10.10.11:2379"]
+//! etcd = ["http://10.10.10.10:2379", "http://10.10.10.11:2379"]   # http only for now
 //! prefix = "/pgitops/pigsty/main"   # default: /pgitops/<remote's name>/<branch>
 //! ttl_seconds = 10                  # the lease: a dead leader is replaced within this
 //! name = "pgitops-1"                # this instance in logs and notes; default: the host name
@@ -18,7 +18,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ha {
-    /// etcd v3 client endpoints (`http://host:port`).
+    /// etcd v3 client endpoints (`http://host:port`; TLS is not supported yet).
     pub etcd: Vec<String>,
     /// Key prefix of the leader key and the shared state.
     pub prefix: Option<String>,
@@ -38,10 +38,15 @@ impl Ha {
         if self.etcd.is_empty() {
             return Err("`ha.etcd` must list at least one etcd endpoint".into());
         }
+        if let Some(bad) = self.etcd.iter().find(|e| e.starts_with("https://")) {
+            return Err(format!(
+                "`ha.etcd`: {bad:?}: TLS to etcd is not supported yet; use http:// endpoints"
+            ));
+        }
         if let Some(bad) = self
             .etcd
             .iter()
-            .find(|e| !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 9)
+            .find(|e| !e.starts_with("http://") || e.len() < 9)
         {
             return Err(format!(
                 "`ha.etcd`: {bad:?} is not an endpoint URL (http://host:port)"
@@ -123,6 +128,10 @@ mod tests {
         for (bad, why) in [
             ("etcd = []", "at least one"),
             ("etcd = ['127.0.0.1:2379']", "not an endpoint"),
+            (
+                "etcd = ['https://a:2379']",
+                "TLS to etcd is not supported yet",
+            ),
             ("etcd = ['http://a:1']\nttl_seconds = 1", "at least 2"),
             ("etcd = ['http://a:1']\nprefix = 'x/'", "must start with"),
             ("etcd = ['http://a:1']\nname = ' '", "must not be empty"),

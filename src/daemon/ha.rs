@@ -178,8 +178,10 @@ impl Campaign {
                     fence.lose();
                     role.send_replace(Role::Standby);
                     last = None;
+                    // Given up either way: if etcd still has it, the key goes with it at once.
+                    let mut leases = self.client.lease_client();
+                    let _ = tokio::time::timeout(self.ttl, leases.revoke(lease)).await;
                     if resigned {
-                        let _ = self.client.lease_client().revoke(lease).await;
                         tracing::info!(instance = %self.name, term, "resigned the leader lease (term {term})");
                         return;
                     }
