@@ -45,8 +45,12 @@
 //! listen = "127.0.0.1:9187"
 //! hook_secret_env = "PGITOPS_HOOK_SECRET"
 //! max_connections = 64
+//!
+//! [ha]                              # several instances, one leader: see [`Ha`]
+//! etcd = ["http://10.10.10.10:2379"]
 //! ```
 
+mod ha;
 mod http;
 mod pulls;
 pub mod schedule;
@@ -59,6 +63,7 @@ use serde::Deserialize;
 use crate::execute::native::supervise::SupervisorChoice;
 use crate::execute::Become;
 use crate::report::forge::{self, ForgeKind};
+pub use ha::Ha;
 pub use http::Http;
 pub use pulls::Pulls;
 pub use schedule::{Schedule, Window, WindowClass};
@@ -92,6 +97,8 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub pulls: Pulls,
+    /// Several instances coordinated by etcd (see [`Ha`]); `None`: this one runs alone.
+    pub ha: Option<Ha>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +303,9 @@ impl Config {
         }
         self.http.check()?;
         self.pulls.check(self.reporters.len())?;
+        if let Some(ha) = &self.ha {
+            ha.check()?;
+        }
         for r in &self.reporters {
             if r.token_env.is_none() && r.token_file.is_none() {
                 return Err(format!(

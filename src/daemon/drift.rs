@@ -41,6 +41,8 @@ pub struct Check<'a> {
     loads: Arc<LoadCache>,
     statuses: Option<Statuses>,
     record: DriftRecord,
+    /// `[ha]`: only the leader reads the nodes (a standby opens no SSH).
+    ha: Option<super::ha::Ha>,
 }
 
 impl<'a> Check<'a> {
@@ -64,13 +66,23 @@ impl<'a> Check<'a> {
             loads,
             statuses,
             record: DriftRecord::load(&cfg.state.dir),
+            ha: None,
         }
+    }
+
+    /// With `[ha]`: ticks only while this instance leads.
+    pub fn only_leading(mut self, ha: Option<super::ha::Ha>) -> Check<'a> {
+        self.ha = ha;
+        self
     }
 
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs waits
     /// for it (the check then reads what the apply left).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
         while super::triggers::next_tick(&schedule, tz, stop).await {
+            if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
+                continue;
+            }
             let busy = tokio::select! {
                 b = self.busy.lock() => b,
                 () = stop.wait() => return,

@@ -49,6 +49,8 @@ pub struct Watch<'a> {
     /// Loaded inventories by commit (those of the clusters' last applied commits).
     inventories: BTreeMap<String, Arc<Inventory>>,
     views: Leaders,
+    /// `[ha]`: ticks only while this instance leads.
+    ha: Option<super::ha::Ha>,
 }
 
 impl<'a> Watch<'a> {
@@ -73,13 +75,23 @@ impl<'a> Watch<'a> {
             loads,
             inventories: BTreeMap::new(),
             views,
+            ha: None,
         }
+    }
+
+    /// With `[ha]`, the watch ticks only while this instance leads (a standby opens no SSH).
+    pub fn only_leading(mut self, ha: Option<super::ha::Ha>) -> Watch<'a> {
+        self.ha = ha;
+        self
     }
 
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs is
     /// skipped (the reconcile observes the live leaders itself).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
         while super::triggers::next_tick(&schedule, tz, stop).await {
+            if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
+                continue;
+            }
             let Ok(_busy) = self.busy.try_lock() else {
                 tracing::debug!("leader watch: a reconcile runs, tick skipped");
                 continue;

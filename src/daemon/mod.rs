@@ -7,12 +7,15 @@
 //! SSH master connections that live as long as the service. Beside the loop, the leader watch
 //! ([`leaders`], on `[schedule] leaders`) reports a leader Patroni elected that the inventory
 //! does not declare, between reconciles; the drift check ([`drift`], on `[schedule] drift`)
-//! reports live state that differs from the applied inventory. Shutdown is passed in: once it fires, no new work
-//! starts; running steps finish and partial results are recorded.
+//! reports live state that differs from the applied inventory. With `[ha]`, only the instance
+//! holding the etcd leader lease ([`ha`]) applies; the others keep the mirror warm. Shutdown is
+//! passed in: once it fires, no new work starts; running steps finish and partial results are
+//! recorded.
 
 mod controller;
 mod drift;
 mod fds;
+mod ha;
 mod http;
 mod leaders;
 mod lock;
@@ -99,6 +102,9 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         },
         pgitops::report::note::SYNC,
     )?;
+    for stale in lock::clear_stale_git_locks(&mirror.path, &_lock) {
+        tracing::warn!(path = %stale.display(), "removed a Git lock file left by a crash");
+    }
     let (tx, rx) = unbounded_channel::<Trigger>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let open_files = fds::raise_nofile_limit();
@@ -123,16 +129,21 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
     let _watcher = triggers::watch(&cfg.repository.remote, tx.clone());
     tracing::info!(remote = %cfg.repository.remote, branch = %cfg.repository.branch, listen = %cfg.http.listen, "pgitops serving");
     let _ = tx.send(Trigger::Fetch);
-    let mut svc = reconcile::Service::new(&cfg, &mirror, &metrics, &shutdown);
+    let ha = match &cfg.ha {
+        Some(_) => Some(ha::Ha::start(&cfg, tx.clone()).await?),
+        None => None,
+    };
+    let mut svc = reconcile::Service::new(&cfg, &mirror, &metrics, &shutdown, ha.clone());
     // Held by a reconcile while it runs; the leader watch ticks only while it is free.
     let busy = tokio::sync::Mutex::new(());
     let watch = cfg.schedule.leaders.clone().map(|every| {
         let parts = svc.watch_parts();
-        let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts);
+        let w = leaders::Watch::new(&cfg, &mirror, &metrics, &busy, parts).only_leading(ha.clone());
         w.run(every, cfg.schedule.timezone, &shutdown)
     });
     let drift = cfg.schedule.drift.clone().map(|every| {
-        let c = drift::Check::new(&cfg, &mirror, &metrics, &busy, svc.watch_parts());
+        let c = drift::Check::new(&cfg, &mirror, &metrics, &busy, svc.watch_parts())
+            .only_leading(ha.clone());
         c.run(every, cfg.schedule.timezone, &shutdown)
     });
     let watching = async {
@@ -153,11 +164,18 @@ pub async fn serve(config_path: &Path, shutdown: Shutdown) -> Result<()> {
         run(&mut svc, rx, &shutdown, &busy, pulls.as_mut()),
         watching
     );
+    // A standby has nothing to push (and a deposed leader must not). The lease goes before the
+    // SSH masters close, so a standby takes over at once.
+    if ha.as_ref().is_none_or(|h| h.leading().is_some()) {
+        if let Err(e) = mirror.push_notes() {
+            tracing::warn!(error = %e, "pushing notes at shutdown");
+        }
+    }
+    if let Some(h) = &ha {
+        h.resign().await;
+    }
     svc.close().await;
     tasks.abort_all();
-    if let Err(e) = mirror.push_notes() {
-        tracing::warn!(error = %e, "pushing notes at shutdown");
-    }
     tracing::info!("pgitops stopped");
     Ok(())
 }

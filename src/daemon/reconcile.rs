@@ -41,6 +41,9 @@ pub struct Service<'a> {
     statuses: statuses::Statuses,
     /// The last applied revision's load (and the newest): a new commit costs one load.
     loads: Arc<LoadCache>,
+    /// `[ha]`: the election, and the term whose shared state was last read.
+    ha: Option<super::ha::Ha>,
+    term: Option<i64>,
 }
 
 use pgitops::execute::native::supervise::Supervision;
@@ -81,6 +84,7 @@ impl<'a> Service<'a> {
         mirror: &'a Mirror,
         metrics: &'a Arc<Mutex<Metrics>>,
         shutdown: &'a Shutdown,
+        ha: Option<super::ha::Ha>,
     ) -> Service<'a> {
         let (mut exec, runner) = build(executor_settings(cfg));
         exec.stop = shutdown.flag.clone();
@@ -101,6 +105,8 @@ impl<'a> Service<'a> {
             last_notes: None,
             statuses: statuses::Statuses::new(cfg),
             loads: Arc::new(LoadCache::new(2)),
+            ha,
+            term: None,
         }
     }
 
@@ -111,7 +117,11 @@ impl<'a> Service<'a> {
     }
 
     /// Plans the open pull requests against what is applied now ([`super::pulls`]).
+    /// With `[ha]` only the leader comments (a standby's plans would race its comments).
     pub async fn plan_pulls(&self, pulls: &mut super::pulls::Pulls) -> Result<()> {
+        if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
+            return Ok(());
+        }
         pulls.check(self.cfg, self.mirror, self.watch_parts()).await
     }
 
@@ -127,6 +137,23 @@ impl<'a> Service<'a> {
     pub async fn reconcile(&mut self, resync: bool) -> Result<()> {
         let cfg = self.cfg;
         let t0 = Instant::now();
+        if let Some(ha) = &self.ha {
+            // A standby only keeps its mirror warm; a new leader starts from the shared state.
+            match ha
+                .before_reconcile(self.mirror, &cfg.state.dir, &mut self.term)
+                .await?
+            {
+                None => return Ok(()),
+                Some((fence, took_over)) => {
+                    if took_over {
+                        self.last_head = None;
+                        self.ctl = Controller::default();
+                    }
+                    self.runner.fence(Some(fence.clone()));
+                    self.exec.fence = Some(fence);
+                }
+            }
+        }
         let newest = match self.mirror.fetch() {
             Ok(h) => h,
             Err(e) => {
@@ -211,6 +238,11 @@ impl<'a> Service<'a> {
             let text = format!("the branch was rewritten: last applied {} is not an ancestor of this commit; the trees were diffed", short.join(", "));
             tracing::warn!(commit = %newest, "{text}");
             note::remark(git, head_oid, &text)?;
+        }
+        // A deposed leader publishes nothing: its notes stay local and are dropped on takeover.
+        if let Some(Err(e)) = self.exec.fence.as_ref().map(|f| f.held_locally()) {
+            tracing::warn!(commit = %newest, "{e}; its notes and statuses are not published");
+            return Ok(());
         }
         self.statuses.finished(&newest, &done);
         update_metrics(self.metrics, &cfg.state.dir, git, &newest, &done, applied)?;

@@ -5,6 +5,7 @@
 //! actions within a cluster in plan order, and never two tasks on one host at once. The native
 //! executor ([`native`]) reaches hosts through a [`Runner`] (SSH, or local).
 
+mod fence;
 pub mod native;
 pub mod pigsty;
 pub mod runner;
@@ -74,6 +75,9 @@ pub struct ExecConfig {
     pub pigsty: Option<pigsty::PigstyConfig>,
     /// Which supervisor runs the daemons pgitops installs (etcd).
     pub supervision: native::supervise::Supervision,
+    /// Set with `[ha]`: the leader lease of this apply's term, checked before every action
+    /// (in etcd before a destructive one); a lost lease skips the rest.
+    pub fence: Option<crate::report::shared_state::Fence>,
 }
 
 impl Default for ExecConfig {
@@ -88,6 +92,7 @@ impl Default for ExecConfig {
             journal: None,
             pigsty: None,
             supervision: Default::default(),
+            fence: None,
         }
     }
 }
@@ -214,7 +219,13 @@ pub async fn run(
                 for (i, a) in actions {
                     let started = Instant::now();
                     let stopping = cfg.stop.load(std::sync::atomic::Ordering::SeqCst);
-                    let mut r = if stopping {
+                    let fenced = match (&cfg.fence, stopping || failed) {
+                        (Some(f), false) => fence::check(f, &a).await.err(),
+                        _ => None,
+                    };
+                    let mut r = if let Some(why) = fenced {
+                        result(&a, Status::Skipped, why, vec![])
+                    } else if stopping {
                         result(
                             &a,
                             Status::Skipped,

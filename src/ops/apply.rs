@@ -156,6 +156,7 @@ pub async fn apply_then(
         // Refused whole: nothing runs; the commit's note says why (file, line, column).
         let all: Vec<&PlanRun> = runs.iter().collect();
         let mut run = note_of(&all, &[], &to.id, started);
+        run.instance = instance(&ao.exec);
         run.result = "invalid";
         run.errors = runs
             .iter()
@@ -165,6 +166,9 @@ pub async fn apply_then(
         for c in state.clusters.values_mut() {
             c.last_attempted = Some(to.id.clone());
         }
+        if let Some(f) = &ao.exec.fence {
+            f.save_state(&state).await?;
+        }
         state.save(&state_dir)?;
         return Ok(Applied {
             runs,
@@ -173,6 +177,7 @@ pub async fn apply_then(
             unrecorded: None,
         });
     }
+    let fence = ao.exec.fence.clone();
     let mut results = Vec::new();
     let scratch = tempfile::Builder::new()
         .prefix("pgitops-inv")
@@ -184,7 +189,8 @@ pub async fn apply_then(
         };
         // Journaled at the commit the run applies (TO, or where an unverified commit stopped it).
         let mut exec = ao.exec.clone();
-        exec.journal = Some(crate::report::journal::Journal::new(&state_dir, &run.to));
+        exec.journal =
+            Some(crate::report::journal::Journal::new(&state_dir, &run.to).shared(fence.clone()));
         let cfg = Arc::new(exec);
         // The Pigsty executor reads each revision's inventory from a file.
         let cfg = match &cfg.pigsty {
@@ -228,6 +234,7 @@ pub async fn apply_then(
             .collect();
         let chosen: Vec<&PlanRun> = mine.iter().map(|i| &runs[*i]).collect();
         let mut run = note_of(&chosen, &results, target, started);
+        run.instance = instance(&ao.exec);
         if *target == to.id {
             super::verified::held_in_note(&mut run, &runs, &state, &|i, c| keep(c) && member(i, c));
         }
@@ -244,7 +251,11 @@ pub async fn apply_then(
             for (run, chosen, covered) in &notes {
                 record(&mut state, chosen, &results, &run.commit, covered);
             }
-            state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e)))
+            let shared = match &fence {
+                Some(f) => f.save_state(&state).await.err().map(|e| format!("sharing the state: {e}; the state was not advanced")),
+                None => None,
+            };
+            shared.or_else(|| state.save(&state_dir).err().map(|e| format!("saving the state: {:#}; the note is written, and the next apply runs these actions again", anyhow::Error::from(e))))
         }
     };
     let note = notes.into_iter().next().map(|(run, _, _)| run);
@@ -321,6 +332,14 @@ fn record(
     }
 }
 
+/// With `[ha]`: the instance and term that ran the apply, for its note.
+fn instance(exec: &ExecConfig) -> Option<note::Instance> {
+    exec.fence.as_ref().map(|f| note::Instance {
+        name: f.name().to_string(),
+        term: f.term(),
+    })
+}
+
 fn note_of(runs: &[&PlanRun], results: &[ActionResult], to: &str, started: Instant) -> Run {
     let mut by_cluster: BTreeMap<(String, String), Vec<ActionResult>> = BTreeMap::new();
     let by_id: HashMap<&str, &ActionResult> = results.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -378,6 +397,7 @@ fn note_of(runs: &[&PlanRun], results: &[ActionResult], to: &str, started: Insta
         errors: vec![],
         unverified: vec![],
         ignored_approvals: vec![],
+        instance: None,
     }
 }
 

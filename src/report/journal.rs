@@ -3,12 +3,14 @@
 //! each write atomic ([`crate::fsutil::write_atomic`]: a uniquely named temporary file, fsync,
 //! rename, fsync of the directory) and made *before* the step it guards. Clusters run at the same
 //! time, so entries of one commit are written concurrently: each write has its own temporary file.
+//! With `[ha]`, the journal is shared: each record goes first to etcd in a transaction guarded
+//! by the leader key ([`crate::report::shared_state::Fence::save_journal`]), so a deposed leader
+//! records nothing (and so runs no step it guards), and a new leader reads the old one's entries.
 //! In: the state directory, the commit, an action id. Out: its [`Entry`].
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -28,19 +30,30 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Journal {
     dir: PathBuf,
+    commit: String,
+    /// Set with `[ha]`: every record is written to etcd first, guarded by the lease.
+    fence: Option<crate::report::shared_state::Fence>,
 }
 
 impl Journal {
     pub fn new(state_dir: &std::path::Path, commit: &str) -> Journal {
         Journal {
             dir: state_dir.join("journal").join(commit),
+            commit: commit.to_string(),
+            fence: None,
         }
+    }
+
+    /// The shared journal of a leader's term (see [`crate::report::shared_state`]).
+    pub fn shared(mut self, fence: Option<crate::report::shared_state::Fence>) -> Journal {
+        self.fence = fence;
+        self
     }
 
     fn path(&self, action: &str) -> PathBuf {
         self.dir.join(format!(
             "{}.json",
-            hex::encode(Sha256::digest(action.as_bytes()))
+            crate::report::shared_state::action_key(action)
         ))
     }
 
@@ -54,10 +67,20 @@ impl Journal {
             })
     }
 
-    /// Changes the entry of `action` and makes it durable before returning.
-    pub fn record(&self, action: &str, change: impl FnOnce(&mut Entry)) -> std::io::Result<Entry> {
+    /// Changes the entry of `action` and makes it durable before returning (shared first, when
+    /// the journal is: a deposed leader's record fails).
+    pub async fn record(
+        &self,
+        action: &str,
+        change: impl FnOnce(&mut Entry),
+    ) -> std::io::Result<Entry> {
         let mut e = self.get(action);
         change(&mut e);
+        if let Some(f) = &self.fence {
+            f.save_journal(&self.commit, &e)
+                .await
+                .map_err(std::io::Error::other)?;
+        }
         let text = serde_json::to_string(&e).expect("entry serializes");
         crate::fsutil::write_atomic(&self.path(action), text.as_bytes())
             .map_err(|w| std::io::Error::new(w.source.kind(), w))?;
@@ -69,15 +92,17 @@ impl Journal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_survive_and_accumulate() {
+    #[tokio::test]
+    async fn entries_survive_and_accumulate() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path(), "abc");
         assert_eq!(j.get("pg-t/database/x/drop").started, 0);
         j.record("pg-t/database/x/drop", |e| e.started += 1)
+            .await
             .unwrap();
         let e = Journal::new(dir.path(), "abc")
             .record("pg-t/database/x/drop", |e| e.steps.push("done".into()))
+            .await
             .unwrap();
         assert_eq!(
             (e.started, e.has("done"), e.has("dropped")),
@@ -91,24 +116,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn entries_of_concurrent_actions_are_all_kept() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_of_concurrent_actions_are_all_kept() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path(), "abc");
         let threads: Vec<_> = ["pg-a/database/x/drop", "pg-b/database/y/drop"]
             .into_iter()
             .map(|action| {
                 let j = j.clone();
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     for _ in 0..100 {
-                        j.record(action, |e| e.started += 1).unwrap();
+                        j.record(action, |e| e.started += 1).await.unwrap();
                     }
-                    j.record(action, |e| e.steps.push("done".into())).unwrap();
+                    j.record(action, |e| e.steps.push("done".into()))
+                        .await
+                        .unwrap();
                 })
             })
             .collect();
         for t in threads {
-            t.join().unwrap();
+            t.await.unwrap();
         }
         for action in ["pg-a/database/x/drop", "pg-b/database/y/drop"] {
             let e = j.get(action);

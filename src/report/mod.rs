@@ -3,8 +3,9 @@
 //! prunes them); [`note`] writes each run as a git note under `refs/notes/pgitops` on the
 //! applied commit; [`journal`] makes destructive actions crash-safe; [`forge`] posts commit
 //! statuses and [`status_queue`] posts them in order, one worker per forge; [`leaders`] keeps
-//! the service's leader watch's view (Patroni's leader against the declared primary). None of
-//! them ever holds a password.
+//! the service's leader watch's view (Patroni's leader against the declared primary);
+//! [`shared_state`] fences a leader's steps and shares the state and journal through etcd
+//! (`[ha]`). None of them ever holds a password.
 
 pub mod drift;
 pub mod forge;
@@ -12,5 +13,6 @@ pub mod journal;
 pub mod leaders;
 pub mod note;
 pub mod pulls;
+pub mod shared_state;
 pub mod state;
 pub mod status_queue;

@@ -70,6 +70,9 @@ pub struct Run {
     /// `<action> on <sha> (<why>)`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored_approvals: Vec<String>,
+    /// With `[ha]`: the instance that ran it and its leader term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Instance>,
 }
 
 /// A range held by an unverified commit: nothing of it applied to `clusters`, or (with
@@ -84,6 +87,13 @@ pub struct Unverified {
     pub clusters: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
+}
+
+/// Which `pgitops serve` instance applied a run (`[ha]`), and in which leader term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    pub term: i64,
 }
 
 /// The note document on one commit. Every field has a default, so notes written by older

@@ -34,6 +34,7 @@ fn run(commit: Oid, result: &'static str) -> Run {
         errors: vec!["pigsty.yml:3:5: bad".into()],
         unverified: vec![],
         ignored_approvals: vec![],
+        instance: None,
     }
 }
 

@@ -39,6 +39,7 @@ mod records;
 mod serve;
 mod serve_controller;
 mod serve_crash;
+mod serve_ha;
 mod serve_http;
 mod serve_leaders;
 mod serve_policy;

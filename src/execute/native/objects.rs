@@ -344,19 +344,20 @@ async fn database_drop(
             vec![],
         ));
     }
-    let record = |step: Option<&'static str>| -> Result<(), ExecError> {
+    let record = |step: Option<&'static str>| async move {
         let Some(j) = journal else { return Ok(()) };
         j.record(&a.id, |e| match step {
             None => e.started += 1,
             Some(s) => e.steps.push(s.to_string()),
         })
+        .await
         .map(|_| ())
         .map_err(|e| ExecError::Refused(format!("writing the journal: {e}")))
     };
     let script = render(sql::database_drop(name, sc))?;
     let lit = sql::quote_literal(name).map_err(|e| ExecError::Refused(e.to_string()))?;
     let exists = format!("SELECT count(*) FROM pg_database WHERE datname = {lit};");
-    record(None)?;
+    record(None).await?;
     let mut hosts = Vec::new();
     let primary = &p.host;
     if !entry.has("dropped") {
@@ -376,16 +377,21 @@ async fn database_drop(
         if !ok {
             return Ok((String::new(), hosts));
         }
-        record(Some("dropped"))?;
+        record(Some("dropped")).await?;
     }
     let mut msg = String::new();
+    if entry.has("dropped") {
+        msg = format!(
+            "database {name} was dropped before a restart or takeover (journal): not dropped again"
+        );
+    }
     if let Some(def) = recreate {
         let (m, rest) = database_upsert(ctx, p, name, def, sc).await?;
         msg = m;
         hosts.extend(rest);
     }
     if hosts.iter().all(|h| h.ok) {
-        record(Some("done"))?;
+        record(Some("done")).await?;
     }
     Ok((msg, hosts))
 }

@@ -77,6 +77,8 @@ pub async fn start_psql(ctx: &Ctx<'_>, host: &str, db: &str) -> Result<Psql, Exe
 
 impl Psql {
     pub async fn run(self, ctx: &Ctx<'_>, sql: &str) -> Result<String, ExecError> {
+        // Started earlier; the script is the step: fenced again now (`[ha]`).
+        ctx.runner.check_fence()?;
         let target = ctx.target(&self.host);
         let out = self
             .started

@@ -2,6 +2,9 @@
 //! per host, reused; strict host-key checking) or locally. In: a host's connection target, an
 //! argv and optional stdin bytes. Out: exit status, stdout, stderr. Every word of the remote
 //! command line is quoted by [`crate::render::shell::word`]; nothing reaches a shell unquoted.
+//! With `[ha]`, the service gives the runner its leader term's fence ([`Runner::fence`]): every
+//! command is refused once the lease is known lost, so a leader paused inside an action and
+//! resumed after losing the lease starts nothing more on any host.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,6 +69,7 @@ pub struct SshRunner {
     options: SshOptions,
     sessions: Sessions,
     conversations: Conversations,
+    fence: std::sync::Mutex<Option<crate::report::shared_state::Fence>>,
 }
 
 type Sessions = Mutex<HashMap<Target, Arc<OnceCell<Arc<Session>>>>>;
@@ -76,7 +80,28 @@ impl Runner {
             options,
             sessions: Mutex::new(HashMap::new()),
             conversations: Conversations::default(),
+            fence: Default::default(),
         }))
+    }
+
+    /// `[ha]`: from now on every command first checks that `fence`'s lease still holds.
+    pub fn fence(&self, fence: Option<crate::report::shared_state::Fence>) {
+        if let Runner::Ssh(ssh) = self {
+            *ssh.fence.lock().expect("fence slot") = fence;
+        }
+    }
+
+    /// Refuses when the runner's fence says the lease is lost (no round trip).
+    pub fn check_fence(&self) -> Result<(), ExecError> {
+        let Runner::Ssh(ssh) = self else {
+            return Ok(());
+        };
+        match &*ssh.fence.lock().expect("fence slot") {
+            Some(f) => f
+                .held_locally()
+                .map_err(|e| ExecError::Refused(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Runs `argv` on `target`, feeding `stdin`, within `timeout`.
@@ -87,6 +112,7 @@ impl Runner {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, ExecError> {
+        self.check_fence()?;
         let work = async {
             match self {
                 Runner::Local => run_local(argv, stdin).await,
@@ -107,6 +133,7 @@ impl Runner {
         argv: &[&str],
         timeout: Duration,
     ) -> Result<Started, ExecError> {
+        self.check_fence()?;
         let work = async {
             Ok(match self {
                 Runner::Local => Started::Local(spawn_local(argv, true)?),

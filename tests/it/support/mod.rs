@@ -182,7 +182,9 @@ pub fn action<'a>(plan: &'a serde_json::Value, id: &str) -> &'a serde_json::Valu
 pub fn ids(plan: &serde_json::Value) -> Vec<String> {
     actions(plan).into_iter().map(|a| a.0).collect()
 }
+pub mod etcd;
 pub mod fleet;
+pub mod ha_service;
 pub mod nodes;
 pub mod patroni;
 pub mod pigsty;
