@@ -79,10 +79,7 @@ impl<'a> Check<'a> {
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs waits
     /// for it (the check then reads what the apply left).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
-        while super::triggers::next_tick(&schedule, tz, stop).await {
-            if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
-                continue;
-            }
+        while super::triggers::next_tick(&schedule, tz, stop, self.ha.as_ref()).await {
             let busy = tokio::select! {
                 b = self.busy.lock() => b,
                 () = stop.wait() => return,

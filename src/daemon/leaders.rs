@@ -88,10 +88,7 @@ impl<'a> Watch<'a> {
     /// Ticks on `schedule` until `stop` fires; a tick that comes while a reconcile runs is
     /// skipped (the reconcile observes the live leaders itself).
     pub async fn run(mut self, schedule: cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) {
-        while super::triggers::next_tick(&schedule, tz, stop).await {
-            if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
-                continue;
-            }
+        while super::triggers::next_tick(&schedule, tz, stop, self.ha.as_ref()).await {
             let Ok(_busy) = self.busy.try_lock() else {
                 tracing::debug!("leader watch: a reconcile runs, tick skipped");
                 continue;

@@ -21,18 +21,29 @@ pub async fn poll(tx: UnboundedSender<Trigger>, every: Duration) {
     }
 }
 
-/// Sleeps until `schedule`'s next time in `tz`; false when `stop` fired first (or the
-/// schedule has no next time).
-pub async fn next_tick(schedule: &cron::Schedule, tz: chrono_tz::Tz, stop: &Shutdown) -> bool {
-    let Some(next) = schedule.upcoming(tz).next() else {
-        return false;
-    };
-    let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .unwrap_or_default();
-    tokio::select! {
-        () = tokio::time::sleep(wait) => true,
-        () = stop.wait() => false,
+/// Sleeps until `schedule`'s next time in `tz` at which this instance leads (always, without
+/// `[ha]`: a standby opens no SSH); false when `stop` fired first (or the schedule has no next
+/// time).
+pub async fn next_tick(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    stop: &Shutdown,
+    ha: Option<&super::ha::Ha>,
+) -> bool {
+    loop {
+        let Some(next) = schedule.upcoming(tz).next() else {
+            return false;
+        };
+        let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.wait() => return false,
+        }
+        if ha.is_none_or(|h| h.leading().is_some()) {
+            return true;
+        }
     }
 }
 

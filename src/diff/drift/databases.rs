@@ -61,13 +61,7 @@ pub fn database(
     let object = format!("database {name}");
     let mut out = Vec::new();
     let Some(live) = live else {
-        out.push(Item::new(
-            object,
-            "exists",
-            Some("true".into()),
-            Some("false".into()),
-        ));
-        return out;
+        return super::objects::exists(object, true, false);
     };
     let mut text = |field: &str, want: Option<String>, have: &str| {
         if let Some(w) = want {
@@ -215,7 +209,7 @@ mod tests {
         ];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
         assert_eq!(
-            super::super::objects::absent("database shop".into(), true).len(),
+            super::super::objects::exists("database shop".into(), false, true).len(),
             1
         );
     }

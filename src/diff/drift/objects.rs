@@ -163,13 +163,7 @@ pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: b
     let object = format!("user {name}");
     let mut out = Vec::new();
     let Some(live) = live else {
-        out.push(Item::new(
-            object,
-            "exists",
-            Some("true".into()),
-            Some("false".into()),
-        ));
-        return out;
+        return exists(object, true, false);
     };
     flag_items(&object, def, live, &mut out);
     if let Some(n) = int_of(def, "connlimit") {
@@ -258,17 +252,17 @@ pub fn roles(list: &[DeclaredRole]) -> Vec<Item> {
     })
 }
 
-/// An object declared `state: absent` (`user x`, `database y`) that still exists.
-pub fn absent(object: String, exists: bool) -> Vec<Item> {
-    match exists {
-        true => vec![Item::new(
-            object,
-            "exists",
-            Some("false".into()),
-            Some("true".into()),
-        )],
-        false => vec![],
+/// An object (`user x`, `database y`) that exists where it should not, or is missing.
+pub fn exists(object: String, declared: bool, live: bool) -> Vec<Item> {
+    if declared == live {
+        return vec![];
     }
+    vec![Item::new(
+        object,
+        "exists",
+        Some(declared.to_string()),
+        Some(live.to_string()),
+    )]
 }
 
 #[cfg(test)]

@@ -273,8 +273,9 @@ async fn objects_drift(
         "roles compared"
     );
     for name in &m.roles_absent {
-        items.extend(objects::absent(
+        items.extend(objects::exists(
             format!("user {name}"),
+            false,
             roles.contains_key(name),
         ));
     }
@@ -289,8 +290,9 @@ async fn objects_drift(
         ));
     }
     for name in &m.databases_absent {
-        items.extend(objects::absent(
+        items.extend(objects::exists(
             format!("database {name}"),
+            false,
             dbs.contains_key(name),
         ));
     }
