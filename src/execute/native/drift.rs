@@ -170,13 +170,7 @@ pub async fn check(
         return d;
     };
     let locks = HostLocks::default();
-    let ctx = Ctx {
-        old: inv,
-        new: inv,
-        runner,
-        cfg,
-        locks: &locks,
-    };
+    let ctx = Ctx::reading(inv, runner, cfg, &locks);
     let m = managed(actions);
     let mut errors = vec![];
     let roles = match objects_drift(&ctx, c, &m).await {

@@ -61,7 +61,24 @@ pub struct Ctx<'a> {
     pub locks: &'a HostLocks,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context that reads one inventory (the leader watch, the drift check): old and new are
+    /// the same revision.
+    pub fn reading(
+        inv: &'a Inventory,
+        runner: &'a Runner,
+        cfg: &'a ExecConfig,
+        locks: &'a HostLocks,
+    ) -> Ctx<'a> {
+        Ctx {
+            old: inv,
+            new: inv,
+            runner,
+            cfg,
+            locks,
+        }
+    }
+
     /// The connection target of an inventory host (`ansible_host`, `ansible_port`, `ansible_user`).
     pub fn target(&self, host: &str) -> Target {
         let vars = self

@@ -22,13 +22,7 @@ pub async fn leader(
     cfg: &ExecConfig,
 ) -> Result<Option<String>, ExecError> {
     let locks = HostLocks::default();
-    let ctx = Ctx {
-        old: inv,
-        new: inv,
-        runner,
-        cfg,
-        locks: &locks,
-    };
+    let ctx = Ctx::reading(inv, runner, cfg, &locks);
     let declared = c.declared_primary().map(|m| m.host.as_str());
     let others = c.members.keys().map(String::as_str);
     let hosts = declared
