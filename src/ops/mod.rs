@@ -3,6 +3,7 @@
 //! result the caller renders. Errors carry context (anyhow) and map to exit codes in the CLI.
 
 pub mod apply;
+mod apply_record;
 pub mod drift;
 pub mod executor;
 pub mod loads;
