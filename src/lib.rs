@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one module per stage; dependencies point down it, never back:
 //!
-//! 1. [`source`] reads inventory files straight from commit trees (git2, no checkout) and keeps
-//!    the service's mirror of the remote.
+//! 1. [`source`] reads inventory files straight from commit trees (git2, no checkout), keeps
+//!    the service's mirror of the remote (pull request heads too) and verifies commit
+//!    signatures with the real `ssh-keygen`/`gpgv` ([`source::verify`]).
 //! 2. [`inventory`] parses them (anchors, merge keys), computes every host's effective variables
 //!    with Ansible precedence, builds the typed module model and validates it, with file, line
 //!    and column for every message.
@@ -17,13 +18,17 @@
 //!    (the live primary, live roles) and execute one step at a time over SSH; the Pigsty
 //!    executor runs the narrowest playbook per action. Per-host PostgreSQL settings come from
 //!    the inventory ([`execute::settings`]).
-//! 6. [`report`] records the outcome: state per cluster, the journal of destructive steps, git
-//!    notes on the applied commit, forge commit statuses.
-//! 7. [`ops`] runs one verb over those stages, shared by the CLI and the service.
+//! 6. [`report`] records the outcome: state per cluster, the journal of destructive steps (both
+//!    shared through etcd under `[ha]`), git notes on the applied commit, forge commit statuses
+//!    and pull request comments.
+//! 7. [`ops`] runs one verb over those stages, shared by the CLI and the service; a pull
+//!    request's plan ([`ops::pulls`]) is a dry run of the next apply on its merge result, as
+//!    Markdown ([`plan::markdown`]).
 //!
 //! The binary (`src/main.rs`) adds the edge, outside this library: `cli` parses arguments and
 //! maps outcomes to exit codes, and `daemon` is `pgitops serve`, a per-cluster controller that
-//! requeues each cluster after a backoff, when a window opens or when an approval arrives.
+//! requeues each cluster after a backoff, when a window opens or when an approval arrives; with
+//! `[ha]` only the instance holding the etcd leader lease applies, fenced before every action.
 
 pub mod config;
 pub mod diff;
