@@ -15,8 +15,12 @@ use super::forge::{cut, encode_segment, ForgeKind, Reporter};
 /// The first line of pgitops' comment: how it finds its own comment again (after a restart too).
 pub const MARKER: &str = "<!-- pgitops:plan -->";
 
-/// Pages read at most when listing (100 entries each).
+/// Pages read at most when listing (100 entries asked for each).
 const MAX_PAGES: usize = 20;
+
+/// A page shorter than this is the last: forges cap a page at 100 (GitHub, GitLab) or at
+/// their configured maximum, 50 by default (Gitea/Forgejo), whatever is asked for.
+const SMALLEST_FULL_PAGE: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullsError {
@@ -137,11 +141,7 @@ impl Reporter {
             };
             let n = items.len();
             out.extend(items);
-            if n == 0 || n < 100 && self.kind != ForgeKind::Gitea {
-                break;
-            }
-            if self.kind == ForgeKind::Gitea && n < 50 {
-                // Gitea caps pages at its own MAX_RESPONSE_ITEMS (50 by default).
+            if n < SMALLEST_FULL_PAGE {
                 break;
             }
         }

@@ -140,3 +140,25 @@ fn errors_name_the_call_and_never_the_token() {
     );
     assert!(!e.contains("gitea-secret-34"), "{e}");
 }
+
+#[test]
+fn a_full_page_asks_for_the_next_and_a_short_one_ends_the_list() {
+    let page = |from: u64, n: u64| {
+        let items: Vec<String> = (from..from + n)
+            .map(|i| {
+                format!(
+                    r#"{{"number": {i}, "head": {{"sha": "h{i}"}}, "base": {{"ref": "main"}}}}"#
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    };
+    let (first, second) = (page(1, 100), page(101, 1));
+    let s = Server::start(&[(200, first.as_str()), (200, second.as_str())]);
+    let r = reporter("github", &s.url, "acme/pg", 35);
+    let pulls = r.open_pulls("main").unwrap();
+    assert_eq!(pulls.len(), 101);
+    let req = s.requests();
+    assert_eq!(req.len(), 2, "one page more, then stop");
+    assert!(req[1].path.contains("page=2"), "{}", req[1].path);
+}
