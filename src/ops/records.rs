@@ -20,7 +20,8 @@ pub struct ClusterStatus {
     pub cluster: String,
     pub last_applied: Option<String>,
     pub last_attempted: Option<String>,
-    /// `in-sync`, `behind`, `failed`, `awaiting-approval` or `awaiting-window`.
+    /// `in-sync`, `behind`, `unverified` (an unverified commit holds its range at HEAD),
+    /// `failed`, `awaiting-approval` or `awaiting-window`.
     pub state: &'static str,
     /// Action ids of the last attempt that wait for approval or a window, or that failed.
     pub awaiting_approval: Vec<String>,
@@ -32,6 +33,15 @@ pub struct ClusterStatus {
     pub drift: Option<DriftView>,
 }
 
+/// The record of `cluster` in the last run noted on `commit` that covered it.
+fn last_record(repo: &git2::Repository, commit: &str, cluster: &str) -> Option<note::ClusterRun> {
+    let note = note::load(repo, Oid::from_str(commit).ok()?).unwrap_or_default();
+    note.runs
+        .into_iter()
+        .rev()
+        .find_map(|r| r.clusters.into_iter().find(|c| c.name == cluster))
+}
+
 /// Actions of `cluster` with `status` in the last run recorded on `commit` that covered it.
 fn last_run_actions(
     repo: &git2::Repository,
@@ -39,24 +49,14 @@ fn last_run_actions(
     cluster: &str,
     status: Status,
 ) -> Vec<String> {
-    let Ok(oid) = Oid::from_str(commit) else {
+    let Some(record) = last_record(repo, commit, cluster) else {
         return vec![];
     };
-    let note = note::load(repo, oid).unwrap_or_default();
-    let Some(run) = note
-        .runs
-        .iter()
-        .rev()
-        .find(|r| r.clusters.iter().any(|c| c.name == cluster))
-    else {
-        return vec![];
-    };
-    run.clusters
-        .iter()
-        .filter(|c| c.name == cluster)
-        .flat_map(|c| &c.actions)
+    record
+        .actions
+        .into_iter()
         .filter(|a| a.status == status)
-        .map(|a| a.id.clone())
+        .map(|a| a.id)
         .collect()
 }
 
@@ -85,6 +85,9 @@ pub fn status(opts: &RepoOptions, head: &str) -> Result<Vec<ClusterStatus>> {
                 "awaiting-window"
             } else if c.last_applied.as_deref() == Some(head.as_str()) {
                 "in-sync"
+            } else if last_record(repo.git(), &head, name).is_some_and(|r| r.result == "unverified")
+            {
+                "unverified"
             } else {
                 "behind"
             };

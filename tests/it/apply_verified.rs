@@ -137,9 +137,20 @@ fn an_unsigned_commit_blocks_its_clusters_range_and_a_signed_rewrite_applies() {
         "{}",
         plan.stderr
     );
-    // still blocked on the next apply: nothing changed
+    // still blocked on the next apply: nothing changed; `status` says why each cluster stands
     assert_eq!(f.apply(&["--config", cfg]).code, 2);
     assert!(!has_role(u, "beta"));
+    let status = pgitops(f.repo.path(), &["status", "--output", "json"]).json();
+    let state = |name: &str| {
+        let c = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cluster"] == name);
+        c.map(|c| c["state"].clone())
+    };
+    assert_eq!(state("pg-u"), Some("unverified".into()), "{status:#}");
+    assert_eq!(state("pg-t"), Some("in-sync".into()), "{status:#}");
 
     // the branch rewritten: c2 and c3 again, signed; pg-u applies both
     reset_hard(f.repo.path(), &c1);
