@@ -68,8 +68,10 @@ impl Pulls {
         let reporter = self.reporter.clone();
         let list = branch_name.clone();
         let open = blocking(move || reporter.open_pulls(&list).map_err(Into::into)).await?;
-        self.planned
-            .retain(|n, _| open.iter().any(|p| p.number == *n));
+        // A closed pull request is forgotten (its last comment stays on the forge).
+        let is_open = |n: &u64| open.iter().any(|p| p.number == *n);
+        self.planned.retain(|n, _| is_open(n));
+        self.comments.retain(|n, _| is_open(n));
         if open.is_empty() {
             return Ok(());
         }
