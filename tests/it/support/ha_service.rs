@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::etcd::Etcd;
 use super::fleet::Fleet;
-use super::service::free_port;
+use super::service::{config_text, free_port};
 
 pub struct Instance {
     pub name: String,
@@ -109,17 +109,11 @@ impl HaPair {
                     .prefix("pgh")
                     .tempdir_in("/tmp")
                     .unwrap();
-                let cfg = format!(
-                    "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = {poll}\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{}\"\n[ha]\netcd = {}\nttl_seconds = {ttl}\nname = {name:?}\nprefix = \"/pgitops/ha-test\"\n",
-                    remote.path(),
-                    state.path(),
-                    f.nodes.identity(),
-                    f.nodes.known_hosts(),
-                    f.nodes.ssh_config(),
-                    state.path().join("ctl"),
-                    free_port(),
-                    etcd.endpoints_toml(),
-                );
+                let cfg = config_text(f, remote.path(), state.path(), poll, free_port(), "", "")
+                    + &format!(
+                        "[ha]\netcd = {}\nttl_seconds = {ttl}\nname = {name:?}\nprefix = \"/pgitops/ha-test\"\n",
+                        etcd.endpoints_toml()
+                    );
                 std::fs::write(state.path().join("pgitops.toml"), cfg).unwrap();
                 Instance {
                     name: name.to_string(),

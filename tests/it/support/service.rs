@@ -29,6 +29,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A service configuration for `f`'s nodes: the remote, the state directory, the poll interval,
+/// the HTTP port, and extra lines for `[repository]` and `[executor]` (tables follow after).
+pub fn config_text(
+    f: &Fleet,
+    remote: &std::path::Path,
+    state: &std::path::Path,
+    poll: u64,
+    port: u16,
+    repository: &str,
+    executor: &str,
+) -> String {
+    format!(
+        "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = {poll}\n{repository}\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n{executor}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        remote,
+        state,
+        f.nodes.identity(),
+        f.nodes.known_hosts(),
+        f.nodes.ssh_config(),
+        state.join("ctl"),
+    )
+}
+
 impl Service {
     /// A bare remote holding the fleet repository's history, and the service watching it.
     pub fn start(f: &Fleet) -> Service {
@@ -80,14 +102,14 @@ impl Service {
             .tempdir_in("/tmp")
             .unwrap();
         let port = free_port();
-        let cfg = format!(
-            "[repository]\nremote = {:?}\nbranch = \"main\"\npoll_seconds = 60\n{repository}\n[state]\ndir = {:?}\n[executor]\nssh_user = \"root\"\nidentity = {:?}\nknown_hosts = {:?}\nssh_config = {:?}\ncontrol_dir = {:?}\n{executor}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        let cfg = config_text(
+            f,
             remote.path(),
             state.path(),
-            f.nodes.identity(),
-            f.nodes.known_hosts(),
-            f.nodes.ssh_config(),
-            state.path().join("ctl"),
+            60,
+            port,
+            repository,
+            executor,
         );
         let cfg_path = state.path().join("pgitops.toml");
         std::fs::write(&cfg_path, cfg + extra).unwrap();
