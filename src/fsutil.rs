@@ -1,5 +1,6 @@
 //! Durable file writes shared by every stage that keeps state on disk (the per-cluster state,
-//! the journal of destructive actions, the daemon's `head` file), and reading a secret from the
+//! the journal of destructive actions, the daemon's `head` file, the service's JSON views), and
+//! reading a secret from the
 //! environment or a file. It depends on nothing else in the crate, so any stage can use it
 //! without a dependency running back up the pipeline.
 //!
@@ -82,6 +83,21 @@ fn remove_stale(dir: &Path, prefix: &str) {
 }
 
 /// Reads a secret from an environment variable or a file (trailing newline trimmed).
+/// A record kept as JSON (the service's views: leaders, drift): what `path` holds, or the
+/// default when there is none or it does not read (the next check rebuilds it).
+pub fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Writes `value` as pretty JSON to `path` with [`write_atomic`].
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AtomicWriteError> {
+    let text = serde_json::to_string_pretty(value).expect("a record serializes");
+    write_atomic(path, text.as_bytes())
+}
+
 pub fn secret(env: Option<&str>, file: Option<&Path>) -> Option<String> {
     if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
         return Some(v);

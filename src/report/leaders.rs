@@ -55,15 +55,11 @@ impl Leaders {
     /// The view in `dir` (empty when there is none or it does not read: it is rebuilt on the
     /// next tick).
     pub fn load(dir: &Path) -> Leaders {
-        std::fs::read_to_string(path(dir))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+        crate::fsutil::read_json_or_default(&path(dir))
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), crate::fsutil::AtomicWriteError> {
-        let text = serde_json::to_string_pretty(self).expect("leaders serialize");
-        crate::fsutil::write_atomic(&path(dir), text.as_bytes())
+        crate::fsutil::write_json(&path(dir), self)
     }
 }
 
