@@ -16,6 +16,7 @@ use serde_yaml_ng::Mapping;
 
 use super::objects::{bool_of, entries, guc_text, int_of, settings, str_of};
 use super::Item;
+use crate::render::sql::default_database_comment;
 
 /// A database as `pg_database` has it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,8 +106,7 @@ pub fn database(
         }
     }
     settings(&object, def.get("parameters"), &live.settings, &mut out);
-    let comment =
-        str_of(def, "comment").map_or(format!("business database {name}"), str::to_string);
+    let comment = str_of(def, "comment").map_or(default_database_comment(name), str::to_string);
     if live.comment.as_deref() != Some(comment.as_str()) {
         out.push(Item::new(
             &object,

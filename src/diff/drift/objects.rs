@@ -16,6 +16,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::password::{self, Verdict};
 use super::Item;
 use crate::inventory::fields::ROLE_FLAGS;
+use crate::render::sql::default_user_comment;
 
 /// A role as the catalogs have it. `Debug` never shows the verifier.
 #[derive(Clone, Default, Deserialize)]
@@ -198,7 +199,7 @@ pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: b
         }
     }
     settings(&object, def.get("parameters"), &live.settings, &mut out);
-    let comment = str_of(def, "comment").map_or(format!("business user {name}"), str::to_string);
+    let comment = str_of(def, "comment").map_or(default_user_comment(name), str::to_string);
     if live.comment.as_deref() != Some(comment.as_str()) {
         out.push(Item::new(
             &object,

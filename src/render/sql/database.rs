@@ -181,7 +181,7 @@ fn provision_script(d: &Def, name: &str, db: &str, lit: &str, ctx: &SqlContext) 
     d.comment(
         &mut out,
         &format!("DATABASE {db}"),
-        format!("business database {name}"),
+        super::default_database_comment(name),
     )?;
     let connect = format!("CONNECT ON DATABASE {db}");
     match d.bool("revokeconn")? {

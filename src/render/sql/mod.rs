@@ -52,6 +52,16 @@ mod tests;
 
 pub use database::{database_drop, database_upsert};
 pub use quote::{conninfo_value, quote_ident, quote_literal};
+
+/// Pigsty's comment on a user that declares none (`pgsql-user.yml`).
+pub fn default_user_comment(name: &str) -> String {
+    format!("business user {name}")
+}
+
+/// Pigsty's comment on a database that declares none (`pgsql-db.yml`).
+pub fn default_database_comment(name: &str) -> String {
+    format!("business database {name}")
+}
 pub use system::{alter_system, pending_restart_query};
 pub use template::{available_extensions, template_init, TemplateInit};
 pub use user::{

@@ -121,7 +121,7 @@ fn role(
     d.comment(
         out,
         &format!("ROLE {role}"),
-        format!("business user {name}"),
+        super::default_user_comment(name),
     )?;
     grant_roles(out, &d, &role, ctx)?;
     Ok(())

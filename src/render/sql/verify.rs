@@ -104,7 +104,7 @@ pub fn user_mismatches(name: &str, def: &Mapping, live: &Json) -> Result<Vec<Str
     }
     let comment = d
         .str("comment")?
-        .map_or(format!("business user {name}"), str::to_string);
+        .map_or(super::default_user_comment(name), str::to_string);
     if live["comment"].as_str() != Some(comment.as_str()) {
         out.push(format!(
             "comment is {}, declared {comment:?}",
@@ -144,7 +144,7 @@ pub fn database_mismatches(
     }
     let comment = d
         .str("comment")?
-        .map_or(format!("business database {name}"), str::to_string);
+        .map_or(super::default_database_comment(name), str::to_string);
     if live["comment"].as_str() != Some(comment.as_str()) {
         out.push(format!(
             "comment is {}, declared {comment:?}",
