@@ -186,9 +186,27 @@ fn fit(head: String, sections: Vec<String>, max: usize, full_plan: &str) -> Stri
         let budget = max.saturating_sub(chars(&note) + 8);
         let cut: String = out.chars().take(budget).collect();
         let cut = cut.rsplit_once('\n').map(|(a, _)| a).unwrap_or("");
-        return format!("{cut}\n{note}");
+        // A fence the cut left open (the held trailers' block) is closed before the note.
+        let close = open_fence(cut)
+            .map(|f| format!("\n{f}"))
+            .unwrap_or_default();
+        return format!("{cut}{close}\n{note}");
     }
     out
+}
+
+/// The fence of a code block `text` leaves open (its opening run of backticks), if any.
+fn open_fence(text: &str) -> Option<&str> {
+    let mut open: Option<&str> = None;
+    for line in text.lines() {
+        let ticks = &line[..line.len() - line.trim_start_matches('`').len()];
+        match open {
+            None if ticks.len() >= 3 => open = Some(ticks),
+            Some(f) if line.trim_end() == f => open = None,
+            _ => {}
+        }
+    }
+    open
 }
 
 fn table(r: &Report) -> String {

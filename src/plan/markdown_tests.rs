@@ -153,6 +153,13 @@ fn errors_say_nothing_would_apply_and_no_change_says_so() {
 }
 
 #[test]
+fn a_cut_inside_a_code_block_closes_it() {
+    assert_eq!(open_fence("a\n```text\nPgitops-Approve: x"), Some("```"));
+    assert_eq!(open_fence("a\n````diff\n```\nb"), Some("````"));
+    assert_eq!(open_fence("```text\nx\n```\nafter"), None);
+}
+
+#[test]
 fn code_spans_and_fences_outgrow_the_backticks_inside() {
     assert_eq!(code("a"), "`a`");
     assert_eq!(code("a`b"), "``a`b``");
