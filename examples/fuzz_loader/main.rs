@@ -50,7 +50,8 @@ fn shown(r: Result<serde_yaml_ng::Value, yaml::ParseError>) -> String {
 }
 
 /// Split parsing (a plan's two revisions, `parent` and `text`, parsed in shared chunks) must
-/// give exactly what whole parsing gives, values and error positions.
+/// give exactly what whole parsing gives, values and error positions, and whole parsing (with
+/// the fast reader) exactly what yaml-rust2 alone gives.
 fn split_is_whole(parent: &str, text: &str) -> Result<(), String> {
     let split = chunks::parse_all(&[("pigsty.yml", parent), ("pigsty.yml", text)]);
     let shared = split.shared.clone();
@@ -60,9 +61,15 @@ fn split_is_whole(parent: &str, text: &str) -> Result<(), String> {
         .map(|r| shown(r.map(|v| shared.resolve(v))))
         .collect();
     for (i, t) in [parent, text].into_iter().enumerate() {
-        if got[i] != shown(yaml::parse("pigsty.yml", t)) {
+        let whole = shown(yaml::parse("pigsty.yml", t));
+        if got[i] != whole {
             return Err(format!(
                 "split parsing differs from whole parsing (revision {i})"
+            ));
+        }
+        if whole != shown(yaml::parse_reference("pigsty.yml", t)) {
+            return Err(format!(
+                "the fast YAML reader differs from yaml-rust2 (revision {i})"
             ));
         }
     }
@@ -220,7 +227,7 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let (mut execs, mut crashes, mut valid) = (0u64, 0u64, 0u64);
+    let (mut execs, mut crashes, mut valid, mut fast) = (0u64, 0u64, 0u64, 0u64);
     let mut slowest = (0u128, String::new());
     while Instant::now() < deadline {
         let parent = rng.below(pool.len());
@@ -240,6 +247,7 @@ fn main() {
         let ms = t.elapsed().as_millis();
         started_ms.store(u64::MAX, Ordering::Relaxed);
         execs += 1;
+        fast += u64::from(yaml::reads_fast(&text));
         let verdict = match result {
             Ok(Ok(ok)) => Ok(ok),
             Ok(Err(reason)) => Err(reason),
@@ -282,7 +290,7 @@ fn main() {
         seed_invs.len(),
         pool.len()
     );
-    println!("execs: {execs}, valid inventories: {valid}");
+    println!("execs: {execs}, valid inventories: {valid}, read by the fast YAML reader: {fast}");
     println!("execs/s: {:.0}", execs as f64 / secs);
     println!("crashes: {crashes}");
     let kept = save(

@@ -52,3 +52,33 @@ fn every_corpus_inventory_loads_and_validates() {
         failures.join("\n")
     );
 }
+
+/// The fast YAML reader gives exactly what yaml-rust2 gives on every corpus inventory, whole and
+/// cut into the parts a plan parses, and reads most of them itself.
+#[test]
+fn the_fast_yaml_reader_reads_the_corpus_as_yaml_rust2_does() {
+    use pgitops::inventory::{chunks, yaml};
+    let shown = |r: Result<serde_yaml_ng::Value, yaml::ParseError>| format!("{r:?}");
+    let (mut texts, mut fast) = (0, 0);
+    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut parts = vec![text.clone()];
+        if let Some(split) = chunks::split(&text) {
+            parts.push(split.skeleton.clone());
+            parts.extend(split.chunks.iter().map(|c| c.to_string()));
+        }
+        for part in &parts {
+            assert_eq!(
+                shown(yaml::parse("p.yml", part)),
+                shown(yaml::parse_reference("p.yml", part)),
+                "{}: {part}",
+                path.display()
+            );
+            texts += 1;
+            fast += usize::from(yaml::reads_fast(part));
+        }
+    }
+    println!("read fast: {fast} of {texts} texts");
+    assert!(fast * 10 >= texts * 9, "read fast: only {fast} of {texts}");
+}

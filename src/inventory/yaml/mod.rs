@@ -11,9 +11,14 @@
 use std::collections::HashMap;
 
 use serde_yaml_ng::mapping::Entry;
-use serde_yaml_ng::{Mapping, Number, Value};
+use serde_yaml_ng::{Mapping, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+mod fast;
+mod resolve;
+
+pub use resolve::resolve_plain;
 
 /// Why a file did not parse. `message` never quotes a value from the file.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +42,12 @@ pub fn parse(file: &str, text: &str) -> Result<Value, ParseError> {
     parse_piece(file, text, 0).map(|p| p.value)
 }
 
+/// [`parse`] by yaml-rust2 alone, without the fast reader (what the fast reader is checked
+/// against, in tests and by the fuzzer).
+pub fn parse_reference(file: &str, text: &str) -> Result<Value, ParseError> {
+    parse_with(file, text, 0, false).map(|p| p.value)
+}
+
 /// A parsed part of a file (see `chunks`), with what joining parts needs to know.
 pub struct Piece {
     pub value: Value,
@@ -47,9 +58,25 @@ pub struct Piece {
     pub aliases: bool,
 }
 
+/// Whether the fast reader reads `text` whole (the tests and the fuzzer report how much of
+/// their inputs it covers).
+pub fn reads_fast(text: &str) -> bool {
+    let mut b = Builder {
+        max_depth: MAX_DEPTH,
+        ..Builder::default()
+    };
+    fast::read(text, &mut |ev, mark| b.event(ev, mark)).is_some() && b.error.is_none()
+}
+
 /// Parses `text` as if it sat `depth` levels deep in a document (nesting is limited to
 /// [`MAX_DEPTH`] minus that).
 pub fn parse_piece(file: &str, text: &str, depth: usize) -> Result<Piece, ParseError> {
+    parse_with(file, text, depth, true)
+}
+
+/// With `fast`, plainly laid out text is read by [`fast`]; anything else, and any text whose
+/// values the builder refuses, is read by yaml-rust2 (so every error comes from it).
+fn parse_with(file: &str, text: &str, depth: usize, fast: bool) -> Result<Piece, ParseError> {
     if let Some((line, column, c)) = super::charset::first_unacceptable(text) {
         return Err(ParseError {
             file: file.to_string(),
@@ -61,29 +88,58 @@ pub fn parse_piece(file: &str, text: &str, depth: usize) -> Result<Piece, ParseE
             ),
         });
     }
-    let mut b = Builder {
+    let builder = || Builder {
         max_depth: MAX_DEPTH.saturating_sub(depth),
         ..Builder::default()
     };
+    if fast {
+        let mut b = builder();
+        if fast::read(text, &mut |ev, mark| b.event(ev, mark)).is_some() && b.error.is_none() {
+            return Ok(b.piece());
+        }
+    }
+    let mut b = builder();
     let scanned = Parser::new_from_str(text).load(&mut b, true);
-    let fail = |m: &Marker, message: String| ParseError {
+    let fail = |m: Mark, message: String| ParseError {
         file: file.to_string(),
-        line: m.line().max(1),
-        column: m.col() + 1,
+        line: m.line.max(1),
+        column: m.col + 1,
         message,
     };
     if let Err(e) = scanned {
-        return Err(fail(e.marker(), e.info().to_string()));
+        return Err(fail(Mark::from(*e.marker()), e.info().to_string()));
     }
-    if let Some((m, msg)) = b.error {
-        return Err(fail(&m, msg));
+    if let Some((m, msg)) = b.error.take() {
+        return Err(fail(m, msg));
     }
-    Ok(Piece {
-        value: b.root.unwrap_or(Value::Null),
-        expanded: b.expanded,
-        anchors: !b.anchor_lines.is_empty(),
-        aliases: b.aliases,
-    })
+    Ok(b.piece())
+}
+
+/// Where an event is in the text: 1-based line, 0-based column (as yaml-rust2 counts).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl From<Marker> for Mark {
+    fn from(m: Marker) -> Mark {
+        Mark {
+            line: m.line(),
+            col: m.col(),
+        }
+    }
+}
+
+impl Builder {
+    fn piece(self) -> Piece {
+        Piece {
+            value: self.root.unwrap_or(Value::Null),
+            expanded: self.expanded,
+            anchors: !self.anchor_lines.is_empty(),
+            aliases: self.aliases,
+        }
+    }
 }
 
 /// Mappings with at most this many keys are collected in [`Builder::pairs`] (duplicates found by
@@ -99,8 +155,8 @@ enum Frame {
     Map {
         start: usize,
         big: Option<Mapping>,
-        key: Option<(Option<Value>, Marker)>,
-        merges: Vec<(Value, Marker)>,
+        key: Option<(Option<Value>, Mark)>,
+        merges: Vec<(Value, Mark)>,
         anchor: usize,
     },
 }
@@ -120,24 +176,24 @@ struct Builder {
     expanded: usize,
     root: Option<Value>,
     documents: usize,
-    error: Option<(Marker, String)>,
+    error: Option<(Mark, String)>,
     max_depth: usize,
     /// Whether an alias was met.
     aliases: bool,
 }
 
 impl Builder {
-    fn fail(&mut self, mark: Marker, msg: impl Into<String>) {
+    fn fail(&mut self, mark: Mark, msg: impl Into<String>) {
         if self.error.is_none() {
             self.error = Some((mark, msg.into()));
         }
     }
 
     /// Adds a finished node to its parent (or makes it the document).
-    fn node(&mut self, v: Value, anchor: usize, mark: Marker, merge_key: bool) {
+    fn node(&mut self, v: Value, anchor: usize, mark: Mark, merge_key: bool) {
         if anchor > 0 {
             self.anchors.insert(anchor, (v.clone(), values(&v)));
-            self.anchor_lines.entry(anchor).or_insert(mark.line());
+            self.anchor_lines.entry(anchor).or_insert(mark.line);
         }
         let (start, big, pending) = match self.stack.last_mut() {
             None => return self.root = Some(v),
@@ -186,7 +242,7 @@ impl Builder {
         }
     }
 
-    fn close(&mut self, mark: Marker) {
+    fn close(&mut self, mark: Mark) {
         let Some(frame) = self.stack.pop() else {
             return;
         };
@@ -250,12 +306,12 @@ impl Builder {
         self.node(v, anchor, mark, false);
     }
 
-    fn open(&mut self, frame: Frame, mark: Marker) {
+    fn open(&mut self, frame: Frame, mark: Mark) {
         let anchor = match &frame {
             Frame::Seq { anchor, .. } | Frame::Map { anchor, .. } => *anchor,
         };
         if anchor > 0 {
-            self.anchor_lines.insert(anchor, mark.line());
+            self.anchor_lines.insert(anchor, mark.line);
         }
         if self.stack.len() >= self.max_depth {
             self.fail(mark, format!("nesting deeper than {MAX_DEPTH} levels"));
@@ -266,6 +322,12 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        self.event(ev, Mark::from(mark));
+    }
+}
+
+impl Builder {
+    fn event(&mut self, ev: Event, mark: Mark) {
         if self.error.is_some() {
             return;
         }
@@ -348,124 +410,6 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     }
 }
 
-/// PyYAML's (YAML 1.1) implicit resolution of a plain scalar.
-pub fn resolve_plain(text: String) -> Value {
-    match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true)
-        }
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false)
-        }
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Number(f64::INFINITY.into())
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Number(f64::NEG_INFINITY.into()),
-        ".nan" | ".NaN" | ".NAN" => return Value::Number(f64::NAN.into()),
-        _ => {}
-    }
-    let first = text.as_bytes()[0];
-    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return Value::String(text);
-    }
-    match number(&text) {
-        Some(n) => Value::Number(n),
-        None => Value::String(text),
-    }
-}
-
-fn number(text: &str) -> Option<Number> {
-    let (neg, body) = match text.as_bytes()[0] {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let digits = |s: &str, ok: fn(u8) -> bool| {
-        !s.is_empty() && s.bytes().all(|b| ok(b) || b == b'_') && s.bytes().any(ok)
-    };
-    let int = |s: &str, radix: u32| -> Option<Number> {
-        let clean: String = s.chars().filter(|c| *c != '_').collect();
-        let v = i128::from_str_radix(&clean, radix).ok()?;
-        let v = if neg { -v } else { v };
-        i64::try_from(v)
-            .map(Number::from)
-            .ok()
-            .or_else(|| u64::try_from(v).map(Number::from).ok())
-    };
-    if let Some(b) = body.strip_prefix("0b") {
-        return digits(b, |c| c == b'0' || c == b'1')
-            .then(|| int(b, 2))
-            .flatten();
-    }
-    if let Some(h) = body.strip_prefix("0x") {
-        return digits(h, |c| c.is_ascii_hexdigit())
-            .then(|| int(h, 16))
-            .flatten();
-    }
-    if body.len() > 1 && body.starts_with('0') && digits(body, |c| (b'0'..=b'7').contains(&c)) {
-        return int(&body[1..], 8);
-    }
-    if body == "0" || (digits(body, |c| c.is_ascii_digit()) && !body.starts_with('0')) {
-        return int(body, 10);
-    }
-    if body.contains(':') {
-        return sexagesimal(body, neg);
-    }
-    float(body, neg)
-}
-
-/// `190:20:30` (base 60), as YAML 1.1 reads it.
-fn sexagesimal(body: &str, neg: bool) -> Option<Number> {
-    let mut parts = body.split(':');
-    let head = parts.next()?;
-    if head.is_empty()
-        || head.starts_with('0')
-        || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
-        return None;
-    }
-    let mut v: i64 = head.replace('_', "").parse().ok()?;
-    for p in parts {
-        if p.is_empty()
-            || p.len() > 2
-            || !p.bytes().all(|b| b.is_ascii_digit())
-            || p.parse::<i64>().ok()? > 59
-        {
-            return None;
-        }
-        v = v.checked_mul(60)?.checked_add(p.parse().ok()?)?;
-    }
-    Some(Number::from(if neg { -v } else { v }))
-}
-
-/// `[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?` or `\.[0-9_]+([eE][-+][0-9]+)?`
-fn float(body: &str, neg: bool) -> Option<Number> {
-    let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], Some(&body[i + 1..])),
-        None => (body, None),
-    };
-    let (int_part, frac) = mantissa.split_once('.')?;
-    let ok_int = int_part.is_empty() && !frac.is_empty()
-        || int_part.bytes().next().is_some_and(|b| b.is_ascii_digit());
-    let all = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    if !ok_int
-        || !all(int_part)
-        || !all(frac)
-        || (int_part.is_empty() && !frac.bytes().any(|b| b.is_ascii_digit()))
-    {
-        return None;
-    }
-    if let Some(e) = exp {
-        let digits = e.strip_prefix(['-', '+'])?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-    }
-    let v: f64 = body.replace('_', "").parse().ok()?;
-    Some(Number::from(if neg { -v } else { v }))
-}
-
 /// A scalar rendered as text (keys like `6379` or `10.0.0.1`); `None` for collections and null.
 pub fn scalar_text(v: &Value) -> Option<String> {
     match v {
@@ -477,5 +421,4 @@ pub fn scalar_text(v: &Value) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "yaml_tests.rs"]
 mod tests;
