@@ -108,3 +108,106 @@ fn anything_else_is_left_to_yaml_rust2_with_the_same_result() {
         assert!(fast(text).is_none(), "read fast: {text:?}");
     }
 }
+
+/// Random texts from YAML's building blocks, laid out in lines and indented at random: whatever
+/// the fast reader reads must be what yaml-rust2 reads (values and errors), and it must read a
+/// fair share of them (so the comparison is not vacuous).
+#[test]
+fn random_layouts_read_as_yaml_rust2_reads_them() {
+    const TOKENS: &[&str] = &[
+        "a",
+        "b1",
+        "key",
+        "- ",
+        "-",
+        ": ",
+        ":",
+        " #c",
+        "#",
+        "'q'",
+        "\"d\"",
+        "'it''s'",
+        "\"e\\\"\\n\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        ",",
+        " ",
+        "  ",
+        "yes",
+        "0755",
+        "~",
+        "x y",
+        "-1",
+        "--x",
+        "é",
+        "[a, b]",
+        "{k: v}",
+        "{ n: x ,p: y }",
+        "- k: v",
+        "k:",
+        "k: v",
+        "<<: {m: 1}",
+        "a:b",
+        "1.5",
+        "'a: b'",
+        "?",
+        "!",
+        "&",
+        "*",
+        "|",
+        ">",
+        "---",
+        "...",
+        "%",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let (mut fast_read, runs) = (0, 40_000);
+    for _ in 0..runs {
+        let mut text = String::new();
+        let shaped = next(2) == 0;
+        let mut indent = 0usize;
+        for line in 0..1 + next(10) {
+            indent = match next(8) {
+                0 | 1 => indent + 2,
+                2 | 3 => indent.saturating_sub(2),
+                4 => next(7),
+                _ => indent,
+            };
+            text.push_str(&" ".repeat(indent));
+            if shaped {
+                // Mostly well formed: one line of a mapping or a sequence, distinct keys.
+                let key = format!("k{}", line * 7 + next(3));
+                let value = TOKENS[next(TOKENS.len())];
+                text.push_str(&match next(7) {
+                    0 => format!("{key}: {value}"),
+                    1 => format!("{key}:"),
+                    2 => format!("- {value}"),
+                    3 => format!("- {key}: {value}"),
+                    4 => "-".to_string(),
+                    5 => format!("{key}: [{value}, {}]", TOKENS[next(TOKENS.len())]),
+                    _ => format!("{key}: {{x: {value}}}"),
+                });
+            } else {
+                for _ in 0..1 + next(4) {
+                    text.push_str(TOKENS[next(TOKENS.len())]);
+                }
+            }
+            text.push('\n');
+        }
+        same_as_reference(&text);
+        fast_read += usize::from(reads_fast(&text));
+    }
+    assert!(
+        fast_read * 20 > runs,
+        "read fast: only {fast_read} of {runs}"
+    );
+}
