@@ -212,11 +212,13 @@ pub struct Unchanged {
 }
 
 fn same_vars(a: &Vars, b: &Vars) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|((ka, va), (kb, vb))| {
-            // Revisions loaded together share the values of unchanged parts.
-            ka == kb && (std::sync::Arc::ptr_eq(&va.value, &vb.value) || va.value == vb.value)
-        })
+    // Revisions loaded together share the layers of unchanged parts.
+    std::ptr::eq(a, b)
+        || a.len() == b.len()
+            && a.iter().zip(b).all(|((ka, va), (kb, vb))| {
+                // Revisions loaded together share the values of unchanged parts.
+                ka == kb && (std::sync::Arc::ptr_eq(&va.value, &vb.value) || va.value == vb.value)
+            })
 }
 
 impl Unchanged {

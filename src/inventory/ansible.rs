@@ -5,9 +5,10 @@
 //! its *effective* variables under Ansible precedence: `all.vars`, then the host's groups (direct
 //! and ancestor) sorted by depth, `ansible_group_priority` and name, then host vars; later wins,
 //! dicts and lists replace. Problems become diagnostics; nothing here does IO. A document joined
-//! by `chunks` holds markers where variable values were lifted out; they are read back as the
-//! shared values ([`Lifted`]).
+//! by `chunks` holds markers where mappings of variables were lifted out; they are read back as
+//! the shared layers ([`Lifted`]).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -60,20 +61,25 @@ fn key(s: &str) -> Seg {
 
 /// Builds a [`Vars`] layer from a mapping found at `path` in `file`.
 pub fn vars_layer(file: &str, path: &[Seg], map: Mapping, diags: &mut Vec<Diagnostic>) -> Vars {
-    shared_vars_layer(&Lifted::default(), file, path, map, diags)
+    layer_vars(
+        file,
+        path,
+        map.into_iter().map(|(k, v)| (k, Arc::new(v))),
+        diags,
+    )
 }
 
-/// [`vars_layer`], taking values lifted out of the document from `shared`.
-fn shared_vars_layer(
-    shared: &Lifted,
+/// The variables of a mapping's entries (keys as parsed, values shared) found at `path` in
+/// `file`; a key that is not a string is an error.
+pub(super) fn layer_vars<K: Borrow<Value>>(
     file: &str,
     path: &[Seg],
-    map: Mapping,
+    entries: impl IntoIterator<Item = (K, Arc<Value>)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vars {
     let mut out = Vars::new();
-    for (k, v) in map {
-        let Some(name) = scalar_text(&k) else {
+    for (k, value) in entries {
+        let Some(name) = scalar_text(k.borrow()) else {
             diags.push(Diagnostic::new(
                 Severity::Error,
                 file,
@@ -84,18 +90,46 @@ fn shared_vars_layer(
         };
         let mut p = path.to_vec();
         p.push(Seg::Key(name.clone()));
-        out.insert(
-            name,
-            Var {
-                value: shared.value(v),
-                origin: Arc::new(Origin {
-                    file: file.to_string(),
-                    path: p,
-                }),
-            },
-        );
+        let origin = Arc::new(Origin {
+            file: file.to_string(),
+            path: p,
+        });
+        out.insert(name, Var { value, origin });
     }
     out
+}
+
+/// [`vars_layer`] for a mapping, or for a marker of one lifted out of the document into
+/// `shared` (its variables as read when lifted, when that was at the same place); `None` for
+/// anything else.
+fn shared_vars_layer(
+    shared: &Lifted,
+    file: &str,
+    path: &[Seg],
+    v: Value,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Arc<Vars>> {
+    if let Value::Mapping(map) = v {
+        return Some(Arc::new(vars_layer(file, path, map, diags)));
+    }
+    let layer = shared.layer(&v)?;
+    if layer.at.file == file && layer.at.path == path {
+        diags.extend(layer.diags.iter().cloned());
+        return Some(layer.vars.clone());
+    }
+    let entries = layer.entries.iter().map(|(k, v)| (k, v.clone()));
+    Some(Arc::new(layer_vars(file, path, entries, diags)))
+}
+
+/// Adds `layer` to `target` (taking it whole when `target` is empty: revisions that share the
+/// layer then share the map).
+fn extend_vars(target: &mut Arc<Vars>, layer: Arc<Vars>) {
+    if target.is_empty() {
+        *target = layer;
+    } else {
+        let entries = layer.iter().map(|(k, v)| (k.clone(), v.clone()));
+        Arc::make_mut(target).extend(entries);
+    }
 }
 
 impl Tree {
@@ -204,14 +238,17 @@ impl Tree {
             p.push(Seg::Key(field.clone()));
             match (field.as_str(), sub) {
                 (_, Value::Null) => {}
-                ("vars", Value::Mapping(vars)) => {
-                    let layer = shared_vars_layer(&self.shared, file, &p, vars, &mut self.diags);
-                    let g = self.groups.get_mut(name).expect("created above");
-                    if name == "all" {
-                        Arc::make_mut(&mut self.all_vars).extend(layer);
+                ("vars", vars @ (Value::Mapping(_) | Value::Tagged(_))) => {
+                    let Some(layer) = shared_vars_layer(&self.shared, file, &p, vars, &mut self.diags) else {
+                        self.err(file, p, format!("`vars` of group `{name}` must be a mapping"));
+                        continue;
+                    };
+                    let target = if name == "all" {
+                        &mut self.all_vars
                     } else {
-                        Arc::make_mut(&mut g.vars).extend(layer);
-                    }
+                        &mut self.groups.get_mut(name).expect("created above").vars
+                    };
+                    extend_vars(target, layer);
                 }
                 ("hosts", Value::Mapping(hosts)) => self.read_hosts(file, &p, name, hosts),
                 ("children", Value::Mapping(children)) => {
@@ -243,18 +280,21 @@ impl Tree {
             };
             let mut hp = path.to_vec();
             hp.push(Seg::Key(host.clone()));
-            let layer = match hv {
-                Value::Null => Vars::new(),
-                Value::Mapping(m) => shared_vars_layer(&self.shared, file, &hp, m, &mut self.diags),
-                _ => {
-                    self.err(
+            let layer =
+                match hv {
+                    Value::Null => Arc::default(),
+                    v => match shared_vars_layer(&self.shared, file, &hp, v, &mut self.diags) {
+                        Some(layer) => layer,
+                        None => {
+                            self.err(
                         file,
                         hp,
                         format!("host `{host}` must map to its variables (a mapping) or nothing"),
                     );
-                    continue;
-                }
-            };
+                            continue;
+                        }
+                    },
+                };
             let g = self.groups.get_mut(group).expect("group exists");
             if !g.hosts.contains(&host) {
                 g.hosts.push(host.clone());
@@ -270,8 +310,12 @@ impl Tree {
             if !entry.groups.iter().any(|g| g == group) {
                 entry.groups.push(group.to_string());
             }
-            for (name, var) in layer {
-                if let Some(prev) = entry.own.get(&name) {
+            if entry.own.is_empty() {
+                entry.own = layer;
+                continue;
+            }
+            for (name, var) in layer.iter() {
+                if let Some(prev) = entry.own.get(name) {
                     if prev.value != var.value {
                         let first = super::positions::display_path(&prev.origin.path);
                         self.diags.push(Diagnostic::new(
@@ -282,7 +326,7 @@ impl Tree {
                         ));
                     }
                 }
-                Arc::make_mut(&mut entry.own).insert(name, var);
+                Arc::make_mut(&mut entry.own).insert(name.clone(), var.clone());
             }
         }
     }

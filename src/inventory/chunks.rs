@@ -8,9 +8,10 @@
 //! every distinct chunk of all files is parsed once, on two threads, and the parts are joined.
 //! Whenever a part fails or the join could differ from a whole parse (a duplicate child, aliases
 //! that could cross parts, too many alias expansions), that file is parsed whole instead, so
-//! errors always come from the whole parse. The variable values of each parsed part (a chunk's,
+//! errors always come from the whole parse. The variable mappings of each parsed part (a chunk's,
 //! and a skeleton's `all.vars` and top-level groups) are lifted into `Arc`s ([`Lifted`]) once, so
-//! revisions that share a part share its values (and `reuse` can tell them by address). Pure:
+//! revisions that share a part share its values (and `reuse` can tell them by address), and the
+//! copy of a part for a second revision is only its skeleton of markers. Pure:
 //! no IO.
 
 use std::collections::HashMap;
@@ -20,8 +21,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_yaml_ng::{Mapping, Value};
 
 pub use super::lifted::Lifted;
-use super::lifted::{lift, lifted};
+use super::lifted::{lift, lifted, Layer};
 use super::yaml::{self, ParseError, Piece, MAX_ALIAS_VALUES};
+use super::{Origin, Seg};
 
 /// A file cut at the entries of `all.children`.
 #[derive(Debug, PartialEq)]
@@ -162,12 +164,14 @@ pub fn split(text: &str) -> Option<Split<'_>> {
 
 /// A part to parse, and how many joins still need its value.
 struct Part<'a> {
+    /// The file it is in (a part is shared only by files of the same path).
+    file: &'a str,
     text: &'a str,
     depth: usize,
     parsed: Mutex<Option<Result<Piece, ParseError>>>,
     uses: AtomicUsize,
-    /// The variable values lifted out of the part.
-    lifted: OnceLock<Vec<Arc<Value>>>,
+    /// The variable mappings lifted out of the part.
+    lifted: OnceLock<Vec<Arc<Layer>>>,
 }
 
 /// What [`parse_all`] gives.
@@ -191,19 +195,21 @@ pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
         }),
         _ => files.iter().map(|(_, t)| split(t)).collect(),
     };
-    let mut index: HashMap<(&str, usize), usize> = HashMap::new();
+    let mut index: HashMap<(&str, &str, usize), usize> = HashMap::new();
     let mut parts: Vec<Part> = Vec::new();
     // Part indices per file: the skeleton first, then the chunks.
     let plans: Vec<Option<Vec<usize>>> = splits
         .iter()
-        .map(|s| {
+        .zip(files)
+        .map(|(s, (file, _))| {
             let s = s.as_ref()?;
             let mut ids = Vec::with_capacity(1 + s.chunks.len());
             for (text, depth) in std::iter::once((s.skeleton.as_str(), 0))
                 .chain(s.chunks.iter().map(|c| (*c, CHUNK_DEPTH)))
             {
-                let id = *index.entry((text, depth)).or_insert_with(|| {
+                let id = *index.entry((file, text, depth)).or_insert_with(|| {
                     parts.push(Part {
+                        file,
                         text,
                         depth,
                         parsed: Mutex::new(None),
@@ -236,7 +242,16 @@ pub fn parse_all(files: &[(&str, &str)]) -> Parsed {
         // top-level groups), its `children` only the sentinel.
         if let Ok(piece) = &mut parsed {
             let mut out = Vec::new();
-            lift(&mut piece.value, i, &mut out);
+            // A chunk's groups sit under `all.children`; a skeleton's at the top.
+            let path = match p.depth {
+                CHUNK_DEPTH => vec![Seg::Key("all".into()), Seg::Key("children".into())],
+                _ => vec![],
+            };
+            let at = Origin {
+                file: p.file.to_string(),
+                path,
+            };
+            lift(&mut piece.value, i, &at, &mut out);
             let _ = p.lifted.set(out);
         }
         *p.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(parsed);

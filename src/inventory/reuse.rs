@@ -58,10 +58,11 @@ type Members<'a> = Vec<(&'a String, &'a Host)>;
 /// hosts, each seeing the same variables.
 fn same_clusters<'a>(clusters: &[(&'a str, &Members, &Members)]) -> Vec<&'a str> {
     let same_vars = |x: &Vars, y: &Vars| {
-        x.len() == y.len()
-            && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| {
-                kx == ky && Arc::ptr_eq(&vx.value, &vy.value) && vx.origin == vy.origin
-            })
+        std::ptr::eq(x, y)
+            || x.len() == y.len()
+                && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| {
+                    kx == ky && Arc::ptr_eq(&vx.value, &vy.value) && vx.origin == vy.origin
+                })
     };
     // Shared layers compared so far, by address (`all.vars`, groups' vars); a host's own layer
     // (the last) is its alone.
