@@ -21,6 +21,8 @@ use yaml_rust2::scanner::TScalarStyle;
 
 use super::Mark;
 
+mod flow;
+
 /// An implicit key is at most this long (YAML's limit).
 const MAX_KEY: usize = 1024;
 
@@ -398,136 +400,7 @@ impl<F: FnMut(Event, Mark)> Reader<'_, F> {
         self.next_line();
         Some(())
     }
-
-    /// A quoted scalar starting at `start`, closed on its line: its text, style, and where it
-    /// ends.
-    fn quoted(&self, start: usize) -> Option<(String, TScalarStyle, usize)> {
-        let q = self.b[start];
-        let mut out = String::new();
-        let mut i = start + 1;
-        let mut run = i;
-        loop {
-            match *self.b.get(i)? {
-                b'\n' => return None,
-                c if c == q && q == b'\'' && self.at(i + 1) == b'\'' => {
-                    out.push_str(&self.text[run..=i]);
-                    i += 2;
-                    run = i;
-                }
-                c if c == q => {
-                    out.push_str(&self.text[run..i]);
-                    let style = if q == b'\'' {
-                        TScalarStyle::SingleQuoted
-                    } else {
-                        TScalarStyle::DoubleQuoted
-                    };
-                    return Some((out, style, i + 1));
-                }
-                b'\\' if q == b'"' => {
-                    out.push_str(&self.text[run..i]);
-                    out.push(match self.at(i + 1) {
-                        b'\\' => '\\',
-                        b'"' => '"',
-                        b'/' => '/',
-                        b'n' => '\n',
-                        b't' => '\t',
-                        b'r' => '\r',
-                        _ => return None,
-                    });
-                    i += 2;
-                    run = i;
-                }
-                _ => i += 1,
-            }
-        }
-    }
-
-    /// A flow sequence or mapping at `pos`, closed on its line.
-    fn flow(&mut self) -> Option<()> {
-        self.nest()?;
-        let mapping = self.b[self.pos] == b'{';
-        let (close, end) = if mapping {
-            self.put(Event::MappingStart(0, None));
-            (b'}', Event::MappingEnd)
-        } else {
-            self.put(Event::SequenceStart(0, None));
-            (b']', Event::SequenceEnd)
-        };
-        self.pos += 1;
-        self.spaces();
-        if self.at(self.pos) == close {
-            self.pos += 1;
-        } else {
-            loop {
-                if mapping && matches!(self.at(self.pos), b'[' | b'{') {
-                    return None;
-                }
-                self.flow_node()?;
-                self.spaces();
-                if mapping {
-                    if self.at(self.pos) != b':' || self.at(self.pos + 1) != b' ' {
-                        return None;
-                    }
-                    self.pos += 2;
-                    self.spaces();
-                    self.flow_node()?;
-                    self.spaces();
-                }
-                match self.at(self.pos) {
-                    b',' => {
-                        self.pos += 1;
-                        self.spaces();
-                        if matches!(self.at(self.pos), b',' | b']' | b'}') {
-                            return None;
-                        }
-                    }
-                    c if c == close => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        self.put(end);
-        self.nesting -= 1;
-        Some(())
-    }
-
-    /// A scalar or collection inside a flow collection.
-    fn flow_node(&mut self) -> Option<()> {
-        let c = self.at(self.pos);
-        match c {
-            b'[' | b'{' => self.flow(),
-            b'\'' | b'"' => {
-                let at = self.mark();
-                let (text, style, end) = self.quoted(self.pos)?;
-                self.scalar(text, style, at);
-                self.pos = end;
-                Some(())
-            }
-            _ if plain_start(c, self.at(self.pos + 1)) => {
-                let (start, at) = (self.pos, self.mark());
-                let mut i = start;
-                loop {
-                    match self.at(i) {
-                        b',' | b'[' | b']' | b'{' | b'}' => break,
-                        b':' if matches!(self.at(i + 1), b' ' | b',' | b']' | b'}') => break,
-                        b':' | b'\n' => return None,
-                        b'#' if self.b[i - 1] == b' ' => return None,
-                        _ => i += 1,
-                    }
-                }
-                let text = self.text[start..i].trim_end_matches(' ');
-                self.pos = start + text.len();
-                self.scalar(text.to_string(), TScalarStyle::Plain, at);
-                Some(())
-            }
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
-#[path = "fast_tests.rs"]
 mod tests;
