@@ -254,6 +254,23 @@ fn hook_bodies_over_the_limit_get_413_and_replayed_deliveries_trigger_no_fetch()
     assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
     assert_eq!(metric(&svc, "pgitops_hook_triggers_total"), "2");
     assert_eq!(metric(&svc, "pgitops_hook_duplicates_total"), "1");
+
+    // GitLab: the secret in X-Gitlab-Token (no signature); its event UUID is the delivery id
+    let gitlab = |token: &str| {
+        exchange(
+            svc.port,
+            format!("POST /hook HTTP/1.1\r\nHost: x\r\nX-Gitlab-Event: Push Hook\r\nX-Gitlab-Token: {token}\r\nX-Gitlab-Event-UUID: 5e0c\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+            Duration::from_secs(10),
+        )
+    };
+    let wrong = gitlab("not-the-secret");
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let right = gitlab("hook-secret");
+    assert!(right.starts_with("HTTP/1.1 202 Accepted"), "{right}");
+    let replayed = gitlab("hook-secret");
+    assert!(replayed.contains("duplicate delivery"), "{replayed}");
+    assert_eq!(metric(&svc, "pgitops_hook_triggers_total"), "3");
+    assert_eq!(metric(&svc, "pgitops_hook_duplicates_total"), "2");
 }
 
 #[test]

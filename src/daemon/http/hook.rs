@@ -1,10 +1,13 @@
-//! `POST /hook`: a GitHub or Gitea/Forgejo push webhook. In: the request's headers and its body
-//! (already read, within the size limit). Out: a [`Verdict`] — the hook is off (no secret), the
-//! signature is bad or missing, the hook triggers a fetch, or its delivery id was seen before.
+//! `POST /hook`: a GitHub, Gitea/Forgejo or GitLab webhook. In: the request's headers and its
+//! body (already read, within the size limit). Out: a [`Verdict`] — the hook is off (no secret),
+//! the signature is bad or missing, the hook triggers a fetch, or its delivery id was seen before.
 //!
 //! The signature is an HMAC-SHA256 of the body (GitHub's `X-Hub-Signature-256: sha256=<hex>`,
-//! Gitea's `X-Gitea-Signature: <hex>`, Forgejo's `X-Forgejo-Signature: <hex>`). A correctly
-//! signed delivery whose id (`X-GitHub-Delivery`, `X-Gitea-Delivery`, `X-Forgejo-Delivery`) is
+//! Gitea's `X-Gitea-Signature: <hex>`, Forgejo's `X-Forgejo-Signature: <hex>`), or, from GitLab,
+//! which signs nothing, the secret itself in `X-Gitlab-Token` (compared in constant time; it
+//! proves the sender knows the secret, not that the body is intact, which is enough for a request
+//! whose only effect is a fetch from the configured remote). A correctly signed delivery whose id
+//! (`X-GitHub-Delivery`, `X-Gitea-Delivery`, `X-Forgejo-Delivery`, `X-Gitlab-Event-UUID`) is
 //! among the last ids remembered is a replay or a redelivery: it is answered, but does not
 //! trigger another fetch. Ids are remembered only once their delivery's signature checked out,
 //! so an unsigned request cannot fill the window. A delivery without an id is never a duplicate.
@@ -25,11 +28,15 @@ const SIGNATURES: [&str; 3] = [
     "X-Forgejo-Signature",
 ];
 
+/// GitLab's secret token header.
+const GITLAB_TOKEN: &str = "X-Gitlab-Token";
+
 /// Delivery id headers, in the order they are looked for.
-const DELIVERIES: [&str; 3] = [
+const DELIVERIES: [&str; 4] = [
     "X-GitHub-Delivery",
     "X-Gitea-Delivery",
     "X-Forgejo-Delivery",
+    "X-Gitlab-Event-UUID",
 ];
 
 /// Checks a push webhook's signature: GitHub's `X-Hub-Signature-256: sha256=<hex>` or Gitea's
@@ -47,6 +54,22 @@ pub fn signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
     };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
+}
+
+/// Checks GitLab's `X-Gitlab-Token` against the secret, in constant time (both are run through
+/// an HMAC keyed by the secret and the MACs compared).
+pub fn token_ok(secret: &[u8], token: &str) -> bool {
+    let mac = |data: &[u8]| {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
+        m.update(data);
+        Some(m)
+    };
+    match (mac(token.as_bytes()), mac(secret)) {
+        (Some(given), Some(expected)) => given
+            .verify_slice(&expected.finalize().into_bytes())
+            .is_ok(),
+        _ => false,
+    }
 }
 
 /// What a hook request comes to.
@@ -133,9 +156,13 @@ impl Hook {
         let Some(secret) = &self.secret else {
             return Verdict::Disabled;
         };
-        match header(headers, &SIGNATURES) {
-            Some(sig) if signature_ok(secret.as_bytes(), body, sig) => {}
-            _ => return Verdict::BadSignature,
+        let signed = match header(headers, &SIGNATURES) {
+            Some(sig) => signature_ok(secret.as_bytes(), body, sig),
+            None => header(headers, &[GITLAB_TOKEN])
+                .is_some_and(|token| token_ok(secret.as_bytes(), token)),
+        };
+        if !signed {
+            return Verdict::BadSignature;
         }
         match header(headers, &DELIVERIES).filter(|id| !id.is_empty()) {
             Some(id) if !self.window.lock().expect("delivery window").insert(id) => {
@@ -212,5 +239,29 @@ mod tests {
         assert_eq!(hook.check(&no_id, body), Verdict::Fetch);
         assert_eq!(hook.check(&no_id, body), Verdict::Fetch);
         assert_eq!(Hook::new(None, 8).check(&no_id, body), Verdict::Disabled);
+    }
+
+    #[test]
+    fn gitlab_tokens_are_the_secret_itself() {
+        assert!(token_ok(b"k", "k"));
+        assert!(!token_ok(b"k", "K"));
+        assert!(!token_ok(b"k", ""));
+        assert!(!token_ok(b"k", "k "));
+        let hook = Hook::new(Some("k".into()), 4);
+        let gl = |token: &str, id: &str| {
+            headers(&[("x-gitlab-token", token), ("x-gitlab-event-uuid", id)])
+        };
+        assert_eq!(hook.check(&gl("wrong", "u1"), b"{}"), Verdict::BadSignature);
+        assert_eq!(hook.check(&gl("k", "u1"), b"{}"), Verdict::Fetch);
+        assert_eq!(
+            hook.check(&gl("k", "u1"), b"{}"),
+            Verdict::Duplicate("u1".into())
+        );
+        // a signature header present and wrong is not rescued by a token
+        let both = headers(&[
+            ("x-hub-signature-256", "sha256=00"),
+            ("x-gitlab-token", "k"),
+        ]);
+        assert_eq!(hook.check(&both, b"{}"), Verdict::BadSignature);
     }
 }
