@@ -274,7 +274,9 @@ async fn run(
             tracing::error!(error = %format!("{e:#}"), "reconcile failed");
         }
         if let Some(p) = pulls.as_deref_mut() {
-            if let Err(e) = svc.plan_pulls(p).await {
+            // A trigger that arrives meanwhile (a push) is served before the other plans.
+            let waiting = || !rx.is_empty() || stop.triggered();
+            if let Err(e) = svc.plan_pulls(p, &waiting).await {
                 tracing::warn!(error = %format!("{e:#}"), "plans on pull requests");
             }
         }

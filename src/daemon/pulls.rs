@@ -1,5 +1,6 @@
 //! Plans on pull requests (`[pulls] enabled = true`): after each reconcile, the open pull
-//! requests against the watched branch are listed on the forge of the first `[[reporter]]`,
+//! requests against the watched branch are listed on the forge of the first `[[reporter]]`
+//! (a round gives way, between two pull requests, to a push waiting to be applied),
 //! their heads fetched into the mirror, and each new head (or a moved branch, or a new apply)
 //! planned as its merge would apply ([`pgitops::ops::pulls`]). The pull request gets one
 //! comment, edited on every new plan, and a `pgitops/plan` status on its head: success when
@@ -57,12 +58,17 @@ impl Pulls {
     }
 
     /// Plans every open pull request whose head, branch or applied state moved since its last
-    /// comment.
+    /// comment. After each pull request planned, `yield_now` is asked whether something more
+    /// urgent waits (a push to apply, shutdown): then the round stops there, and the next one,
+    /// after the apply, takes the rest (a pull request counts as planned only once its comment
+    /// and status are posted; every round plans at least one, so frequent triggers cannot
+    /// starve the plans).
     pub async fn check(
         &mut self,
         cfg: &Config,
         mirror: &Mirror,
         (exec, runner, loads): (ExecConfig, Arc<Runner>, Arc<LoadCache>),
+        yield_now: &(dyn Fn() -> bool + Sync),
     ) -> Result<()> {
         let branch_name = cfg.repository.branch.clone();
         let reporter = self.reporter.clone();
@@ -86,11 +92,17 @@ impl Pulls {
             .id()
             .to_string();
         let applied = std::fs::read_to_string(state::path(&cfg.state.dir)).unwrap_or_default();
+        let mut tried = false;
         for pull in open {
             let key = format!("{} {branch} {:x}", pull.head, fingerprint(&applied));
             if self.planned.get(&pull.number) == Some(&key) {
                 continue;
             }
+            if tried && yield_now() {
+                tracing::debug!(pull = pull.number, "pull request plans wait for an apply");
+                break;
+            }
+            tried = true;
             if git2::Oid::from_str(&pull.head)
                 .ok()
                 .and_then(|h| git.find_commit(h).ok())

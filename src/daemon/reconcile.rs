@@ -118,11 +118,17 @@ impl<'a> Service<'a> {
 
     /// Plans the open pull requests against what is applied now ([`super::pulls`]).
     /// With `[ha]` only the leader comments (a standby's plans would race its comments).
-    pub async fn plan_pulls(&self, pulls: &mut super::pulls::Pulls) -> Result<()> {
+    pub async fn plan_pulls(
+        &self,
+        pulls: &mut super::pulls::Pulls,
+        yield_now: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
         if self.ha.as_ref().is_some_and(|h| h.leading().is_none()) {
             return Ok(());
         }
-        pulls.check(self.cfg, self.mirror, self.watch_parts()).await
+        pulls
+            .check(self.cfg, self.mirror, self.watch_parts(), yield_now)
+            .await
     }
 
     pub fn wake_at(&self) -> Option<Instant> {

@@ -201,3 +201,59 @@ fn a_pull_request_with_an_unsigned_commit_is_told_before_its_merge() {
     assert_eq!(state, "failure", "{description}");
     assert!(description.contains("not verified"), "{description}");
 }
+
+#[test]
+fn pull_request_plans_on_a_slow_forge_do_not_hold_up_an_apply() {
+    let f = Fleet::new(&["127.0.81.11"]);
+    let forge = PullForge::start();
+    let v = f.inventory();
+    let base = f.commit(&v, "base");
+    let svc = Service::start_with(&f, &forge.config(), &[("PULL_FORGE_TOKEN", TOKEN)]);
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+
+    // Four open pull requests pushed at once (one round plans them all); each comment request
+    // now takes 1.5 s, so the round takes about 12 s.
+    forge.slow_comments(1500);
+    let mut specs = Vec::new();
+    for n in 1..=4 {
+        f.repo.write("README", &format!("pull {n}\n"));
+        let head = f.repo.commit(&format!("pull {n}"));
+        forge.open(n, &head);
+        specs.push(format!("+{head}:refs/pull/{n}/head"));
+        reset(&f, &base);
+    }
+    let repo = git2::Repository::open(f.repo.path()).unwrap();
+    let mut remote = repo
+        .remote_anonymous(svc.remote.path().to_str().unwrap())
+        .unwrap();
+    remote.push(&specs, None).unwrap();
+    wait_until("pull request plans under way", 30, || {
+        forge.count("GET", "/issues/") >= 1
+    });
+
+    // A push to the branch meanwhile is applied before the round ends.
+    let mut v2 = v.clone();
+    push(
+        &mut v2,
+        "pg_users",
+        "{ name: dbuser_now, password: Now.Pass.1 }",
+    );
+    let c = f.commit(&v2, "add dbuser_now");
+    svc.push(&f);
+    wait_until("dbuser_now created", 30, || {
+        has_role(f.primary(), "dbuser_now")
+    });
+    let commented = (1..=4).filter(|n| !forge.comments(*n).is_empty()).count();
+    assert!(
+        commented < 4,
+        "the apply waited for every pull request's plan ({commented} of 4 commented first)"
+    );
+    assert_eq!(svc.final_note(&c)["status"], "success");
+
+    // The round resumes after the apply: every pull request gets its comment, once.
+    for n in 1..=4 {
+        comment_with(&forge, n, "Pull request #");
+    }
+    assert_eq!(forge.refused(), 0);
+}

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -29,6 +30,8 @@ struct World {
 pub struct PullForge {
     pub url: String,
     world: Arc<Mutex<World>>,
+    /// Milliseconds each comment request (list, create, edit) takes: a slow forge.
+    comment_delay: Arc<AtomicU64>,
 }
 
 impl PullForge {
@@ -36,7 +39,8 @@ impl PullForge {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let world = Arc::new(Mutex::new(World::default()));
-        let w = world.clone();
+        let comment_delay = Arc::new(AtomicU64::new(0));
+        let (w, delay) = (world.clone(), comment_delay.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -66,6 +70,10 @@ impl PullForge {
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if path.contains("/issues/") {
+                    let ms = delay.load(Ordering::Relaxed);
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
                 let (status, answer) = w.lock().unwrap().answer(&method, &path, &auth, &body);
                 let text = answer.to_string();
                 let mut stream = stream;
@@ -76,7 +84,16 @@ impl PullForge {
                 );
             }
         });
-        PullForge { url, world }
+        PullForge {
+            url,
+            world,
+            comment_delay,
+        }
+    }
+
+    /// Makes every comment request take `ms` milliseconds from now on.
+    pub fn slow_comments(&self, ms: u64) {
+        self.comment_delay.store(ms, Ordering::Relaxed);
     }
 
     /// The `[[reporter]]` and `[pulls]` tables for the service.
