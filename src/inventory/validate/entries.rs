@@ -93,11 +93,12 @@ pub(super) fn check_databases(dbs: &[Named], pg_major: u32, out: &mut Out) {
         if !name_is_string(d, out) {
             continue;
         }
-        let at = field_origin(d, "name");
+        // Built only for a diagnostic: most names have none.
+        let at = || field_origin(d, "name");
         if let Err(p) = values::sql_name("name", &d.name) {
-            out.problem(&at, p);
+            out.problem(&at(), p);
         } else if d.name.chars().any(breaks_pigsty) {
-            out.err(&at, format!("database name {} has a character that breaks Pigsty's pgbouncer, HBA and SQL files (whitespace, quotes, `=`, `,`, `;`, `#`, ...); use ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$", values::shown(&d.name)));
+            out.err(&at(), format!("database name {} has a character that breaks Pigsty's pgbouncer, HBA and SQL files (whitespace, quotes, `=`, `,`, `;`, `#`, ...); use ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$", values::shown(&d.name)));
         } else {
             let ok = d
                 .name
@@ -109,7 +110,7 @@ pub(super) fn check_databases(dbs: &[Named], pg_major: u32, out: &mut Out) {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-');
             if !ok {
                 out.warn(
-                    &at,
+                    &at(),
                     format!(
                         "database name {} does not match ^[A-Za-z_][A-Za-z0-9_$-]{{0,62}}$",
                         values::shown(&d.name)
