@@ -113,6 +113,32 @@ fn patroni_cluster_created_from_one_commit_and_left_alone_by_the_next_apply() {
         .map(|ip| ha::postmaster(&nodes.node(ip).dir))
         .collect();
     assert_eq!(pms, pms_again, "no PostgreSQL restarted");
+    // ... and `drift` finds the Patroni-managed cluster as applied: roles, databases, every
+    // member's HBA file and pgbouncer files, `ALTER SYSTEM` parameters (replicas included)
+    let mut args = nodes.apply_args(ctl.path());
+    args[0] = "drift".into();
+    args.extend(["--output", "json", "--exit-code"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let drift = crate::support::pgitops(repo.path(), &args);
+    assert_eq!(
+        drift.code, 0,
+        "no drift right after the apply:\n{}\n{}",
+        drift.stdout, drift.stderr
+    );
+    // a change by hand on the leader is found (and left alone), the password never shown
+    leader.sql(
+        "postgres",
+        "ALTER ROLE dbuser_test PASSWORD 'Changed.By.Hand'",
+    );
+    let drift = crate::support::pgitops(repo.path(), &args);
+    assert_eq!(drift.code, 1, "{}\n{}", drift.stdout, drift.stderr);
+    assert!(
+        drift.stdout.contains("dbuser_test") && drift.stdout.contains("password"),
+        "{}",
+        drift.stdout
+    );
+    assert!(!drift.stdout.contains("Changed.By.Hand") && !drift.stdout.contains("DBUser.Test"));
+    leader.sql("postgres", "ALTER ROLE dbuser_test PASSWORD 'DBUser.Test'");
 
     // 3. a fourth member, added by a commit: Patroni clones it and it streams
     let four = [IPS[0], IPS[1], IPS[2], FOURTH];
