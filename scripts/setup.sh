@@ -12,8 +12,9 @@ set -euo pipefail
 # node runs a private runsvdir; the system's /etc/service is never started; Debian's patroni and
 # haproxy units are never started); libssl-dev for git2's https; openssh-client (ssh-keygen),
 # gpgv and gnupg: signed-commit verification and its tests; protobuf-compiler and
-# libprotobuf-dev (protoc and its well-known .proto files) for the etcd-client crate's build.
-need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl haproxy openssh-client gpgv gnupg protobuf-compiler libprotobuf-dev)
+# libprotobuf-dev (protoc and its well-known .proto files) for the etcd-client crate's build;
+# openssl: the certificates of the TLS etcd test.
+need=(git ca-certificates gcc make pkg-config libssl-dev openssh-server postgresql-15 postgresql-client-15 ansible-core ansible python3-jmespath pgbouncer etcd-server etcd-client runit patroni curl haproxy openssh-client gpgv gnupg protobuf-compiler libprotobuf-dev openssl)
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()

@@ -175,7 +175,7 @@ pub async fn main(Args(cli): Args) -> ExitCode {
         verify: Default::default(),
     };
     if let Err(e) = verify::configure(&mut opts, &cli.command) {
-        eprintln!("pgitops: error: {e:#}");
+        eprintln!("pgitops: error: {}", chain_once(&e));
         return ExitCode::from(EXIT_ERROR);
     }
     let result = match cli.command {
@@ -222,7 +222,7 @@ pub async fn main(Args(cli): Args) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("pgitops: error: {e:#}");
+            eprintln!("pgitops: error: {}", chain_once(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -317,4 +317,39 @@ pub(crate) fn emit(text: &str) {
     let _ = stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
+}
+
+/// An error and its causes, `: `-joined, each said once: a cause whose text the message so far
+/// already holds (libraries that print their source inside their own message) is left out.
+fn chain_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("etcd: {0}")]
+        struct Wrapper(#[source] std::io::Error);
+        let inner = std::io::Error::other("authentication failed");
+        let e = anyhow::Error::new(Wrapper(inner)).context("connecting to etcd at x");
+        assert_eq!(
+            super::chain_once(&e),
+            "connecting to etcd at x: etcd: authentication failed"
+        );
+        let plain = anyhow::anyhow!("disk full").context("writing the note");
+        assert_eq!(super::chain_once(&plain), "writing the note: disk full");
+    }
 }

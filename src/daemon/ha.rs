@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::{Shutdown, Trigger};
 use pgitops::config::Config;
 use pgitops::report::note::NOTES_REF;
-use pgitops::report::shared_state::{connect, leader_key, Fence};
+use pgitops::report::shared_state::{connect, leader_key, Access, Fence};
 use pgitops::source::remote::Mirror;
 
 #[derive(Clone)]
@@ -60,12 +60,35 @@ enum Tried {
     Other(String, i64),
 }
 
+/// How this instance reaches etcd: `[ha]`'s endpoints, TLS files and user, the password read
+/// from its variable (an unset or empty one is an error, never "no password").
+fn access(h: &pgitops::config::Ha) -> Result<Access> {
+    let tls = h
+        .ca_file
+        .clone()
+        .map(|ca| (ca, h.cert_file.clone().zip(h.key_file.clone())));
+    let user = match (&h.user, &h.password_env) {
+        (Some(user), Some(var)) => {
+            let password = pgitops::fsutil::secret(Some(var), None)
+                .filter(|p| !p.is_empty())
+                .with_context(|| format!("`ha.password_env`: {var} is unset or empty"))?;
+            Some((user.clone(), password))
+        }
+        _ => None,
+    };
+    Ok(Access {
+        endpoints: h.etcd.clone(),
+        tls,
+        user,
+    })
+}
+
 impl Ha {
     /// Connects to etcd and starts campaigning; a won election sends a [`Trigger::Fetch`].
     pub async fn start(cfg: &Config, triggers: UnboundedSender<Trigger>) -> Result<Ha> {
         let h = cfg.ha.as_ref().context("no [ha] table")?;
         let ttl = Duration::from_secs(h.ttl_seconds);
-        let client = connect(&h.etcd, ttl)
+        let client = connect(&access(h)?, ttl)
             .await
             .with_context(|| format!("connecting to etcd at {}", h.etcd.join(", ")))?;
         let prefix = h.prefix_for(&cfg.repository.remote, &cfg.repository.branch);

@@ -17,6 +17,7 @@
 //! alone before shares its local state and journal. Without `[ha]` none of this is used.
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +38,31 @@ pub enum FenceError {
     Corrupt { key: String, reason: String },
     #[error("writing the local copy of the shared state: {0}")]
     Local(String),
+    #[error("reading {file} for TLS to etcd: {source}")]
+    TlsFile {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+/// How to reach etcd: endpoints, TLS (PEM files) and authentication.
+#[derive(Clone, Default)]
+pub struct Access {
+    pub endpoints: Vec<String>,
+    /// The CA certificate file, and this client's certificate and key files if any.
+    pub tls: Option<(PathBuf, Option<(PathBuf, PathBuf)>)>,
+    /// User and password.
+    pub user: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("endpoints", &self.endpoints)
+            .field("tls", &self.tls)
+            .field("user", &self.user.as_ref().map(|(u, _)| (u, "<redacted>")))
+            .finish()
+    }
 }
 
 /// The leader key under `prefix`.
@@ -240,10 +266,27 @@ pub fn action_key(action: &str) -> String {
     hex::encode(Sha256::digest(action.as_bytes()))
 }
 
-/// Connects to the etcd endpoints; each request gives up after `timeout`.
-pub async fn connect(endpoints: &[String], timeout: Duration) -> Result<Client, FenceError> {
-    let options = etcd_client::ConnectOptions::new()
+/// Connects to etcd as `access` says; each request gives up after `timeout`.
+pub async fn connect(access: &Access, timeout: Duration) -> Result<Client, FenceError> {
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(timeout)
         .with_timeout(timeout);
-    Ok(Client::connect(endpoints, Some(options)).await?)
+    if let Some((ca, client)) = &access.tls {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|source| FenceError::TlsFile {
+                file: p.display().to_string(),
+                source,
+            })
+        };
+        let mut tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
+        if let Some((cert, key)) = client {
+            tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(tls);
+    }
+    if let Some((user, password)) = &access.user {
+        options = options.with_user(user.clone(), password.clone());
+    }
+    Ok(Client::connect(&access.endpoints, Some(options)).await?)
 }

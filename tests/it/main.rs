@@ -40,6 +40,7 @@ mod serve;
 mod serve_controller;
 mod serve_crash;
 mod serve_ha;
+mod serve_ha_tls;
 mod serve_http;
 mod serve_leaders;
 mod serve_policy;

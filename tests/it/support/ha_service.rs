@@ -14,6 +14,8 @@ pub struct Instance {
     pub name: String,
     pub child: Option<Child>,
     pub state: tempfile::TempDir,
+    /// Extra environment of the service (secrets named by its configuration).
+    pub env: Vec<(String, String)>,
 }
 
 impl Instance {
@@ -100,6 +102,18 @@ impl HaPair {
     /// Instances `names` (not started) on `f`'s nodes, sharing one remote and `etcd` with a lease
     /// of `ttl` seconds, polling every `poll` seconds.
     pub fn new(f: &Fleet, etcd: &Etcd, names: &[&str], ttl: u64, poll: u64) -> HaPair {
+        Self::new_with(f, etcd, names, (ttl, poll), "", &[])
+    }
+
+    /// [`HaPair::new`] with `extra` lines in the `[ha]` table and `env` for every instance.
+    pub fn new_with(
+        f: &Fleet,
+        etcd: &Etcd,
+        names: &[&str],
+        (ttl, poll): (u64, u64),
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> HaPair {
         let remote = tempfile::tempdir().unwrap();
         git2::Repository::init_bare(remote.path()).unwrap();
         let instances = names
@@ -111,7 +125,7 @@ impl HaPair {
                     .unwrap();
                 let cfg = config_text(f, remote.path(), state.path(), poll, free_port(), "", "")
                     + &format!(
-                        "[ha]\netcd = {}\nttl_seconds = {ttl}\nname = {name:?}\nprefix = \"/pgitops/ha-test\"\n",
+                        "[ha]\netcd = {}\nttl_seconds = {ttl}\nname = {name:?}\nprefix = \"/pgitops/ha-test\"\n{extra}",
                         etcd.endpoints_toml()
                     );
                 std::fs::write(state.path().join("pgitops.toml"), cfg).unwrap();
@@ -119,6 +133,10 @@ impl HaPair {
                     name: name.to_string(),
                     child: None,
                     state,
+                    env: env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 }
             })
             .collect();
@@ -138,6 +156,7 @@ impl HaPair {
             .args(["serve", "--config"])
             .arg(inst.state.path().join("pgitops.toml"))
             .env("PGITOPS_LOG", "info")
+            .envs(inst.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
