@@ -36,6 +36,19 @@ fn reset(f: &Fleet, commit: &str) {
     repo.reset(&c, git2::ResetType::Hard, None).unwrap();
 }
 
+/// A node on `ip` with the base inventory applied by a service reporting to a stand-in GitHub:
+/// the fleet, the forge, the inventory, the base commit and the service.
+fn serving(ip: &str) -> (Fleet, PullForge, serde_yaml_ng::Value, String, Service) {
+    let f = Fleet::new(&[ip]);
+    let forge = PullForge::start();
+    let v = f.inventory();
+    let base = f.commit(&v, "base");
+    let svc = Service::start_with(&f, &forge.config(), &[("PULL_FORGE_TOKEN", TOKEN)]);
+    svc.push(&f);
+    assert_eq!(svc.final_note(&base)["status"], "success");
+    (f, forge, v, base, svc)
+}
+
 /// Waits until pgitops' one comment on `n` contains `want`; returns it.
 fn comment_with(forge: &PullForge, n: u64, want: &str) -> String {
     let mut last = vec![];
@@ -132,13 +145,7 @@ fn a_pull_request_gets_one_comment_edited_per_head_with_held_drops_and_their_tra
 
 #[test]
 fn a_pull_request_that_breaks_the_yaml_or_conflicts_is_told_so() {
-    let f = Fleet::new(&["127.0.78.21"]);
-    let forge = PullForge::start();
-    let v = f.inventory();
-    let base = f.commit(&v, "base");
-    let svc = Service::start_with(&f, &forge.config(), &[("PULL_FORGE_TOKEN", TOKEN)]);
-    svc.push(&f);
-    assert_eq!(svc.final_note(&base)["status"], "success");
+    let (f, forge, v, base, svc) = serving("127.0.78.21");
 
     // #2 breaks the YAML: the located error, a failure, nothing applied.
     let text = to_yaml(&v).replace("pg_cluster: pg-t", "pg_cluster: [pg-t");
@@ -204,13 +211,7 @@ fn a_pull_request_with_an_unsigned_commit_is_told_before_its_merge() {
 
 #[test]
 fn pull_request_plans_on_a_slow_forge_do_not_hold_up_an_apply() {
-    let f = Fleet::new(&["127.0.81.11"]);
-    let forge = PullForge::start();
-    let v = f.inventory();
-    let base = f.commit(&v, "base");
-    let svc = Service::start_with(&f, &forge.config(), &[("PULL_FORGE_TOKEN", TOKEN)]);
-    svc.push(&f);
-    assert_eq!(svc.final_note(&base)["status"], "success");
+    let (f, forge, v, base, svc) = serving("127.0.81.11");
 
     // Four open pull requests pushed at once (one round plans them all); each comment request
     // now takes 1.5 s, so the round takes about 12 s.
