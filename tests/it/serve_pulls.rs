@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::fleet::{has_database, has_role, push, Fleet};
 use crate::support::patroni::wait_until;
 use crate::support::pull_forge::{PullForge, TOKEN};
-use crate::support::service::Service;
+use crate::support::service::{push_refs, Service};
 use crate::support::*;
 
 /// Opens (or updates) pull request `n` on the forge with the work repository's HEAD, then
@@ -19,11 +19,11 @@ fn push_pull(f: &Fleet, svc: &Service, forge: Option<&PullForge>, n: u64) -> Str
     if let Some(forge) = forge {
         forge.open(n, &head);
     }
-    let mut remote = repo
-        .remote_anonymous(svc.remote.path().to_str().unwrap())
-        .unwrap();
-    let spec = format!("+HEAD:refs/pull/{n}/head");
-    remote.push(&[spec.as_str()], None).unwrap();
+    push_refs(
+        f.repo.path(),
+        svc.remote.path(),
+        &[format!("+HEAD:refs/pull/{n}/head")],
+    );
     head
 }
 
@@ -224,11 +224,7 @@ fn pull_request_plans_on_a_slow_forge_do_not_hold_up_an_apply() {
         specs.push(format!("+{head}:refs/pull/{n}/head"));
         reset(&f, &base);
     }
-    let repo = git2::Repository::open(f.repo.path()).unwrap();
-    let mut remote = repo
-        .remote_anonymous(svc.remote.path().to_str().unwrap())
-        .unwrap();
-    remote.push(&specs, None).unwrap();
+    push_refs(f.repo.path(), svc.remote.path(), &specs);
     wait_until("pull request plans under way", 30, || {
         forge.count("GET", "/issues/") >= 1
     });

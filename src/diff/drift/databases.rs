@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_yaml_ng::Mapping;
 
-use super::objects::{bool_of, entries, guc_text, int_of, settings, str_of};
+use super::objects::{bool_of, comment, connlimit, entries, guc_text, settings, str_of};
 use super::Item;
 use crate::render::sql::default_database_comment;
 
@@ -95,26 +95,15 @@ pub fn database(
         bool_of(def, "revokeconn").filter(|r| *r),
         !live.public_connect,
     );
-    if let Some(n) = int_of(def, "connlimit") {
-        if live.connlimit != n {
-            out.push(Item::new(
-                &object,
-                "connlimit",
-                Some(n.to_string()),
-                Some(live.connlimit.to_string()),
-            ));
-        }
-    }
+    connlimit(&object, def, live.connlimit, &mut out);
     settings(&object, def.get("parameters"), &live.settings, &mut out);
-    let comment = str_of(def, "comment").map_or(default_database_comment(name), str::to_string);
-    if live.comment.as_deref() != Some(comment.as_str()) {
-        out.push(Item::new(
-            &object,
-            "comment",
-            Some(comment),
-            live.comment.clone(),
-        ));
-    }
+    comment(
+        &object,
+        def,
+        default_database_comment(name),
+        &live.comment,
+        &mut out,
+    );
     let Some(inner) = inner else {
         return out;
     };

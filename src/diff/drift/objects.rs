@@ -112,6 +112,32 @@ pub fn same_guc(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
+/// A declared `connlimit` against the live one.
+pub(super) fn connlimit(object: &str, def: &Mapping, live: i64, out: &mut Vec<Item>) {
+    if let Some(n) = int_of(def, "connlimit").filter(|n| *n != live) {
+        out.push(Item::new(
+            object,
+            "connlimit",
+            Some(n.to_string()),
+            Some(live.to_string()),
+        ));
+    }
+}
+
+/// The declared `comment` (Pigsty's default when none is) against the live one.
+pub(super) fn comment(
+    object: &str,
+    def: &Mapping,
+    default: String,
+    live: &Option<String>,
+    out: &mut Vec<Item>,
+) {
+    let want = str_of(def, "comment").map_or(default, str::to_string);
+    if live.as_deref() != Some(want.as_str()) {
+        out.push(Item::new(object, "comment", Some(want), live.clone()));
+    }
+}
+
 /// `parameters` (name to YAML value) against live `name=value` settings.
 pub(super) fn settings(
     object: &str,
@@ -167,16 +193,7 @@ pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: b
         return exists(object, true, false);
     };
     flag_items(&object, def, live, &mut out);
-    if let Some(n) = int_of(def, "connlimit") {
-        if live.connlimit != n {
-            out.push(Item::new(
-                &object,
-                "connlimit",
-                Some(n.to_string()),
-                Some(live.connlimit.to_string()),
-            ));
-        }
-    }
+    connlimit(&object, def, live.connlimit, &mut out);
     let until = live.valid_until.clone();
     if let Some(at) = str_of(def, "expire_at") {
         let want = at.get(..10).unwrap_or(at).to_string();
@@ -199,15 +216,13 @@ pub fn role(name: &str, def: &Mapping, live: Option<&LiveRole>, with_password: b
         }
     }
     settings(&object, def.get("parameters"), &live.settings, &mut out);
-    let comment = str_of(def, "comment").map_or(default_user_comment(name), str::to_string);
-    if live.comment.as_deref() != Some(comment.as_str()) {
-        out.push(Item::new(
-            &object,
-            "comment",
-            Some(comment),
-            live.comment.clone(),
-        ));
-    }
+    comment(
+        &object,
+        def,
+        default_user_comment(name),
+        &live.comment,
+        &mut out,
+    );
     for (granted, state, _) in entries(def, "roles", "grant") {
         let member = live.member_of.contains(&granted);
         let want = state == "grant";

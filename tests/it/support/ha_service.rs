@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::etcd::Etcd;
 use super::fleet::Fleet;
-use super::service::{config_text, free_port};
+use super::service::{config_text, free_port, push_refs};
 
 pub struct Instance {
     pub name: String,
@@ -167,11 +167,11 @@ impl HaPair {
 
     /// Pushes the work repository's HEAD to the remote's `main`.
     pub fn push(&self, f: &Fleet) {
-        let repo = git2::Repository::open(f.repo.path()).unwrap();
-        let mut remote = repo
-            .remote_anonymous(self.remote.path().to_str().unwrap())
-            .unwrap();
-        remote.push(&["+HEAD:refs/heads/main"], None).unwrap();
+        push_refs(
+            f.repo.path(),
+            self.remote.path(),
+            &["+HEAD:refs/heads/main"],
+        );
     }
 
     /// The note on `commit` in the remote, if any.

@@ -159,11 +159,11 @@ impl Service {
 
     /// Pushes the work repository's HEAD to the remote's `main`.
     pub fn push(&self, f: &Fleet) {
-        let repo = git2::Repository::open(f.repo.path()).unwrap();
-        let mut remote = repo
-            .remote_anonymous(self.remote.path().to_str().unwrap())
-            .unwrap();
-        remote.push(&["+HEAD:refs/heads/main"], None).unwrap();
+        push_refs(
+            f.repo.path(),
+            self.remote.path(),
+            &["+HEAD:refs/heads/main"],
+        );
     }
 
     /// The note the service pushed for `commit`, once its status is final.
@@ -247,4 +247,12 @@ impl Service {
         s.read_to_string(&mut out).unwrap();
         out
     }
+}
+
+/// Pushes `specs` from the work repository at `work` to the bare remote at `remote`.
+pub fn push_refs<S: AsRef<str>>(work: &std::path::Path, remote: &std::path::Path, specs: &[S]) {
+    let repo = git2::Repository::open(work).unwrap();
+    let mut remote = repo.remote_anonymous(remote.to_str().unwrap()).unwrap();
+    let specs: Vec<&str> = specs.iter().map(AsRef::as_ref).collect();
+    remote.push(&specs, None).unwrap();
 }
